@@ -1,0 +1,141 @@
+//! Entra clouds: where discovery, keys and Microsoft Graph live, and the issuer forms.
+
+/// An Entra cloud (national cloud, or a custom authority for sovereign deployments and
+/// tests).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cloud {
+    pub(crate) authority: String,
+    pub(crate) v2_issuer_base: String,
+    pub(crate) v1_issuer_base: String,
+    pub(crate) graph: String,
+    pub(crate) extra_key_hosts: Vec<String>,
+}
+
+impl Cloud {
+    /// The global Azure cloud: `login.microsoftonline.com`, v1 issuer `sts.windows.net`.
+    pub fn global() -> Self {
+        Self {
+            authority: "https://login.microsoftonline.com".into(),
+            v2_issuer_base: "https://login.microsoftonline.com".into(),
+            v1_issuer_base: "https://sts.windows.net".into(),
+            graph: "https://graph.microsoft.com".into(),
+            extra_key_hosts: Vec::new(),
+        }
+    }
+
+    /// Azure US Government: `login.microsoftonline.us`.
+    pub fn us_government() -> Self {
+        Self {
+            authority: "https://login.microsoftonline.us".into(),
+            v2_issuer_base: "https://login.microsoftonline.us".into(),
+            v1_issuer_base: "https://login.microsoftonline.us".into(),
+            graph: "https://graph.microsoft.us".into(),
+            extra_key_hosts: Vec::new(),
+        }
+    }
+
+    /// Azure operated by 21Vianet (China): `login.partner.microsoftonline.cn`, keys also
+    /// served from `login.chinacloudapi.cn`.
+    pub fn china() -> Self {
+        Self {
+            authority: "https://login.partner.microsoftonline.cn".into(),
+            v2_issuer_base: "https://login.partner.microsoftonline.cn".into(),
+            v1_issuer_base: "https://sts.chinacloudapi.cn".into(),
+            graph: "https://microsoftgraph.chinacloudapi.cn".into(),
+            extra_key_hosts: vec!["login.chinacloudapi.cn".into()],
+        }
+    }
+
+    /// A custom authority base URL, e.g. a sovereign cloud or a local Entra look-alike.
+    /// Both issuer forms default to the authority (`{authority}/{tid}/v2.0`,
+    /// `{authority}/{tid}/`), as does the Microsoft Graph base.
+    ///
+    /// A trailing slash is ignored. `http://` authorities are refused by
+    /// [`GovernorBuilder::build`](crate::GovernorBuilder::build) unless
+    /// [`dangerous_allow_http_loopback`](crate::GovernorBuilder::dangerous_allow_http_loopback)
+    /// is set and the host is a loopback address.
+    pub fn custom(authority: impl Into<String>) -> Self {
+        let authority = authority.into().trim_end_matches('/').to_owned();
+        Self {
+            v2_issuer_base: authority.clone(),
+            v1_issuer_base: authority.clone(),
+            graph: authority.clone(),
+            authority,
+            extra_key_hosts: Vec::new(),
+        }
+    }
+
+    /// Overrides the base of v2 issuers (`{base}/{tid}/v2.0`).
+    pub fn with_v2_issuer_base(mut self, base: impl Into<String>) -> Self {
+        self.v2_issuer_base = base.into().trim_end_matches('/').to_owned();
+        self
+    }
+
+    /// Overrides the base of v1 issuers (`{base}/{tid}/`).
+    pub fn with_v1_issuer_base(mut self, base: impl Into<String>) -> Self {
+        self.v1_issuer_base = base.into().trim_end_matches('/').to_owned();
+        self
+    }
+
+    /// Overrides the Microsoft Graph base URL.
+    pub fn with_graph_base(mut self, base: impl Into<String>) -> Self {
+        self.graph = base.into().trim_end_matches('/').to_owned();
+        self
+    }
+
+    /// The authority base URL (no trailing slash).
+    pub fn authority(&self) -> &str {
+        &self.authority
+    }
+
+    /// The Microsoft Graph base URL (no trailing slash).
+    pub fn graph_base(&self) -> &str {
+        &self.graph
+    }
+
+    /// The v2 issuer of a tenant: `{base}/{tid}/v2.0`.
+    pub fn v2_issuer(&self, tenant: &str) -> String {
+        format!("{}/{}/v2.0", self.v2_issuer_base, tenant)
+    }
+
+    /// The v1 issuer of a tenant: `{base}/{tid}/` (with the trailing slash).
+    pub fn v1_issuer(&self, tenant: &str) -> String {
+        format!("{}/{}/", self.v1_issuer_base, tenant)
+    }
+}
+
+impl Default for Cloud {
+    fn default() -> Self {
+        Self::global()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn issuer_forms_per_cloud() {
+        let t = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+        assert_eq!(
+            Cloud::global().v1_issuer(t),
+            format!("https://sts.windows.net/{t}/")
+        );
+        assert_eq!(
+            Cloud::global().v2_issuer(t),
+            format!("https://login.microsoftonline.com/{t}/v2.0")
+        );
+        assert_eq!(
+            Cloud::us_government().v1_issuer(t),
+            format!("https://login.microsoftonline.us/{t}/")
+        );
+        assert_eq!(
+            Cloud::china().v1_issuer(t),
+            format!("https://sts.chinacloudapi.cn/{t}/")
+        );
+        assert_eq!(
+            Cloud::custom("http://127.0.0.1:9/").v2_issuer(t),
+            format!("http://127.0.0.1:9/{t}/v2.0")
+        );
+    }
+}

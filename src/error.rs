@@ -1,0 +1,373 @@
+//! The crate's error types.
+//!
+//! Every variant says what was expected and what was found, so an operator can fix a
+//! configuration or trace a rejected call, but no variant ever holds the token, its
+//! signature or a secret. Values copied from a token (an issuer, an audience, a key id)
+//! are attacker-controlled: they are shortened and stripped of control characters first
+//! (see [`excerpt`]).
+
+use std::fmt;
+
+/// Why a bearer token was not accepted. Every variant is "401 material" (RFC 6750
+/// `invalid_token`) except [`TokenError::KeysUnavailable`], which means the identity
+/// provider could not be reached and maps to 503.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TokenError {
+    /// The token is larger than the configured cap; nothing was decoded.
+    #[error("token is {size} bytes, more than the {max}-byte limit")]
+    TooLarge {
+        /// Size of the presented token in bytes.
+        size: usize,
+        /// The configured maximum.
+        max: usize,
+    },
+    /// Not a compact JWS: three base64url segments without padding.
+    #[error("malformed token: {reason}")]
+    Malformed {
+        /// What was wrong with its shape.
+        reason: &'static str,
+    },
+    /// The JOSE header is not a JSON object of the expected shape.
+    #[error("invalid token header: {reason}")]
+    InvalidHeader {
+        /// What was wrong with it.
+        reason: &'static str,
+    },
+    /// The header names an algorithm other than RS256 (the only one Entra uses).
+    #[error("unsupported algorithm {found:?}: only RS256 is accepted")]
+    UnsupportedAlgorithm {
+        /// The `alg` value seen (shortened).
+        found: String,
+    },
+    /// The header has no usable `kid`.
+    #[error("token header has no usable key id (kid): {reason}")]
+    MissingKeyId {
+        /// Missing, empty, not a string, too long, or non-printable.
+        reason: &'static str,
+    },
+    /// The header carries a member this validator refuses (`crit`, `jwk`, `jku`, `x5u`,
+    /// `x5c`, …): Entra never sends them, and keys are never taken from a token.
+    #[error("token header member {name:?} is not accepted")]
+    ForbiddenHeader {
+        /// The header member's name.
+        name: &'static str,
+    },
+    /// No signing key with this id is published by the identity provider.
+    #[error("no signing key with id {kid:?} is published by the identity provider")]
+    UnknownKey {
+        /// The key id from the header (shortened).
+        kid: String,
+    },
+    /// Signing keys could not be obtained from the identity provider (and none are cached).
+    /// This is a service problem (503), never a reason to accept.
+    #[error("signing keys are unavailable: {reason}")]
+    KeysUnavailable {
+        /// What went wrong fetching them.
+        reason: String,
+    },
+    /// The signature does not verify under the key named by `kid`.
+    #[error("signature verification failed")]
+    InvalidSignature,
+    /// The payload is not a JSON object of claims.
+    #[error("invalid token payload: {reason}")]
+    InvalidPayload {
+        /// What was wrong with it.
+        reason: &'static str,
+    },
+    /// A claim has the wrong JSON type (e.g. a string `exp`, a string `roles`).
+    #[error("claim {claim:?} has the wrong type: expected {expected}")]
+    InvalidClaimType {
+        /// The claim's name.
+        claim: &'static str,
+        /// The JSON type required.
+        expected: &'static str,
+    },
+    /// A claim appears twice, possibly in another letter case (`tid` and `TID`).
+    #[error("claim {claim:?} appears more than once (in some letter case)")]
+    DuplicateClaim {
+        /// The claim's name.
+        claim: &'static str,
+    },
+    /// A required claim is absent.
+    #[error("required claim {claim:?} is missing")]
+    MissingClaim {
+        /// The claim's name.
+        claim: &'static str,
+    },
+    /// The token has expired (with the clock skew allowed).
+    #[error("token expired at {expired_at} (now {now}, skew {skew_secs} s)")]
+    Expired {
+        /// `exp`.
+        expired_at: u64,
+        /// The current time.
+        now: u64,
+        /// The skew allowed.
+        skew_secs: u64,
+    },
+    /// The token is not valid yet (`nbf` in the future beyond the skew).
+    #[error("token not valid before {not_before} (now {now})")]
+    NotYetValid {
+        /// `nbf`.
+        not_before: u64,
+        /// The current time.
+        now: u64,
+    },
+    /// The token claims to be issued in the future beyond the skew.
+    #[error("token issued at {issued_at}, in the future (now {now})")]
+    IssuedInFuture {
+        /// `iat`.
+        issued_at: u64,
+        /// The current time.
+        now: u64,
+    },
+    /// `ver` is neither "1.0" nor "2.0".
+    #[error("unsupported token version {found:?}")]
+    UnsupportedVersion {
+        /// The `ver` value seen (shortened).
+        found: String,
+    },
+    /// The token version is not among the accepted ones.
+    #[error("token version {found} is not accepted (accepted: {accepted})")]
+    VersionNotAccepted {
+        /// The version seen.
+        found: &'static str,
+        /// The versions accepted.
+        accepted: &'static str,
+    },
+    /// `iss` is not byte-for-byte the issuer expected for this tenant and version.
+    #[error("issuer mismatch: expected {expected:?}, found {found:?}")]
+    IssuerMismatch {
+        /// The issuer required.
+        expected: String,
+        /// The issuer seen (shortened).
+        found: String,
+    },
+    /// `tid` is not a GUID.
+    #[error("tenant id (tid) {found:?} is not a GUID")]
+    InvalidTenantId {
+        /// The value seen (shortened).
+        found: String,
+    },
+    /// The token's tenant is not one this API accepts.
+    #[error("tenant {tenant} is not allowed")]
+    TenantNotAllowed {
+        /// The token's tenant id.
+        tenant: String,
+    },
+    /// The signing key is bound to another issuer than the token's (shared multi-tenant
+    /// key sets must not let one tenant's key vouch for another).
+    #[error("signing key {kid:?} is bound to issuer {key_issuer:?}, not to {token_issuer:?}")]
+    KeyIssuerMismatch {
+        /// The key id.
+        kid: String,
+        /// The issuer the key is published for.
+        key_issuer: String,
+        /// The token's issuer.
+        token_issuer: String,
+    },
+    /// The token was issued for Microsoft Graph, not this API.
+    #[error("token is for Microsoft Graph, not for this API")]
+    GraphToken,
+    /// `aud` is not one of this API's audiences.
+    #[error("audience mismatch: expected one of {expected:?}, found {found:?}")]
+    AudienceMismatch {
+        /// The audiences accepted.
+        expected: Vec<String>,
+        /// The audiences seen (shortened).
+        found: Vec<String>,
+    },
+    /// The calling client application is not on the allow-list.
+    #[error("client application {found:?} is not allowed")]
+    ClientAppNotAllowed {
+        /// `azp` / `appid` (shortened), or "none".
+        found: String,
+    },
+    /// A claim holds a value that contradicts the rest of the token.
+    #[error("claim {claim:?} is invalid: {reason}")]
+    InvalidClaim {
+        /// The claim's name.
+        claim: &'static str,
+        /// Why.
+        reason: &'static str,
+    },
+    /// Neither `scp` nor `roles`: Entra issues such app-only tokens to any application
+    /// that asks, so they prove nothing about authorization.
+    #[error("token has neither scopes (scp) nor roles")]
+    NoScopesOrRoles,
+}
+
+impl TokenError {
+    /// The HTTP status an API should answer with: 503 when keys are unavailable, else 401.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            Self::KeysUnavailable { .. } => 503,
+            _ => 401,
+        }
+    }
+
+    /// The RFC 6750 `WWW-Authenticate` value for a 401 answer, e.g.
+    /// `Bearer error="invalid_token", error_description="token expired"`.
+    ///
+    /// The description is a fixed phrase per variant: it says what kind of failure
+    /// happened without echoing anything from the token.
+    pub fn www_authenticate(&self) -> String {
+        format!(
+            "Bearer error=\"invalid_token\", error_description=\"{}\"",
+            self.short_description()
+        )
+    }
+
+    /// A fixed, token-free phrase describing the failure (used in `error_description`).
+    pub fn short_description(&self) -> &'static str {
+        match self {
+            Self::TooLarge { .. } => "token too large",
+            Self::Malformed { .. } | Self::InvalidHeader { .. } | Self::InvalidPayload { .. } => {
+                "malformed token"
+            }
+            Self::UnsupportedAlgorithm { .. } => "unsupported algorithm",
+            Self::MissingKeyId { .. } | Self::UnknownKey { .. } => "unknown signing key",
+            Self::ForbiddenHeader { .. } => "forbidden header",
+            Self::KeysUnavailable { .. } => "signing keys unavailable",
+            Self::InvalidSignature => "invalid signature",
+            Self::InvalidClaimType { .. }
+            | Self::DuplicateClaim { .. }
+            | Self::MissingClaim { .. }
+            | Self::InvalidClaim { .. } => "invalid claims",
+            Self::Expired { .. } => "token expired",
+            Self::NotYetValid { .. } | Self::IssuedInFuture { .. } => "token not yet valid",
+            Self::UnsupportedVersion { .. } | Self::VersionNotAccepted { .. } => {
+                "token version not accepted"
+            }
+            Self::IssuerMismatch { .. } | Self::KeyIssuerMismatch { .. } => "invalid issuer",
+            Self::InvalidTenantId { .. } | Self::TenantNotAllowed { .. } => "tenant not allowed",
+            Self::GraphToken | Self::AudienceMismatch { .. } => "invalid audience",
+            Self::ClientAppNotAllowed { .. } => "client application not allowed",
+            Self::NoScopesOrRoles => "no scopes or roles",
+        }
+    }
+}
+
+/// A [`GovernorBuilder`](crate::GovernorBuilder) configuration that cannot work.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// No client id was given: the audience check would be impossible.
+    #[error("no client id: call .client_id(\"<the API's application (client) id>\")")]
+    MissingClientId,
+    /// The client id is not a GUID.
+    #[error("client id {found:?} is not a GUID")]
+    InvalidClientId {
+        /// The value given.
+        found: String,
+    },
+    /// No tenant mode was chosen.
+    #[error(
+        "no tenant: call .tenant(..), .tenants([..]) or, knowingly, .dangerous_accept_any_tenant()"
+    )]
+    MissingTenant,
+    /// A tenant is neither a GUID nor a domain name.
+    #[error("tenant {found:?} is neither a GUID nor a verified domain name")]
+    InvalidTenant {
+        /// The value given.
+        found: String,
+    },
+    /// `common`, `organizations` or `consumers` was given as a tenant.
+    #[error(
+        "{found:?} is not a tenant: list tenant ids with .tenants([..]) or call .dangerous_accept_any_tenant()"
+    )]
+    MultiTenantAlias {
+        /// The value given.
+        found: String,
+    },
+    /// The tenant allow-list is empty.
+    #[error("the tenant allow-list is empty")]
+    EmptyTenantList,
+    /// The authority URL cannot be used.
+    #[error("authority {found:?} is invalid: {reason}")]
+    InvalidAuthority {
+        /// The value given.
+        found: String,
+        /// Why it cannot be used.
+        reason: &'static str,
+    },
+    /// An audience (App ID URI) is empty or has control characters.
+    #[error("audience {found:?} is invalid")]
+    InvalidAudience {
+        /// The value given.
+        found: String,
+    },
+    /// No token version is accepted.
+    #[error("no token version accepted: accept v1, v2 or both")]
+    NoTokenVersion,
+    /// A duration setting is out of range.
+    #[error("{setting} is out of range: {reason}")]
+    OutOfRange {
+        /// The setting's name.
+        setting: &'static str,
+        /// The allowed range.
+        reason: &'static str,
+    },
+    /// An allowed client app id is not a GUID.
+    #[error("allowed client application {found:?} is not a GUID")]
+    InvalidClientApp {
+        /// The value given.
+        found: String,
+    },
+    /// The HTTP client could not be built.
+    #[error("could not build the HTTP client: {0}")]
+    HttpClient(String),
+}
+
+/// A shortened, printable copy of an attacker-controlled string, for error messages:
+/// at most 64 characters, control and non-ASCII characters escaped.
+pub fn excerpt(s: &str) -> String {
+    struct Escaped<'a>(&'a str);
+    impl fmt::Display for Escaped<'_> {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            for (i, c) in self.0.chars().enumerate() {
+                if i == 64 {
+                    return f.write_str("…");
+                }
+                if c.is_ascii_graphic() || c == ' ' {
+                    write!(f, "{c}")?;
+                } else {
+                    write!(f, "{}", c.escape_unicode())?;
+                }
+            }
+            Ok(())
+        }
+    }
+    Escaped(s).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn excerpt_bounds_and_escapes() {
+        assert_eq!(excerpt("abc"), "abc");
+        assert_eq!(excerpt("a\nb"), "a\\u{a}b");
+        let long = "x".repeat(500);
+        assert_eq!(excerpt(&long).chars().count(), 65);
+    }
+
+    #[test]
+    fn rfc6750_challenge_is_fixed_text() {
+        let e = TokenError::Expired {
+            expired_at: 1,
+            now: 2,
+            skew_secs: 300,
+        };
+        assert_eq!(e.http_status(), 401);
+        assert_eq!(
+            e.www_authenticate(),
+            "Bearer error=\"invalid_token\", error_description=\"token expired\""
+        );
+        let down = TokenError::KeysUnavailable {
+            reason: "timeout".into(),
+        };
+        assert_eq!(down.http_status(), 503);
+    }
+}

@@ -1,0 +1,113 @@
+//! Bounded HTTP GETs of identity-provider documents (discovery, JWKS).
+//!
+//! Every fetch has a deadline and a body cap, follows no redirect (a 3xx is an error, and
+//! an injected client that follows one anyway is caught by the final-URL check), and must
+//! stay on the host it was sent to.
+
+use std::time::Duration;
+
+use reqwest::Url;
+use serde::de::DeserializeOwned;
+
+/// Why a document could not be fetched. Never holds a body or a credential.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum FetchError {
+    #[error("request to {host} failed: {reason}")]
+    Transport { host: String, reason: String },
+    #[error("{host} answered HTTP {status}")]
+    Status { host: String, status: u16 },
+    #[error("{host} answered with a redirect, which is not followed")]
+    Redirect { host: String },
+    #[error("{host} answered more than {max} bytes")]
+    TooLarge { host: String, max: usize },
+    #[error("{host} answered a document that is not the expected JSON")]
+    InvalidJson { host: String },
+}
+
+/// A shared client plus the limits every identity-provider request obeys.
+#[derive(Clone, Debug)]
+pub(crate) struct Fetcher {
+    pub(crate) client: reqwest::Client,
+    pub(crate) timeout: Duration,
+    pub(crate) max_body: usize,
+}
+
+pub(crate) fn host_of(url: &Url) -> String {
+    match (url.host_str(), url.port()) {
+        (Some(h), Some(p)) => format!("{h}:{p}"),
+        (Some(h), None) => h.to_owned(),
+        _ => "?".to_owned(),
+    }
+}
+
+impl Fetcher {
+    /// The default client: rustls, no redirects, no proxy surprises beyond the system's.
+    pub(crate) fn default_client(timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
+        reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(timeout.min(Duration::from_secs(5)))
+            .timeout(timeout)
+            .build()
+    }
+
+    /// GETs `url` and parses the JSON body as `T`.
+    pub(crate) async fn get_json<T: DeserializeOwned>(&self, url: &Url) -> Result<T, FetchError> {
+        let body = self.get_bytes(url).await?;
+        serde_json::from_slice(&body).map_err(|_| FetchError::InvalidJson { host: host_of(url) })
+    }
+
+    /// GETs `url` and returns at most `max_body` bytes of body, all within the timeout.
+    pub(crate) async fn get_bytes(&self, url: &Url) -> Result<Vec<u8>, FetchError> {
+        tokio::time::timeout(self.timeout, self.get_bytes_unbounded(url))
+            .await
+            .unwrap_or_else(|_| {
+                Err(FetchError::Transport {
+                    host: host_of(url),
+                    reason: "timed out".into(),
+                })
+            })
+    }
+
+    async fn get_bytes_unbounded(&self, url: &Url) -> Result<Vec<u8>, FetchError> {
+        let host = host_of(url);
+        let transport = |e: reqwest::Error| FetchError::Transport {
+            host: host.clone(),
+            reason: e.without_url().to_string(),
+        };
+        let mut response = self
+            .client
+            .get(url.clone())
+            .timeout(self.timeout)
+            .send()
+            .await
+            .map_err(transport)?;
+        let status = response.status();
+        if status.is_redirection() || host_of(response.url()) != host {
+            return Err(FetchError::Redirect { host });
+        }
+        if !status.is_success() {
+            return Err(FetchError::Status {
+                host,
+                status: status.as_u16(),
+            });
+        }
+        let too_large = || FetchError::TooLarge {
+            host: host.clone(),
+            max: self.max_body,
+        };
+        if response
+            .content_length()
+            .is_some_and(|len| len > self.max_body as u64)
+        {
+            return Err(too_large());
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(transport)? {
+            if body.len() + chunk.len() > self.max_body {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
+    }
+}

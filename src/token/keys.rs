@@ -1,0 +1,561 @@
+//! Signing keys: OIDC discovery, the JWKS, and a per-`kid` cache that follows Microsoft's
+//! guidance for Entra key rotation.
+//!
+//! - Keys are cached by `kid`, parsed once into verification-ready public keys.
+//! - An unknown `kid` triggers an immediate refresh, merged into a single fetch for all
+//!   concurrent callers, and at most once per cooldown (default 5 minutes).
+//! - Until a first good key set exists, a failed fetch may be retried after a short,
+//!   doubling backoff (1 s up to 60 s), so a service that starts while Entra is
+//!   unreachable recovers on its own. No token is accepted meanwhile.
+//! - A refresh that fails, or yields no usable key, never replaces the last known good set.
+//!   Individual entries that cannot be used are skipped: not RSA, `use` other than `sig`,
+//!   an `alg` other than RS256, a modulus under 2048 bits, an exponent that is even or 1.
+//! - Each key is bound to the issuer it is published for (its `issuer` member, or the
+//!   discovered issuer), so a shared multi-tenant key set cannot vouch for another issuer.
+//! - An optional periodic refresh (default every 12 hours, with up to 10% jitter) picks up
+//!   rotations and drops removed keys; it stops when the last `Governor` clone is dropped.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use arc_swap::{ArcSwap, ArcSwapOption};
+use aws_lc_rs::signature::{ParsedPublicKey, RSA_PKCS1_2048_8192_SHA256, RsaPublicKeyComponents};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use reqwest::Url;
+use serde::Deserialize;
+
+use crate::error::{TokenError, excerpt};
+use crate::ids::{TenantId, is_guid};
+use crate::token::fetch::{FetchError, Fetcher, host_of};
+
+const MIN_RSA_BITS: usize = 2048;
+const BOOTSTRAP_BACKOFF_MIN: Duration = Duration::from_secs(1);
+const BOOTSTRAP_BACKOFF_MAX: Duration = Duration::from_secs(60);
+
+/// One verification-ready signing key.
+pub(crate) struct SigningKey {
+    pub(crate) kid: String,
+    key: ParsedPublicKey,
+    /// The issuer this key vouches for; may hold the `{tenantid}` template.
+    pub(crate) issuer: String,
+}
+
+impl std::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningKey")
+            .field("kid", &self.kid)
+            .field("issuer", &self.issuer)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SigningKey {
+    /// RSASSA-PKCS1-v1_5 with SHA-256 over the signing input.
+    pub(crate) fn verify(&self, signing_input: &[u8], signature: &[u8]) -> bool {
+        self.key.verify_sig(signing_input, signature).is_ok()
+    }
+
+    /// True when this key vouches for the issuer `expected` of tenant `tid`.
+    pub(crate) fn binds(&self, tid: &str, expected: &str) -> bool {
+        match self.issuer.split_once("{tenantid}") {
+            Some((pre, post)) => {
+                expected.len() == pre.len() + tid.len() + post.len()
+                    && expected.starts_with(pre)
+                    && expected[pre.len()..].starts_with(tid)
+                    && expected.ends_with(post)
+            }
+            None => self.issuer == expected,
+        }
+    }
+}
+
+/// A parsed JWKS: usable keys by `kid`.
+#[derive(Default)]
+pub(crate) struct KeySet {
+    by_kid: HashMap<String, Arc<SigningKey>>,
+}
+
+impl KeySet {
+    pub(crate) fn get(&self, kid: &str) -> Option<&Arc<SigningKey>> {
+        self.by_kid.get(kid)
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.by_kid.len()
+    }
+
+    pub(crate) fn kids(&self) -> impl Iterator<Item = &str> {
+        self.by_kid.keys().map(String::as_str)
+    }
+}
+
+#[derive(Deserialize)]
+struct Jwks {
+    keys: Vec<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+struct Jwk {
+    kty: String,
+    kid: String,
+    n: String,
+    e: String,
+    #[serde(rename = "use")]
+    use_: Option<String>,
+    alg: Option<String>,
+    issuer: Option<String>,
+}
+
+/// Parses a JWKS, keeping only the entries that are usable RS256 signing keys.
+pub(crate) fn parse_jwks(body: &[u8], default_issuer: &str) -> Option<KeySet> {
+    let jwks: Jwks = serde_json::from_slice(body).ok()?;
+    let mut set = KeySet::default();
+    for entry in jwks.keys {
+        match parse_jwk(entry, default_issuer) {
+            Ok(key) => {
+                set.by_kid
+                    .entry(key.kid.clone())
+                    .or_insert_with(|| Arc::new(key));
+            }
+            Err(why) => tracing::debug!(reason = why, "skipping a JWKS entry"),
+        }
+    }
+    Some(set)
+}
+
+fn parse_jwk(entry: serde_json::Value, default_issuer: &str) -> Result<SigningKey, &'static str> {
+    let jwk: Jwk = serde_json::from_value(entry).map_err(|_| "not an RSA JWK")?;
+    if jwk.kty != "RSA" {
+        return Err("not an RSA key");
+    }
+    if jwk.use_.as_deref().is_some_and(|u| u != "sig") {
+        return Err("not a signing key");
+    }
+    if jwk.alg.as_deref().is_some_and(|a| a != "RS256") {
+        return Err("not an RS256 key");
+    }
+    if jwk.kid.is_empty() {
+        return Err("empty kid");
+    }
+    let n = decode_uint(&jwk.n).ok_or("modulus is not base64url")?;
+    let e = decode_uint(&jwk.e).ok_or("exponent is not base64url")?;
+    if bit_len(&n) < MIN_RSA_BITS {
+        return Err("modulus shorter than 2048 bits");
+    }
+    if e.len() > 4 || e.last().is_none_or(|b| b & 1 == 0) || e == [1] {
+        return Err("exponent is not an odd number above 1 that fits 32 bits");
+    }
+    let key = RsaPublicKeyComponents { n: &n, e: &e }
+        .to_parsed_public_key(&RSA_PKCS1_2048_8192_SHA256)
+        .map_err(|_| "not a valid RSA public key")?;
+    Ok(SigningKey {
+        kid: jwk.kid,
+        key,
+        issuer: jwk.issuer.unwrap_or_else(|| default_issuer.to_owned()),
+    })
+}
+
+/// Big-endian unsigned integer without leading zero bytes.
+fn decode_uint(b64: &str) -> Option<Vec<u8>> {
+    let bytes = URL_SAFE_NO_PAD.decode(b64.trim_end_matches('=')).ok()?;
+    let start = bytes.iter().position(|b| *b != 0)?;
+    Some(bytes[start..].to_vec())
+}
+
+fn bit_len(n: &[u8]) -> usize {
+    n.first()
+        .map_or(0, |top| n.len() * 8 - top.leading_zeros() as usize)
+}
+
+/// What the discovery document's `issuer` must be.
+#[derive(Clone, Debug)]
+pub(crate) enum ExpectedIssuer {
+    /// Exactly this (a GUID tenant).
+    Exact(String),
+    /// `{prefix}{GUID}{suffix}`, the GUID being learnt (a domain tenant).
+    AnyGuid { prefix: String, suffix: String },
+}
+
+/// What discovery told us.
+#[derive(Clone, Debug)]
+pub(crate) struct Discovered {
+    pub(crate) issuer: String,
+    pub(crate) jwks_uri: Url,
+    /// The tenant id, for a single tenant configured by GUID or domain.
+    pub(crate) tenant: Option<TenantId>,
+}
+
+#[derive(Deserialize)]
+struct Metadata {
+    issuer: String,
+    jwks_uri: String,
+}
+
+/// Static settings of a key source.
+#[derive(Clone, Debug)]
+pub(crate) struct KeySourceConfig {
+    pub(crate) discovery_url: Url,
+    pub(crate) expected_issuer: ExpectedIssuer,
+    /// `scheme://host[:port]` origins the `jwks_uri` may point to.
+    pub(crate) key_origins: Vec<String>,
+    pub(crate) cooldown: Duration,
+    pub(crate) refresh_interval: Option<Duration>,
+}
+
+struct RefreshState {
+    last_unknown_kid_refresh: Option<Instant>,
+    last_failure: Option<Instant>,
+    failures: u32,
+    last_error: Option<String>,
+    refresher_started: bool,
+}
+
+/// Keys of one identity-provider source, readable without locks; refreshes are
+/// single-flight behind an async mutex that readers of known keys never touch.
+pub(crate) struct KeyStore {
+    config: KeySourceConfig,
+    fetcher: Fetcher,
+    keys: ArcSwap<KeySet>,
+    discovered: ArcSwapOption<Discovered>,
+    state: tokio::sync::Mutex<RefreshState>,
+    /// Dropped with the store: tells the periodic refresher to stop.
+    _stop: tokio::sync::watch::Sender<()>,
+    stop_rx: tokio::sync::watch::Receiver<()>,
+}
+
+impl KeyStore {
+    pub(crate) fn new(config: KeySourceConfig, fetcher: Fetcher) -> Arc<Self> {
+        let (stop, stop_rx) = tokio::sync::watch::channel(());
+        Arc::new(Self {
+            config,
+            fetcher,
+            keys: ArcSwap::from_pointee(KeySet::default()),
+            discovered: ArcSwapOption::empty(),
+            state: tokio::sync::Mutex::new(RefreshState {
+                last_unknown_kid_refresh: None,
+                last_failure: None,
+                failures: 0,
+                last_error: None,
+                refresher_started: false,
+            }),
+            _stop: stop,
+            stop_rx,
+        })
+    }
+
+    /// The discovery result, once known.
+    pub(crate) fn discovered(&self) -> Option<Arc<Discovered>> {
+        self.discovered.load_full()
+    }
+
+    /// The current key set (lock-free).
+    pub(crate) fn current(&self) -> Arc<KeySet> {
+        self.keys.load_full()
+    }
+
+    /// The key for `kid`, refreshing once (single flight, cooldown) when it is unknown.
+    pub(crate) async fn key(self: &Arc<Self>, kid: &str) -> Result<Arc<SigningKey>, TokenError> {
+        if let Some(key) = self.keys.load().get(kid) {
+            return Ok(key.clone());
+        }
+        let mut state = self.state.lock().await;
+        // Someone else's refresh may have brought it while we waited.
+        if let Some(key) = self.keys.load().get(kid) {
+            return Ok(key.clone());
+        }
+        let have_keys = self.keys.load().len() > 0;
+        if self.may_refresh(&state, have_keys) {
+            self.refresh_locked(&mut state, have_keys).await;
+        }
+        if let Some(key) = self.keys.load().get(kid) {
+            return Ok(key.clone());
+        }
+        if self.keys.load().len() == 0 {
+            return Err(TokenError::KeysUnavailable {
+                reason: state
+                    .last_error
+                    .clone()
+                    .unwrap_or_else(|| "no usable signing key published".into()),
+            });
+        }
+        Err(TokenError::UnknownKey { kid: excerpt(kid) })
+    }
+
+    /// Fetches keys now unless a fetch already failed within the backoff; for readiness
+    /// checks and warm-up.
+    pub(crate) async fn prefetch(self: &Arc<Self>) -> Result<usize, TokenError> {
+        let mut state = self.state.lock().await;
+        let have_keys = self.keys.load().len() > 0;
+        if !have_keys && self.may_refresh(&state, false) {
+            self.refresh_locked(&mut state, false).await;
+        }
+        match self.keys.load().len() {
+            0 => Err(TokenError::KeysUnavailable {
+                reason: state
+                    .last_error
+                    .clone()
+                    .unwrap_or_else(|| "no usable signing key published".into()),
+            }),
+            n => Ok(n),
+        }
+    }
+
+    fn may_refresh(&self, state: &RefreshState, have_keys: bool) -> bool {
+        if have_keys {
+            return state
+                .last_unknown_kid_refresh
+                .is_none_or(|t| t.elapsed() >= self.config.cooldown);
+        }
+        match state.last_failure {
+            None => true,
+            Some(t) => t.elapsed() >= bootstrap_backoff(state.failures),
+        }
+    }
+
+    async fn refresh_locked(self: &Arc<Self>, state: &mut RefreshState, on_demand: bool) {
+        if on_demand {
+            state.last_unknown_kid_refresh = Some(Instant::now());
+        }
+        match self.fetch(false).await {
+            Ok(()) => {
+                state.failures = 0;
+                state.last_failure = None;
+                state.last_error = None;
+                if !state.refresher_started {
+                    state.refresher_started = self.start_refresher();
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "signing key refresh failed; keeping the last known good keys");
+                state.failures = state.failures.saturating_add(1);
+                state.last_failure = Some(Instant::now());
+                state.last_error = Some(error);
+            }
+        }
+    }
+
+    /// Discovery (when not yet known, or when `rediscover`) and the JWKS. Replaces the key
+    /// set only with a non-empty parsed one.
+    async fn fetch(&self, rediscover: bool) -> Result<(), String> {
+        let discovered = match self.discovered.load_full() {
+            Some(d) if !rediscover => d,
+            _ => {
+                let d = Arc::new(self.discover().await?);
+                self.discovered.store(Some(d.clone()));
+                d
+            }
+        };
+        let body = self
+            .fetcher
+            .get_bytes(&discovered.jwks_uri)
+            .await
+            .map_err(|e| e.to_string())?;
+        let set = parse_jwks(&body, &discovered.issuer).ok_or_else(|| {
+            format!(
+                "{}: the JWKS is not valid JSON",
+                host_of(&discovered.jwks_uri)
+            )
+        })?;
+        if set.len() == 0 {
+            return Err(format!(
+                "{}: the JWKS holds no usable RS256 signing key",
+                host_of(&discovered.jwks_uri)
+            ));
+        }
+        self.keys.store(Arc::new(set));
+        Ok(())
+    }
+
+    async fn discover(&self) -> Result<Discovered, String> {
+        let url = &self.config.discovery_url;
+        let meta: Metadata = self
+            .fetcher
+            .get_json(url)
+            .await
+            .map_err(|e: FetchError| e.to_string())?;
+        let tenant = check_issuer(&self.config.expected_issuer, &meta.issuer)?;
+        let jwks_uri = Url::parse(&meta.jwks_uri)
+            .map_err(|_| "discovery document has an invalid jwks_uri".to_owned())?;
+        let origin = jwks_uri.origin().ascii_serialization();
+        if !self.config.key_origins.contains(&origin) {
+            return Err(format!(
+                "discovery jwks_uri points to {}, outside the authority",
+                excerpt(&origin)
+            ));
+        }
+        Ok(Discovered {
+            issuer: meta.issuer,
+            jwks_uri,
+            tenant,
+        })
+    }
+
+    /// Starts the periodic refresh task; false when there is no runtime or no interval.
+    fn start_refresher(self: &Arc<Self>) -> bool {
+        let Some(interval) = self.config.refresh_interval else {
+            return true;
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return false;
+        };
+        let weak: Weak<Self> = Arc::downgrade(self);
+        let mut stop = self.stop_rx.clone();
+        runtime.spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(jittered(interval)) => {}
+                    _ = stop.changed() => return,
+                }
+                let Some(store) = weak.upgrade() else { return };
+                if let Err(error) = store.fetch(true).await {
+                    tracing::warn!(%error, "periodic signing key refresh failed; keeping the last known good keys");
+                }
+            }
+        });
+        true
+    }
+}
+
+fn bootstrap_backoff(failures: u32) -> Duration {
+    let exp = failures.saturating_sub(1).min(6);
+    (BOOTSTRAP_BACKOFF_MIN * 2u32.pow(exp)).min(BOOTSTRAP_BACKOFF_MAX)
+}
+
+/// `interval` plus up to 10% random jitter, so fleets do not refresh in lockstep.
+fn jittered(interval: Duration) -> Duration {
+    let mut bytes = [0u8; 4];
+    let fraction = match aws_lc_rs::rand::fill(&mut bytes) {
+        Ok(()) => f64::from(u32::from_le_bytes(bytes)) / f64::from(u32::MAX),
+        Err(_) => 0.5,
+    };
+    interval + interval.mul_f64(0.1 * fraction)
+}
+
+/// Checks the discovered issuer; returns the tenant id when the expectation names one.
+fn check_issuer(expected: &ExpectedIssuer, found: &str) -> Result<Option<TenantId>, String> {
+    let mismatch = || {
+        format!(
+            "discovery issuer {:?} is not the expected one",
+            excerpt(found)
+        )
+    };
+    match expected {
+        ExpectedIssuer::Exact(issuer) if issuer == found => {
+            let tenant = issuer_tenant(found);
+            Ok(tenant)
+        }
+        ExpectedIssuer::Exact(_) => Err(mismatch()),
+        ExpectedIssuer::AnyGuid { prefix, suffix } => found
+            .strip_prefix(prefix.as_str())
+            .and_then(|rest| rest.strip_suffix(suffix.as_str()))
+            .filter(|guid| is_guid(guid))
+            .and_then(|guid| TenantId::parse(guid).ok())
+            .map(Some)
+            .ok_or_else(mismatch),
+    }
+}
+
+/// The GUID path segment of an issuer URL, if any (`https://host/{guid}/v2.0`).
+pub(crate) fn issuer_tenant(issuer: &str) -> Option<TenantId> {
+    issuer
+        .split('/')
+        .find(|seg| is_guid(seg))
+        .and_then(|g| TenantId::parse(g).ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_lc_rs::signature::KeyPair as _;
+
+    fn key(issuer: &str) -> SigningKey {
+        let pair = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
+        let pk = pair.public_key();
+        SigningKey {
+            kid: "k".into(),
+            key: RsaPublicKeyComponents {
+                n: pk.modulus().big_endian_without_leading_zero(),
+                e: pk.exponent().big_endian_without_leading_zero(),
+            }
+            .to_parsed_public_key(&RSA_PKCS1_2048_8192_SHA256)
+            .unwrap(),
+            issuer: issuer.into(),
+        }
+    }
+
+    #[test]
+    fn key_issuer_binding_substitutes_only_the_tenant() {
+        let t = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+        let k = key("https://login.microsoftonline.com/{tenantid}/v2.0");
+        assert!(k.binds(t, &format!("https://login.microsoftonline.com/{t}/v2.0")));
+        assert!(!k.binds(t, "https://login.microsoftonline.com/other/v2.0"));
+        assert!(!k.binds(t, &format!("https://evil.example/{t}/v2.0")));
+        let fixed = key(&format!("https://login.microsoftonline.com/{t}/v2.0"));
+        assert!(fixed.binds(t, &format!("https://login.microsoftonline.com/{t}/v2.0")));
+        assert!(!fixed.binds(
+            "11111111-1111-1111-1111-111111111111",
+            "https://login.microsoftonline.com/11111111-1111-1111-1111-111111111111/v2.0"
+        ));
+    }
+
+    #[test]
+    fn unusable_jwks_entries_are_skipped() {
+        let pair = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
+        let pk = pair.public_key();
+        let n = URL_SAFE_NO_PAD.encode(pk.modulus().big_endian_without_leading_zero());
+        let short_n =
+            URL_SAFE_NO_PAD.encode(&pk.modulus().big_endian_without_leading_zero()[..128]);
+        let body = serde_json::json!({"keys": [
+            {"kty":"RSA","use":"sig","kid":"good","n":n,"e":"AQAB"},
+            {"kty":"RSA","use":"enc","kid":"enc","n":n,"e":"AQAB"},
+            {"kty":"EC","use":"sig","kid":"ec","crv":"P-256","x":"AA","y":"AA"},
+            {"kty":"RSA","use":"sig","kid":"short","n":short_n,"e":"AQAB"},
+            {"kty":"RSA","use":"sig","kid":"e1","n":n,"e":"AQ"},
+            {"kty":"RSA","use":"sig","kid":"even","n":n,"e":"AAI"},
+            {"kty":"RSA","use":"sig","kid":"hs","alg":"HS256","n":n,"e":"AQAB"},
+            {"kty":"RSA","kid":"junk","n":"!!","e":"AQAB"},
+            "not an object"
+        ]});
+        let set = parse_jwks(body.to_string().as_bytes(), "iss").unwrap();
+        assert_eq!(set.kids().collect::<Vec<_>>(), vec!["good"]);
+        assert_eq!(set.get("good").unwrap().issuer, "iss");
+        assert!(parse_jwks(b"not json", "iss").is_none());
+    }
+
+    #[test]
+    fn discovery_issuer_rules() {
+        let t = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+        let exact = ExpectedIssuer::Exact(format!("https://l/{t}/v2.0"));
+        assert_eq!(
+            check_issuer(&exact, &format!("https://l/{t}/v2.0"))
+                .unwrap()
+                .unwrap()
+                .as_str(),
+            t
+        );
+        assert!(check_issuer(&exact, "https://l/x/v2.0").is_err());
+        let any = ExpectedIssuer::AnyGuid {
+            prefix: "https://l/".into(),
+            suffix: "/v2.0".into(),
+        };
+        assert_eq!(
+            check_issuer(&any, &format!("https://l/{t}/v2.0"))
+                .unwrap()
+                .unwrap()
+                .as_str(),
+            t
+        );
+        assert!(check_issuer(&any, "https://l/contoso.com/v2.0").is_err());
+        assert!(check_issuer(&any, &format!("https://evil/{t}/v2.0")).is_err());
+    }
+
+    #[test]
+    fn bootstrap_backoff_doubles_and_caps() {
+        assert_eq!(bootstrap_backoff(1), Duration::from_secs(1));
+        assert_eq!(bootstrap_backoff(2), Duration::from_secs(2));
+        assert_eq!(bootstrap_backoff(4), Duration::from_secs(8));
+        assert_eq!(bootstrap_backoff(30), Duration::from_secs(60));
+    }
+}
