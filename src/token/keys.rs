@@ -78,6 +78,11 @@ pub(crate) struct KeySet {
 }
 
 impl KeySet {
+    #[cfg(test)]
+    pub(crate) fn insert(&mut self, key: SigningKey) {
+        self.by_kid.insert(key.kid.clone(), Arc::new(key));
+    }
+
     pub(crate) fn get(&self, kid: &str) -> Option<&Arc<SigningKey>> {
         self.by_kid.get(kid)
     }
@@ -125,7 +130,7 @@ pub(crate) fn parse_jwks(body: &[u8], default_issuer: &str) -> Option<KeySet> {
     Some(set)
 }
 
-fn parse_jwk(entry: serde_json::Value, default_issuer: &str) -> Result<SigningKey, &'static str> {
+pub(crate) fn parse_jwk(entry: serde_json::Value, default_issuer: &str) -> Result<SigningKey, &'static str> {
     let jwk: Jwk = serde_json::from_value(entry).map_err(|_| "not an RSA JWK")?;
     if jwk.kty != "RSA" {
         return Err("not an RSA key");
@@ -243,6 +248,13 @@ impl KeyStore {
             _stop: stop,
             stop_rx,
         })
+    }
+
+    /// Installs keys and discovery results directly (unit tests without a server).
+    #[cfg(test)]
+    pub(crate) fn install(&self, set: KeySet, discovered: Discovered) {
+        self.keys.store(Arc::new(set));
+        self.discovered.store(Some(Arc::new(discovered)));
     }
 
     /// The discovery result, once known.

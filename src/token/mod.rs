@@ -58,3 +58,112 @@ pub(crate) fn unix_now() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
 }
+
+#[cfg(test)]
+mod tests {
+    //! A real RS256 token verified end to end without any cargo feature or server, so the
+    //! crypto path is exercised in every feature combination CI builds.
+    use super::*;
+    use crate::cloud::Cloud;
+    use crate::token::fetch::Fetcher;
+    use crate::token::keys::{Discovered, ExpectedIssuer, KeySet, KeySourceConfig, parse_jwk};
+    use aws_lc_rs::signature::KeyPair as _;
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use std::time::Duration;
+
+    const T: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+    const C: &str = "6e74172b-be56-4843-9ff4-e66a39bb12e3";
+    const O: &str = "690222be-ff1a-4d56-abd1-7e4f7d38e474";
+
+    fn sign(pair: &aws_lc_rs::rsa::KeyPair, header: &str, claims: &serde_json::Value) -> String {
+        let input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header),
+            URL_SAFE_NO_PAD.encode(claims.to_string())
+        );
+        let mut sig = vec![0; pair.public_modulus_len()];
+        pair.sign(
+            &aws_lc_rs::signature::RSA_PKCS1_SHA256,
+            &aws_lc_rs::rand::SystemRandom::new(),
+            input.as_bytes(),
+            &mut sig,
+        )
+        .unwrap();
+        format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig))
+    }
+
+    fn verifier(pair: &aws_lc_rs::rsa::KeyPair) -> Verifier {
+        let cloud = Cloud::global();
+        let pk = pair.public_key();
+        let jwk = serde_json::json!({
+            "kty": "RSA", "use": "sig", "kid": "k1",
+            "n": URL_SAFE_NO_PAD.encode(pk.modulus().big_endian_without_leading_zero()),
+            "e": URL_SAFE_NO_PAD.encode(pk.exponent().big_endian_without_leading_zero()),
+        });
+        let mut set = KeySet::default();
+        set.insert(parse_jwk(jwk, &cloud.v2_issuer(T)).unwrap());
+        let url = reqwest::Url::parse("https://login.microsoftonline.com/x").unwrap();
+        let store = KeyStore::new(
+            KeySourceConfig {
+                discovery_url: url.clone(),
+                expected_issuer: ExpectedIssuer::Exact(cloud.v2_issuer(T)),
+                key_origins: vec![],
+                cooldown: Duration::from_secs(300),
+                refresh_interval: None,
+            },
+            Fetcher {
+                client: reqwest::Client::new(),
+                timeout: Duration::from_secs(1),
+                max_body: 1024,
+            },
+        );
+        store.install(
+            set,
+            Discovered {
+                issuer: cloud.v2_issuer(T),
+                jwks_uri: url,
+                tenant: Some(crate::TenantId::parse(T).unwrap()),
+            },
+        );
+        Verifier {
+            rules: Rules {
+                cloud,
+                tenants: TenantRule::Single,
+                audiences: vec![C.into(), format!("api://{C}")],
+                accept_v1: true,
+                accept_v2: true,
+                allowed_client_apps: None,
+                skew_secs: 300,
+                acl_mode: false,
+            },
+            max_token_bytes: 32 * 1024,
+            keys: store,
+        }
+    }
+
+    #[tokio::test]
+    async fn verifies_a_real_rs256_token() {
+        let pair = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
+        let v = verifier(&pair);
+        let now = unix_now();
+        let claims = serde_json::json!({
+            "aud": C, "iss": format!("https://login.microsoftonline.com/{T}/v2.0"),
+            "iat": now, "nbf": now, "exp": now + 3600, "tid": T, "oid": O, "sub": "s",
+            "azp": C, "azpacr": "0", "scp": "access_as_user", "ver": "2.0",
+        });
+        let token = sign(&pair, r#"{"typ":"JWT","alg":"RS256","kid":"k1"}"#, &claims);
+        let p = v.verify(&token).await.unwrap();
+        assert_eq!(p.object_id().as_str(), O);
+        assert_eq!(p.scopes(), ["access_as_user"]);
+
+        let i = token.find('.').unwrap() + 5;
+        let mut tampered = token.clone().into_bytes();
+        tampered[i] = if tampered[i] == b'A' { b'B' } else { b'A' };
+        let tampered = String::from_utf8(tampered).unwrap();
+        assert_eq!(v.verify(&tampered).await.unwrap_err(), TokenError::InvalidSignature);
+        let other = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
+        let forged = sign(&other, r#"{"typ":"JWT","alg":"RS256","kid":"k1"}"#, &claims);
+        assert_eq!(v.verify(&forged).await.unwrap_err(), TokenError::InvalidSignature);
+    }
+}
