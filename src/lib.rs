@@ -1,4 +1,4 @@
-#![doc = "entra-governor (work in progress)"]
+#![doc = include_str!("../README.md")]
 #![deny(unsafe_code, unreachable_pub)]
 #![warn(missing_docs)]
 
