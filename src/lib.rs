@@ -4,6 +4,8 @@
 
 pub mod ids;
 pub mod principal;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use ids::{GroupId, InvalidId, ObjectId, PrincipalId, TenantId};
 pub use principal::{
