@@ -20,26 +20,59 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build()?;
 
     println!("Local Entra look-alike at {}", idp.authority());
-    println!("API client id {}, tenant {}\n", idp.client_id(), idp.tenant_id());
+    println!(
+        "API client id {}, tenant {}\n",
+        idp.client_id(),
+        idp.tenant_id()
+    );
 
     let other_tenant = idp.add_tenant();
     let cases: Vec<(&str, String)> = vec![
-        ("valid v2 user token", idp.token().scopes("Inference.Invoke").sign()),
+        (
+            "valid v2 user token",
+            idp.token().scopes("Inference.Invoke").sign(),
+        ),
         ("valid v1 user token", idp.token().v1().sign()),
-        ("valid app-only token", idp.token().app_only().roles(["Training.Pipeline"]).sign()),
+        (
+            "valid app-only token",
+            idp.token().app_only().roles(["Training.Pipeline"]).sign(),
+        ),
         ("guest user", idp.token().guest(other_tenant.clone()).sign()),
         ("expired an hour ago", idp.token().expires_in(-3600).sign()),
-        ("wrong audience", idp.token().audience("api://someone-else").sign()),
-        ("Microsoft Graph token", idp.token().audience("00000003-0000-0000-c000-000000000000").sign()),
-        ("another tenant", idp.token().tenant(other_tenant.clone()).sign()),
-        ("iss tenant != tid", idp.token().claim("tid", json!(other_tenant.as_str())).sign()),
-        ("forged signature", idp.token().sign_with_foreign_key().sign()),
+        (
+            "wrong audience",
+            idp.token().audience("api://someone-else").sign(),
+        ),
+        (
+            "Microsoft Graph token",
+            idp.token()
+                .audience("00000003-0000-0000-c000-000000000000")
+                .sign(),
+        ),
+        (
+            "another tenant",
+            idp.token().tenant(other_tenant.clone()).sign(),
+        ),
+        (
+            "iss tenant != tid",
+            idp.token()
+                .claim("tid", json!(other_tenant.as_str()))
+                .sign(),
+        ),
+        (
+            "forged signature",
+            idp.token().sign_with_foreign_key().sign(),
+        ),
         ("alg: none", idp.token().header("alg", json!("none")).sign()),
-        ("roles as a string", idp.token().claim("roles", json!("Admin")).sign()),
+        (
+            "roles as a string",
+            idp.token().claim("roles", json!("Admin")).sign(),
+        ),
         ("no scp and no roles", idp.token().app_only().sign()),
     ];
 
-    println!("{:<24} {:<8} {}", "token", "status", "outcome");
+    let tried = cases.len();
+    println!("{:<24} {:<8} outcome", "token", "status");
     println!("{}", "-".repeat(100));
     for (label, token) in cases {
         let (status, outcome) = match governor.verify(&token).await {
@@ -52,7 +85,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "\nKeys fetched: {} discovery request(s), {} JWKS request(s) for {} tokens.",
         idp.discovery_requests(),
         idp.jwks_requests(),
-        13
+        tried
     );
     Ok(())
 }

@@ -320,13 +320,13 @@ pub enum ConfigError {
 }
 
 /// A shortened, printable copy of an attacker-controlled string, for error messages:
-/// at most 64 characters, control and non-ASCII characters escaped.
+/// at most 128 characters, control and non-ASCII characters escaped.
 pub fn excerpt(s: &str) -> String {
     struct Escaped<'a>(&'a str);
     impl fmt::Display for Escaped<'_> {
         fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
             for (i, c) in self.0.chars().enumerate() {
-                if i == 64 {
+                if i == 128 {
                     return f.write_str("…");
                 }
                 if c.is_ascii_graphic() || c == ' ' {
@@ -350,7 +350,7 @@ mod tests {
         assert_eq!(excerpt("abc"), "abc");
         assert_eq!(excerpt("a\nb"), "a\\u{a}b");
         let long = "x".repeat(500);
-        assert_eq!(excerpt(&long).chars().count(), 65);
+        assert_eq!(excerpt(&long).chars().count(), 129);
     }
 
     #[test]

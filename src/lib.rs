@@ -7,6 +7,8 @@ pub mod error;
 mod governor;
 pub mod ids;
 pub mod principal;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod token;
 
 pub use cloud::Cloud;

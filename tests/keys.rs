@@ -69,7 +69,10 @@ async fn unknown_kids_refresh_at_most_once_per_cooldown() {
         .unwrap();
     g.verify(&idp.token().sign()).await.unwrap();
     for i in 0..20 {
-        let err = g.verify(&idp.token().kid(&format!("random-{i}")).sign()).await.unwrap_err();
+        let err = g
+            .verify(&idp.token().kid(format!("random-{i}")).sign())
+            .await
+            .unwrap_err();
         assert!(matches!(err, TokenError::UnknownKey { .. }));
     }
     assert_eq!(idp.jwks_requests(), 2, "initial fetch plus one refresh");
@@ -109,7 +112,10 @@ async fn last_known_good_keys_survive_an_outage() {
         idp.set_mode(mode);
         let before = idp.jwks_requests() + idp.discovery_requests();
         tokio::time::sleep(Duration::from_millis(300)).await;
-        assert!(idp.jwks_requests() + idp.discovery_requests() > before, "refresh was attempted");
+        assert!(
+            idp.jwks_requests() + idp.discovery_requests() > before,
+            "refresh was attempted"
+        );
         g.verify(&idp.token().sign()).await.unwrap();
     }
     // A JWKS with no usable key never replaces a good set.
@@ -161,12 +167,32 @@ async fn unavailable_with(mode: Mode) -> String {
 
 #[tokio::test]
 async fn discovery_faults_make_keys_unavailable() {
-    assert!(unavailable_with(Mode::Status(500)).await.contains("HTTP 500"));
-    assert!(unavailable_with(Mode::Garbage).await.contains("not the expected JSON"));
-    assert!(unavailable_with(Mode::HugeBody(600 * 1024)).await.contains("more than 524288 bytes"));
-    assert!(unavailable_with(Mode::RedirectTo("http://127.0.0.2:9/".into())).await.contains("redirect"));
+    assert!(
+        unavailable_with(Mode::Status(500))
+            .await
+            .contains("HTTP 500")
+    );
+    assert!(
+        unavailable_with(Mode::Garbage)
+            .await
+            .contains("not the expected JSON")
+    );
+    assert!(
+        unavailable_with(Mode::HugeBody(600 * 1024))
+            .await
+            .contains("more than 524288 bytes")
+    );
+    assert!(
+        unavailable_with(Mode::RedirectTo("http://127.0.0.2:9/".into()))
+            .await
+            .contains("redirect")
+    );
     assert!(unavailable_with(Mode::WrongIssuer).await.contains("issuer"));
-    assert!(unavailable_with(Mode::ForeignJwksUri).await.contains("outside the authority"));
+    assert!(
+        unavailable_with(Mode::ForeignJwksUri)
+            .await
+            .contains("outside the authority")
+    );
 }
 
 #[tokio::test]
@@ -179,7 +205,10 @@ async fn a_hanging_idp_times_out() {
     idp.set_mode(Mode::Slow(Duration::from_secs(3)));
     let started = std::time::Instant::now();
     let err = g.verify(&idp.token().sign()).await.unwrap_err();
-    assert!(matches!(err, TokenError::KeysUnavailable { ref reason } if reason.contains("timed out")), "{err:?}");
+    assert!(
+        matches!(err, TokenError::KeysUnavailable { ref reason } if reason.contains("timed out")),
+        "{err:?}"
+    );
     assert!(started.elapsed() < Duration::from_secs(3));
 }
 
@@ -187,7 +216,9 @@ async fn a_hanging_idp_times_out() {
 async fn unusable_published_keys_are_ignored() {
     let (idp, g) = setup().await;
     idp.publish_raw_jwk(json!({"kty":"RSA","use":"enc","kid":"enc-key","n":"AQAB","e":"AQAB"}));
-    idp.publish_raw_jwk(json!({"kty":"EC","use":"sig","kid":"ec-key","crv":"P-256","x":"AA","y":"AA"}));
+    idp.publish_raw_jwk(
+        json!({"kty":"EC","use":"sig","kid":"ec-key","crv":"P-256","x":"AA","y":"AA"}),
+    );
     idp.publish_raw_jwk(json!({"kty":"RSA","use":"sig","kid":"tiny","n":"AQAB","e":"AQAB"}));
     g.verify(&idp.token().sign()).await.unwrap();
     assert_eq!(g.key_ids(), vec![idp.signing_kid()]);

@@ -4,15 +4,13 @@
 mod common;
 
 use entra_governor::testing::TestIdp;
-use entra_governor::{
-    ClientAuth, Groups, PrincipalKind, TenantId, TokenError, TokenVersion,
-};
+use entra_governor::{ClientAuth, Groups, PrincipalKind, TenantId, TokenError, TokenVersion};
 use serde_json::json;
 
 use common::{builder, setup};
 
-async fn reject(token: &str) -> TokenError {
-    let (_, g) = setup().await;
+async fn reject(idp: &TestIdp, token: &str) -> TokenError {
+    let g = builder(idp).build().unwrap();
     g.verify(token).await.expect_err("token must be rejected")
 }
 
@@ -35,7 +33,9 @@ async fn valid_v2_user_token_yields_a_principal() {
     assert_eq!(p.roles(), ["Platform.Auditor"]);
     assert_eq!(
         p.groups(),
-        &Groups::Listed(vec!["0b1f2e3d-0000-4000-8000-000000000001".parse().unwrap()])
+        &Groups::Listed(vec![
+            "0b1f2e3d-0000-4000-8000-000000000001".parse().unwrap()
+        ])
     );
     assert_eq!(p.auth_contexts(), ["c1"]);
     assert!(p.can_handle_claims_challenge());
@@ -78,7 +78,10 @@ async fn api_uri_and_array_audiences_are_accepted() {
     let (idp, g) = setup().await;
     let api = format!("api://{}", idp.client_id());
     assert!(g.verify(&idp.token().audience(&api).sign()).await.is_ok());
-    let arr = idp.token().audiences(vec!["other".into(), idp.client_id()]).sign();
+    let arr = idp
+        .token()
+        .audiences(vec!["other".into(), idp.client_id()])
+        .sign();
     assert!(g.verify(&arr).await.is_ok());
 }
 
@@ -88,7 +91,10 @@ async fn rule_size_cap() {
     let token = idp.token().claim("pad", json!("x".repeat(40_000))).sign();
     assert_eq!(
         g.verify(&token).await.unwrap_err(),
-        TokenError::TooLarge { size: token.len(), max: 32 * 1024 }
+        TokenError::TooLarge {
+            size: token.len(),
+            max: 32 * 1024
+        }
     );
 }
 
@@ -97,17 +103,29 @@ async fn rule_three_segments_without_padding() {
     let idp = TestIdp::start().await;
     let token = idp.token().sign();
     let two = token.rsplit_once('.').unwrap().0.to_owned();
-    assert!(matches!(reject(&two).await, TokenError::Malformed { .. }));
-    assert!(matches!(reject(&format!("{token}.x")).await, TokenError::Malformed { .. }));
+    assert!(matches!(
+        reject(&idp, &two).await,
+        TokenError::Malformed { .. }
+    ));
+    assert!(matches!(
+        reject(&idp, &format!("{token}.x")).await,
+        TokenError::Malformed { .. }
+    ));
     let (h, rest) = token.split_once('.').unwrap();
-    assert!(matches!(reject(&format!("{h}=.{rest}")).await, TokenError::Malformed { .. }));
+    assert!(matches!(
+        reject(&idp, &format!("{h}=.{rest}")).await,
+        TokenError::Malformed { .. }
+    ));
 }
 
 #[tokio::test]
 async fn rule_header_is_json() {
     let idp = TestIdp::start().await;
-    let token = idp.token().raw_header("not json".into()).sign();
-    assert!(matches!(reject(&token).await, TokenError::InvalidHeader { .. }));
+    let token = idp.token().raw_header("not json").sign();
+    assert!(matches!(
+        reject(&idp, &token).await,
+        TokenError::InvalidHeader { .. }
+    ));
 }
 
 #[tokio::test]
@@ -116,7 +134,7 @@ async fn rule_alg_must_be_rs256() {
     for alg in ["none", "HS256", "RS512", "PS256", "rs256"] {
         let token = idp.token().header("alg", json!(alg)).sign();
         assert_eq!(
-            reject(&token).await,
+            reject(&idp, &token).await,
             TokenError::UnsupportedAlgorithm { found: alg.into() }
         );
     }
@@ -126,46 +144,72 @@ async fn rule_alg_must_be_rs256() {
 async fn rule_kid_is_required() {
     let idp = TestIdp::start().await;
     let token = idp.token().without_header("kid").sign();
-    assert_eq!(reject(&token).await, TokenError::MissingKeyId { reason: "absent" });
+    assert_eq!(
+        reject(&idp, &token).await,
+        TokenError::MissingKeyId { reason: "absent" }
+    );
 }
 
 #[tokio::test]
 async fn rule_crit_is_refused() {
     let idp = TestIdp::start().await;
     let token = idp.token().header("crit", json!(["exp"])).sign();
-    assert_eq!(reject(&token).await, TokenError::ForbiddenHeader { name: "crit" });
+    assert_eq!(
+        reject(&idp, &token).await,
+        TokenError::ForbiddenHeader { name: "crit" }
+    );
 }
 
 #[tokio::test]
 async fn rule_unknown_kid() {
     let idp = TestIdp::start().await;
     let token = idp.token().kid("no-such-key").sign();
-    assert_eq!(reject(&token).await, TokenError::UnknownKey { kid: "no-such-key".into() });
+    assert_eq!(
+        reject(&idp, &token).await,
+        TokenError::UnknownKey {
+            kid: "no-such-key".into()
+        }
+    );
 }
 
 #[tokio::test]
 async fn rule_signature() {
     let idp = TestIdp::start().await;
     let token = idp.token().sign_with_foreign_key().sign();
-    assert_eq!(reject(&token).await, TokenError::InvalidSignature);
+    assert_eq!(reject(&idp, &token).await, TokenError::InvalidSignature);
 }
 
 #[tokio::test]
 async fn rule_exp_with_skew() {
     let (idp, g) = setup().await;
     assert!(g.verify(&idp.token().expires_in(-200).sign()).await.is_ok());
-    let err = g.verify(&idp.token().expires_in(-400).sign()).await.unwrap_err();
-    assert!(matches!(err, TokenError::Expired { skew_secs: 300, .. }), "{err:?}");
-    let err = g.verify(&idp.token().without("exp").sign()).await.unwrap_err();
+    let err = g
+        .verify(&idp.token().expires_in(-400).sign())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, TokenError::Expired { skew_secs: 300, .. }),
+        "{err:?}"
+    );
+    let err = g
+        .verify(&idp.token().without("exp").sign())
+        .await
+        .unwrap_err();
     assert_eq!(err, TokenError::MissingClaim { claim: "exp" });
 }
 
 #[tokio::test]
 async fn rule_nbf_and_iat_in_the_future() {
     let (idp, g) = setup().await;
-    let err = g.verify(&idp.token().not_before(400).sign()).await.unwrap_err();
+    let err = g
+        .verify(&idp.token().not_before(400).sign())
+        .await
+        .unwrap_err();
     assert!(matches!(err, TokenError::NotYetValid { .. }), "{err:?}");
-    let err = g.verify(&idp.token().issued_at(400).sign()).await.unwrap_err();
+    let err = g
+        .verify(&idp.token().issued_at(400).sign())
+        .await
+        .unwrap_err();
     assert!(matches!(err, TokenError::IssuedInFuture { .. }), "{err:?}");
     assert!(g.verify(&idp.token().not_before(200).sign()).await.is_ok());
 }
@@ -180,7 +224,14 @@ async fn rule_time_claims_must_be_numbers() {
             .unwrap_err();
         assert_eq!(
             err,
-            TokenError::InvalidClaimType { claim: match claim { "exp" => "exp", "nbf" => "nbf", _ => "iat" }, expected: "integer NumericDate" }
+            TokenError::InvalidClaimType {
+                claim: match claim {
+                    "exp" => "exp",
+                    "nbf" => "nbf",
+                    _ => "iat",
+                },
+                expected: "integer NumericDate"
+            }
         );
     }
 }
@@ -188,61 +239,122 @@ async fn rule_time_claims_must_be_numbers() {
 #[tokio::test]
 async fn rule_version_selects_issuer_form() {
     let (idp, g) = setup().await;
-    let err = g.verify(&idp.token().claim("ver", json!("3.0")).sign()).await.unwrap_err();
-    assert_eq!(err, TokenError::UnsupportedVersion { found: "3.0".into() });
+    let err = g
+        .verify(&idp.token().claim("ver", json!("3.0")).sign())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err,
+        TokenError::UnsupportedVersion {
+            found: "3.0".into()
+        }
+    );
     // A v1 token carrying the v2 issuer form is rejected.
     let v2_iss = format!("{}/{}/v2.0", idp.authority(), idp.tenant_id());
-    let err = g.verify(&idp.token().v1().claim("iss", json!(v2_iss)).sign()).await.unwrap_err();
+    let err = g
+        .verify(&idp.token().v1().claim("iss", json!(v2_iss)).sign())
+        .await
+        .unwrap_err();
     assert!(matches!(err, TokenError::IssuerMismatch { .. }), "{err:?}");
     let only_v2 = builder(&idp)
         .accept_token_versions(&[TokenVersion::V2])
         .build()
         .unwrap();
     let err = only_v2.verify(&idp.token().v1().sign()).await.unwrap_err();
-    assert_eq!(err, TokenError::VersionNotAccepted { found: "1.0", accepted: "2.0" });
+    assert_eq!(
+        err,
+        TokenError::VersionNotAccepted {
+            found: "1.0",
+            accepted: "2.0"
+        }
+    );
 }
 
 #[tokio::test]
 async fn rule_issuer_is_byte_exact() {
     let (idp, g) = setup().await;
     let good = format!("{}/{}/v2.0", idp.authority(), idp.tenant_id());
-    for bad in [format!("{good}/"), good.to_uppercase(), format!("{good}x"), good.replace("/v2.0", "")] {
-        let err = g.verify(&idp.token().claim("iss", json!(bad)).sign()).await.unwrap_err();
-        assert_eq!(err, TokenError::IssuerMismatch { expected: good.clone(), found: bad.clone() });
+    for bad in [
+        format!("{good}/"),
+        good.to_uppercase(),
+        format!("{good}x"),
+        good.replace("/v2.0", ""),
+    ] {
+        let err = g
+            .verify(&idp.token().claim("iss", json!(bad)).sign())
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err,
+            TokenError::IssuerMismatch {
+                expected: good.clone(),
+                found: bad.clone()
+            }
+        );
     }
-    let err = g.verify(&idp.token().without("iss").sign()).await.unwrap_err();
+    let err = g
+        .verify(&idp.token().without("iss").sign())
+        .await
+        .unwrap_err();
     assert_eq!(err, TokenError::MissingClaim { claim: "iss" });
 }
 
 #[tokio::test]
 async fn rule_tid_is_a_guid_of_an_allowed_tenant() {
     let (idp, g) = setup().await;
-    let err = g.verify(&idp.token().claim("tid", json!("not-a-guid")).sign()).await.unwrap_err();
-    assert_eq!(err, TokenError::InvalidTenantId { found: "not-a-guid".into() });
+    let err = g
+        .verify(&idp.token().claim("tid", json!("not-a-guid")).sign())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err,
+        TokenError::InvalidTenantId {
+            found: "not-a-guid".into()
+        }
+    );
     // A consistent token (iss and tid agree) from another tenant of the same idp.
     let other = idp.add_tenant();
-    let err = g.verify(&idp.token().tenant(other.clone()).sign()).await.unwrap_err();
+    let err = g
+        .verify(&idp.token().tenant(other.clone()).sign())
+        .await
+        .unwrap_err();
     assert!(matches!(err, TokenError::IssuerMismatch { .. }), "{err:?}");
     // iss names our tenant, tid another one.
     let ours = format!("{}/{}/v2.0", idp.authority(), idp.tenant_id());
     let err = g
-        .verify(&idp.token().tenant(other.clone()).claim("iss", json!(ours)).sign())
+        .verify(
+            &idp.token()
+                .tenant(other.clone())
+                .claim("iss", json!(ours))
+                .sign(),
+        )
         .await
         .unwrap_err();
-    assert_eq!(err, TokenError::TenantNotAllowed { tenant: other.to_string() });
+    assert_eq!(
+        err,
+        TokenError::TenantNotAllowed {
+            tenant: other.to_string()
+        }
+    );
 }
 
 #[tokio::test]
 async fn rule_tid_appears_once_in_any_case() {
     let (idp, g) = setup().await;
     let t = idp.tenant_id();
-    let err = g.verify(&idp.token().claim("TID", json!(t.as_str())).sign()).await.unwrap_err();
+    let err = g
+        .verify(&idp.token().claim("TID", json!(t.as_str())).sign())
+        .await
+        .unwrap_err();
     assert_eq!(err, TokenError::DuplicateClaim { claim: "tid" });
     let mut claims = idp.token().claims();
     let body = serde_json::to_string(&claims).unwrap();
     let dup = format!("{},\"tid\":\"{}\"}}", &body[..body.len() - 1], t);
     claims["x"] = json!(1);
-    let err = g.verify(&idp.token().raw_payload(dup.into_bytes()).sign()).await.unwrap_err();
+    let err = g
+        .verify(&idp.token().raw_payload(dup.into_bytes()).sign())
+        .await
+        .unwrap_err();
     assert_eq!(err, TokenError::DuplicateClaim { claim: "tid" });
 }
 
@@ -256,9 +368,21 @@ async fn allow_list_admits_listed_tenants_only() {
         .build()
         .unwrap();
     assert!(g.verify(&idp.token().sign()).await.is_ok());
-    assert!(g.verify(&idp.token().tenant(second).v1().sign()).await.is_ok());
-    let err = g.verify(&idp.token().tenant(third.clone()).sign()).await.unwrap_err();
-    assert_eq!(err, TokenError::TenantNotAllowed { tenant: third.to_string() });
+    assert!(
+        g.verify(&idp.token().tenant(second).v1().sign())
+            .await
+            .is_ok()
+    );
+    let err = g
+        .verify(&idp.token().tenant(third.clone()).sign())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err,
+        TokenError::TenantNotAllowed {
+            tenant: third.to_string()
+        }
+    );
     // The issuer must carry exactly the token's tid.
     let iss = format!("{}/{}/v2.0", idp.authority(), idp.tenant_id());
     let err = g
@@ -275,14 +399,25 @@ async fn any_tenant_mode_still_refuses_personal_accounts() {
     let stranger = idp.add_tenant();
     assert!(g.verify(&idp.token().tenant(stranger).sign()).await.is_ok());
     let msa = TenantId::parse(entra_governor::ids::PERSONAL_ACCOUNTS_TENANT).unwrap();
-    let err = g.verify(&idp.token().tenant(msa.clone()).sign()).await.unwrap_err();
-    assert_eq!(err, TokenError::TenantNotAllowed { tenant: msa.to_string() });
+    let err = g
+        .verify(&idp.token().tenant(msa.clone()).sign())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err,
+        TokenError::TenantNotAllowed {
+            tenant: msa.to_string()
+        }
+    );
 }
 
 #[tokio::test]
 async fn rule_audience() {
     let (idp, g) = setup().await;
-    let err = g.verify(&idp.token().audience("api://someone-else").sign()).await.unwrap_err();
+    let err = g
+        .verify(&idp.token().audience("api://someone-else").sign())
+        .await
+        .unwrap_err();
     assert_eq!(
         err,
         TokenError::AudienceMismatch {
@@ -290,9 +425,15 @@ async fn rule_audience() {
             found: vec!["api://someone-else".into()],
         }
     );
-    let err = g.verify(&idp.token().without("aud").sign()).await.unwrap_err();
+    let err = g
+        .verify(&idp.token().without("aud").sign())
+        .await
+        .unwrap_err();
     assert_eq!(err, TokenError::MissingClaim { claim: "aud" });
-    let graph = idp.token().audience("00000003-0000-0000-c000-000000000000").sign();
+    let graph = idp
+        .token()
+        .audience("00000003-0000-0000-c000-000000000000")
+        .sign();
     assert_eq!(g.verify(&graph).await.unwrap_err(), TokenError::GraphToken);
 }
 
@@ -300,7 +441,10 @@ async fn rule_audience() {
 async fn rule_scopes_or_roles_required() {
     let (idp, g) = setup().await;
     let bare = idp.token().app_only().sign();
-    assert_eq!(g.verify(&bare).await.unwrap_err(), TokenError::NoScopesOrRoles);
+    assert_eq!(
+        g.verify(&bare).await.unwrap_err(),
+        TokenError::NoScopesOrRoles
+    );
     let acl = builder(&idp)
         .dangerous_accept_tokens_without_scopes_or_roles()
         .build()
@@ -312,26 +456,59 @@ async fn rule_scopes_or_roles_required() {
 async fn rule_client_app_allow_list() {
     let idp = TestIdp::start().await;
     let other_app = "11111111-2222-4333-8444-555555555555";
-    let g = builder(&idp).allowed_client_apps([other_app]).build().unwrap();
+    let g = builder(&idp)
+        .allowed_client_apps([other_app])
+        .build()
+        .unwrap();
     let err = g.verify(&idp.token().sign()).await.unwrap_err();
-    assert_eq!(err, TokenError::ClientAppNotAllowed { found: idp.client_app_id() });
-    assert!(g.verify(&idp.token().client_app(other_app).sign()).await.is_ok());
+    assert_eq!(
+        err,
+        TokenError::ClientAppNotAllowed {
+            found: idp.client_app_id()
+        }
+    );
+    assert!(
+        g.verify(&idp.token().client_app(other_app).sign())
+            .await
+            .is_ok()
+    );
 }
 
 #[tokio::test]
 async fn wrong_json_types_are_never_coerced() {
     let (idp, g) = setup().await;
-    let err = g.verify(&idp.token().claim("roles", json!("Admin")).sign()).await.unwrap_err();
-    assert_eq!(err, TokenError::InvalidClaimType { claim: "roles", expected: "array of strings" });
-    let err = g.verify(&idp.token().claim("scp", json!(["a"])).sign()).await.unwrap_err();
-    assert_eq!(err, TokenError::InvalidClaimType { claim: "scp", expected: "string" });
+    let err = g
+        .verify(&idp.token().claim("roles", json!("Admin")).sign())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err,
+        TokenError::InvalidClaimType {
+            claim: "roles",
+            expected: "array of strings"
+        }
+    );
+    let err = g
+        .verify(&idp.token().claim("scp", json!(["a"])).sign())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err,
+        TokenError::InvalidClaimType {
+            claim: "scp",
+            expected: "string"
+        }
+    );
 }
 
 #[tokio::test]
 async fn guests_and_overage_are_recognised() {
     let (idp, g) = setup().await;
     let home = idp.add_tenant();
-    let p = g.verify(&idp.token().guest(home.clone()).sign()).await.unwrap();
+    let p = g
+        .verify(&idp.token().guest(home.clone()).sign())
+        .await
+        .unwrap();
     assert!(p.is_guest());
     assert_eq!(p.home_tenant(), &home);
     assert_eq!(p.tenant(), &idp.tenant_id());

@@ -40,6 +40,17 @@ pub(crate) fn host_of(url: &Url) -> String {
     }
 }
 
+/// A short reason for a transport failure; never a URL, body or header.
+fn transport_reason(e: reqwest::Error) -> String {
+    if e.is_timeout() {
+        "timed out".into()
+    } else if e.is_connect() {
+        "could not connect".into()
+    } else {
+        e.without_url().to_string()
+    }
+}
+
 impl Fetcher {
     /// The default client: rustls, no redirects, no proxy surprises beyond the system's.
     pub(crate) fn default_client(timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
@@ -72,7 +83,7 @@ impl Fetcher {
         let host = host_of(url);
         let transport = |e: reqwest::Error| FetchError::Transport {
             host: host.clone(),
-            reason: e.without_url().to_string(),
+            reason: transport_reason(e),
         };
         let mut response = self
             .client

@@ -130,7 +130,10 @@ pub(crate) fn parse_jwks(body: &[u8], default_issuer: &str) -> Option<KeySet> {
     Some(set)
 }
 
-pub(crate) fn parse_jwk(entry: serde_json::Value, default_issuer: &str) -> Result<SigningKey, &'static str> {
+pub(crate) fn parse_jwk(
+    entry: serde_json::Value,
+    default_issuer: &str,
+) -> Result<SigningKey, &'static str> {
     let jwk: Jwk = serde_json::from_value(entry).map_err(|_| "not an RSA JWK")?;
     if jwk.kty != "RSA" {
         return Err("not an RSA key");

@@ -1,5 +1,5 @@
-//! Token verification: the envelope ([`jws`]), signing keys ([`keys`]), the payload
-//! ([`claims`]) and the Entra rules ([`validate`]), run in this order:
+//! Token verification: the envelope (`jws`), signing keys (`keys`), the payload
+//! (`claims`) and the Entra rules (`validate`), run in this order:
 //!
 //! 1. size cap, before any decoding;
 //! 2. exactly three base64url segments, no padding, canonical encoding;
@@ -161,9 +161,15 @@ mod tests {
         let mut tampered = token.clone().into_bytes();
         tampered[i] = if tampered[i] == b'A' { b'B' } else { b'A' };
         let tampered = String::from_utf8(tampered).unwrap();
-        assert_eq!(v.verify(&tampered).await.unwrap_err(), TokenError::InvalidSignature);
+        assert_eq!(
+            v.verify(&tampered).await.unwrap_err(),
+            TokenError::InvalidSignature
+        );
         let other = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
         let forged = sign(&other, r#"{"typ":"JWT","alg":"RS256","kid":"k1"}"#, &claims);
-        assert_eq!(v.verify(&forged).await.unwrap_err(), TokenError::InvalidSignature);
+        assert_eq!(
+            v.verify(&forged).await.unwrap_err(),
+            TokenError::InvalidSignature
+        );
     }
 }

@@ -75,12 +75,12 @@ pub(crate) fn check(
         ),
         TokenVersion::V2 => (c.azp.clone(), ClientAuth::from_claim(c.azpacr.as_deref())),
     };
-    if let Some(allowed) = &rules.allowed_client_apps {
-        if !client_app_id.as_ref().is_some_and(|a| allowed.contains(a)) {
-            return Err(TokenError::ClientAppNotAllowed {
-                found: client_app_id.as_deref().map_or("none".into(), excerpt),
-            });
-        }
+    if let Some(allowed) = &rules.allowed_client_apps
+        && !client_app_id.as_ref().is_some_and(|a| allowed.contains(a))
+    {
+        return Err(TokenError::ClientAppNotAllowed {
+            found: client_app_id.as_deref().map_or("none".into(), excerpt),
+        });
     }
     let oid = match c.oid.as_deref() {
         None => return Err(TokenError::MissingClaim { claim: "oid" }),
@@ -150,21 +150,21 @@ fn check_times(rules: &Rules, c: &RawClaims, now: u64) -> Result<u64, TokenError
             skew_secs: skew,
         });
     }
-    if let Some(nbf) = c.nbf {
-        if nbf > now.saturating_add(skew) {
-            return Err(TokenError::NotYetValid {
-                not_before: nbf,
-                now,
-            });
-        }
+    if let Some(nbf) = c.nbf
+        && nbf > now.saturating_add(skew)
+    {
+        return Err(TokenError::NotYetValid {
+            not_before: nbf,
+            now,
+        });
     }
-    if let Some(iat) = c.iat {
-        if iat > now.saturating_add(skew) {
-            return Err(TokenError::IssuedInFuture {
-                issued_at: iat,
-                now,
-            });
-        }
+    if let Some(iat) = c.iat
+        && iat > now.saturating_add(skew)
+    {
+        return Err(TokenError::IssuedInFuture {
+            issued_at: iat,
+            now,
+        });
     }
     Ok(exp)
 }
