@@ -229,5 +229,6 @@ async fn custom_signing_keys_use_the_appid_query() {
     let idp = TestIdp::start().await;
     let g = builder(&idp).custom_signing_keys().build().unwrap();
     g.verify(&idp.token().sign()).await.unwrap();
+    assert_eq!(idp.appid_requests(), 1);
     assert_eq!(idp.jwks_requests(), 1);
 }

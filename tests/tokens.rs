@@ -531,3 +531,124 @@ async fn errors_never_contain_the_token() {
         assert!(!text.contains(token.split('.').nth(1).unwrap()));
     }
 }
+
+/// ENTRA.md §1: Microsoft's public sample payloads, re-signed by the look-alike posing as
+/// the global cloud's issuers, with fresh lifetimes (the samples expired in 2018).
+mod microsoft_samples {
+    use super::*;
+    use entra_governor::testing::Options;
+    use entra_governor::{Cloud, Governor};
+
+    const V1: &str = r#"{"aud":"ef1da9d4-ff77-4c3e-a005-840c3f830745","iss":"https://sts.windows.net/fa15d692-e9c7-4460-a743-29f29522229/","iat":1537233106,"nbf":1537233106,"exp":1537237006,"acr":"1","amr":["wia"],"appid":"75dbe77f-10a3-4e59-85fd-8c127544f17c","appidacr":"0","email":"AbeLi@microsoft.com","idp":"https://sts.windows.net/72f988bf-86f1-41af-91ab-2d7cd0122247/","name":"abeli","oid":"02223b6b-aa1d-42d4-9ec0-1b2bb9194438","scp":"user_impersonation","sub":"l3_roISQU222bULS9yi2k0XpqpOiMz5H3ZACo1GeXA","tid":"fa15d692-e9c7-4460-a743-29f2956fd429","unique_name":"abeli@microsoft.com","uti":"FVsGxYXI30-TuikuuUoFAA","ver":"1.0"}"#;
+    const V2: &str = r#"{"aud":"6e74172b-be56-4843-9ff4-e66a39bb12e3","iss":"https://login.microsoftonline.com/72f988bf-86f1-41af-91ab-2d7cd011db47/v2.0","iat":1537231048,"nbf":1537231048,"exp":1537234948,"azp":"6e74172b-be56-4843-9ff4-e66a39bb12e3","azpacr":"0","name":"Abe Lincoln","oid":"690222be-ff1a-4d56-abd1-7e4f7d38e474","preferred_username":"abeli@microsoft.com","scp":"access_as_user","sub":"HKZpfaHyWadeOouYlitjrI-KffTm222X5rrV3xDqfKQ","tid":"72f988bf-86f1-41af-91ab-2d7cd011db47","uti":"fqiBqXLPj0eQa82S-IYFAA","ver":"2.0"}"#;
+
+    /// The sample with `iat`/`nbf`/`exp` moved to now.
+    fn refreshed(sample: &str) -> serde_json::Value {
+        let mut claims: serde_json::Value = serde_json::from_str(sample).unwrap();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        claims["iat"] = json!(now);
+        claims["nbf"] = json!(now);
+        claims["exp"] = json!(now + 3600);
+        claims
+    }
+
+    async fn idp_and_governor(claims: &serde_json::Value) -> (TestIdp, Governor) {
+        let tenant = TenantId::parse(claims["tid"].as_str().unwrap()).unwrap();
+        let idp = TestIdp::start_with(Options::default().tenant(tenant.clone()).issuer_bases(
+            "https://login.microsoftonline.com",
+            "https://sts.windows.net",
+        ))
+        .await;
+        let g = Governor::builder()
+            .cloud(
+                Cloud::custom(idp.authority())
+                    .with_v2_issuer_base("https://login.microsoftonline.com")
+                    .with_v1_issuer_base("https://sts.windows.net"),
+            )
+            .tenant(tenant.as_str())
+            .client_id(claims["aud"].as_str().unwrap())
+            .dangerous_allow_http_loopback()
+            .key_refresh_interval(None)
+            .build()
+            .unwrap();
+        (idp, g)
+    }
+
+    fn sign(idp: &TestIdp, claims: &serde_json::Value) -> String {
+        idp.token()
+            .raw_payload(claims.to_string().into_bytes())
+            .sign()
+    }
+
+    #[tokio::test]
+    async fn v1_sample_is_rejected_for_its_issuer_tenant_mismatch_and_passes_corrected() {
+        let mut claims = refreshed(V1);
+        let (idp, g) = idp_and_governor(&claims).await;
+        let err = g.verify(&sign(&idp, &claims)).await.unwrap_err();
+        assert_eq!(
+            err,
+            TokenError::IssuerMismatch {
+                expected: "https://sts.windows.net/fa15d692-e9c7-4460-a743-29f2956fd429/".into(),
+                found: "https://sts.windows.net/fa15d692-e9c7-4460-a743-29f29522229/".into(),
+            }
+        );
+        claims["iss"] = json!("https://sts.windows.net/fa15d692-e9c7-4460-a743-29f2956fd429/");
+        let p = g.verify(&sign(&idp, &claims)).await.unwrap();
+        assert_eq!(p.version(), TokenVersion::V1);
+        assert_eq!(
+            p.object_id().as_str(),
+            "02223b6b-aa1d-42d4-9ec0-1b2bb9194438"
+        );
+        assert_eq!(
+            p.client_app_id(),
+            Some("75dbe77f-10a3-4e59-85fd-8c127544f17c")
+        );
+        assert_eq!(p.auth_methods(), ["wia"]);
+        // The sample's idp is Microsoft's corporate tenant: a guest in this tenant.
+        assert!(p.is_guest());
+        assert_eq!(
+            p.home_tenant().as_str(),
+            "72f988bf-86f1-41af-91ab-2d7cd0122247"
+        );
+        assert_eq!(p.display().email.as_deref(), Some("AbeLi@microsoft.com"));
+    }
+
+    #[tokio::test]
+    async fn v2_sample_passes() {
+        let claims = refreshed(V2);
+        let (idp, g) = idp_and_governor(&claims).await;
+        let p = g.verify(&sign(&idp, &claims)).await.unwrap();
+        assert_eq!(p.version(), TokenVersion::V2);
+        assert_eq!(
+            p.object_id().as_str(),
+            "690222be-ff1a-4d56-abd1-7e4f7d38e474"
+        );
+        assert_eq!(p.scopes(), ["access_as_user"]);
+        assert_eq!(p.token_id(), Some("fqiBqXLPj0eQa82S-IYFAA"));
+        assert!(!p.is_guest());
+    }
+}
+
+#[tokio::test]
+async fn a_key_bound_to_another_issuer_cannot_vouch_for_this_tenant() {
+    let (idp, g) = setup().await;
+    let kid = idp.add_key();
+    idp.remove_key(&kid);
+    let elsewhere = format!("{}/{}/v2.0", idp.authority(), idp.add_tenant());
+    idp.publish_raw_jwk(idp.jwk(&kid, &elsewhere).unwrap());
+    let err = g
+        .verify(&idp.token().kid(kid.as_str()).sign())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err,
+        TokenError::KeyIssuerMismatch {
+            kid: kid.clone(),
+            key_issuer: elsewhere,
+            token_issuer: format!("{}/{}/v2.0", idp.authority(), idp.tenant_id()),
+        }
+    );
+}

@@ -448,7 +448,6 @@ impl TokenBuilder {
 
     fn claim_map(&self) -> Map<String, Value> {
         let state = self.idp.state();
-        let authority = &state.authority;
         let tid = self.tenant.as_str();
         let v1 = self.version == Version::V1;
         let mut c = Map::new();
@@ -458,9 +457,9 @@ impl TokenBuilder {
 
         set("aud", self.audience.clone());
         if v1 {
-            set("iss", json!(format!("{authority}/{tid}/")));
+            set("iss", json!(format!("{}/{tid}/", state.v1_issuer_base)));
         } else {
-            set("iss", json!(format!("{authority}/{tid}/v2.0")));
+            set("iss", json!(format!("{}/{tid}/v2.0", state.v2_issuer_base)));
         }
         set("iat", json!(self.now.saturating_add(self.issued_at)));
         set("nbf", json!(self.now.saturating_add(self.not_before)));

@@ -118,6 +118,10 @@ struct Shared {
 /// Everything the server and the token builder read.
 pub(crate) struct State {
     pub(crate) authority: String,
+    /// Base of v2 issuers (`{base}/{tid}/v2.0`); the authority unless impersonating.
+    pub(crate) v2_issuer_base: String,
+    /// Base of v1 issuers (`{base}/{tid}/`); the authority unless impersonating.
+    pub(crate) v1_issuer_base: String,
     pub(crate) primary: TenantId,
     /// A tenant this idp never serves: [`Mode::WrongIssuer`] uses its issuer.
     pub(crate) stranger: TenantId,
@@ -129,6 +133,7 @@ pub(crate) struct State {
     mode: Mutex<Mode>,
     discovery_requests: AtomicUsize,
     jwks_requests: AtomicUsize,
+    pub(crate) appid_requests: AtomicUsize,
 }
 
 /// Keys held (can sign) and published (in the JWKS); held keys are never forgotten so that
@@ -200,12 +205,45 @@ impl State {
     }
 }
 
+/// Start-up options for [`TestIdp::start_with`].
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    tenant: Option<TenantId>,
+    v2_issuer_base: Option<String>,
+    v1_issuer_base: Option<String>,
+}
+
+impl Options {
+    /// Use this primary tenant instead of a random one.
+    pub fn tenant(mut self, tenant: TenantId) -> Self {
+        self.tenant = Some(tenant);
+        self
+    }
+
+    /// Issue (and publish keys for) issuers on these bases instead of the authority, e.g.
+    /// `https://login.microsoftonline.com` and `https://sts.windows.net`, to replay real
+    /// Entra payloads. Pair with [`Cloud::with_v2_issuer_base`](crate::Cloud::with_v2_issuer_base).
+    pub fn issuer_bases(mut self, v2: impl Into<String>, v1: impl Into<String>) -> Self {
+        self.v2_issuer_base = Some(v2.into());
+        self.v1_issuer_base = Some(v1.into());
+        self
+    }
+}
+
 impl TestIdp {
     /// Binds `127.0.0.1:0` and starts serving: one RSA-2048 signing key, one primary tenant.
     ///
     /// # Panics
     /// If no loopback port can be bound or no key generated (the test cannot run anyway).
     pub async fn start() -> TestIdp {
+        Self::start_with(Options::default()).await
+    }
+
+    /// Like [`start`](Self::start), with [`Options`].
+    ///
+    /// # Panics
+    /// If no loopback port can be bound or no key generated.
+    pub async fn start_with(options: Options) -> TestIdp {
         let listener = TcpListener::bind(("127.0.0.1", 0))
             .await
             .expect("TestIdp: cannot bind 127.0.0.1:0");
@@ -214,9 +252,12 @@ impl TestIdp {
             .expect("TestIdp: bound socket has no address")
             .port();
         let key = Arc::new(RsaKey::generate());
-        let primary = random_tenant();
+        let primary = options.tenant.unwrap_or_else(random_tenant);
+        let authority = format!("http://127.0.0.1:{port}");
         let state = Arc::new(State {
-            authority: format!("http://127.0.0.1:{port}"),
+            v2_issuer_base: options.v2_issuer_base.unwrap_or_else(|| authority.clone()),
+            v1_issuer_base: options.v1_issuer_base.unwrap_or_else(|| authority.clone()),
+            authority,
             stranger: random_tenant(),
             client_id: random_guid(),
             client_app_id: random_guid(),
@@ -232,6 +273,7 @@ impl TestIdp {
             mode: Mutex::new(Mode::Normal),
             discovery_requests: AtomicUsize::new(0),
             jwks_requests: AtomicUsize::new(0),
+            appid_requests: AtomicUsize::new(0),
         });
         let (stop, stopped) = watch::channel(false);
         let server = tokio::spawn(server::serve(listener, state.clone(), stopped));
@@ -360,6 +402,17 @@ impl TestIdp {
         ring.held.push(key.clone());
         ring.current = key;
         kid
+    }
+
+    /// The JWKS entry of a held key, bound to `issuer` (for hand-made key sets: publish it
+    /// with [`publish_raw_jwk`](Self::publish_raw_jwk)). `None` for a kid the idp does not hold.
+    pub fn jwk(&self, kid: &str, issuer: &str) -> Option<Value> {
+        self.state().keys().find(kid).map(|key| key.jwk(issuer))
+    }
+
+    /// Discovery requests that carried `?appid=` (custom signing keys).
+    pub fn appid_requests(&self) -> usize {
+        self.state().appid_requests.load(Ordering::SeqCst)
     }
 
     /// Publishes an extra JWKS entry exactly as given (e.g. `"use": "enc"`, an EC key, a short

@@ -138,10 +138,10 @@ impl PathTenant {
     }
 }
 
-fn issuer(authority: &str, tenant: &str, version: Version) -> String {
+fn issuer(state: &State, tenant: &str, version: Version) -> String {
     match version {
-        Version::V2 => format!("{authority}/{tenant}/v2.0"),
-        Version::V1 => format!("{authority}/{tenant}/"),
+        Version::V2 => format!("{}/{tenant}/v2.0", state.v2_issuer_base),
+        Version::V1 => format!("{}/{tenant}/", state.v1_issuer_base),
     }
 }
 
@@ -196,10 +196,16 @@ async fn answer(
     };
     let document = match endpoint {
         Endpoint::Discovery(version) => {
-            discovery(&state, &tenant, version, appid(req.uri().query()), &mode)
+            let appid = appid(req.uri().query());
+            if appid.is_some() {
+                state
+                    .appid_requests
+                    .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+            discovery(&state, &tenant, version, appid, &mode)
         }
         Endpoint::Jwks(version) => {
-            let issuer = issuer(&state.authority, tenant.issuer_tenant(), version);
+            let issuer = issuer(&state, tenant.issuer_tenant(), version);
             json!({ "keys": state.keys().jwks(&issuer) })
         }
     };
@@ -230,7 +236,7 @@ fn discovery(
     let query = appid.map(|id| format!("?appid={id}")).unwrap_or_default();
     match version {
         Version::V2 => json!({
-            "issuer": issuer(authority, issuer_tenant, Version::V2),
+            "issuer": issuer(state, issuer_tenant, Version::V2),
             "jwks_uri": format!("{keys_host}/{segment}/discovery/v2.0/keys{query}"),
             "token_endpoint": format!("{authority}/{segment}/oauth2/v2.0/token"),
             "authorization_endpoint": format!("{authority}/{segment}/oauth2/v2.0/authorize"),
@@ -238,7 +244,7 @@ fn discovery(
             "tenant_region_scope": "WW",
         }),
         Version::V1 => json!({
-            "issuer": issuer(authority, issuer_tenant, Version::V1),
+            "issuer": issuer(state, issuer_tenant, Version::V1),
             "jwks_uri": format!("{keys_host}/{segment}/discovery/keys{query}"),
             "token_endpoint": format!("{authority}/{segment}/oauth2/token"),
             "authorization_endpoint": format!("{authority}/{segment}/oauth2/authorize"),
