@@ -5,6 +5,7 @@
 pub mod cloud;
 pub mod error;
 mod governor;
+pub mod http;
 pub mod ids;
 pub mod principal;
 #[cfg(feature = "testing")]
