@@ -1,0 +1,1 @@
+//! Unit tests of loading, validation, evaluation and lints.
