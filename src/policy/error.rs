@@ -1,6 +1,6 @@
 //! [`PolicyError`]: why a policy could not be loaded, with the file and key path.
 
-use std::fmt;
+use std::fmt::{self, Write as _};
 
 use super::ident::IdentifierProblem;
 use super::pattern::PathProblem;
@@ -204,7 +204,20 @@ impl fmt::Display for PolicyErrorKind {
                 write!(f, "roles include each other: {}", cycle.join(" -> "))
             }
             Self::SuspiciousIdentifier { value, problem } => {
-                write!(f, "identifier {value:?} {problem}")
+                // Spell out every non-ASCII character: the point is to see the one that
+                // hides among look-alikes.
+                f.write_str("identifier \"")?;
+                for c in value.chars() {
+                    if c.is_ascii_graphic() || c == ' ' {
+                        if c == '"' || c == '\\' {
+                            f.write_char('\\')?;
+                        }
+                        f.write_char(c)?;
+                    } else {
+                        write!(f, "\\u{{{:x}}}", c as u32)?;
+                    }
+                }
+                write!(f, "\" {problem}")
             }
             Self::BindingSubject { found } if found.is_empty() => f.write_str(
                 "a binding needs one subject: group, app_role, app_permission, \
