@@ -248,6 +248,16 @@ impl TokenError {
     }
 }
 
+/// Why [`Governor::authorize`](crate::Governor::authorize) could not reach a decision.
+/// A refusal by the policy is not an error: it is a denying [`Decision`](crate::Decision).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuthorizeError {
+    /// The bearer token did not verify (401, or 503 when keys are unavailable).
+    #[error("invalid token: {0}")]
+    InvalidToken(#[from] TokenError),
+}
+
 /// A [`GovernorBuilder`](crate::GovernorBuilder) configuration that cannot work.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -314,6 +324,9 @@ pub enum ConfigError {
         /// The value given.
         found: String,
     },
+    /// The built-in deny-all policy could not be compiled (a bug: please report it).
+    #[error("the built-in deny-all policy did not compile")]
+    DenyAllPolicy,
     /// The HTTP client could not be built.
     #[error("could not build the HTTP client: {0}")]
     HttpClient(String),

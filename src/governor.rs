@@ -7,9 +7,13 @@ use std::time::Duration;
 
 use reqwest::Url;
 
+use arc_swap::ArcSwap;
+
 use crate::cloud::Cloud;
-use crate::error::{ConfigError, TokenError};
+use crate::decision::Decision;
+use crate::error::{AuthorizeError, ConfigError, TokenError};
 use crate::ids::{TenantId, is_guid};
+use crate::policy::{CompiledPolicy, Permissions, Policy, PolicyError};
 use crate::principal::{Principal, TokenVersion};
 use crate::token::Verifier;
 use crate::token::fetch::Fetcher;
@@ -45,6 +49,7 @@ pub struct Governor {
 
 struct Inner {
     verifier: Verifier,
+    policy: ArcSwap<CompiledPolicy>,
 }
 
 impl std::fmt::Debug for Governor {
@@ -69,6 +74,68 @@ impl Governor {
     /// the order. [`TokenError::KeysUnavailable`] when keys could not be obtained.
     pub async fn verify(&self, token: &str) -> Result<Principal, TokenError> {
         self.inner.verifier.verify(token).await
+    }
+
+    /// Verifies the token, then decides whether its caller may perform `action` on
+    /// `resource` under the current policy. Deny by default.
+    ///
+    /// An invalid token is an error (HTTP 401 material); a verified caller who may not
+    /// act gets `Ok` with a denying [`Decision`] (HTTP 403 material).
+    ///
+    /// # Errors
+    /// [`AuthorizeError::InvalidToken`] when the token does not verify.
+    pub async fn authorize(
+        &self,
+        token: &str,
+        action: &str,
+        resource: &str,
+    ) -> Result<Decision, AuthorizeError> {
+        let principal = self.verify(token).await?;
+        Ok(self.authorize_principal(&principal, action, resource).await)
+    }
+
+    /// Decides for a caller verified earlier (by [`verify`](Self::verify), or by your own
+    /// middleware). The decision uses the policy current at the time of the call.
+    pub async fn authorize_principal(
+        &self,
+        principal: &Principal,
+        action: &str,
+        resource: &str,
+    ) -> Decision {
+        self.inner.policy.load().decide(principal, action, resource)
+    }
+
+    /// The caller's effective grants under the current policy (for user interfaces and
+    /// access reviews).
+    pub fn permissions(&self, principal: &Principal) -> Permissions {
+        self.inner.policy.load().permissions(principal)
+    }
+
+    /// Replaces the policy atomically. Requests already deciding finish on the policy
+    /// they started with; later ones use the new one. A [`Policy`] is validated when it
+    /// is loaded, so an invalid one never gets this far: see
+    /// [`reload_policy_from_path`](Self::reload_policy_from_path).
+    pub fn reload_policy(&self, policy: Policy) {
+        self.inner.policy.store(policy.compiled());
+    }
+
+    /// Loads, validates and swaps in a policy file; on any error the current policy keeps
+    /// serving and the error says which file and key were wrong.
+    ///
+    /// # Errors
+    /// The [`PolicyError`] of the new file.
+    pub fn reload_policy_from_path(
+        &self,
+        path: impl AsRef<std::path::Path>,
+    ) -> Result<(), PolicyError> {
+        let policy = Policy::from_path(path)?;
+        self.reload_policy(policy);
+        Ok(())
+    }
+
+    /// The current policy's version hash (SHA-256 of its source).
+    pub fn policy_version(&self) -> String {
+        self.inner.policy.load().version_hash().to_owned()
     }
 
     /// Fetches the signing keys now (if none are held yet) and returns how many are held:
@@ -121,6 +188,7 @@ pub struct GovernorBuilder {
     key_refresh_interval: Option<Duration>,
     allow_http_loopback: bool,
     acl_mode: bool,
+    policy: Option<Policy>,
 }
 
 impl Default for GovernorBuilder {
@@ -142,6 +210,7 @@ impl Default for GovernorBuilder {
             key_refresh_interval: Some(DEFAULT_KEY_REFRESH_INTERVAL),
             allow_http_loopback: false,
             acl_mode: false,
+            policy: None,
         }
     }
 }
@@ -267,6 +336,12 @@ impl GovernorBuilder {
         self
     }
 
+    /// The authorization policy. Without one, every request is denied.
+    pub fn policy(mut self, policy: Policy) -> Self {
+        self.policy = Some(policy);
+        self
+    }
+
     /// Checks the configuration and builds the governor. No network access happens here.
     ///
     /// # Errors
@@ -352,6 +427,10 @@ impl GovernorBuilder {
             skew_secs: self.clock_skew.as_secs(),
             acl_mode: self.acl_mode,
         };
+        let policy = match self.policy {
+            Some(p) => p,
+            None => Policy::from_toml_str("version = 1").map_err(|_| ConfigError::DenyAllPolicy)?,
+        };
         Ok(Governor {
             inner: Arc::new(Inner {
                 verifier: Verifier {
@@ -359,6 +438,7 @@ impl GovernorBuilder {
                     max_token_bytes: self.max_token_bytes,
                     keys,
                 },
+                policy: ArcSwap::new(policy.compiled()),
             }),
         })
     }

@@ -116,6 +116,35 @@ impl Refusal {
         }
     }
 
+    /// The refusal for a denying decision, or `None` for an allow: 403
+    /// `insufficient_scope` (the body names no role, rule or scope), or 503 when group
+    /// membership could not be resolved.
+    pub fn from_decision(decision: &crate::Decision) -> Option<Self> {
+        use crate::Reason;
+        match decision.reason {
+            Reason::Allow => None,
+            Reason::GroupMembershipUnavailable => {
+                Some(Self::unavailable("group membership unavailable"))
+            }
+            _ => Some(Self {
+                status: 403,
+                www_authenticate: Some("Bearer error=\"insufficient_scope\"".into()),
+                retry_after: None,
+                body: RefusalBody {
+                    error: "insufficient_scope",
+                    error_description: "the caller may not perform this action on this resource",
+                },
+            }),
+        }
+    }
+
+    /// The refusal for an [`AuthorizeError`](crate::AuthorizeError).
+    pub fn from_authorize_error(e: &crate::AuthorizeError) -> Self {
+        match e {
+            crate::AuthorizeError::InvalidToken(t) => Self::from_token_error(t),
+        }
+    }
+
     /// 503 with `Retry-After`.
     pub fn unavailable(description: &'static str) -> Self {
         Self {

@@ -3,23 +3,27 @@
 #![warn(missing_docs)]
 
 pub mod cloud;
+pub mod decision;
 pub mod error;
 mod governor;
 pub mod http;
 pub mod ids;
+pub mod policy;
 pub mod principal;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod token;
 
 pub use cloud::Cloud;
-pub use error::{ConfigError, TokenError};
+pub use decision::{Decision, Effect, Match, Reason};
+pub use error::{AuthorizeError, ConfigError, TokenError};
 pub use governor::{
     DEFAULT_CLOCK_SKEW, DEFAULT_HTTP_TIMEOUT, DEFAULT_KEY_REFRESH_COOLDOWN,
     DEFAULT_KEY_REFRESH_INTERVAL, DEFAULT_MAX_TOKEN_BYTES, Governor, GovernorBuilder,
     MAX_METADATA_BYTES,
 };
 pub use ids::{GroupId, InvalidId, ObjectId, PrincipalId, TenantId};
+pub use policy::{CompiledPolicy, MembershipView, Permissions, Policy, PolicyError};
 pub use principal::{
     ClientAuth, DisplayClaims, Groups, Principal, PrincipalBuilder, PrincipalKind, TokenVersion,
 };

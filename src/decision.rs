@@ -1,0 +1,350 @@
+//! [`Decision`]: the outcome of one authorization request, as data.
+//!
+//! A decision says allow or deny and why. It serializes to JSON for audit logs and has a
+//! one-line human explanation:
+//!
+//! ```text
+//! allowed: training.submit on models/llama-3 by grant ml-engineer#0 (role ml-engineer via group:0b1f…)
+//! denied: datasets.write on datasets/pii/x is outside scope Inference.Invoke
+//! denied: models.delete on models/prod-chat by rule prod-models-are-not-deleted
+//! ```
+//!
+//! A decision is always about a *verified* caller: an invalid token is an error (HTTP
+//! 401), never a `Decision`; a deny is HTTP 403.
+
+use std::fmt::{self, Write as _};
+
+use serde::Serialize;
+
+use crate::policy::pattern::{MAX_RESOURCE_LEN, PathProblem};
+
+/// Allow or deny.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Effect {
+    /// The request is permitted.
+    Allow,
+    /// The request is refused.
+    Deny,
+}
+
+/// Why a decision came out the way it did.
+///
+/// Serialized with a `code` tag: `{"code":"denied_by_rule","rule":"no-guests-on-pii"}`.
+/// New reasons (step-up authentication, for one) will be added: match with a wildcard arm.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(tag = "code", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Reason {
+    /// A role held by the caller grants the action on the resource, no deny rule applies,
+    /// and the token's scopes allow it.
+    Allow,
+    /// No role held by the caller grants the action on the resource.
+    NoRoleGrants,
+    /// A delegated call whose scopes do not allow the action (the scope ceiling).
+    OutsideScopes {
+        /// The token's scopes (`scp`), as presented.
+        scopes: Vec<String>,
+    },
+    /// A deny rule covers the request; deny overrides every grant.
+    DeniedByRule {
+        /// The rule's name.
+        rule: String,
+    },
+    /// The action is neither built in nor declared by the policy.
+    UnknownAction,
+    /// The resource path is malformed.
+    InvalidResource {
+        /// What is wrong with it.
+        problem: PathProblem,
+    },
+    /// The caller holds both sides of a separation-of-duty rule that covers the request.
+    SeparationOfDuties {
+        /// The rule's name.
+        rule: String,
+    },
+    /// The caller's groups are unknown (group overage, or no `groups` claim) and a group
+    /// binding could change the answer: resolve membership (Microsoft Graph) and decide
+    /// again.
+    GroupMembershipUnavailable,
+}
+
+impl Reason {
+    /// A stable snake_case code for metrics and logs (`"outside_scopes"`).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Allow => "allow",
+            Self::NoRoleGrants => "no_role_grants",
+            Self::OutsideScopes { .. } => "outside_scopes",
+            Self::DeniedByRule { .. } => "denied_by_rule",
+            Self::UnknownAction => "unknown_action",
+            Self::InvalidResource { .. } => "invalid_resource",
+            Self::SeparationOfDuties { .. } => "separation_of_duties",
+            Self::GroupMembershipUnavailable => "group_membership_unavailable",
+        }
+    }
+}
+
+/// One way the caller came to be allowed: a binding conferred a role whose grant (its
+/// own, or that of a role it includes) matched.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+#[non_exhaustive]
+pub struct Match {
+    /// The binding's label: its `name`, or `group:<id>`, `app_role:<value>`,
+    /// `app_permission:<value>`, `directory_role:<id>`, `tenant:<id>`,
+    /// `principal:<tid>/<oid>`.
+    pub binding: String,
+    /// The role the binding confers.
+    pub role: String,
+    /// The grant that matched, as `<role>#<index>` (the role may be one `role` includes).
+    pub grant: String,
+}
+
+/// The outcome of one authorization request.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+#[non_exhaustive]
+pub struct Decision {
+    /// Allow or deny.
+    pub effect: Effect,
+    /// The requested action, as given (truncated to 1024 bytes).
+    pub action: String,
+    /// The requested resource, as given (truncated to 1024 bytes).
+    pub resource: String,
+    /// Why.
+    pub reason: Reason,
+    /// For an allow: the bindings, roles and grant that permitted it. Empty for a deny.
+    pub matched: Vec<Match>,
+}
+
+/// Copies at most [`MAX_RESOURCE_LEN`] bytes (on a character boundary): decisions echo
+/// caller input, and callers do not get to make them arbitrarily large.
+fn bounded(s: &str) -> String {
+    if s.len() <= MAX_RESOURCE_LEN {
+        return s.to_owned();
+    }
+    let mut end = MAX_RESOURCE_LEN;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_owned()
+}
+
+impl Decision {
+    pub(crate) fn deny(action: &str, resource: &str, reason: Reason) -> Self {
+        Self {
+            effect: Effect::Deny,
+            action: bounded(action),
+            resource: bounded(resource),
+            reason,
+            matched: Vec::new(),
+        }
+    }
+
+    pub(crate) fn allow(action: &str, resource: &str, matched: Vec<Match>) -> Self {
+        Self {
+            effect: Effect::Allow,
+            action: action.to_owned(),
+            resource: resource.to_owned(),
+            reason: Reason::Allow,
+            matched,
+        }
+    }
+
+    /// True for an allow.
+    pub fn is_allowed(&self) -> bool {
+        self.effect == Effect::Allow
+    }
+
+    /// The rule that denied the request: a deny rule or a separation-of-duty rule.
+    pub fn denied_by(&self) -> Option<&str> {
+        match &self.reason {
+            Reason::DeniedByRule { rule } | Reason::SeparationOfDuties { rule } => Some(rule),
+            _ => None,
+        }
+    }
+
+    /// A one-line explanation for people; caller-supplied text is escaped, so the line
+    /// never breaks.
+    pub fn explain(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl fmt::Display for Decision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let action = self.action.escape_debug();
+        let resource = self.resource.escape_debug();
+        match &self.reason {
+            Reason::Allow => {
+                write!(f, "allowed: {action} on {resource}")?;
+                if let Some(first) = self.matched.first() {
+                    write!(f, " by grant {} (", first.grant)?;
+                    for (i, m) in self.matched.iter().enumerate() {
+                        if i > 0 {
+                            f.write_str("; ")?;
+                        }
+                        write!(f, "role {} via {}", m.role, m.binding.escape_debug())?;
+                    }
+                    f.write_char(')')?;
+                }
+                Ok(())
+            }
+            Reason::NoRoleGrants => {
+                write!(f, "denied: {action} on {resource}: no role grants it")
+            }
+            Reason::OutsideScopes { scopes } if scopes.is_empty() => write!(
+                f,
+                "denied: {action} on {resource}: the token has no scope that allows it"
+            ),
+            Reason::OutsideScopes { scopes } => {
+                let plural = if scopes.len() == 1 { "" } else { "s" };
+                write!(
+                    f,
+                    "denied: {action} on {resource} is outside scope{plural} "
+                )?;
+                for (i, s) in scopes.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "{}", s.escape_debug())?;
+                }
+                Ok(())
+            }
+            Reason::DeniedByRule { rule } => {
+                write!(f, "denied: {action} on {resource} by rule {rule}")
+            }
+            Reason::UnknownAction => write!(f, "denied: {action} on {resource}: unknown action"),
+            Reason::InvalidResource { problem } => write!(
+                f,
+                "denied: {action} on {resource}: invalid resource ({problem})"
+            ),
+            Reason::SeparationOfDuties { rule } => write!(
+                f,
+                "denied: {action} on {resource}: the caller holds both duties of separation rule {rule}"
+            ),
+            Reason::GroupMembershipUnavailable => write!(
+                f,
+                "denied: {action} on {resource}: group membership is unavailable (group overage) \
+                 and a group binding could decide it"
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn deny(reason: Reason) -> Decision {
+        Decision::deny("datasets.write", "datasets/pii/x", reason)
+    }
+
+    #[test]
+    fn explanations_are_pinned() {
+        let cases = [
+            (
+                deny(Reason::OutsideScopes {
+                    scopes: vec!["Inference.Invoke".into()],
+                }),
+                "denied: datasets.write on datasets/pii/x is outside scope Inference.Invoke",
+            ),
+            (
+                deny(Reason::OutsideScopes {
+                    scopes: vec!["A".into(), "B".into()],
+                }),
+                "denied: datasets.write on datasets/pii/x is outside scopes A, B",
+            ),
+            (
+                deny(Reason::OutsideScopes { scopes: vec![] }),
+                "denied: datasets.write on datasets/pii/x: the token has no scope that allows it",
+            ),
+            (
+                deny(Reason::NoRoleGrants),
+                "denied: datasets.write on datasets/pii/x: no role grants it",
+            ),
+            (
+                deny(Reason::DeniedByRule {
+                    rule: "no-guests-on-pii".into(),
+                }),
+                "denied: datasets.write on datasets/pii/x by rule no-guests-on-pii",
+            ),
+            (
+                deny(Reason::UnknownAction),
+                "denied: datasets.write on datasets/pii/x: unknown action",
+            ),
+            (
+                deny(Reason::InvalidResource {
+                    problem: PathProblem::DotSegment,
+                }),
+                "denied: datasets.write on datasets/pii/x: invalid resource ('.' or '..' segment)",
+            ),
+            (
+                deny(Reason::SeparationOfDuties {
+                    rule: "train-or-deploy".into(),
+                }),
+                "denied: datasets.write on datasets/pii/x: the caller holds both duties of separation rule train-or-deploy",
+            ),
+            (
+                deny(Reason::GroupMembershipUnavailable),
+                "denied: datasets.write on datasets/pii/x: group membership is unavailable (group overage) and a group binding could decide it",
+            ),
+            (
+                Decision::allow(
+                    "training.submit",
+                    "models/llama-3",
+                    vec![
+                        Match {
+                            binding: "group:g1".into(),
+                            role: "ml-engineer".into(),
+                            grant: "ml-engineer#0".into(),
+                        },
+                        Match {
+                            binding: "app_role:ML.Admin".into(),
+                            role: "ml-admin".into(),
+                            grant: "ml-engineer#0".into(),
+                        },
+                    ],
+                ),
+                "allowed: training.submit on models/llama-3 by grant ml-engineer#0 (role ml-engineer via group:g1; role ml-admin via app_role:ML.Admin)",
+            ),
+        ];
+        for (decision, line) in cases {
+            assert_eq!(decision.explain(), line);
+        }
+    }
+
+    #[test]
+    fn explanation_is_one_line_whatever_the_input() {
+        let d = Decision::deny("x.y\nz", "a\r\nSet-Cookie: 1", Reason::UnknownAction);
+        assert!(!d.explain().contains('\n'));
+        assert!(!d.explain().contains('\r'));
+    }
+
+    #[test]
+    fn serializes_with_reason_code() {
+        let d = deny(Reason::DeniedByRule {
+            rule: "no-guests-on-pii".into(),
+        });
+        assert_eq!(
+            serde_json::to_string(&d).unwrap(),
+            r#"{"effect":"deny","action":"datasets.write","resource":"datasets/pii/x","reason":{"code":"denied_by_rule","rule":"no-guests-on-pii"},"matched":[]}"#
+        );
+        assert_eq!(d.denied_by(), Some("no-guests-on-pii"));
+        assert_eq!(d.reason.code(), "denied_by_rule");
+        let d = deny(Reason::InvalidResource {
+            problem: PathProblem::EmptySegment,
+        });
+        assert_eq!(
+            serde_json::to_value(&d).unwrap()["reason"],
+            serde_json::json!({"code": "invalid_resource", "problem": "empty_segment"})
+        );
+    }
+
+    #[test]
+    fn echoed_input_is_bounded() {
+        let long = "é".repeat(MAX_RESOURCE_LEN);
+        let d = Decision::deny(&long, &long, Reason::UnknownAction);
+        assert!(d.action.len() <= MAX_RESOURCE_LEN);
+        assert!(d.resource.len() <= MAX_RESOURCE_LEN);
+    }
+}

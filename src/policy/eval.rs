@@ -1,0 +1,605 @@
+//! Evaluation: [`CompiledPolicy::decide`] and [`CompiledPolicy::permissions`].
+//!
+//! A decision runs these steps, first answer wins:
+//!
+//! 1. the action must be known, else [`Reason::UnknownAction`];
+//! 2. the resource must be a valid path, else [`Reason::InvalidResource`];
+//! 3. a deny rule whose `when`, actions and resources cover the request denies it
+//!    ([`Reason::DeniedByRule`]): deny overrides permit;
+//! 4. a delegated (user) call needs a scope whose ceiling allows the action
+//!    ([`Reason::OutsideScopes`]); app-only calls have no scopes and are governed by their
+//!    app permissions alone;
+//! 5. the caller's roles are collected from the bindings that match its token (tenant,
+//!    principal, directory roles, app roles or app permissions, groups), each binding
+//!    admitting the caller's kind and, for guests, only if it says `guests = true`;
+//! 6. a grant of one of those roles must cover the action and the resource, else
+//!    [`Reason::NoRoleGrants`], or [`Reason::GroupMembershipUnavailable`] when the
+//!    caller's groups are unknown and a group binding could have granted it;
+//! 7. a separation-of-duty rule covering the request denies it when the caller's roles
+//!    give both of its sides ([`Reason::SeparationOfDuties`]);
+//! 8. otherwise: [`Reason::Allow`], naming the grant and the bindings that led to it.
+//!
+//! Separation of duties is deliberately not monotonic: holding *more* roles can deny a
+//! request. Everything else is: more deny rules, fewer bindings or narrower scopes never
+//! allow more.
+
+use serde::Serialize;
+
+use crate::decision::{Decision, Match, Reason};
+use crate::ids::{GroupId, PrincipalId};
+use crate::principal::{Groups, Principal, PrincipalKind};
+
+use super::action::ActionSet;
+use super::compile::{
+    CompiledPolicy, MAX_ROLE_WORDS, Subject, class_of, has_bit, intersects, set_bit,
+};
+use super::model::OnGroupOverage;
+use super::pattern::Segments;
+
+/// Where a decision takes the caller's group membership from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum MembershipView<'a> {
+    /// The token's `groups` claim; an overage marker or a missing claim means unknown.
+    #[default]
+    FromToken,
+    /// Membership resolved elsewhere (Microsoft Graph): the caller's groups among
+    /// [`CompiledPolicy::bound_group_ids`] (or all of its groups). Replaces the token's.
+    Resolved(&'a [GroupId]),
+    /// Membership is unknown.
+    Unavailable,
+}
+
+/// Whether the caller's group membership was known for a listing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum GroupMembership {
+    /// Groups were known (token or resolved) and evaluated.
+    Evaluated,
+    /// Groups were unknown and some group binding applies to callers of this kind: the
+    /// listing may miss roles (and a separation-of-duty conflict).
+    Unavailable,
+    /// Groups were unknown, but no group binding applies to callers of this kind.
+    NotNeeded,
+}
+
+/// A role the caller holds, and how.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+#[non_exhaustive]
+pub struct RoleAssignment {
+    /// The role.
+    pub role: String,
+    /// Labels of the caller's bindings that name this role.
+    pub bindings: Vec<String>,
+    /// Held roles that include this role directly.
+    pub included_by: Vec<String>,
+}
+
+/// One grant of a held role, as it applies to this caller.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+#[non_exhaustive]
+pub struct EffectiveGrant {
+    /// The grant, as `<role>#<index>`.
+    pub grant: String,
+    /// The role that defines it.
+    pub role: String,
+    /// The actions it gives, after the scope ceiling of a delegated call.
+    pub actions: Vec<String>,
+    /// The resource patterns it covers.
+    pub resources: Vec<String>,
+    /// True when the token's scopes removed some of the grant's actions.
+    pub narrowed_by_scopes: bool,
+}
+
+/// A deny rule that applies to this caller.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+#[non_exhaustive]
+pub struct DenyView {
+    /// The rule's name.
+    pub rule: String,
+    /// The actions it denies (after `except_actions`).
+    pub actions: Vec<String>,
+    /// The resource patterns it covers.
+    pub resources: Vec<String>,
+}
+
+/// What a caller may do under a policy: for user interfaces and access reviews.
+///
+/// Effective access is: some grant below covers the action and resource, no deny rule
+/// below covers them, and no separation-of-duty rule below covers them.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+#[non_exhaustive]
+pub struct Permissions {
+    /// The caller.
+    pub principal: PrincipalId,
+    /// User or application.
+    pub kind: PrincipalKind,
+    /// Whether the caller is a guest.
+    pub guest: bool,
+    /// The policy's [`version_hash`](CompiledPolicy::version_hash).
+    pub policy_version: String,
+    /// Whether group membership was known.
+    pub groups: GroupMembership,
+    /// Roles held, sorted by name.
+    pub roles: Vec<RoleAssignment>,
+    /// Grants of the held roles, narrowed by the scope ceiling; grants the scopes reduce
+    /// to nothing are left out.
+    pub grants: Vec<EffectiveGrant>,
+    /// For a delegated call: every action the token's scopes allow. `None` for app-only.
+    pub scope_ceiling: Option<Vec<String>>,
+    /// Deny rules that apply to this caller.
+    pub deny_rules: Vec<DenyView>,
+    /// Separation-of-duty rules whose two sides the caller holds: requests they cover are
+    /// denied.
+    pub separation_of_duties: Vec<String>,
+}
+
+/// Collects binding indices without allocating, up to a limit.
+trait HitSink {
+    fn push(&mut self, binding: u32);
+}
+
+struct HitBuf {
+    ids: [u32; 64],
+    len: usize,
+    overflow: bool,
+}
+
+impl HitSink for HitBuf {
+    #[inline]
+    fn push(&mut self, binding: u32) {
+        if self.len < self.ids.len() {
+            self.ids[self.len] = binding;
+            self.len += 1;
+        } else {
+            self.overflow = true;
+        }
+    }
+}
+
+impl HitSink for Vec<u32> {
+    fn push(&mut self, binding: u32) {
+        Vec::push(self, binding);
+    }
+}
+
+/// The outcome of role collection.
+struct Collected {
+    /// Group membership was unknown and matters under `on_group_overage = "deny"`.
+    groups_unknown: bool,
+    /// Group membership was unknown (whatever the setting).
+    groups_missing: bool,
+}
+
+impl CompiledPolicy {
+    /// Decides whether `principal` may perform `action` on `resource`, taking group
+    /// membership from the token.
+    ///
+    /// Infallible: malformed input becomes a deny with a reason. An invalid *token* is
+    /// not this function's business: it must have been rejected before a [`Principal`]
+    /// existed.
+    pub fn decide(&self, principal: &Principal, action: &str, resource: &str) -> Decision {
+        self.decide_with(principal, MembershipView::FromToken, action, resource)
+    }
+
+    /// Like [`decide`](Self::decide), with group membership from `membership` (for group
+    /// overage: pass what Microsoft Graph resolved).
+    pub fn decide_with(
+        &self,
+        principal: &Principal,
+        membership: MembershipView<'_>,
+        action: &str,
+        resource: &str,
+    ) -> Decision {
+        let Some(a) = self.actions.get(action) else {
+            return Decision::deny(action, resource, Reason::UnknownAction);
+        };
+        let segs = match Segments::parse(resource) {
+            Ok(s) => s,
+            Err(problem) => {
+                return Decision::deny(action, resource, Reason::InvalidResource { problem });
+            }
+        };
+        let segs = segs.as_slice();
+        for rule in &self.deny {
+            if rule.actions.contains(a)
+                && rule.when.matches(principal)
+                && rule
+                    .patterns
+                    .iter()
+                    .any(|p| p.matches_segments(resource, segs))
+            {
+                let reason = Reason::DeniedByRule {
+                    rule: rule.name.to_string(),
+                };
+                return Decision::deny(action, resource, reason);
+            }
+        }
+        if principal.kind() == PrincipalKind::User && !self.scopes_allow(principal, a) {
+            let reason = Reason::OutsideScopes {
+                scopes: principal.scopes().to_vec(),
+            };
+            return Decision::deny(action, resource, reason);
+        }
+
+        let class = class_of(principal);
+        let mut buf = [0u64; MAX_ROLE_WORDS];
+        let roles = &mut buf[..self.words];
+        let mut hits = HitBuf {
+            ids: [0; 64],
+            len: 0,
+            overflow: false,
+        };
+        let collected = self.collect(principal, membership, class, roles, &mut hits);
+
+        let Some((role, grant)) = self.find_grant(roles, a, resource, segs) else {
+            let could = collected.groups_unknown
+                && self
+                    .find_grant(
+                        &self.group_roles_by_class[usize::from(class)],
+                        a,
+                        resource,
+                        segs,
+                    )
+                    .is_some();
+            let reason = if could {
+                Reason::GroupMembershipUnavailable
+            } else {
+                Reason::NoRoleGrants
+            };
+            return Decision::deny(action, resource, reason);
+        };
+
+        if let Some(reason) = self.separation_of_duties(roles, &collected, class, a, resource, segs)
+        {
+            return Decision::deny(action, resource, reason);
+        }
+
+        let grant_label = &self.roles[role].grants[grant].label;
+        let mut matched = Vec::new();
+        let mut add = |b: u32| {
+            let binding = &self.bindings[b as usize];
+            for r in binding.roles.iter() {
+                if has_bit(self.closure_of(*r), role) {
+                    matched.push(Match {
+                        binding: binding.label.to_string(),
+                        role: self.roles[usize::from(*r)].name.to_string(),
+                        grant: grant_label.to_string(),
+                    });
+                }
+            }
+        };
+        if hits.overflow {
+            let mut all = Vec::new();
+            let mut scratch = [0u64; MAX_ROLE_WORDS];
+            self.collect(
+                principal,
+                membership,
+                class,
+                &mut scratch[..self.words],
+                &mut all,
+            );
+            all.into_iter().for_each(&mut add);
+        } else {
+            hits.ids[..hits.len].iter().for_each(|b| add(*b));
+        }
+        Decision::allow(action, resource, matched)
+    }
+
+    #[inline]
+    fn scopes_allow(&self, principal: &Principal, action: u16) -> bool {
+        !self.scopes.is_empty()
+            && principal.scopes().iter().any(|s| {
+                self.scopes
+                    .get(s.as_str())
+                    .is_some_and(|c| c.contains(action))
+            })
+    }
+
+    fn scope_ceiling(&self, principal: &Principal) -> ActionSet {
+        principal
+            .scopes()
+            .iter()
+            .filter_map(|s| self.scopes.get(s.as_str()))
+            .fold(ActionSet::EMPTY, |acc, c| acc.union(c))
+    }
+
+    pub(crate) fn closure_of(&self, role: u16) -> &[u64] {
+        let r = usize::from(role);
+        &self.role_closure[r * self.words..(r + 1) * self.words]
+    }
+
+    /// Sets the roles of every binding that matches the caller, and records the bindings.
+    fn collect<S: HitSink>(
+        &self,
+        p: &Principal,
+        membership: MembershipView<'_>,
+        class: u8,
+        roles: &mut [u64],
+        hits: &mut S,
+    ) -> Collected {
+        let bit = 1u8 << class;
+        let mut take = |list: &[u32], check: &dyn Fn(&Subject) -> bool| {
+            for &b in list {
+                let binding = &self.bindings[b as usize];
+                if binding.admits & bit != 0 && check(&binding.subject) {
+                    for r in binding.closure.iter() {
+                        set_bit(roles, usize::from(*r));
+                    }
+                    hits.push(b);
+                }
+            }
+        };
+        let any = |_: &Subject| true;
+        if !self.tenants.is_empty() {
+            if let Some(list) = self.tenants.get(p.tenant().as_str()) {
+                take(list, &any);
+            }
+        }
+        if !self.principals.is_empty() {
+            if let Some(list) = self.principals.get(p.object_id().as_str()) {
+                // Object ids are per tenant: the tenant must match too.
+                take(
+                    list,
+                    &|s| matches!(s, Subject::Principal(id) if id == p.id()),
+                );
+            }
+        }
+        if !self.directory_roles.is_empty() {
+            for w in p.directory_roles() {
+                if let Some(list) = self.directory_roles.get(w.as_str()) {
+                    take(list, &any);
+                }
+            }
+        }
+        // The `roles` claim holds app roles in user tokens and app permissions in
+        // app-only tokens: each is looked up only in its own table.
+        let claim_table = match p.kind() {
+            PrincipalKind::User => &self.app_roles,
+            PrincipalKind::Application => &self.app_permissions,
+        };
+        if !claim_table.is_empty() {
+            for v in p.roles() {
+                if let Some(list) = claim_table.get(v.as_str()) {
+                    take(list, &any);
+                }
+            }
+        }
+        let groups = match membership {
+            MembershipView::FromToken => match p.groups() {
+                Groups::Listed(g) => Some(g.as_slice()),
+                Groups::Overage | Groups::NotEmitted => None,
+            },
+            MembershipView::Resolved(g) => Some(g),
+            MembershipView::Unavailable => None,
+        };
+        let relevant = self.group_classes & bit != 0;
+        match groups {
+            Some(groups) if relevant => {
+                for g in groups {
+                    if let Some(ix) = self.groups.get(g.as_str()) {
+                        take(&self.group_bindings[ix as usize], &any);
+                    }
+                }
+                Collected {
+                    groups_unknown: false,
+                    groups_missing: false,
+                }
+            }
+            Some(_) => Collected {
+                groups_unknown: false,
+                groups_missing: false,
+            },
+            None => Collected {
+                groups_unknown: relevant && self.on_group_overage == OnGroupOverage::Deny,
+                groups_missing: true,
+            },
+        }
+    }
+
+    /// The first grant (by role name, then grant order) of a role in `roles` that covers
+    /// the request.
+    #[inline]
+    fn find_grant(
+        &self,
+        roles: &[u64],
+        action: u16,
+        resource: &str,
+        segs: &[&str],
+    ) -> Option<(usize, usize)> {
+        let a = usize::from(action);
+        let by_action = &self.roles_by_action[a * self.words..(a + 1) * self.words];
+        for (w, (held, granting)) in roles.iter().zip(by_action).enumerate() {
+            let mut bits = held & granting;
+            while bits != 0 {
+                let r = w * 64 + bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                if let Some(g) = self.roles[r]
+                    .grants
+                    .iter()
+                    .position(|g| g.matches(action, resource, segs))
+                {
+                    return Some((r, g));
+                }
+            }
+        }
+        None
+    }
+
+    fn separation_of_duties(
+        &self,
+        roles: &[u64],
+        collected: &Collected,
+        class: u8,
+        action: u16,
+        resource: &str,
+        segs: &[&str],
+    ) -> Option<Reason> {
+        if self.sod.is_empty() {
+            return None;
+        }
+        let covers = |s: &super::compile::CSod| {
+            (s.sides[0].contains(action) || s.sides[1].contains(action))
+                && s.patterns
+                    .iter()
+                    .any(|p| p.matches_segments(resource, segs))
+        };
+        for s in self.sod.iter().filter(|s| covers(s)) {
+            if intersects(roles, &s.holds[0]) && intersects(roles, &s.holds[1]) {
+                return Some(Reason::SeparationOfDuties {
+                    rule: s.name.to_string(),
+                });
+            }
+        }
+        if collected.groups_unknown {
+            // Unknown groups could complete a conflict: fail closed.
+            let group_roles = &self.group_roles_by_class[usize::from(class)];
+            let mut possible = [0u64; MAX_ROLE_WORDS];
+            let possible = &mut possible[..self.words];
+            for ((p, r), g) in possible.iter_mut().zip(roles).zip(group_roles.iter()) {
+                *p = r | g;
+            }
+            if self
+                .sod
+                .iter()
+                .filter(|s| covers(s))
+                .any(|s| intersects(possible, &s.holds[0]) && intersects(possible, &s.holds[1]))
+            {
+                return Some(Reason::GroupMembershipUnavailable);
+            }
+        }
+        None
+    }
+
+    /// Lists what `principal` may do, taking group membership from the token.
+    pub fn permissions(&self, principal: &Principal) -> Permissions {
+        self.permissions_with(principal, MembershipView::FromToken)
+    }
+
+    /// Lists what `principal` may do, with group membership from `membership`.
+    pub fn permissions_with(
+        &self,
+        principal: &Principal,
+        membership: MembershipView<'_>,
+    ) -> Permissions {
+        let class = class_of(principal);
+        let mut buf = [0u64; MAX_ROLE_WORDS];
+        let roles = &mut buf[..self.words];
+        let mut hits: Vec<u32> = Vec::new();
+        let collected = self.collect(principal, membership, class, roles, &mut hits);
+        let held: Vec<usize> = (0..self.roles.len())
+            .filter(|r| has_bit(roles, *r))
+            .collect();
+
+        let mut assignments: Vec<RoleAssignment> = held
+            .iter()
+            .map(|&r| RoleAssignment {
+                role: self.roles[r].name.to_string(),
+                bindings: hits
+                    .iter()
+                    .map(|b| &self.bindings[*b as usize])
+                    .filter(|b| b.roles.iter().any(|x| usize::from(*x) == r))
+                    .map(|b| b.label.to_string())
+                    .collect(),
+                included_by: held
+                    .iter()
+                    .filter(|h| {
+                        self.roles[**h]
+                            .includes
+                            .iter()
+                            .any(|x| usize::from(*x) == r)
+                    })
+                    .map(|h| self.roles[*h].name.to_string())
+                    .collect(),
+            })
+            .collect();
+        assignments.sort_by(|a, b| a.role.cmp(&b.role));
+
+        let ceiling = match principal.kind() {
+            PrincipalKind::User => Some(self.scope_ceiling(principal)),
+            PrincipalKind::Application => None,
+        };
+        let mut grants = Vec::new();
+        for &r in &held {
+            for g in &self.roles[r].grants {
+                let actions = match &ceiling {
+                    Some(c) => g.actions.intersect(c),
+                    None => g.actions,
+                };
+                if actions.is_empty() {
+                    continue;
+                }
+                grants.push(EffectiveGrant {
+                    grant: g.label.to_string(),
+                    role: self.roles[r].name.to_string(),
+                    actions: self.actions.names_of(&actions),
+                    resources: g.patterns.iter().map(|p| p.as_str().to_owned()).collect(),
+                    narrowed_by_scopes: actions != g.actions,
+                });
+            }
+        }
+        let deny_rules = self
+            .deny
+            .iter()
+            .filter(|d| d.when.matches(principal))
+            .map(|d| DenyView {
+                rule: d.name.to_string(),
+                actions: self.actions.names_of(&d.actions),
+                resources: d.patterns.iter().map(|p| p.as_str().to_owned()).collect(),
+            })
+            .collect();
+        let separation_of_duties = self
+            .sod
+            .iter()
+            .filter(|s| intersects(roles, &s.holds[0]) && intersects(roles, &s.holds[1]))
+            .map(|s| s.name.to_string())
+            .collect();
+        let relevant = self.group_classes & (1 << class) != 0;
+        Permissions {
+            principal: principal.id().clone(),
+            kind: principal.kind(),
+            guest: principal.is_guest(),
+            policy_version: self.version_hash.clone(),
+            groups: match (collected.groups_missing, relevant) {
+                (false, _) => GroupMembership::Evaluated,
+                (true, true) => GroupMembership::Unavailable,
+                (true, false) => GroupMembership::NotNeeded,
+            },
+            roles: assignments,
+            grants,
+            scope_ceiling: ceiling.map(|c| self.actions.names_of(&c)),
+            deny_rules,
+            separation_of_duties,
+        }
+    }
+
+    /// True when deciding for `principal` could depend on groups its token does not list
+    /// (overage or no `groups` claim): resolve them and use
+    /// [`decide_with`](Self::decide_with).
+    pub fn needs_group_resolution(&self, principal: &Principal) -> bool {
+        !matches!(principal.groups(), Groups::Listed(_))
+            && self.group_classes & (1 << class_of(principal)) != 0
+    }
+
+    /// The group ids the policy binds, sorted: the only groups a membership resolver
+    /// needs to ask about (`checkMemberGroups`).
+    pub fn bound_group_ids(&self) -> &[GroupId] {
+        &self.bound_group_ids
+    }
+
+    /// A stable identifier of the policy source: lower-case hex SHA-256 of the text it
+    /// was loaded from. Record it with every decision in audit logs.
+    pub fn version_hash(&self) -> &str {
+        &self.version_hash
+    }
+
+    /// What the policy does when group membership is unknown.
+    pub fn on_group_overage(&self) -> OnGroupOverage {
+        self.on_group_overage
+    }
+
+    /// Every action the policy knows: built-ins first, then custom actions.
+    pub fn actions(&self) -> impl Iterator<Item = &str> {
+        self.actions.names()
+    }
+}

@@ -1,0 +1,322 @@
+//! The least-privilege policy engine: who may train, deploy and invoke what.
+//!
+//! A policy is a versioned TOML (or JSON) document. Loading it validates everything and
+//! compiles it into lookup tables ([`CompiledPolicy`]); deciding is then a pure,
+//! infallible function of a verified [`Principal`](crate::Principal), an action and a
+//! resource, returning a [`Decision`](crate::decision::Decision) that says why.
+//!
+//! ```
+//! use entra_governor::policy::Policy;
+//! use entra_governor::{GroupId, Groups, ObjectId, Principal, TenantId};
+//!
+//! let policy = Policy::from_toml_str(r#"
+//! version = 1
+//!
+//! [roles.inference-user]
+//! grants = [{ actions = ["inference.invoke", "models.read"], resources = ["models/llama-*"] }]
+//!
+//! [roles.ml-engineer]
+//! include = ["inference-user"]
+//! grants = [
+//!   { actions = ["training.*"], resources = ["models/**"] },
+//!   { actions = ["datasets.read"], resources = ["datasets/public/**"] },
+//! ]
+//!
+//! [[bindings]]
+//! group = "0b1f2e3d-4c5b-4a69-8877-665544332211"
+//! roles = ["ml-engineer"]
+//!
+//! [scopes]
+//! "Inference.Invoke" = ["inference.*", "models.read"]
+//! "Training.Manage" = ["training.*", "datasets.read"]
+//!
+//! [[deny]]
+//! name = "no-guests-on-pii"
+//! when = { guest = true }
+//! actions = ["*"]
+//! resources = ["datasets/pii/**"]
+//! "#)?;
+//! assert!(policy.lint().is_clean());
+//! let compiled = policy.compiled();
+//!
+//! let tenant = TenantId::parse("72f988bf-86f1-41af-91ab-2d7cd011db47")?;
+//! let user = ObjectId::parse("690222be-ff1a-4d56-abd1-7e4f7d38e474")?;
+//! let engineers = GroupId::parse("0b1f2e3d-4c5b-4a69-8877-665544332211")?;
+//!
+//! // A data scientist, through an app that obtained only Inference.Invoke.
+//! let caller = Principal::builder(tenant, user)
+//!     .scopes(["Inference.Invoke"])
+//!     .groups(Groups::Listed(vec![engineers]))
+//!     .build();
+//!
+//! let ok = compiled.decide(&caller, "inference.invoke", "models/llama-3-70b");
+//! assert!(ok.is_allowed());
+//! assert_eq!(ok.matched[0].grant, "inference-user#0");
+//!
+//! let no = compiled.decide(&caller, "training.submit", "models/llama-3-70b");
+//! assert!(!no.is_allowed());
+//! assert_eq!(
+//!     no.explain(),
+//!     "denied: training.submit on models/llama-3-70b is outside scope Inference.Invoke"
+//! );
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # The document
+//!
+//! | key | meaning |
+//! |---|---|
+//! | `version` | `1` |
+//! | `on_group_overage` | `"deny"` (default) or `"evaluate_without_groups"`: see [`OnGroupOverage`] |
+//! | `[actions] custom` | actions added to the built-in [`BUILTIN_ACTIONS`] (`family.verb`) |
+//! | `[roles.<name>]` | `grants = [{ actions, resources }]`, `include = ["other-role"]` (no cycles) |
+//! | `[[bindings]]` | one subject (`group`, `app_role`, `app_permission`, `directory_role`, `tenant`, `principal = { tenant, object }`), `roles`, optional `guests`, `kinds`, `name` |
+//! | `[scopes]` | `"<scope>" = [action specs]`: the scope ceiling of delegated calls |
+//! | `[[deny]]` | `name`, optional `when`, `actions`, optional `except_actions`, `resources` |
+//! | `[[separation_of_duties]]` | `name`, two `actions`, `resources` |
+//!
+//! Action specs are `family.verb`, `family.*` or `*` ([`action`]); resource patterns are
+//! described in [`pattern`].
+//!
+//! ## Bindings
+//!
+//! A binding reads one Entra fact, compared byte for byte (no case folding, no Unicode
+//! normalisation; GUIDs are stored in lower case as Entra emits them):
+//!
+//! - `group`: a group object id, from the token's `groups` claim or a resolver
+//!   ([`MembershipView`]);
+//! - `app_role`: a value of the `roles` claim of a **user** token (an app role assignment);
+//! - `app_permission`: a value of the `roles` claim of an **app-only** token (an
+//!   application permission). The two are distinct: a binding that wants both says both
+//!   (`app_role = "X"` and `app_permission = "X"` in one binding);
+//! - `directory_role`: a directory role template id from `wids`;
+//! - `tenant`: every caller whose token was issued in that tenant (`tid`);
+//! - `principal`: one user or service principal, `tid` + `oid`.
+//!
+//! There is no way to bind an e-mail address, UPN or display name.
+//!
+//! Guests get nothing from a binding unless it says `guests = true`. `group`,
+//! `directory_role` and `tenant` bindings apply to users unless `kinds` says otherwise
+//! (`kinds = ["user", "application"]`): Entra hands app-only tokens to any application
+//! that asks, so applications are only admitted on purpose. `principal` bindings apply to
+//! whichever kind the principal is.
+//!
+//! ## Scope ceilings
+//!
+//! A delegated (user) call may do what its roles grant **and** some scope in its `scp`
+//! allows. A user with training rights calling through an app that only obtained
+//! `Inference.Invoke` cannot submit training. Scopes without an entry allow nothing; a
+//! policy without `[scopes]` denies every delegated call. App-only calls have no scopes:
+//! their app permissions (and any other binding admitting applications) govern them.
+//!
+//! ## Deny rules
+//!
+//! A deny rule overrides every grant. `when` narrows the callers it applies to; all
+//! given conditions must hold:
+//!
+//! ```toml
+//! [[deny]]
+//! name = "partner-tenant-inference-only"
+//! when = { tenant = "3c4d5e6f-0000-4000-8000-000000000001" }  # also: tenant_in, tenant_not_in, guest, kind
+//! actions = ["*"]
+//! except_actions = ["inference.*"]   # "may only inference.*"
+//! resources = ["**"]
+//! ```
+//!
+//! ## Separation of duties
+//!
+//! `actions = ["training.submit", "models.deploy"], resources = ["models/prod-*"]`: a
+//! caller whose roles give both (each on some resource overlapping the patterns) is
+//! denied both on those resources, until someone removes one of the roles. [`Policy::lint`]
+//! reports binding combinations that lead there.
+//!
+//! ## Group overage
+//!
+//! Past 200 groups a token carries an overage marker instead of `groups`, and some app
+//! registrations emit no groups at all. Such a caller's group bindings cannot be
+//! evaluated from the token: with `on_group_overage = "deny"` (the default) a decision
+//! that a group binding could change is denied with
+//! [`Reason::GroupMembershipUnavailable`](crate::decision::Reason) (distinct from "no
+//! role grants it"). Resolve membership for [`CompiledPolicy::bound_group_ids`] and call
+//! [`CompiledPolicy::decide_with`] with [`MembershipView::Resolved`].
+
+use std::path::Path;
+use std::sync::Arc;
+
+pub mod action;
+mod compile;
+mod error;
+mod eval;
+mod fast_hash;
+pub mod ident;
+mod lint;
+pub mod model;
+pub mod pattern;
+
+pub use action::{BUILTIN_ACTIONS, MAX_ACTIONS};
+pub use compile::{CompiledPolicy, MAX_ROLES};
+pub use error::{PolicyError, PolicyErrorKind};
+pub use eval::{
+    DenyView, EffectiveGrant, GroupMembership, MembershipView, Permissions, RoleAssignment,
+};
+pub use ident::{IdentifierProblem, Script};
+pub use lint::{LintCode, LintReport, LintWarning};
+pub use model::{OnGroupOverage, PolicyDocument};
+pub use pattern::{PathProblem, Pattern};
+
+/// A validated, compiled policy, with its source document for linting and tooling.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    document: PolicyDocument,
+    origin: Option<String>,
+    compiled: Arc<CompiledPolicy>,
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes);
+    let mut out = String::with_capacity(64);
+    for b in digest.as_ref() {
+        out.push(char::from(b"0123456789abcdef"[usize::from(b >> 4)]));
+        out.push(char::from(b"0123456789abcdef"[usize::from(b & 15)]));
+    }
+    out
+}
+
+fn line_col(src: &str, offset: usize) -> (usize, usize) {
+    let before = &src[..offset.min(src.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before
+        .rfind('\n')
+        .map_or(before.len(), |nl| before.len() - nl - 1)
+        + 1;
+    (line, column)
+}
+
+impl Policy {
+    /// Loads a policy from TOML text.
+    pub fn from_toml_str(source: &str) -> Result<Self, PolicyError> {
+        Self::load_toml(source, None)
+    }
+
+    /// Loads a policy from JSON text (the same shape as the TOML document).
+    pub fn from_json_str(source: &str) -> Result<Self, PolicyError> {
+        Self::load_json(source, None)
+    }
+
+    /// Loads a policy file: JSON when the extension is `.json`, TOML otherwise. Errors
+    /// name the file.
+    pub fn from_path(path: impl AsRef<Path>) -> Result<Self, PolicyError> {
+        let path = path.as_ref();
+        let origin = path.display().to_string();
+        let source = std::fs::read_to_string(path).map_err(|e| {
+            PolicyError::new(
+                "",
+                PolicyErrorKind::Io {
+                    kind: e.kind(),
+                    message: e.to_string(),
+                },
+            )
+            .with_origin(Some(&origin))
+        })?;
+        if path.extension().is_some_and(|e| e == "json") {
+            Self::load_json(&source, Some(&origin))
+        } else {
+            Self::load_toml(&source, Some(&origin))
+        }
+    }
+
+    /// Validates and compiles a document built in code. Its version hash is taken over
+    /// its canonical JSON form.
+    pub fn from_document(document: PolicyDocument) -> Result<Self, PolicyError> {
+        let json = serde_json::to_vec(&document).expect("a policy document serializes");
+        Self::build(document, sha256_hex(&json), None)
+    }
+
+    fn load_toml(source: &str, origin: Option<&str>) -> Result<Self, PolicyError> {
+        let document: PolicyDocument = toml::from_str(source).map_err(|e| {
+            let (line, column) = match e.span() {
+                Some(span) => {
+                    let (l, c) = line_col(source, span.start);
+                    (Some(l), Some(c))
+                }
+                None => (None, None),
+            };
+            PolicyError::new(
+                "",
+                PolicyErrorKind::Syntax {
+                    line,
+                    column,
+                    message: e.message().to_owned(),
+                },
+            )
+            .with_origin(origin)
+        })?;
+        Self::build(document, sha256_hex(source.as_bytes()), origin)
+    }
+
+    fn load_json(source: &str, origin: Option<&str>) -> Result<Self, PolicyError> {
+        let document: PolicyDocument = serde_json::from_str(source).map_err(|e| {
+            let known = e.line() > 0;
+            PolicyError::new(
+                "",
+                PolicyErrorKind::Syntax {
+                    line: known.then_some(e.line()),
+                    column: known.then_some(e.column()),
+                    message: strip_json_position(&e.to_string()),
+                },
+            )
+            .with_origin(origin)
+        })?;
+        Self::build(document, sha256_hex(source.as_bytes()), origin)
+    }
+
+    fn build(
+        document: PolicyDocument,
+        version_hash: String,
+        origin: Option<&str>,
+    ) -> Result<Self, PolicyError> {
+        let compiled =
+            compile::compile(&document, version_hash).map_err(|e| e.with_origin(origin))?;
+        Ok(Self {
+            document,
+            origin: origin.map(str::to_owned),
+            compiled: Arc::new(compiled),
+        })
+    }
+
+    /// The compiled policy, ready to decide; clone the `Arc` freely.
+    pub fn compiled(&self) -> Arc<CompiledPolicy> {
+        Arc::clone(&self.compiled)
+    }
+
+    /// The document as loaded.
+    pub fn document(&self) -> &PolicyDocument {
+        &self.document
+    }
+
+    /// The file the policy was loaded from, if any.
+    pub fn origin(&self) -> Option<&str> {
+        self.origin.as_deref()
+    }
+
+    /// Lower-case hex SHA-256 of the policy source; see [`CompiledPolicy::version_hash`].
+    pub fn version_hash(&self) -> &str {
+        self.compiled.version_hash()
+    }
+
+    /// Warnings about over-broad, unused or conflicting entries; see [`LintCode`].
+    pub fn lint(&self) -> LintReport {
+        lint::lint(&self.document, &self.compiled)
+    }
+}
+
+/// serde_json appends " at line L column C"; the error carries those separately.
+fn strip_json_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(at) => message[..at].to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,645 @@
+//! Resource paths and the patterns that grants, deny rules and separation-of-duty rules
+//! match them with.
+//!
+//! # Resources
+//!
+//! A resource is a hierarchical path such as `models/llama-3-70b`,
+//! `datasets/pii/claims-2025` or `endpoints/chat-prod`:
+//!
+//! - segments are separated by `/`; there is no leading `/`, no trailing `/` and no empty
+//!   segment (`a//b`);
+//! - `.` and `..` are not segments (no path traversal, no second spelling of a path);
+//! - no control, bidirectional-control or invisible formatting characters, and no `*`;
+//! - at most [`MAX_RESOURCE_LEN`] bytes and [`MAX_SEGMENTS`] segments.
+//!
+//! Everything else is literal and compared byte for byte: no case folding, no Unicode
+//! normalisation, no percent-decoding (`models%2Fx` is one segment). A request for a
+//! malformed resource is denied with [`Reason::InvalidResource`](crate::decision::Reason);
+//! it never panics and never matches a pattern.
+//!
+//! # Patterns
+//!
+//! Patterns follow the same rules, plus two wildcards:
+//!
+//! | pattern            | matches                                   | does not match                     |
+//! |--------------------|-------------------------------------------|------------------------------------|
+//! | `models/llama-3`   | `models/llama-3`                          | `models/Llama-3`, `models/llama-3/v2` |
+//! | `models/*`         | `models/llama-3`, `models/gpt`            | `models`, `models/llama-3/v2`      |
+//! | `models/llama-*`   | `models/llama-3`, `models/llama-`         | `models/llama/3`, `models/xllama-3` |
+//! | `models/*-prod`    | `models/chat-prod`                        | `models/chat-prod-2`               |
+//! | `datasets/public/**` | `datasets/public`, `datasets/public/a/b` | `datasets/publicity`, `datasets/pii/a` |
+//! | `**/eval-*`        | `eval-1`, `models/x/eval-1`               | `models/eval-1/x`                  |
+//! | `**`               | every valid resource                      |                                    |
+//!
+//! - `*` matches any run of characters inside one segment (never `/`); it may stand alone
+//!   (`models/*`: exactly one segment) or be part of a segment (`llama-*`, `*-prod`,
+//!   `a*b*c`);
+//! - `**` must be a whole segment and matches zero or more whole segments;
+//!   `models/**` therefore also matches `models` itself;
+//! - any other use of `**` (`models/llama**`, `***`) is rejected when the policy is loaded.
+
+use std::fmt;
+
+use serde::Serialize;
+
+use super::ident::is_forbidden_in_path;
+
+/// The longest resource path accepted, in bytes.
+pub const MAX_RESOURCE_LEN: usize = 1024;
+/// The largest number of segments in a resource path or pattern.
+pub const MAX_SEGMENTS: usize = 32;
+
+/// What is wrong with a resource path or a pattern.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum PathProblem {
+    /// The path is empty.
+    Empty,
+    /// The path is longer than [`MAX_RESOURCE_LEN`] bytes.
+    TooLong,
+    /// The path has more than [`MAX_SEGMENTS`] segments.
+    TooDeep,
+    /// The path starts with `/`.
+    LeadingSlash,
+    /// The path has an empty segment (`a//b`, or a trailing `/`).
+    EmptySegment,
+    /// The path has a `.` or `..` segment.
+    DotSegment,
+    /// The path contains a control, bidirectional-control or invisible character.
+    ForbiddenCharacter,
+    /// A requested resource contains `*`; wildcards belong in patterns only.
+    Wildcard,
+    /// A pattern uses `**` other than as a whole segment.
+    MisplacedDoubleStar,
+}
+
+impl fmt::Display for PathProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Empty => "empty path",
+            Self::TooLong => "path longer than 1024 bytes",
+            Self::TooDeep => "path deeper than 32 segments",
+            Self::LeadingSlash => "leading '/'",
+            Self::EmptySegment => "empty segment",
+            Self::DotSegment => "'.' or '..' segment",
+            Self::ForbiddenCharacter => "control, bidirectional or invisible character",
+            Self::Wildcard => "'*' in a resource",
+            Self::MisplacedDoubleStar => "'**' must be a whole segment",
+        })
+    }
+}
+
+/// Checks the rules shared by resources and patterns; calls `segment` for each segment.
+fn check_path<'a>(
+    path: &'a str,
+    mut segment: impl FnMut(usize, &'a str) -> Result<(), PathProblem>,
+) -> Result<usize, PathProblem> {
+    if path.is_empty() {
+        return Err(PathProblem::Empty);
+    }
+    if path.len() > MAX_RESOURCE_LEN {
+        return Err(PathProblem::TooLong);
+    }
+    if path.starts_with('/') {
+        return Err(PathProblem::LeadingSlash);
+    }
+    let mut n = 0;
+    for seg in path.split('/') {
+        if seg.is_empty() {
+            return Err(PathProblem::EmptySegment);
+        }
+        if seg == "." || seg == ".." {
+            return Err(PathProblem::DotSegment);
+        }
+        // Control characters are ASCII or C1; bidi and invisible characters are not ASCII.
+        if seg.bytes().any(|b| b < 0x20 || b == 0x7f || b >= 0x80)
+            && seg.chars().any(is_forbidden_in_path)
+        {
+            return Err(PathProblem::ForbiddenCharacter);
+        }
+        if n == MAX_SEGMENTS {
+            return Err(PathProblem::TooDeep);
+        }
+        segment(n, seg)?;
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// A validated resource path, split into segments without allocating.
+pub(crate) struct Segments<'a> {
+    buf: [&'a str; MAX_SEGMENTS],
+    len: usize,
+}
+
+impl<'a> Segments<'a> {
+    /// Validates a requested resource and splits it into segments.
+    pub(crate) fn parse(resource: &'a str) -> Result<Self, PathProblem> {
+        let mut buf = [""; MAX_SEGMENTS];
+        let len = check_path(resource, |i, seg| {
+            if seg.contains('*') {
+                return Err(PathProblem::Wildcard);
+            }
+            buf[i] = seg;
+            Ok(())
+        })?;
+        Ok(Self { buf, len })
+    }
+
+    pub(crate) fn as_slice(&self) -> &[&'a str] {
+        &self.buf[..self.len]
+    }
+}
+
+/// Validates a resource path as requests must spell it.
+pub fn validate_resource(resource: &str) -> Result<(), PathProblem> {
+    Segments::parse(resource).map(|_| ())
+}
+
+/// One segment of a compiled pattern.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Token {
+    /// A literal segment, compared byte for byte.
+    Literal(Box<str>),
+    /// `*`: any one segment.
+    Any,
+    /// A segment with `*` inside: the literal pieces between the stars (at least two).
+    Glob(Box<[Box<str>]>),
+    /// `**`: zero or more segments.
+    AnyDepth,
+}
+
+impl Token {
+    fn matches(&self, seg: &str) -> bool {
+        match self {
+            Token::Literal(l) => **l == *seg,
+            Token::Any => true,
+            Token::Glob(pieces) => glob_matches(pieces, seg),
+            Token::AnyDepth => true,
+        }
+    }
+}
+
+/// Matches `s` against `p0 * p1 * ... * pn`: leftmost-first placement of the middle
+/// pieces is optimal because `*` can absorb any gap.
+fn glob_matches(pieces: &[Box<str>], s: &str) -> bool {
+    let (first, rest) = pieces.split_first().expect("a glob has two pieces");
+    let (last, middle) = rest.split_last().expect("a glob has two pieces");
+    if s.len() < first.len() + last.len() || !s.starts_with(&**first) || !s.ends_with(&**last) {
+        return false;
+    }
+    let mut gap = &s[first.len()..s.len() - last.len()];
+    for piece in middle {
+        match gap.find(&**piece) {
+            Some(at) => gap = &gap[at + piece.len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
+/// How a pattern is matched; simple shapes skip the general algorithm.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Shape {
+    /// No wildcard: the resource must equal the pattern.
+    Exact,
+    /// `prefix/**`: the resource equals `prefix` or starts with `prefix/` (prefix is
+    /// wildcard-free).
+    Subtree { prefix_len: usize },
+    /// `**`: everything.
+    Everything,
+    /// Anything else.
+    General,
+}
+
+/// A compiled resource pattern; see the [module docs](self) for the syntax.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pattern {
+    source: Box<str>,
+    tokens: Box<[Token]>,
+    shape: Shape,
+}
+
+impl Pattern {
+    /// Parses and compiles a pattern.
+    pub fn parse(source: &str) -> Result<Self, PathProblem> {
+        let mut tokens = Vec::new();
+        check_path(source, |_, seg| {
+            let token = if seg == "**" {
+                Token::AnyDepth
+            } else if seg.contains("**") {
+                return Err(PathProblem::MisplacedDoubleStar);
+            } else if seg == "*" {
+                Token::Any
+            } else if seg.contains('*') {
+                Token::Glob(seg.split('*').map(Box::from).collect())
+            } else {
+                Token::Literal(seg.into())
+            };
+            tokens.push(token);
+            Ok(())
+        })?;
+        let wild = |t: &Token| !matches!(t, Token::Literal(_));
+        let shape = match tokens.split_last() {
+            _ if !tokens.iter().any(wild) => Shape::Exact,
+            Some((Token::AnyDepth, [])) => Shape::Everything,
+            Some((Token::AnyDepth, init)) if !init.iter().any(wild) => Shape::Subtree {
+                prefix_len: source.len() - 3,
+            },
+            _ => Shape::General,
+        };
+        Ok(Self {
+            source: source.into(),
+            tokens: tokens.into(),
+            shape,
+        })
+    }
+
+    /// The pattern as written in the policy.
+    pub fn as_str(&self) -> &str {
+        &self.source
+    }
+
+    /// True when the pattern matches `resource`; false for malformed resources.
+    pub fn matches(&self, resource: &str) -> bool {
+        match Segments::parse(resource) {
+            Ok(segs) => self.matches_segments(resource, segs.as_slice()),
+            Err(_) => false,
+        }
+    }
+
+    /// Matches an already validated resource (`whole` is the resource, `segs` its parts).
+    pub(crate) fn matches_segments(&self, whole: &str, segs: &[&str]) -> bool {
+        match self.shape {
+            Shape::Exact => *self.source == *whole,
+            Shape::Everything => true,
+            Shape::Subtree { prefix_len } => {
+                let prefix = &self.source[..prefix_len];
+                whole.len() >= prefix_len
+                    && whole.as_bytes()[..prefix_len] == *prefix.as_bytes()
+                    && (whole.len() == prefix_len || whole.as_bytes()[prefix_len] == b'/')
+            }
+            Shape::General => self.matches_general(segs),
+        }
+    }
+
+    /// Wildcard matching over segments: `**` is a star over segments, every other token
+    /// matches exactly one segment, so backtracking to the last `**` is enough.
+    fn matches_general(&self, segs: &[&str]) -> bool {
+        let toks = &*self.tokens;
+        let (mut t, mut s) = (0, 0);
+        let mut star: Option<(usize, usize)> = None;
+        loop {
+            if t < toks.len() {
+                if toks[t] == Token::AnyDepth {
+                    star = Some((t + 1, s));
+                    t += 1;
+                    continue;
+                }
+                if s < segs.len() && toks[t].matches(segs[s]) {
+                    t += 1;
+                    s += 1;
+                    continue;
+                }
+            } else if s == segs.len() {
+                return true;
+            }
+            match star {
+                Some((after, from)) if from < segs.len() => {
+                    star = Some((after, from + 1));
+                    t = after;
+                    s = from + 1;
+                }
+                _ => return false,
+            }
+        }
+    }
+
+    /// True when the pattern can match every valid resource (`**`).
+    pub(crate) fn is_everything(&self) -> bool {
+        self.shape == Shape::Everything
+    }
+
+    /// True when the first segment is a wildcard: the pattern is not confined to one
+    /// top-level collection such as `models/`.
+    pub(crate) fn is_unbounded(&self) -> bool {
+        !matches!(self.tokens.first(), Some(Token::Literal(_)))
+    }
+
+    /// True when some resource matches both patterns (used for separation of duties).
+    pub(crate) fn intersects(&self, other: &Pattern) -> bool {
+        seq_intersect(&self.tokens, &other.tokens)
+    }
+
+    /// True when every resource `other` matches is also matched by `self`. Sound but not
+    /// complete: a `false` may be a subsumption this syntactic check cannot see.
+    pub(crate) fn subsumes(&self, other: &Pattern) -> bool {
+        seq_subsumes(&self.tokens, &other.tokens)
+    }
+}
+
+impl fmt::Display for Pattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.source)
+    }
+}
+
+/// Pieces of a single-segment token as a sequence of characters and stars.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Sym {
+    Char(char),
+    Star,
+}
+
+fn symbols(t: &Token) -> Vec<Sym> {
+    match t {
+        Token::Literal(l) => l.chars().map(Sym::Char).collect(),
+        Token::Any => vec![Sym::Star],
+        Token::Glob(pieces) => {
+            let mut out = Vec::new();
+            for (i, p) in pieces.iter().enumerate() {
+                if i > 0 {
+                    out.push(Sym::Star);
+                }
+                out.extend(p.chars().map(Sym::Char));
+            }
+            out
+        }
+        Token::AnyDepth => unreachable!("not a single-segment token"),
+    }
+}
+
+/// Generic reachability over two sequences: `step(i, j)` lists successor states.
+fn reach(n: usize, m: usize, step: impl Fn(usize, usize, &mut Vec<(usize, usize)>)) -> bool {
+    let mut seen = vec![false; (n + 1) * (m + 1)];
+    let mut stack = vec![(0, 0)];
+    let mut next = Vec::new();
+    while let Some((i, j)) = stack.pop() {
+        if seen[i * (m + 1) + j] {
+            continue;
+        }
+        seen[i * (m + 1) + j] = true;
+        if i == n && j == m {
+            return true;
+        }
+        next.clear();
+        step(i, j, &mut next);
+        stack.extend(next.iter().copied());
+    }
+    false
+}
+
+/// Is there a non-empty segment matched by both single-segment tokens?
+fn seg_intersect(a: &Token, b: &Token) -> bool {
+    let (x, y) = (symbols(a), symbols(b));
+    // Stars match any string; a common string exists iff the sequences can be aligned.
+    // Both sides only accept non-empty segments in practice; a pair of patterns whose
+    // only common string is empty cannot exist, since each is a non-empty segment
+    // or contains a star.
+    reach(x.len(), y.len(), |i, j, out| {
+        let (xi, yj) = (x.get(i), y.get(j));
+        if let Some(Sym::Star) = xi {
+            out.push((i + 1, j));
+            if yj.is_some() {
+                out.push((i, j + 1));
+            }
+        }
+        if let Some(Sym::Star) = yj {
+            out.push((i, j + 1));
+            if xi.is_some() {
+                out.push((i + 1, j));
+            }
+        }
+        if let (Some(Sym::Char(c)), Some(Sym::Char(d))) = (xi, yj) {
+            if c == d {
+                out.push((i + 1, j + 1));
+            }
+        }
+    })
+}
+
+fn seq_intersect(a: &[Token], b: &[Token]) -> bool {
+    reach(a.len(), b.len(), |i, j, out| {
+        let (ai, bj) = (a.get(i), b.get(j));
+        if let Some(Token::AnyDepth) = ai {
+            out.push((i + 1, j));
+            if bj.is_some() {
+                out.push((i, j + 1));
+            }
+        }
+        if let Some(Token::AnyDepth) = bj {
+            out.push((i, j + 1));
+            if ai.is_some() {
+                out.push((i + 1, j));
+            }
+        }
+        if let (Some(x), Some(y)) = (ai, bj) {
+            if *x != Token::AnyDepth && *y != Token::AnyDepth && seg_intersect(x, y) {
+                out.push((i + 1, j + 1));
+            }
+        }
+    })
+}
+
+/// Does single-segment token `g` match every string `h` matches? (`g`'s stars may absorb
+/// any run of `h`, including `h`'s stars; `g`'s characters must meet equal characters.)
+fn seg_subsumes(g: &Token, h: &Token) -> bool {
+    let (x, y) = (symbols(g), symbols(h));
+    reach(x.len(), y.len(), |i, j, out| match (x.get(i), y.get(j)) {
+        (Some(Sym::Star), yj) => {
+            out.push((i + 1, j));
+            if yj.is_some() {
+                out.push((i, j + 1));
+            }
+        }
+        (Some(Sym::Char(c)), Some(Sym::Char(d))) if c == d => out.push((i + 1, j + 1)),
+        _ => {}
+    })
+}
+
+fn seq_subsumes(g: &[Token], h: &[Token]) -> bool {
+    reach(g.len(), h.len(), |i, j, out| match (g.get(i), h.get(j)) {
+        (Some(Token::AnyDepth), hj) => {
+            out.push((i + 1, j));
+            if hj.is_some() {
+                out.push((i, j + 1));
+            }
+        }
+        (Some(_), Some(Token::AnyDepth)) | (Some(_), None) | (None, _) => {}
+        (Some(x), Some(y)) => {
+            if seg_subsumes(x, y) {
+                out.push((i + 1, j + 1));
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> Pattern {
+        Pattern::parse(s).unwrap_or_else(|e| panic!("{s}: {e}"))
+    }
+
+    #[test]
+    fn documented_examples() {
+        let table: &[(&str, &[&str], &[&str])] = &[
+            (
+                "models/llama-3",
+                &["models/llama-3"],
+                &["models/Llama-3", "models/llama-3/v2", "models"],
+            ),
+            (
+                "models/*",
+                &["models/llama-3", "models/gpt"],
+                &["models", "models/llama-3/v2", "datasets/x"],
+            ),
+            (
+                "models/llama-*",
+                &["models/llama-3", "models/llama-", "models/llama-3-70b"],
+                &["models/llama/3", "models/xllama-3", "models/llama"],
+            ),
+            (
+                "models/*-prod",
+                &["models/chat-prod", "models/-prod"],
+                &["models/chat-prod-2", "models/prod"],
+            ),
+            (
+                "datasets/public/**",
+                &[
+                    "datasets/public",
+                    "datasets/public/a",
+                    "datasets/public/a/b",
+                ],
+                &["datasets/publicity", "datasets/pii/a", "datasets"],
+            ),
+            (
+                "**/eval-*",
+                &["eval-1", "models/x/eval-1"],
+                &["models/eval-1/x", "models/x"],
+            ),
+            ("**", &["a", "a/b/c"], &[]),
+            (
+                "a/**/b/**/c",
+                &["a/b/c", "a/x/b/y/z/c", "a/b/b/c"],
+                &["a/c", "a/b/c/d", "b/c"],
+            ),
+            (
+                "a*b*c",
+                &["abc", "aXbYc", "abbc", "aXcbc"],
+                &["ab", "acb", "abcX"],
+            ),
+            ("*/*", &["a/b"], &["a", "a/b/c"]),
+        ];
+        for (pattern, yes, no) in table {
+            let compiled = p(pattern);
+            for r in *yes {
+                assert!(compiled.matches(r), "{pattern} should match {r}");
+            }
+            for r in *no {
+                assert!(!compiled.matches(r), "{pattern} should not match {r}");
+            }
+        }
+    }
+
+    #[test]
+    fn malformed_patterns_are_rejected() {
+        let table: &[(&str, PathProblem)] = &[
+            ("", PathProblem::Empty),
+            ("/models/x", PathProblem::LeadingSlash),
+            ("models/", PathProblem::EmptySegment),
+            ("models//x", PathProblem::EmptySegment),
+            ("models/../pii", PathProblem::DotSegment),
+            ("models/./x", PathProblem::DotSegment),
+            ("models/llama**", PathProblem::MisplacedDoubleStar),
+            ("models/***", PathProblem::MisplacedDoubleStar),
+            ("models/\u{202E}x", PathProblem::ForbiddenCharacter),
+            ("models/x\u{0}", PathProblem::ForbiddenCharacter),
+        ];
+        for (pattern, problem) in table {
+            assert_eq!(Pattern::parse(pattern), Err(*problem), "{pattern:?}");
+        }
+        let deep = vec!["a"; MAX_SEGMENTS + 1].join("/");
+        assert_eq!(Pattern::parse(&deep), Err(PathProblem::TooDeep));
+    }
+
+    #[test]
+    fn malformed_resources_never_match() {
+        let all = p("**");
+        for (r, problem) in [
+            ("", PathProblem::Empty),
+            ("/models/x", PathProblem::LeadingSlash),
+            ("models/", PathProblem::EmptySegment),
+            ("models/../pii/x", PathProblem::DotSegment),
+            ("models/*", PathProblem::Wildcard),
+            ("models/x\r\nX-Injected: 1", PathProblem::ForbiddenCharacter),
+        ] {
+            assert_eq!(validate_resource(r), Err(problem), "{r:?}");
+            assert!(!all.matches(r));
+        }
+        assert_eq!(
+            validate_resource(&"a".repeat(MAX_RESOURCE_LEN + 1)),
+            Err(PathProblem::TooLong)
+        );
+        assert_eq!(validate_resource(&"a".repeat(MAX_RESOURCE_LEN)), Ok(()));
+    }
+
+    #[test]
+    fn matching_is_byte_exact() {
+        // Precomposed é vs e + combining acute: different bytes, different resources.
+        assert!(!p("models/caf\u{e9}").matches("models/cafe\u{301}"));
+        assert!(!p("models/llama-*").matches("models/LLAMA-3"));
+        assert!(p("models/caf\u{e9}-*").matches("models/caf\u{e9}-1"));
+    }
+
+    #[test]
+    fn intersection() {
+        let yes = [
+            ("models/prod-*", "models/*"),
+            ("models/**", "**/prod-x"),
+            ("models/*-prod", "models/chat-*"),
+            ("a/**", "**/b"),
+            ("models/prod-*", "models/prod-*"),
+        ];
+        let no = [
+            ("models/prod-*", "datasets/**"),
+            ("models/*-prod", "models/*-dev"),
+            ("models/x", "models/x/**/y"),
+            ("a/*", "a/*/*"),
+        ];
+        for (a, b) in yes {
+            assert!(p(a).intersects(&p(b)), "{a} & {b}");
+            assert!(p(b).intersects(&p(a)), "{b} & {a}");
+        }
+        for (a, b) in no {
+            assert!(!p(a).intersects(&p(b)), "{a} & {b}");
+            assert!(!p(b).intersects(&p(a)), "{b} & {a}");
+        }
+    }
+
+    #[test]
+    fn subsumption() {
+        let yes = [
+            ("**", "models/x"),
+            ("datasets/pii/**", "datasets/pii/claims-*"),
+            ("datasets/pii/**", "datasets/pii/**"),
+            ("models/*", "models/prod-*"),
+            ("models/prod-*", "models/prod-a*"),
+            ("models/**", "models/*/x/**"),
+        ];
+        let no = [
+            ("models/*", "models/**"),
+            ("models/prod-*", "models/*"),
+            ("datasets/pii/*", "datasets/pii/**"),
+            ("models/a*", "models/*a"),
+        ];
+        for (g, h) in yes {
+            assert!(p(g).subsumes(&p(h)), "{g} >= {h}");
+        }
+        for (g, h) in no {
+            assert!(!p(g).subsumes(&p(h)), "{g} !>= {h}");
+        }
+    }
+}
