@@ -195,6 +195,16 @@ pub enum TokenError {
     /// that asks, so they prove nothing about authorization.
     #[error("token has neither scopes (scp) nor roles")]
     NoScopesOrRoles,
+    /// The caller's tokens issued before `revoked_before` were revoked
+    /// ([`Governor::revoke`](crate::Governor::revoke)).
+    #[error("token issued before {revoked_before}, when the caller's access was revoked")]
+    Revoked {
+        /// Tokens issued before this instant (seconds since the epoch) are refused.
+        revoked_before: u64,
+        /// For clients that handle claims challenges (`xms_cc` has `cp1`): the CAE
+        /// `insufficient_claims` challenge asking for a token issued after the revocation.
+        challenge: Option<String>,
+    },
 }
 
 impl TokenError {
@@ -212,6 +222,13 @@ impl TokenError {
     /// The description is a fixed phrase per variant: it says what kind of failure
     /// happened without echoing anything from the token.
     pub fn www_authenticate(&self) -> String {
+        if let Self::Revoked {
+            challenge: Some(challenge),
+            ..
+        } = self
+        {
+            return challenge.clone();
+        }
         format!(
             "Bearer error=\"invalid_token\", error_description=\"{}\"",
             self.short_description()
@@ -244,6 +261,7 @@ impl TokenError {
             Self::GraphToken | Self::AudienceMismatch { .. } => "invalid audience",
             Self::ClientAppNotAllowed { .. } => "client application not allowed",
             Self::NoScopesOrRoles => "no scopes or roles",
+            Self::Revoked { .. } => "token revoked",
         }
     }
 }
@@ -327,6 +345,9 @@ pub enum ConfigError {
     /// The built-in deny-all policy could not be compiled (a bug: please report it).
     #[error("the built-in deny-all policy did not compile")]
     DenyAllPolicy,
+    /// The revocation file could not be loaded.
+    #[error("revocations: {0}")]
+    Revocations(String),
     /// The HTTP client could not be built.
     #[error("could not build the HTTP client: {0}")]
     HttpClient(String),

@@ -12,12 +12,15 @@ use arc_swap::ArcSwap;
 use crate::cloud::Cloud;
 use crate::decision::Decision;
 use crate::error::{AuthorizeError, ConfigError, TokenError};
+use crate::ids::PrincipalId;
 use crate::ids::{TenantId, is_guid};
 use crate::policy::{CompiledPolicy, Permissions, Policy, PolicyError};
 use crate::principal::{Principal, TokenVersion};
+use crate::revocation::{DEFAULT_MAX_REVOCATIONS, RevocationError, Revocations};
 use crate::token::Verifier;
 use crate::token::fetch::Fetcher;
 use crate::token::keys::{ExpectedIssuer, KeySourceConfig, KeyStore};
+use crate::token::unix_now;
 use crate::token::validate::{Rules, TenantRule};
 
 /// Default cap on a presented token: 32 KiB.
@@ -50,6 +53,7 @@ pub struct Governor {
 struct Inner {
     verifier: Verifier,
     policy: ArcSwap<CompiledPolicy>,
+    revocations: Revocations,
 }
 
 impl std::fmt::Debug for Governor {
@@ -73,7 +77,66 @@ impl Governor {
     /// A [`TokenError`] naming the first rule the token broke; see [`crate::token`] for
     /// the order. [`TokenError::KeysUnavailable`] when keys could not be obtained.
     pub async fn verify(&self, token: &str) -> Result<Principal, TokenError> {
-        self.inner.verifier.verify(token).await
+        let principal = self.inner.verifier.verify(token).await?;
+        self.check_revocation(&principal)?;
+        Ok(principal)
+    }
+
+    fn check_revocation(&self, principal: &Principal) -> Result<(), TokenError> {
+        let Some(before) = self.inner.revocations.revoked_before(principal.id()) else {
+            return Ok(());
+        };
+        // A token without `iat` cannot prove it is newer: refuse it.
+        if principal.issued_at().is_some_and(|iat| iat >= before) {
+            return Ok(());
+        }
+        let challenge = principal.can_handle_claims_challenge().then(|| {
+            crate::challenge::insufficient_claims(
+                self.inner.verifier.rules.cloud.authority(),
+                &crate::challenge::fresh_token_claims(before),
+            )
+        });
+        Err(TokenError::Revoked {
+            revoked_before: before,
+            challenge,
+        })
+    }
+
+    /// Refuses, from now on, every token of this caller issued before `issued_before`
+    /// (typically now). Takes effect at once, survives policy reloads, and is saved to the
+    /// revocation file when one is configured. Clients that handle claims challenges get
+    /// the CAE `insufficient_claims` challenge; others get 401 `invalid_token`.
+    ///
+    /// # Errors
+    /// [`RevocationError::Full`] when the bounded list is full of live entries, or an I/O
+    /// error saving the file; the revocation is then not recorded.
+    pub fn revoke(
+        &self,
+        id: &PrincipalId,
+        issued_before: std::time::SystemTime,
+    ) -> Result<(), RevocationError> {
+        self.inner
+            .revocations
+            .revoke_principal(id.clone(), unix_secs(issued_before), unix_now())
+    }
+
+    /// How many revocation entries are live (for dashboards and tests).
+    pub fn revocation_count(&self) -> usize {
+        self.inner.revocations.len()
+    }
+
+    /// Like [`revoke`](Self::revoke), for every caller of a tenant.
+    ///
+    /// # Errors
+    /// As [`revoke`](Self::revoke).
+    pub fn revoke_tenant(
+        &self,
+        tenant: &TenantId,
+        issued_before: std::time::SystemTime,
+    ) -> Result<(), RevocationError> {
+        self.inner
+            .revocations
+            .revoke_tenant(tenant.clone(), unix_secs(issued_before), unix_now())
     }
 
     /// Verifies the token, then decides whether its caller may perform `action` on
@@ -189,6 +252,8 @@ pub struct GovernorBuilder {
     allow_http_loopback: bool,
     acl_mode: bool,
     policy: Option<Policy>,
+    revocations_file: Option<std::path::PathBuf>,
+    max_revocations: usize,
 }
 
 impl Default for GovernorBuilder {
@@ -211,6 +276,8 @@ impl Default for GovernorBuilder {
             allow_http_loopback: false,
             acl_mode: false,
             policy: None,
+            revocations_file: None,
+            max_revocations: DEFAULT_MAX_REVOCATIONS,
         }
     }
 }
@@ -336,6 +403,19 @@ impl GovernorBuilder {
         self
     }
 
+    /// Keep revocations in this JSON file: loaded by `build()` (a missing file is an
+    /// empty list) and rewritten atomically on every change.
+    pub fn revocations_file(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.revocations_file = Some(path.into());
+        self
+    }
+
+    /// Bound on live revocation entries (default 100,000).
+    pub fn max_revocations(mut self, max: usize) -> Self {
+        self.max_revocations = max;
+        self
+    }
+
     /// The authorization policy. Without one, every request is denied.
     pub fn policy(mut self, policy: Policy) -> Self {
         self.policy = Some(policy);
@@ -431,8 +511,11 @@ impl GovernorBuilder {
             Some(p) => p,
             None => Policy::from_toml_str("version = 1").map_err(|_| ConfigError::DenyAllPolicy)?,
         };
+        let revocations = Revocations::open(self.revocations_file.clone(), self.max_revocations)
+            .map_err(|e| ConfigError::Revocations(e.to_string()))?;
         Ok(Governor {
             inner: Arc::new(Inner {
+                revocations,
                 verifier: Verifier {
                     rules,
                     max_token_bytes: self.max_token_bytes,
@@ -550,6 +633,11 @@ impl GovernorBuilder {
             })
             .transpose()
     }
+}
+
+fn unix_secs(t: std::time::SystemTime) -> u64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 fn is_loopback(url: &Url) -> bool {

@@ -2,6 +2,7 @@
 #![deny(unsafe_code, unreachable_pub)]
 #![warn(missing_docs)]
 
+pub mod challenge;
 pub mod cloud;
 pub mod decision;
 pub mod error;
@@ -10,6 +11,7 @@ pub mod http;
 pub mod ids;
 pub mod policy;
 pub mod principal;
+pub mod revocation;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod token;
@@ -27,3 +29,4 @@ pub use policy::{CompiledPolicy, MembershipView, Permissions, Policy, PolicyErro
 pub use principal::{
     ClientAuth, DisplayClaims, Groups, Principal, PrincipalBuilder, PrincipalKind, TokenVersion,
 };
+pub use revocation::RevocationError;
