@@ -2,6 +2,7 @@
 #![deny(unsafe_code, unreachable_pub)]
 #![warn(missing_docs)]
 
+pub mod audit;
 pub mod cloud;
 pub mod error;
 mod governor;
@@ -11,6 +12,10 @@ pub mod principal;
 pub mod testing;
 pub mod token;
 
+pub use audit::{
+    AuditError, AuditEvent, AuditLog, AuditLogBuilder, AuditOutcome, AuditSink, AuditSinkError,
+    JsonLinesSink, MemorySink, OnFull, TracingSink,
+};
 pub use cloud::Cloud;
 pub use error::{ConfigError, TokenError};
 pub use governor::{
