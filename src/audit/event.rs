@@ -369,6 +369,30 @@ mod tests {
     }
 
     #[test]
+    fn display_name_prefers_name_and_never_uses_email() {
+        let mut p = Principal::builder(
+            "72f988bf-86f1-41af-91ab-2d7cd011db47".parse().unwrap(),
+            "0f5e3b8a-8c1d-4c53-9a6b-2d6c6c0c9e11".parse().unwrap(),
+        )
+        .build();
+        let name_of = |p: &Principal| {
+            AuditEvent::new(AuditOutcome::Allow, "a", "r")
+                .with_display_name_of(p)
+                .display_name
+        };
+        p.display.email = Some("ada@example.com".into());
+        assert_eq!(name_of(&p), None);
+        p.display.unique_name = Some("unique".into());
+        assert_eq!(name_of(&p).as_deref(), Some("unique"));
+        p.display.upn = Some("ada@contoso.com".into());
+        assert_eq!(name_of(&p).as_deref(), Some("ada@contoso.com"));
+        p.display.preferred_username = Some("ada@contoso.onmicrosoft.com".into());
+        assert_eq!(name_of(&p).as_deref(), Some("ada@contoso.onmicrosoft.com"));
+        p.display.name = Some("Ada Lovelace".into());
+        assert_eq!(name_of(&p).as_deref(), Some("Ada Lovelace"));
+    }
+
+    #[test]
     fn latency_saturates() {
         let e = AuditEvent::new(AuditOutcome::Allow, "a", "r").with_latency(Duration::MAX);
         assert_eq!(e.latency_us, u64::MAX);

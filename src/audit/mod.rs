@@ -39,8 +39,8 @@
 //!
 //! [`AuditLog::record`] puts the event on a bounded queue; one background task takes
 //! events off in batches (up to 256 by default) and calls the sink. When the sink fails,
-//! the worker reports it with `tracing::warn!` (counts and the error, never event
-//! contents), marks the log unhealthy ([`AuditLog::is_healthy`]), and retries the *same*
+//! the worker reports it with `tracing::warn!` (target `entra_governor::health::audit`;
+//! counts and the error, never event contents), marks the log unhealthy ([`AuditLog::is_healthy`]), and retries the *same*
 //! batch with exponential backoff (10 ms doubling up to 1 s by default) until it
 //! succeeds. A failing — even panicking — sink never loses queued events and never
 //! changes a decision.
@@ -138,7 +138,7 @@ mod sink;
 
 pub use event::{AuditEvent, AuditOutcome};
 pub use pipeline::{
-    AUDIT_UNAVAILABLE_REASON, AuditError, AuditLog, AuditLogBuilder, DEFAULT_CAPACITY,
-    DEFAULT_INITIAL_BACKOFF, DEFAULT_MAX_BACKOFF, DEFAULT_MAX_BATCH, OnFull,
+    AUDIT_HEALTH_TARGET, AUDIT_UNAVAILABLE_REASON, AuditError, AuditLog, AuditLogBuilder,
+    DEFAULT_CAPACITY, DEFAULT_INITIAL_BACKOFF, DEFAULT_MAX_BACKOFF, DEFAULT_MAX_BATCH, OnFull,
 };
 pub use sink::{AUDIT_TARGET, AuditSink, AuditSinkError, JsonLinesSink, MemorySink, TracingSink};

@@ -19,6 +19,11 @@ pub const DEFAULT_INITIAL_BACKOFF: Duration = Duration::from_millis(10);
 /// Default longest delay between retries of a failed sink call.
 pub const DEFAULT_MAX_BACKOFF: Duration = Duration::from_secs(1);
 
+/// The `tracing` target of the pipeline's own health reports (sink failures, recovery).
+/// It does not start with [`AUDIT_TARGET`](super::AUDIT_TARGET), so a filter on that
+/// target selects exactly the audit events.
+pub const AUDIT_HEALTH_TARGET: &str = "entra_governor::health::audit";
+
 /// The reason code of an `allow` that strict mode refused; see [`AuditError::SinkUnhealthy`].
 pub const AUDIT_UNAVAILABLE_REASON: &str = "audit_unavailable";
 
@@ -62,6 +67,10 @@ pub enum AuditError {
     Closed,
 }
 
+#[expect(
+    clippy::large_enum_variant,
+    reason = "nearly every message is an event; boxing would add an allocation per event"
+)]
 enum Msg {
     Event(AuditEvent),
     Flush(oneshot::Sender<()>),
@@ -450,7 +459,7 @@ impl Worker {
                 Ok(Ok(())) => {
                     let failures = self.shared.consecutive_failures.swap(0, Ordering::SeqCst);
                     if failures > 0 {
-                        tracing::info!(failures, "audit sink recovered");
+                        tracing::info!(target: AUDIT_HEALTH_TARGET, failures, "audit sink recovered");
                     }
                     return;
                 }
@@ -465,6 +474,7 @@ impl Worker {
                 + 1;
             self.shared.sink_failures.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(
+                target: AUDIT_HEALTH_TARGET,
                 operation = match call {
                     Call::Write => "write",
                     Call::Flush => "flush",
