@@ -634,6 +634,35 @@ async fn drop_mode_with_capacity_one_and_a_blocked_sink_counts_every_drop() {
 }
 
 #[tokio::test]
+async fn a_record_cancelled_while_waiting_for_room_is_counted_as_dropped() {
+    use std::future::Future;
+    use std::task::{Context, Waker};
+
+    let memory = MemorySink::new();
+    let (sink, mut gate) = gated(memory.clone());
+    let log = AuditLog::builder(sink).capacity(1).build();
+    log.record(event(0)).await.unwrap();
+    gate.next_attempt().await; // the worker holds event 0, blocked
+    log.record(event(1)).await.unwrap(); // fills the queue
+
+    let mut waiting = Box::pin(log.record(event(2)));
+    let pending = waiting
+        .as_mut()
+        .poll(&mut Context::from_waker(Waker::noop()))
+        .is_pending();
+    assert!(pending, "the queue is full: record waits");
+    drop(waiting); // the request was cancelled
+    assert_eq!(log.dropped(), 1);
+
+    gate.open();
+    log.flush().await;
+    assert_eq!(
+        (log.recorded(), log.written(), log.dropped(), log.pending()),
+        (3, 2, 1, 0)
+    );
+}
+
+#[tokio::test]
 async fn strict_mode_refuses_while_the_sink_fails_and_accepts_after_recovery() {
     let memory = MemorySink::new();
     let log = fast_retry(AuditLog::builder(memory.clone()))

@@ -104,6 +104,17 @@ impl Drop for StopGuard {
     }
 }
 
+/// Counts an event as dropped unless disarmed (set to `None`) once it is queued.
+struct Unsent<'a>(Option<&'a AtomicU64>);
+
+impl Drop for Unsent<'_> {
+    fn drop(&mut self) {
+        if let Some(dropped) = self.0 {
+            dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
 /// The audit trail: a bounded queue in front of an [`AuditSink`], drained by one
 /// background task. Cheap to clone; all clones share the queue and the counters.
 ///
@@ -156,6 +167,9 @@ impl AuditLog {
     ///   [`AuditError::QueueFull`] when [`OnFull::Drop`] dropped it: refuse the request.
     /// - After [`shutdown`](Self::shutdown) it returns [`AuditError::Closed`].
     ///
+    /// If the returned future is dropped while it waits for room (the request was
+    /// cancelled), the event is not recorded and is counted in [`dropped`](Self::dropped).
+    ///
     /// An error here never turns a refusal into an allow: the only thing a caller may do
     /// with it is refuse.
     pub async fn record(&self, mut event: AuditEvent) -> Result<(), AuditError> {
@@ -172,6 +186,8 @@ impl AuditLog {
             event.outcome = AuditOutcome::Unavailable;
             event.reason = AUDIT_UNAVAILABLE_REASON.to_owned();
         }
+        // If this future is dropped while waiting for room, the event is lost: count it.
+        let mut unsent = Unsent(Some(&shared.dropped));
         let sent = match shared.on_full {
             OnFull::Wait => self
                 .tx
@@ -185,18 +201,17 @@ impl AuditLog {
                 mpsc::error::TrySendError::Closed(_) => AuditError::Closed,
             }),
         };
+        if sent.is_ok() {
+            unsent.0 = None;
+        }
+        drop(unsent);
         match sent {
             Ok(()) if refuse => Err(AuditError::SinkUnhealthy {
                 consecutive_failures: failures,
             }),
             Ok(()) => Ok(()),
-            Err(e) => {
-                shared.dropped.fetch_add(1, Ordering::Relaxed);
-                match e {
-                    AuditError::QueueFull { .. } if !shared.strict => Ok(()),
-                    e => Err(e),
-                }
-            }
+            Err(AuditError::QueueFull { .. }) if !shared.strict => Ok(()),
+            Err(e) => Err(e),
         }
     }
 
@@ -249,8 +264,8 @@ impl AuditLog {
         self.shared.written.load(Ordering::Relaxed)
     }
 
-    /// Events lost: dropped because the queue was full ([`OnFull::Drop`]) or recorded
-    /// after shutdown.
+    /// Events lost: dropped because the queue was full ([`OnFull::Drop`]), recorded
+    /// after shutdown, or abandoned by a cancelled `record` call.
     pub fn dropped(&self) -> u64 {
         self.shared.dropped.load(Ordering::Relaxed)
     }
