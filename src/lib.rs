@@ -2,6 +2,7 @@
 #![deny(unsafe_code, unreachable_pub)]
 #![warn(missing_docs)]
 
+pub mod audit;
 pub mod challenge;
 pub mod cloud;
 pub mod decision;
@@ -16,6 +17,10 @@ pub mod revocation;
 pub mod testing;
 pub mod token;
 
+pub use audit::{
+    AuditError, AuditEvent, AuditLog, AuditLogBuilder, AuditOutcome, AuditSink, AuditSinkError,
+    JsonLinesSink, MemorySink, OnFull, TracingSink,
+};
 pub use cloud::Cloud;
 pub use decision::{Decision, Effect, Match, Reason};
 pub use error::{AuthorizeError, ConfigError, TokenError};

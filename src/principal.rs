@@ -4,12 +4,12 @@
 //! e-mail) are kept apart in [`DisplayClaims`] and are never read by the policy: e-mail
 //! and UPN are mutable and, for some account types, unverified (the nOAuth attack).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::ids::{GroupId, ObjectId, PrincipalId, TenantId};
 
 /// Whether the caller is a signed-in user or an application acting as itself.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PrincipalKind {
     /// A delegated token: a user, through some client application.

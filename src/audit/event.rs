@@ -1,0 +1,402 @@
+//! [`AuditEvent`]: the record of one authorization decision.
+
+use std::fmt;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{ObjectId, TenantId};
+use crate::principal::{Principal, PrincipalKind};
+
+/// How an authorization call ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum AuditOutcome {
+    /// The request was allowed.
+    Allow,
+    /// The request was refused by the policy.
+    Deny,
+    /// The request needs a stronger authentication first (a claims challenge).
+    StepUp,
+    /// The bearer token was not accepted; no principal was established.
+    InvalidToken,
+    /// The request was refused because a dependency was unavailable: signing keys,
+    /// Microsoft Graph, or (in strict mode) the audit trail itself.
+    Unavailable,
+}
+
+impl AuditOutcome {
+    /// The stable snake_case code written to the audit trail (`"step_up"`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Allow => "allow",
+            Self::Deny => "deny",
+            Self::StepUp => "step_up",
+            Self::InvalidToken => "invalid_token",
+            Self::Unavailable => "unavailable",
+        }
+    }
+}
+
+impl fmt::Display for AuditOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The record of one authorization decision, as written by every [`AuditSink`].
+///
+/// The field names are the JSON Lines schema documented in [the module docs](super); see
+/// the table there for each field's type and meaning. No field can hold a bearer token,
+/// a signature or a secret: identities are ids, and the token appears only as its `uti`.
+///
+/// Build one with [`AuditEvent::new`] or [`AuditEvent::from_principal`] and the `with_*`
+/// setters; the struct is `#[non_exhaustive]` so that fields can be added without a
+/// breaking change (readers must ignore fields they do not know).
+///
+/// [`AuditSink`]: super::AuditSink
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct AuditEvent {
+    /// Version of this schema; [`AuditEvent::SCHEMA_VERSION`] for events built by this crate.
+    pub schema_version: u32,
+    /// When the decision was made: RFC 3339, UTC, millisecond precision
+    /// (`2026-11-23T22:15:01.123Z`).
+    pub time: String,
+    /// How the call ended.
+    pub outcome: AuditOutcome,
+    /// Stable snake_case reason code (`no_role_grants`, `expired`, …).
+    pub reason: String,
+    /// One line of human-readable explanation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub explanation: Option<String>,
+    /// The caller's tenant (`tid`); absent when no token was verified.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant_id: Option<TenantId>,
+    /// The caller's object id in that tenant (`oid`); absent when no token was verified.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_id: Option<ObjectId>,
+    /// `user` or `application`; absent when no token was verified.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub principal_kind: Option<PrincipalKind>,
+    /// Whether the caller is a guest (B2B) account; absent when no token was verified.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guest: Option<bool>,
+    /// The calling client application (`azp` / `appid`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_app_id: Option<String>,
+    /// The caller's display name; only when the operator opted in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    /// The action requested (`Training.Submit`, `Inference.Invoke`, …).
+    pub action: String,
+    /// The resource it was requested on (`models/exp-1`, …).
+    pub resource: String,
+    /// The policy roles the decision was evaluated with.
+    #[serde(default)]
+    pub roles: Vec<String>,
+    /// The grant that allowed the request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant: Option<String>,
+    /// The rule that refused the request (a deny rule, a separation-of-duty rule, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub denied_by: Option<String>,
+    /// The token's unique id (`uti`): joins to Entra's sign-in logs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_id: Option<String>,
+    /// The request or correlation id the caller supplied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correlation_id: Option<String>,
+    /// Version (hash) of the policy that decided.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_version: Option<String>,
+    /// How long the decision took, in microseconds.
+    #[serde(default)]
+    pub latency_us: u64,
+}
+
+impl AuditEvent {
+    /// The schema version written by this crate.
+    pub const SCHEMA_VERSION: u32 = 1;
+
+    /// Starts an event for `action` on `resource`, timestamped now. The reason code
+    /// defaults to the outcome's own code until [`with_reason`](Self::with_reason) sets it.
+    pub fn new(
+        outcome: AuditOutcome,
+        action: impl Into<String>,
+        resource: impl Into<String>,
+    ) -> Self {
+        Self {
+            schema_version: Self::SCHEMA_VERSION,
+            time: rfc3339_millis(SystemTime::now()),
+            outcome,
+            reason: outcome.as_str().to_owned(),
+            explanation: None,
+            tenant_id: None,
+            object_id: None,
+            principal_kind: None,
+            guest: None,
+            client_app_id: None,
+            display_name: None,
+            action: action.into(),
+            resource: resource.into(),
+            roles: Vec::new(),
+            grant: None,
+            denied_by: None,
+            token_id: None,
+            correlation_id: None,
+            policy_version: None,
+            latency_us: 0,
+        }
+    }
+
+    /// Starts an event for a verified caller: [`new`](Self::new) plus
+    /// [`with_principal`](Self::with_principal).
+    pub fn from_principal(
+        principal: &Principal,
+        outcome: AuditOutcome,
+        action: impl Into<String>,
+        resource: impl Into<String>,
+    ) -> Self {
+        Self::new(outcome, action, resource).with_principal(principal)
+    }
+
+    /// Copies the caller's immutable facts: `tid`, `oid`, kind, guest flag, client app and
+    /// token id (`uti`). Display claims are not copied; see
+    /// [`with_display_name_of`](Self::with_display_name_of).
+    pub fn with_principal(mut self, principal: &Principal) -> Self {
+        self.tenant_id = Some(principal.tenant().clone());
+        self.object_id = Some(principal.object_id().clone());
+        self.principal_kind = Some(principal.kind());
+        self.guest = Some(principal.is_guest());
+        self.client_app_id = principal.client_app_id().map(str::to_owned);
+        self.token_id = principal.token_id().map(str::to_owned);
+        self
+    }
+
+    /// Sets the timestamp (by default, when the event was created).
+    pub fn with_time(mut self, time: SystemTime) -> Self {
+        self.time = rfc3339_millis(time);
+        self
+    }
+
+    /// Sets the stable snake_case reason code.
+    pub fn with_reason(mut self, code: impl Into<String>) -> Self {
+        self.reason = code.into();
+        self
+    }
+
+    /// Sets the one-line human-readable explanation.
+    pub fn with_explanation(mut self, text: impl Into<String>) -> Self {
+        self.explanation = Some(text.into());
+        self
+    }
+
+    /// Sets the calling client application id.
+    pub fn with_client_app_id(mut self, app_id: impl Into<String>) -> Self {
+        self.client_app_id = Some(app_id.into());
+        self
+    }
+
+    /// Sets the caller's display name. Call only when the operator opted in: names are
+    /// personal data, mutable, and never used for decisions.
+    pub fn with_display_name(mut self, name: impl Into<String>) -> Self {
+        self.display_name = Some(name.into());
+        self
+    }
+
+    /// Sets the display name from the principal's display claims (`name`, else
+    /// `preferred_username`, else `upn`, else `unique_name`; never `email`). Call only
+    /// when the operator opted in.
+    pub fn with_display_name_of(mut self, principal: &Principal) -> Self {
+        let d = principal.display();
+        self.display_name = [&d.name, &d.preferred_username, &d.upn, &d.unique_name]
+            .into_iter()
+            .find_map(|c| c.clone());
+        self
+    }
+
+    /// Sets the policy roles the decision was evaluated with.
+    pub fn with_roles<I: IntoIterator<Item = S>, S: Into<String>>(mut self, roles: I) -> Self {
+        self.roles = roles.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Sets the grant that allowed the request.
+    pub fn with_grant(mut self, grant: impl Into<String>) -> Self {
+        self.grant = Some(grant.into());
+        self
+    }
+
+    /// Sets the rule that refused the request.
+    pub fn with_denied_by(mut self, rule: impl Into<String>) -> Self {
+        self.denied_by = Some(rule.into());
+        self
+    }
+
+    /// Sets the token id (`uti`).
+    pub fn with_token_id(mut self, uti: impl Into<String>) -> Self {
+        self.token_id = Some(uti.into());
+        self
+    }
+
+    /// Sets the request or correlation id supplied by the caller.
+    pub fn with_correlation_id(mut self, id: impl Into<String>) -> Self {
+        self.correlation_id = Some(id.into());
+        self
+    }
+
+    /// Sets the version (hash) of the policy that decided.
+    pub fn with_policy_version(mut self, version: impl Into<String>) -> Self {
+        self.policy_version = Some(version.into());
+        self
+    }
+
+    /// Sets the decision latency (stored in whole microseconds, saturating).
+    pub fn with_latency(mut self, latency: Duration) -> Self {
+        self.latency_us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+        self
+    }
+}
+
+/// Formats `time` as RFC 3339 UTC with millisecond precision (`1970-01-01T00:00:00.000Z`).
+///
+/// Times before 1970 are written as the epoch and times after 9999 as the last
+/// millisecond of 9999, so the result always has the fixed 24-character shape.
+pub(crate) fn rfc3339_millis(time: SystemTime) -> String {
+    const MAX_MILLIS: u128 = 253_402_300_799_999; // 9999-12-31T23:59:59.999Z
+    let millis = time
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis())
+        .min(MAX_MILLIS) as u64;
+    let (secs, ms) = (millis / 1000, millis % 1000);
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let (year, month, day) = civil_from_days(days);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{ms:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Proleptic Gregorian date of a day count since 1970-01-01 (H. Hinnant's algorithm,
+/// restricted to non-negative days).
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468; // days since 0000-03-01
+    let era = z / 146_097;
+    let doe = z % 146_097; // day of era, [0, 146096]
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365; // [0, 399]
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100); // day of year from March 1st
+    let mp = (5 * doy + 2) / 153; // month from March, [0, 11]
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = era * 400 + yoe + u64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(millis: u64) -> String {
+        rfc3339_millis(UNIX_EPOCH + Duration::from_millis(millis))
+    }
+
+    #[test]
+    fn timestamps_are_rfc3339_utc_with_milliseconds() {
+        assert_eq!(at(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(at(1), "1970-01-01T00:00:00.001Z");
+        assert_eq!(at(951_782_400_000), "2000-02-29T00:00:00.000Z");
+        assert_eq!(at(951_868_799_999), "2000-02-29T23:59:59.999Z");
+        assert_eq!(at(1_709_164_800_000), "2024-02-29T00:00:00.000Z");
+        assert_eq!(at(1_795_558_501_123), "2026-11-24T22:15:01.123Z");
+        assert_eq!(at(4_107_542_400_000), "2100-03-01T00:00:00.000Z");
+        assert_eq!(at(253_402_300_799_999), "9999-12-31T23:59:59.999Z");
+        assert_eq!(at(u64::MAX / 2), "9999-12-31T23:59:59.999Z");
+        assert_eq!(
+            rfc3339_millis(UNIX_EPOCH - Duration::from_secs(1)),
+            "1970-01-01T00:00:00.000Z"
+        );
+    }
+
+    #[test]
+    fn every_day_of_four_centuries_round_trips() {
+        // Against a naive day-by-day walk of the Gregorian calendar.
+        let (mut y, mut m, mut d) = (1970u64, 1u64, 1u64);
+        for days in 0..146_097 {
+            assert_eq!(civil_from_days(days), (y, m, d), "day {days}");
+            let leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
+            let len = [
+                31,
+                if leap { 29 } else { 28 },
+                31,
+                30,
+                31,
+                30,
+                31,
+                31,
+                30,
+                31,
+                30,
+                31,
+            ];
+            d += 1;
+            if d > len[(m - 1) as usize] {
+                d = 1;
+                m += 1;
+                if m > 12 {
+                    m = 1;
+                    y += 1;
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn outcome_codes_match_serde() {
+        for o in [
+            AuditOutcome::Allow,
+            AuditOutcome::Deny,
+            AuditOutcome::StepUp,
+            AuditOutcome::InvalidToken,
+            AuditOutcome::Unavailable,
+        ] {
+            assert_eq!(serde_json::to_value(o).unwrap(), o.as_str());
+            assert_eq!(o.to_string(), o.as_str());
+        }
+    }
+
+    #[test]
+    fn display_name_prefers_name_and_never_uses_email() {
+        let mut p = Principal::builder(
+            "72f988bf-86f1-41af-91ab-2d7cd011db47".parse().unwrap(),
+            "0f5e3b8a-8c1d-4c53-9a6b-2d6c6c0c9e11".parse().unwrap(),
+        )
+        .build();
+        let name_of = |p: &Principal| {
+            AuditEvent::new(AuditOutcome::Allow, "a", "r")
+                .with_display_name_of(p)
+                .display_name
+        };
+        p.display.email = Some("ada@example.com".into());
+        assert_eq!(name_of(&p), None);
+        p.display.unique_name = Some("unique".into());
+        assert_eq!(name_of(&p).as_deref(), Some("unique"));
+        p.display.upn = Some("ada@contoso.com".into());
+        assert_eq!(name_of(&p).as_deref(), Some("ada@contoso.com"));
+        p.display.preferred_username = Some("ada@contoso.onmicrosoft.com".into());
+        assert_eq!(name_of(&p).as_deref(), Some("ada@contoso.onmicrosoft.com"));
+        p.display.name = Some("Ada Lovelace".into());
+        assert_eq!(name_of(&p).as_deref(), Some("Ada Lovelace"));
+    }
+
+    #[test]
+    fn latency_saturates() {
+        let e = AuditEvent::new(AuditOutcome::Allow, "a", "r").with_latency(Duration::MAX);
+        assert_eq!(e.latency_us, u64::MAX);
+        let e = e.with_latency(Duration::from_nanos(1_999));
+        assert_eq!(e.latency_us, 1);
+    }
+}

@@ -1,0 +1,507 @@
+//! [`AuditLog`]: the bounded queue and background worker between decisions and a sink.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot, watch};
+
+use super::event::{AuditEvent, AuditOutcome};
+use super::sink::AuditSink;
+
+/// Default queue capacity, in events.
+pub const DEFAULT_CAPACITY: usize = 10_000;
+/// Default largest batch handed to the sink.
+pub const DEFAULT_MAX_BATCH: usize = 256;
+/// Default first delay before retrying a failed sink call.
+pub const DEFAULT_INITIAL_BACKOFF: Duration = Duration::from_millis(10);
+/// Default longest delay between retries of a failed sink call.
+pub const DEFAULT_MAX_BACKOFF: Duration = Duration::from_secs(1);
+
+/// The `tracing` target of the pipeline's own health reports (sink failures, recovery).
+/// It does not start with [`AUDIT_TARGET`](super::AUDIT_TARGET), so a filter on that
+/// target selects exactly the audit events.
+pub const AUDIT_HEALTH_TARGET: &str = "entra_governor::health::audit";
+
+/// The reason code of an `allow` that strict mode refused; see [`AuditError::SinkUnhealthy`].
+pub const AUDIT_UNAVAILABLE_REASON: &str = "audit_unavailable";
+
+/// What [`AuditLog::record`] does when the queue is full.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum OnFull {
+    /// Wait for room: nothing is lost, and a stalled sink slows callers down (the
+    /// default).
+    #[default]
+    Wait,
+    /// Drop the event at once and count it in [`AuditLog::dropped`]: callers never wait,
+    /// and the audit trail has gaps while the sink is slower than the traffic.
+    Drop,
+}
+
+/// Why [`AuditLog::record`] returned an error. In strict mode every error means "refuse
+/// the request"; outside strict mode only [`Closed`](Self::Closed) is returned.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuditError {
+    /// Strict mode: the sink's last write failed. The event was still queued and will be
+    /// written when the sink recovers; an `allow` event was queued with outcome
+    /// `unavailable` and reason [`AUDIT_UNAVAILABLE_REASON`] instead, because the caller
+    /// must refuse the request (and need not record it again).
+    #[error(
+        "audit trail unavailable: the audit sink failed {consecutive_failures} time(s) in a row (event queued)"
+    )]
+    SinkUnhealthy {
+        /// Failed sink calls since the last success.
+        consecutive_failures: u64,
+    },
+    /// Strict mode with [`OnFull::Drop`]: the queue was full and the event was dropped
+    /// (and counted).
+    #[error("audit trail unavailable: the audit queue is full ({capacity} events); event dropped")]
+    QueueFull {
+        /// The queue's capacity.
+        capacity: usize,
+    },
+    /// The log was shut down; the event was not recorded (it is counted as dropped).
+    #[error("audit trail closed: the audit log was shut down; event not recorded")]
+    Closed,
+}
+
+#[expect(
+    clippy::large_enum_variant,
+    reason = "nearly every message is an event; boxing would add an allocation per event"
+)]
+enum Msg {
+    Event(AuditEvent),
+    Flush(oneshot::Sender<()>),
+    Shutdown,
+}
+
+struct Shared {
+    capacity: usize,
+    on_full: OnFull,
+    strict: bool,
+    recorded: AtomicU64,
+    written: AtomicU64,
+    dropped: AtomicU64,
+    sink_failures: AtomicU64,
+    /// Failed sink calls since the last success: 0 means healthy.
+    consecutive_failures: AtomicU64,
+    /// The worker has stopped taking events.
+    closed: AtomicBool,
+    /// Becomes true when the worker has finished (or its task was dropped).
+    stopped: watch::Sender<bool>,
+}
+
+/// Sets `closed` and `stopped` when the worker ends, however it ends (returned, or its
+/// task dropped by a runtime shutting down).
+struct StopGuard(Arc<Shared>);
+
+impl Drop for StopGuard {
+    fn drop(&mut self) {
+        self.0.closed.store(true, Ordering::SeqCst);
+        self.0.stopped.send_replace(true);
+    }
+}
+
+/// Counts an event as dropped unless disarmed (set to `None`) once it is queued.
+struct Unsent<'a>(Option<&'a AtomicU64>);
+
+impl Drop for Unsent<'_> {
+    fn drop(&mut self) {
+        if let Some(dropped) = self.0 {
+            dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// The audit trail: a bounded queue in front of an [`AuditSink`], drained by one
+/// background task. Cheap to clone; all clones share the queue and the counters.
+///
+/// See [the module docs](super) for the delivery guarantees of each mode.
+#[derive(Clone)]
+pub struct AuditLog {
+    tx: mpsc::Sender<Msg>,
+    shared: Arc<Shared>,
+}
+
+/// Configures an [`AuditLog`]; see [`AuditLog::builder`].
+#[must_use]
+pub struct AuditLogBuilder {
+    sink: Arc<dyn AuditSink>,
+    capacity: usize,
+    max_batch: usize,
+    on_full: OnFull,
+    strict: bool,
+    initial_backoff: Duration,
+    max_backoff: Duration,
+    runtime: Option<tokio::runtime::Handle>,
+}
+
+impl AuditLog {
+    /// Starts configuring a log that delivers to `sink`. Defaults: capacity
+    /// [`DEFAULT_CAPACITY`], [`OnFull::Wait`], not strict, batches of up to
+    /// [`DEFAULT_MAX_BATCH`], retry backoff from [`DEFAULT_INITIAL_BACKOFF`] doubling to
+    /// [`DEFAULT_MAX_BACKOFF`].
+    pub fn builder(sink: impl AuditSink) -> AuditLogBuilder {
+        AuditLogBuilder {
+            sink: Arc::new(sink),
+            capacity: DEFAULT_CAPACITY,
+            max_batch: DEFAULT_MAX_BATCH,
+            on_full: OnFull::Wait,
+            strict: false,
+            initial_backoff: DEFAULT_INITIAL_BACKOFF,
+            max_backoff: DEFAULT_MAX_BACKOFF,
+            runtime: None,
+        }
+    }
+
+    /// Queues an event for the sink.
+    ///
+    /// - [`OnFull::Wait`] waits for room in the queue; [`OnFull::Drop`] never waits and
+    ///   drops (and counts) the event when the queue is full.
+    /// - Outside strict mode this returns `Ok` whenever the log is running, even when the
+    ///   event was dropped or the sink is failing (see the counters).
+    /// - In strict mode it returns [`AuditError::SinkUnhealthy`] while the sink is failing
+    ///   (the event is still queued, an `allow` rewritten as a refusal) and
+    ///   [`AuditError::QueueFull`] when [`OnFull::Drop`] dropped it: refuse the request.
+    /// - After [`shutdown`](Self::shutdown) it returns [`AuditError::Closed`].
+    ///
+    /// If the returned future is dropped while it waits for room (the request was
+    /// cancelled), the event is not recorded and is counted in [`dropped`](Self::dropped).
+    ///
+    /// An error here never turns a refusal into an allow: the only thing a caller may do
+    /// with it is refuse.
+    pub async fn record(&self, mut event: AuditEvent) -> Result<(), AuditError> {
+        let shared = &*self.shared;
+        shared.recorded.fetch_add(1, Ordering::Relaxed);
+        let failures = shared.consecutive_failures.load(Ordering::SeqCst);
+        let refuse = shared.strict && failures > 0;
+        if refuse && event.outcome == AuditOutcome::Allow {
+            // The caller is about to refuse: the trail must not say "allowed".
+            event.explanation = Some(format!(
+                "would have been allowed ({}); refused because the audit trail is unavailable (strict mode)",
+                event.reason
+            ));
+            event.outcome = AuditOutcome::Unavailable;
+            event.reason = AUDIT_UNAVAILABLE_REASON.to_owned();
+        }
+        // If this future is dropped while waiting for room, the event is lost: count it.
+        let mut unsent = Unsent(Some(&shared.dropped));
+        let sent = match shared.on_full {
+            OnFull::Wait => self
+                .tx
+                .send(Msg::Event(event))
+                .await
+                .map_err(|_| AuditError::Closed),
+            OnFull::Drop => self.tx.try_send(Msg::Event(event)).map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => AuditError::QueueFull {
+                    capacity: shared.capacity,
+                },
+                mpsc::error::TrySendError::Closed(_) => AuditError::Closed,
+            }),
+        };
+        if sent.is_ok() {
+            unsent.0 = None;
+        }
+        drop(unsent);
+        match sent {
+            Ok(()) if refuse => Err(AuditError::SinkUnhealthy {
+                consecutive_failures: failures,
+            }),
+            Ok(()) => Ok(()),
+            Err(AuditError::QueueFull { .. }) if !shared.strict => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Waits until every event recorded before this call has been written and the sink
+    /// flushed. Waits as long as the sink keeps failing; bound it with
+    /// `tokio::time::timeout` if needed.
+    pub async fn flush(&self) {
+        let (done, wait) = oneshot::channel();
+        if self.tx.send(Msg::Flush(done)).await.is_ok() && wait.await.is_ok() {
+            return;
+        }
+        // Shut down meanwhile: the worker writes everything queued before it stops.
+        self.stopped().await;
+    }
+
+    /// Writes and flushes everything queued, then stops the worker; afterwards `record`
+    /// returns [`AuditError::Closed`] on every clone. Waits as long as the sink keeps
+    /// failing (bound it with `tokio::time::timeout`: the worker then keeps retrying in
+    /// the background until the runtime stops).
+    pub async fn shutdown(&self) {
+        let _ = self.tx.send(Msg::Shutdown).await;
+        self.stopped().await;
+    }
+
+    async fn stopped(&self) {
+        let mut rx = self.shared.stopped.subscribe();
+        // `shared` owns the sender, so the channel cannot close while we wait.
+        let _ = rx.wait_for(|stopped| *stopped).await;
+    }
+
+    /// True while the log runs and the sink's last call succeeded.
+    pub fn is_healthy(&self) -> bool {
+        !self.shared.closed.load(Ordering::SeqCst)
+            && self.shared.consecutive_failures.load(Ordering::SeqCst) == 0
+    }
+
+    /// True when this log refuses (returns errors) while the sink is failing.
+    pub fn is_strict(&self) -> bool {
+        self.shared.strict
+    }
+
+    /// Events passed to [`record`](Self::record), dropped ones included. Once the log is
+    /// flushed, `recorded() == written() + dropped()`.
+    pub fn recorded(&self) -> u64 {
+        self.shared.recorded.load(Ordering::Relaxed)
+    }
+
+    /// Events the sink has accepted.
+    pub fn written(&self) -> u64 {
+        self.shared.written.load(Ordering::Relaxed)
+    }
+
+    /// Events lost: dropped because the queue was full ([`OnFull::Drop`]), recorded
+    /// after shutdown, or abandoned by a cancelled `record` call.
+    pub fn dropped(&self) -> u64 {
+        self.shared.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Failed sink calls (writes and flushes) since the log started.
+    pub fn sink_failures(&self) -> u64 {
+        self.shared.sink_failures.load(Ordering::Relaxed)
+    }
+
+    /// Events recorded but neither written nor dropped yet (queued, or being retried).
+    pub fn pending(&self) -> u64 {
+        // Read `written` and `dropped` first: `recorded` only grows, so this never wraps.
+        let done = self.written() + self.dropped();
+        self.recorded().saturating_sub(done)
+    }
+}
+
+impl fmt::Debug for AuditLog {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuditLog")
+            .field("capacity", &self.shared.capacity)
+            .field("on_full", &self.shared.on_full)
+            .field("strict", &self.shared.strict)
+            .field("healthy", &self.is_healthy())
+            .field("recorded", &self.recorded())
+            .field("written", &self.written())
+            .field("dropped", &self.dropped())
+            .field("sink_failures", &self.sink_failures())
+            .finish()
+    }
+}
+
+impl AuditLogBuilder {
+    /// Sets the queue capacity in events (at least 1).
+    pub fn capacity(mut self, events: usize) -> Self {
+        self.capacity = events.max(1);
+        self
+    }
+
+    /// Sets the largest batch handed to the sink in one call (at least 1).
+    pub fn max_batch(mut self, events: usize) -> Self {
+        self.max_batch = events.max(1);
+        self
+    }
+
+    /// Sets what happens when the queue is full.
+    pub fn on_full(mut self, on_full: OnFull) -> Self {
+        self.on_full = on_full;
+        self
+    }
+
+    /// Strict mode (for regulated deployments): [`AuditLog::record`] returns an error,
+    /// meaning "refuse the request", whenever the event could not be handed to a healthy
+    /// sink.
+    pub fn strict(mut self, strict: bool) -> Self {
+        self.strict = strict;
+        self
+    }
+
+    /// Sets the retry backoff: `initial` (at least 1 ms) doubling up to `max`.
+    pub fn retry_backoff(mut self, initial: Duration, max: Duration) -> Self {
+        self.initial_backoff = initial.max(Duration::from_millis(1));
+        self.max_backoff = max.max(self.initial_backoff);
+        self
+    }
+
+    /// Runs the worker on this runtime instead of the current one.
+    pub fn runtime(mut self, handle: tokio::runtime::Handle) -> Self {
+        self.runtime = Some(handle);
+        self
+    }
+
+    /// Starts the worker task and returns the log.
+    ///
+    /// # Panics
+    ///
+    /// Outside a Tokio runtime, unless [`runtime`](Self::runtime) was given.
+    pub fn build(self) -> AuditLog {
+        let (tx, rx) = mpsc::channel(self.capacity);
+        let shared = Arc::new(Shared {
+            capacity: self.capacity,
+            on_full: self.on_full,
+            strict: self.strict,
+            recorded: AtomicU64::new(0),
+            written: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+            sink_failures: AtomicU64::new(0),
+            consecutive_failures: AtomicU64::new(0),
+            closed: AtomicBool::new(false),
+            stopped: watch::Sender::new(false),
+        });
+        let worker = Worker {
+            rx,
+            sink: self.sink,
+            shared: Arc::clone(&shared),
+            max_batch: self.max_batch,
+            initial_backoff: self.initial_backoff,
+            max_backoff: self.max_backoff,
+        };
+        let runtime = self.runtime.unwrap_or_else(tokio::runtime::Handle::current);
+        runtime.spawn(worker.run());
+        AuditLog { tx, shared }
+    }
+}
+
+impl fmt::Debug for AuditLogBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuditLogBuilder")
+            .field("capacity", &self.capacity)
+            .field("max_batch", &self.max_batch)
+            .field("on_full", &self.on_full)
+            .field("strict", &self.strict)
+            .field("initial_backoff", &self.initial_backoff)
+            .field("max_backoff", &self.max_backoff)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The background task: the only reader of the queue and the only caller of the sink.
+struct Worker {
+    rx: mpsc::Receiver<Msg>,
+    sink: Arc<dyn AuditSink>,
+    shared: Arc<Shared>,
+    max_batch: usize,
+    initial_backoff: Duration,
+    max_backoff: Duration,
+}
+
+#[derive(Clone, Copy)]
+enum Call {
+    Write,
+    Flush,
+}
+
+impl Worker {
+    async fn run(mut self) {
+        let _stopped = StopGuard(Arc::clone(&self.shared));
+        let mut batch = Vec::with_capacity(self.max_batch);
+        loop {
+            // Gather whatever is queued, up to one batch, without waiting; wait only when
+            // there is nothing to write.
+            let msg = if batch.is_empty() {
+                self.rx.recv().await
+            } else {
+                match self.rx.try_recv() {
+                    Ok(msg) => Some(msg),
+                    Err(_) => {
+                        self.write(&mut batch).await;
+                        continue;
+                    }
+                }
+            };
+            match msg {
+                Some(Msg::Event(event)) => {
+                    batch.push(event);
+                    if batch.len() >= self.max_batch {
+                        self.write(&mut batch).await;
+                    }
+                }
+                Some(Msg::Flush(done)) => {
+                    self.write(&mut batch).await;
+                    self.call(Call::Flush, Arc::from([])).await;
+                    let _ = done.send(());
+                }
+                Some(Msg::Shutdown) => {
+                    // Refuse new events, then drain what is already queued.
+                    self.shared.closed.store(true, Ordering::SeqCst);
+                    self.rx.close();
+                }
+                None => {
+                    // Every handle is gone (or shutdown drained the queue): write the
+                    // rest and flush. Nothing queued is lost.
+                    self.write(&mut batch).await;
+                    self.call(Call::Flush, Arc::from([])).await;
+                    return;
+                }
+            }
+        }
+    }
+
+    async fn write(&self, batch: &mut Vec<AuditEvent>) {
+        if batch.is_empty() {
+            return;
+        }
+        let events: Arc<[AuditEvent]> = batch.drain(..).collect();
+        let n = events.len() as u64;
+        self.call(Call::Write, events).await;
+        self.shared.written.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Calls the sink until it succeeds, with exponential backoff. Each call runs in its
+    /// own task, so a panicking sink is a failure to retry, not a dead worker.
+    async fn call(&self, call: Call, events: Arc<[AuditEvent]>) {
+        let mut backoff = self.initial_backoff;
+        loop {
+            let sink = Arc::clone(&self.sink);
+            let batch = Arc::clone(&events);
+            let result = tokio::spawn(async move {
+                match call {
+                    Call::Write => sink.write(&batch).await,
+                    Call::Flush => sink.flush().await,
+                }
+            })
+            .await;
+            let error = match result {
+                Ok(Ok(())) => {
+                    let failures = self.shared.consecutive_failures.swap(0, Ordering::SeqCst);
+                    if failures > 0 {
+                        tracing::info!(target: AUDIT_HEALTH_TARGET, failures, "audit sink recovered");
+                    }
+                    return;
+                }
+                Ok(Err(e)) => e.to_string(),
+                Err(e) if e.is_panic() => "the audit sink panicked".to_owned(),
+                Err(e) => e.to_string(),
+            };
+            let consecutive = self
+                .shared
+                .consecutive_failures
+                .fetch_add(1, Ordering::SeqCst)
+                + 1;
+            self.shared.sink_failures.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(
+                target: AUDIT_HEALTH_TARGET,
+                operation = match call {
+                    Call::Write => "write",
+                    Call::Flush => "flush",
+                },
+                events = events.len(),
+                consecutive_failures = consecutive,
+                retry_in_ms = u64::try_from(backoff.as_millis()).unwrap_or(u64::MAX),
+                error = %error,
+                "audit sink failed; retrying the same batch"
+            );
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(self.max_backoff);
+        }
+    }
+}
