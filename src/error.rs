@@ -235,6 +235,40 @@ impl TokenError {
         )
     }
 
+    /// A stable snake_case code for audit trails and metrics (`"expired"`, …).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::TooLarge { .. } => "token_too_large",
+            Self::Malformed { .. } => "malformed_token",
+            Self::InvalidHeader { .. } => "invalid_header",
+            Self::UnsupportedAlgorithm { .. } => "unsupported_algorithm",
+            Self::MissingKeyId { .. } => "missing_key_id",
+            Self::ForbiddenHeader { .. } => "forbidden_header",
+            Self::UnknownKey { .. } => "unknown_key",
+            Self::KeysUnavailable { .. } => "keys_unavailable",
+            Self::InvalidSignature => "invalid_signature",
+            Self::InvalidPayload { .. } => "invalid_payload",
+            Self::InvalidClaimType { .. } => "invalid_claim_type",
+            Self::DuplicateClaim { .. } => "duplicate_claim",
+            Self::MissingClaim { .. } => "missing_claim",
+            Self::Expired { .. } => "expired",
+            Self::NotYetValid { .. } => "not_yet_valid",
+            Self::IssuedInFuture { .. } => "issued_in_future",
+            Self::UnsupportedVersion { .. } => "unsupported_version",
+            Self::VersionNotAccepted { .. } => "version_not_accepted",
+            Self::IssuerMismatch { .. } => "issuer_mismatch",
+            Self::InvalidTenantId { .. } => "invalid_tenant_id",
+            Self::TenantNotAllowed { .. } => "tenant_not_allowed",
+            Self::KeyIssuerMismatch { .. } => "key_issuer_mismatch",
+            Self::GraphToken => "graph_token",
+            Self::AudienceMismatch { .. } => "audience_mismatch",
+            Self::ClientAppNotAllowed { .. } => "client_app_not_allowed",
+            Self::InvalidClaim { .. } => "invalid_claim",
+            Self::NoScopesOrRoles => "no_scopes_or_roles",
+            Self::Revoked { .. } => "revoked",
+        }
+    }
+
     /// A fixed, token-free phrase describing the failure (used in `error_description`).
     pub fn short_description(&self) -> &'static str {
         match self {
@@ -274,6 +308,10 @@ pub enum AuthorizeError {
     /// The bearer token did not verify (401, or 503 when keys are unavailable).
     #[error("invalid token: {0}")]
     InvalidToken(#[from] TokenError),
+    /// Strict audit mode: the audit trail is unavailable, so the request is refused
+    /// (503) whatever the decision.
+    #[error("the audit trail is unavailable; request refused (strict audit mode)")]
+    AuditUnavailable,
 }
 
 /// A [`GovernorBuilder`](crate::GovernorBuilder) configuration that cannot work.

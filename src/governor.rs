@@ -9,8 +9,10 @@ use reqwest::Url;
 
 use arc_swap::ArcSwap;
 
+use crate::audit::{AuditEvent, AuditLog, AuditOutcome};
 use crate::cloud::Cloud;
 use crate::decision::Decision;
+use crate::decision::Reason;
 use crate::error::{AuthorizeError, ConfigError, TokenError};
 use crate::ids::PrincipalId;
 use crate::ids::{TenantId, is_guid};
@@ -22,6 +24,7 @@ use crate::token::fetch::Fetcher;
 use crate::token::keys::{ExpectedIssuer, KeySourceConfig, KeyStore};
 use crate::token::unix_now;
 use crate::token::validate::{Rules, TenantRule};
+use std::time::Instant;
 
 /// Default cap on a presented token: 32 KiB.
 ///
@@ -54,6 +57,24 @@ struct Inner {
     verifier: Verifier,
     policy: ArcSwap<CompiledPolicy>,
     revocations: Revocations,
+    audit: Option<AuditLog>,
+    audit_display_names: bool,
+}
+
+/// Per-request facts that are not in the token, for the audit trail.
+#[derive(Clone, Debug, Default)]
+pub struct RequestContext {
+    /// The request or correlation id (for example the `x-request-id` header).
+    pub correlation_id: Option<String>,
+}
+
+impl RequestContext {
+    /// A context carrying a correlation id.
+    pub fn with_correlation_id(id: impl Into<String>) -> Self {
+        Self {
+            correlation_id: Some(id.into()),
+        }
+    }
 }
 
 impl std::fmt::Debug for Governor {
@@ -153,19 +174,102 @@ impl Governor {
         action: &str,
         resource: &str,
     ) -> Result<Decision, AuthorizeError> {
-        let principal = self.verify(token).await?;
-        Ok(self.authorize_principal(&principal, action, resource).await)
+        self.authorize_with(token, action, resource, &RequestContext::default())
+            .await
+    }
+
+    /// [`authorize`](Self::authorize) with per-request context for the audit trail.
+    ///
+    /// # Errors
+    /// As [`authorize`](Self::authorize), plus [`AuthorizeError::AuditUnavailable`] in
+    /// strict audit mode while the audit trail is failing.
+    pub async fn authorize_with(
+        &self,
+        token: &str,
+        action: &str,
+        resource: &str,
+        context: &RequestContext,
+    ) -> Result<Decision, AuthorizeError> {
+        let started = Instant::now();
+        match self.verify(token).await {
+            Ok(principal) => {
+                self.decide_and_record(&principal, action, resource, context, started)
+                    .await
+            }
+            Err(error) => {
+                let event = AuditEvent::new(token_outcome(&error), action, resource)
+                    .with_reason(error.code())
+                    .with_explanation(error.to_string());
+                self.record(event, context, started).await?;
+                Err(AuthorizeError::InvalidToken(error))
+            }
+        }
     }
 
     /// Decides for a caller verified earlier (by [`verify`](Self::verify), or by your own
-    /// middleware). The decision uses the policy current at the time of the call.
+    /// middleware), under the policy current at the time of the call, and records it.
+    ///
+    /// # Errors
+    /// [`AuthorizeError::AuditUnavailable`] in strict audit mode while the audit trail is
+    /// failing.
     pub async fn authorize_principal(
         &self,
         principal: &Principal,
         action: &str,
         resource: &str,
-    ) -> Decision {
-        self.inner.policy.load().decide(principal, action, resource)
+        context: &RequestContext,
+    ) -> Result<Decision, AuthorizeError> {
+        self.decide_and_record(principal, action, resource, context, Instant::now())
+            .await
+    }
+
+    async fn decide_and_record(
+        &self,
+        principal: &Principal,
+        action: &str,
+        resource: &str,
+        context: &RequestContext,
+        started: Instant,
+    ) -> Result<Decision, AuthorizeError> {
+        let policy = self.inner.policy.load_full();
+        let decision = policy.decide(principal, action, resource);
+        if self.inner.audit.is_some() {
+            let mut event = decision_event(principal, &decision, policy.version_hash());
+            if self.inner.audit_display_names {
+                event = event.with_display_name_of(principal);
+            }
+            self.record(event, context, started).await?;
+        }
+        Ok(decision)
+    }
+
+    /// Records an audit event, if an audit log is configured. In strict mode a failing
+    /// trail refuses the request.
+    async fn record(
+        &self,
+        event: AuditEvent,
+        context: &RequestContext,
+        started: Instant,
+    ) -> Result<(), AuthorizeError> {
+        let Some(audit) = &self.inner.audit else {
+            return Ok(());
+        };
+        let mut event = event.with_latency(started.elapsed());
+        if let Some(id) = &context.correlation_id {
+            event = event.with_correlation_id(id.clone());
+        }
+        audit
+            .record(event)
+            .await
+            .map_err(|_| AuthorizeError::AuditUnavailable)
+    }
+
+    /// Flushes and stops the audit trail (if any): every event recorded before the call is
+    /// written. Call it on graceful shutdown.
+    pub async fn shutdown(&self) {
+        if let Some(audit) = &self.inner.audit {
+            audit.shutdown().await;
+        }
     }
 
     /// The caller's effective grants under the current policy (for user interfaces and
@@ -254,6 +358,8 @@ pub struct GovernorBuilder {
     policy: Option<Policy>,
     revocations_file: Option<std::path::PathBuf>,
     max_revocations: usize,
+    audit: Option<AuditLog>,
+    audit_display_names: bool,
 }
 
 impl Default for GovernorBuilder {
@@ -278,6 +384,8 @@ impl Default for GovernorBuilder {
             policy: None,
             revocations_file: None,
             max_revocations: DEFAULT_MAX_REVOCATIONS,
+            audit: None,
+            audit_display_names: false,
         }
     }
 }
@@ -416,6 +524,20 @@ impl GovernorBuilder {
         self
     }
 
+    /// Record every authorization (allow, deny, invalid token, unavailable) to this audit
+    /// log. See [`AuditLog`] for the lossless, dropping and strict modes.
+    pub fn audit(mut self, log: AuditLog) -> Self {
+        self.audit = Some(log);
+        self
+    }
+
+    /// Include the caller's display name in audit events (off by default: names are
+    /// personal data and mutable; ids identify the caller).
+    pub fn audit_display_names(mut self, include: bool) -> Self {
+        self.audit_display_names = include;
+        self
+    }
+
     /// The authorization policy. Without one, every request is denied.
     pub fn policy(mut self, policy: Policy) -> Self {
         self.policy = Some(policy);
@@ -516,6 +638,8 @@ impl GovernorBuilder {
         Ok(Governor {
             inner: Arc::new(Inner {
                 revocations,
+                audit: self.audit,
+                audit_display_names: self.audit_display_names,
                 verifier: Verifier {
                     rules,
                     max_token_bytes: self.max_token_bytes,
@@ -633,6 +757,37 @@ impl GovernorBuilder {
             })
             .transpose()
     }
+}
+
+fn token_outcome(error: &TokenError) -> AuditOutcome {
+    match error {
+        TokenError::KeysUnavailable { .. } => AuditOutcome::Unavailable,
+        _ => AuditOutcome::InvalidToken,
+    }
+}
+
+/// The audit record of a decision: who, what, and the roles and grant that decided.
+fn decision_event(principal: &Principal, decision: &Decision, policy_version: &str) -> AuditEvent {
+    let outcome = match decision.reason {
+        Reason::Allow => AuditOutcome::Allow,
+        Reason::GroupMembershipUnavailable => AuditOutcome::Unavailable,
+        _ => AuditOutcome::Deny,
+    };
+    let mut roles: Vec<String> = decision.matched.iter().map(|m| m.role.clone()).collect();
+    roles.dedup();
+    let mut event =
+        AuditEvent::from_principal(principal, outcome, &decision.action, &decision.resource)
+            .with_reason(decision.reason.code())
+            .with_explanation(decision.explain())
+            .with_roles(roles)
+            .with_policy_version(policy_version);
+    if let Some(m) = decision.matched.first() {
+        event = event.with_grant(m.grant.clone());
+    }
+    if let Some(rule) = decision.denied_by() {
+        event = event.with_denied_by(rule);
+    }
+    event
 }
 
 fn unix_secs(t: std::time::SystemTime) -> u64 {

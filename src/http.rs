@@ -142,6 +142,7 @@ impl Refusal {
     pub fn from_authorize_error(e: &crate::AuthorizeError) -> Self {
         match e {
             crate::AuthorizeError::InvalidToken(t) => Self::from_token_error(t),
+            crate::AuthorizeError::AuditUnavailable => Self::unavailable("audit trail unavailable"),
         }
     }
 

@@ -27,7 +27,7 @@ pub use error::{AuthorizeError, ConfigError, TokenError};
 pub use governor::{
     DEFAULT_CLOCK_SKEW, DEFAULT_HTTP_TIMEOUT, DEFAULT_KEY_REFRESH_COOLDOWN,
     DEFAULT_KEY_REFRESH_INTERVAL, DEFAULT_MAX_TOKEN_BYTES, Governor, GovernorBuilder,
-    MAX_METADATA_BYTES,
+    MAX_METADATA_BYTES, RequestContext,
 };
 pub use ids::{GroupId, InvalidId, ObjectId, PrincipalId, TenantId};
 pub use policy::{CompiledPolicy, MembershipView, Permissions, Policy, PolicyError};
