@@ -6,7 +6,7 @@
 //! ```
 
 use entra_governor::testing::TestIdp;
-use entra_governor::{Cloud, Governor, Principal, TokenError};
+use entra_governor::{Cloud, Governor, Policy, Principal, TokenError};
 use serde_json::json;
 
 #[tokio::main]
@@ -17,6 +17,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .tenant(idp.tenant_id().as_str())
         .client_id(idp.client_id())
         .dangerous_allow_http_loopback() // the look-alike speaks plain http on 127.0.0.1
+        .policy(Policy::from_path(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/examples/policy.toml"
+        ))?)
         .build()?;
 
     println!("Local Entra look-alike at {}", idp.authority());
@@ -87,6 +91,122 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         idp.jwks_requests(),
         tried
     );
+
+    decisions(&idp, &governor).await?;
+    Ok(())
+}
+
+const DATA_SCIENTISTS: &str = "5d3c9a1e-2f47-4b8a-9c61-0e7f3a2b4c5d";
+const ML_ENGINEERS: &str = "8a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d";
+const EXTERNAL_RESEARCHERS: &str = "9f8e7d6c-5b4a-4938-a2b1-c0d9e8f7a6b5";
+
+/// Several personas ask for training and inference work under `examples/policy.toml`.
+async fn decisions(idp: &TestIdp, governor: &Governor) -> Result<(), Box<dyn std::error::Error>> {
+    let guest_home = idp.add_tenant();
+    let scientist = idp
+        .token()
+        .scopes("Training.Manage")
+        .groups([DATA_SCIENTISTS])
+        .sign();
+    let scientist_inference_app = idp
+        .token()
+        .scopes("Inference.Invoke")
+        .groups([DATA_SCIENTISTS])
+        .sign();
+    let engineer = idp
+        .token()
+        .scopes("Models.Manage")
+        .groups([ML_ENGINEERS])
+        .sign();
+    let pipeline = idp.token().app_only().roles(["Training.Pipeline"]).sign();
+    let auditor = idp
+        .token()
+        .scopes("Audit.Read")
+        .roles(["Platform.Auditor"])
+        .groups(Vec::<String>::new())
+        .sign();
+    let guest = idp
+        .token()
+        .scopes("Training.Manage")
+        .guest(guest_home)
+        .groups([EXTERNAL_RESEARCHERS])
+        .sign();
+    let requests: Vec<(&str, &String, &str, &str)> = vec![
+        (
+            "data scientist",
+            &scientist,
+            "training.submit",
+            "models/exp-llama-8b",
+        ),
+        (
+            "data scientist",
+            &scientist,
+            "training.submit",
+            "models/prod-chat",
+        ),
+        (
+            "data scientist via chat app",
+            &scientist_inference_app,
+            "training.submit",
+            "models/exp-llama-8b",
+        ),
+        (
+            "data scientist via chat app",
+            &scientist_inference_app,
+            "inference.invoke",
+            "endpoints/chat-prod",
+        ),
+        (
+            "ML engineer",
+            &engineer,
+            "datasets.write",
+            "datasets/curated/claims-2025",
+        ),
+        (
+            "ML engineer",
+            &engineer,
+            "models.delete",
+            "models/prod-chat",
+        ),
+        (
+            "CI pipeline (app-only)",
+            &pipeline,
+            "training.submit",
+            "models/staging-llama",
+        ),
+        (
+            "CI pipeline (app-only)",
+            &pipeline,
+            "models.deploy",
+            "models/prod-chat",
+        ),
+        (
+            "auditor (app role)",
+            &auditor,
+            "audit.read",
+            "audit/2026/11",
+        ),
+        (
+            "guest researcher",
+            &guest,
+            "training.submit",
+            "models/exp-llama-8b",
+        ),
+        (
+            "guest researcher",
+            &guest,
+            "datasets.read",
+            "datasets/pii/claims-2025",
+        ),
+    ];
+    println!(
+        "\nDecisions under examples/policy.toml (policy {}):\n",
+        &governor.policy_version()[..12]
+    );
+    for (persona, token, action, resource) in requests {
+        let decision = governor.authorize(token, action, resource).await?;
+        println!("{persona:<28} {}", decision.explain());
+    }
     Ok(())
 }
 
