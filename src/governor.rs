@@ -1,13 +1,12 @@
 //! [`Governor`] and [`GovernorBuilder`]: the one entry point.
 
 use std::collections::HashSet;
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::Url;
 
-use crate::cloud::Cloud;
+use crate::cloud::{Cloud, check_base_url};
 use crate::error::{ConfigError, TokenError};
 use crate::ids::{TenantId, is_guid};
 use crate::principal::{Principal, TokenVersion};
@@ -376,27 +375,12 @@ impl GovernorBuilder {
 
     fn checked_authority(&self) -> Result<String, ConfigError> {
         let raw = self.cloud.authority();
-        let invalid = |reason| ConfigError::InvalidAuthority {
-            found: raw.to_owned(),
-            reason,
-        };
-        let url = Url::parse(raw).map_err(|_| invalid("not a URL"))?;
-        if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
-            return Err(invalid("must not carry a query, fragment or credentials"));
-        }
-        match url.scheme() {
-            "https" => {}
-            "http" if !self.allow_http_loopback => {
-                return Err(invalid(
-                    "plain http: use https, or dangerous_allow_http_loopback() for a loopback test server",
-                ));
+        check_base_url(raw, self.allow_http_loopback).map_err(|reason| {
+            ConfigError::InvalidAuthority {
+                found: raw.to_owned(),
+                reason,
             }
-            "http" if !is_loopback(&url) => {
-                return Err(invalid("plain http is allowed only for loopback hosts"));
-            }
-            "http" => {}
-            _ => return Err(invalid("scheme must be https")),
-        }
+        })?;
         Ok(raw.trim_end_matches('/').to_owned())
     }
 
@@ -469,15 +453,6 @@ impl GovernorBuilder {
                     .collect()
             })
             .transpose()
-    }
-}
-
-fn is_loopback(url: &Url) -> bool {
-    match url.host() {
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
-        Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
-        None => false,
     }
 }
 

@@ -5,6 +5,7 @@
 pub mod cloud;
 pub mod error;
 mod governor;
+pub mod graph;
 pub mod ids;
 pub mod principal;
 #[cfg(feature = "testing")]
@@ -18,6 +19,9 @@ pub use governor::{
     DEFAULT_KEY_REFRESH_INTERVAL, DEFAULT_MAX_TOKEN_BYTES, Governor, GovernorBuilder,
     MAX_METADATA_BYTES,
 };
+#[cfg(feature = "graph")]
+pub use graph::{ClientCredential, GraphGroupResolver, GraphGroupResolverBuilder};
+pub use graph::{GroupResolutionError, GroupResolver};
 pub use ids::{GroupId, InvalidId, ObjectId, PrincipalId, TenantId};
 pub use principal::{
     ClientAuth, DisplayClaims, Groups, Principal, PrincipalBuilder, PrincipalKind, TokenVersion,
