@@ -102,7 +102,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::ids::{GroupId, ObjectId, TenantId};
-use crate::principal::{Principal, PrincipalKind};
+use crate::principal::Principal;
 
 #[cfg(feature = "graph")]
 pub use credentials::ClientCredential;
@@ -192,17 +192,6 @@ impl GroupResolutionError {
     pub fn decision_reason(&self) -> &'static str {
         GROUP_MEMBERSHIP_UNAVAILABLE
     }
-
-    pub(crate) fn not_found(principal: &Principal) -> Self {
-        Self::NotFound {
-            kind: match principal.kind() {
-                PrincipalKind::User => "user",
-                PrincipalKind::Application => "service principal",
-            },
-            tenant: principal.tenant().clone(),
-            object: principal.object_id().clone(),
-        }
-    }
 }
 
 #[cfg(test)]
@@ -252,13 +241,13 @@ mod tests {
             .to_string(),
             "the token endpoint refused the application (HTTP 401, invalid_client (AADSTS7000215))"
         );
-        let tenant = TenantId::parse("72f988bf-86f1-41af-91ab-2d7cd011db47").unwrap();
-        let object = ObjectId::parse("690222be-ff1a-4d56-abd1-7e4f7d38e474").unwrap();
-        let app = Principal::builder(tenant, object)
-            .kind(PrincipalKind::Application)
-            .build();
         assert_eq!(
-            GroupResolutionError::not_found(&app).to_string(),
+            GroupResolutionError::NotFound {
+                kind: "service principal",
+                tenant: TenantId::parse("72f988bf-86f1-41af-91ab-2d7cd011db47").unwrap(),
+                object: ObjectId::parse("690222be-ff1a-4d56-abd1-7e4f7d38e474").unwrap(),
+            }
+            .to_string(),
             "Microsoft Graph has no service principal 690222be-ff1a-4d56-abd1-7e4f7d38e474 \
              in tenant 72f988bf-86f1-41af-91ab-2d7cd011db47"
         );

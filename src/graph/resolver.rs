@@ -630,7 +630,7 @@ impl Inner {
                         code: graph_error_code(&answer.body),
                     });
                 }
-                404 => return Err(GroupResolutionError::not_found(principal)),
+                404 => return Err(not_found(principal)),
                 status => {
                     return Err(GroupResolutionError::Unavailable {
                         reason: format!(
@@ -803,6 +803,17 @@ impl Inner {
             retries += 1;
             tokio::time::sleep(wait).await;
         }
+    }
+}
+
+fn not_found(principal: &Principal) -> GroupResolutionError {
+    GroupResolutionError::NotFound {
+        kind: match principal.kind() {
+            PrincipalKind::User => "user",
+            PrincipalKind::Application => "service principal",
+        },
+        tenant: principal.tenant().clone(),
+        object: principal.object_id().clone(),
     }
 }
 
