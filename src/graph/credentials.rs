@@ -183,7 +183,8 @@ mod tests {
 
     const SECRET: &str = "Xy7Q~super.secret-value_1234567890abcdef";
     const CLIENT: &str = "6e74172b-be56-4843-9ff4-e66a39bb12e3";
-    const ENDPOINT: &str = "https://login.microsoftonline.com/72f988bf-86f1-41af-91ab-2d7cd011db47/oauth2/v2.0/token";
+    const ENDPOINT: &str =
+        "https://login.microsoftonline.com/72f988bf-86f1-41af-91ab-2d7cd011db47/oauth2/v2.0/token";
 
     #[test]
     fn debug_redacts_the_secret() {
@@ -239,7 +240,10 @@ mod tests {
         assert_eq!(claims["sub"], CLIENT);
         assert!(claims["jti"].as_str().is_some_and(|j| j.len() == 22));
         let nbf = claims["nbf"].as_u64().unwrap();
-        assert_eq!(claims["exp"].as_u64().unwrap(), nbf + ASSERTION_LIFETIME_SECS);
+        assert_eq!(
+            claims["exp"].as_u64().unwrap(),
+            nbf + ASSERTION_LIFETIME_SECS
+        );
         let public = signature::UnparsedPublicKey::new(
             &signature::RSA_PKCS1_2048_8192_SHA256,
             pair.public_key().as_ref(),

@@ -201,9 +201,7 @@ mod tests {
     #[test]
     fn every_error_is_group_membership_unavailable() {
         let errors = [
-            GroupResolutionError::Unavailable {
-                reason: "x".into(),
-            },
+            GroupResolutionError::Unavailable { reason: "x".into() },
             GroupResolutionError::Throttled {
                 retry_after_secs: 3,
             },

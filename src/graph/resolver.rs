@@ -531,10 +531,7 @@ impl Inner {
         batch: &[GroupId],
         deadline: Instant,
     ) -> Result<Vec<GroupId>, GroupResolutionError> {
-        let url = self.graph_url(&format!(
-            "{}/checkMemberGroups",
-            self.object_url(principal)
-        ))?;
+        let url = self.graph_url(&format!("{}/checkMemberGroups", self.object_url(principal)))?;
         let ids: Vec<&str> = batch.iter().map(GroupId::as_str).collect();
         let body = json!({ "groupIds": ids }).to_string();
         let page = self.graph_post(principal, &url, &body, deadline).await?;
@@ -544,7 +541,11 @@ impl Inner {
         // Only groups that were asked about count, whatever else an answer holds.
         Ok(batch
             .iter()
-            .filter(|g| page.value.iter().any(|v| v.eq_ignore_ascii_case(g.as_str())))
+            .filter(|g| {
+                page.value
+                    .iter()
+                    .any(|v| v.eq_ignore_ascii_case(g.as_str()))
+            })
             .cloned()
             .collect())
     }
@@ -555,10 +556,7 @@ impl Inner {
         principal: &Principal,
         deadline: Instant,
     ) -> Result<HashSet<GroupId>, GroupResolutionError> {
-        let first = self.graph_url(&format!(
-            "{}/getMemberObjects",
-            self.object_url(principal)
-        ))?;
+        let first = self.graph_url(&format!("{}/getMemberObjects", self.object_url(principal)))?;
         let origin = first.origin();
         let body = json!({ "securityEnabledOnly": true }).to_string();
         let mut all = HashSet::new();
@@ -755,7 +753,10 @@ impl Inner {
             let request = make()?;
             counter.fetch_add(1, Ordering::SeqCst);
             let timeout = remaining.min(self.fetcher.timeout);
-            let attempts = retries + 1;
+            let attempts = match retries {
+                0 => "1 attempt".to_owned(),
+                n => format!("{} attempts", n + 1),
+            };
             let (wait, failure) = match self.fetcher.exchange(request, url, timeout).await {
                 Ok(answer) if answer.status == 429 => {
                     let wait = answer
@@ -771,17 +772,20 @@ impl Inner {
                         .retry_after
                         .map_or_else(|| backoff(retries), Duration::from_secs);
                     let failure = GroupResolutionError::Unavailable {
-                        reason: format!(
-                            "{service} answered HTTP {} ({attempts} attempts)",
-                            answer.status
-                        ),
+                        reason: format!("{service} answered HTTP {} ({attempts})", answer.status),
                     };
                     (wait, failure)
                 }
                 Ok(answer) => return Ok(answer),
+                Err(FetchError::Transport { .. }) if Instant::now() >= deadline => {
+                    // The request was cut off because the budget ran out.
+                    return Err(GroupResolutionError::BudgetExceeded {
+                        budget: self.time_budget,
+                    });
+                }
                 Err(error @ FetchError::Transport { .. }) => {
                     let failure = GroupResolutionError::Unavailable {
-                        reason: format!("{error} ({attempts} attempts)"),
+                        reason: format!("{error} ({attempts})"),
                     };
                     (backoff(retries), failure)
                 }

@@ -172,6 +172,12 @@ impl TestIdp {
             .store(lifetime.as_secs(), Ordering::SeqCst);
     }
 
+    /// Every Graph access token issued so far and still honoured (for tests that check a
+    /// token never leaks into a log line, an error or a `Debug` output).
+    pub fn issued_graph_tokens(&self) -> Vec<String> {
+        lock(&self.state().graph.issued).keys().cloned().collect()
+    }
+
     /// Forgets every Graph token issued so far: Graph answers 401 to them from now on.
     pub fn revoke_graph_tokens(&self) {
         lock(&self.state().graph.issued).clear();
@@ -242,7 +248,12 @@ pub(crate) fn route(method: &Method, path: &str) -> Option<Route> {
     }
     let segments: Vec<&str> = path.strip_prefix('/')?.split('/').collect();
     match segments.as_slice() {
-        ["v1.0", collection @ ("users" | "servicePrincipals"), oid, action] => {
+        [
+            "v1.0",
+            collection @ ("users" | "servicePrincipals"),
+            oid,
+            action,
+        ] => {
             let action = match *action {
                 "checkMemberGroups" => Action::CheckMemberGroups,
                 "getMemberObjects" => Action::GetMemberObjects,
@@ -254,11 +265,9 @@ pub(crate) fn route(method: &Method, path: &str) -> Option<Route> {
                 oid: (*oid).to_owned(),
             })
         }
-        [tenant, "oauth2", "v2.0", "token"] if !tenant.is_empty() => {
-            Some(Route::Token {
-                tenant: (*tenant).to_owned(),
-            })
-        }
+        [tenant, "oauth2", "v2.0", "token"] if !tenant.is_empty() => Some(Route::Token {
+            tenant: (*tenant).to_owned(),
+        }),
         _ => None,
     }
 }
@@ -391,7 +400,12 @@ fn token(state: &State, tenant: &str, body: &[u8]) -> Response<Full<Bytes>> {
         )),
     };
     if let Err((code, description)) = verdict {
-        return entra_error(StatusCode::UNAUTHORIZED, "invalid_client", code, description);
+        return entra_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            code,
+            description,
+        );
     }
     let access_token = random_b64::<32>();
     lock(&state.graph.issued).insert(access_token.clone(), tenant);
@@ -425,9 +439,8 @@ fn check_assertion(
         return Err(BAD);
     };
     let certificate = state.graph.certificate();
-    let thumbprint = URL_SAFE_NO_PAD.encode(
-        digest::digest(&digest::SHA256, &state.graph.certificate_der()).as_ref(),
-    );
+    let thumbprint = URL_SAFE_NO_PAD
+        .encode(digest::digest(&digest::SHA256, &state.graph.certificate_der()).as_ref());
     if header["alg"] != "RS256" || header["x5t#S256"] != thumbprint.as_str() {
         return Err((
             700027,
@@ -441,14 +454,23 @@ fn check_assertion(
         .map_err(|_| BAD)?;
     let client_id = state.client_id.as_str();
     if claims["aud"] != endpoint || claims["iss"] != client_id || claims["sub"] != client_id {
-        return Err((700021, "Client assertion audience or issuer claim is invalid."));
+        return Err((
+            700021,
+            "Client assertion audience or issuer claim is invalid.",
+        ));
     }
     let now = crate::token::unix_now();
     let (Some(nbf), Some(exp)) = (claims["nbf"].as_u64(), claims["exp"].as_u64()) else {
-        return Err((700024, "Client assertion is not within its valid time range."));
+        return Err((
+            700024,
+            "Client assertion is not within its valid time range.",
+        ));
     };
     if nbf > now + ASSERTION_SKEW_SECS || exp + ASSERTION_SKEW_SECS < now || exp - nbf > 600 {
-        return Err((700024, "Client assertion is not within its valid time range."));
+        return Err((
+            700024,
+            "Client assertion is not within its valid time range.",
+        ));
     }
     let Some(jti) = claims["jti"].as_str() else {
         return Err(BAD);
@@ -474,7 +496,9 @@ fn membership_action(
         return graph_error(
             StatusCode::NOT_FOUND,
             "Request_ResourceNotFound",
-            &format!("Resource '{oid}' does not exist or one of its queried reference-property objects are not present."),
+            &format!(
+                "Resource '{oid}' does not exist or one of its queried reference-property objects are not present."
+            ),
         );
     };
     let Ok(body) = serde_json::from_slice::<Value>(body) else {

@@ -67,8 +67,8 @@ use tokio::task::JoinHandle;
 
 use crate::ids::TenantId;
 
-use keys::RsaKey;
 pub use graph::GraphMode;
+use keys::RsaKey;
 pub use mint::TokenBuilder;
 
 /// How the discovery and JWKS endpoints answer; set with [`TestIdp::set_mode`].

@@ -283,7 +283,11 @@ pub(super) fn json_response(status: StatusCode, body: Bytes) -> Response<Full<By
 }
 
 /// An Entra-style OAuth error body: `error`, `error_description`, `error_codes`.
-pub(super) fn error_response(status: StatusCode, error: &str, description: &str) -> Response<Full<Bytes>> {
+pub(super) fn error_response(
+    status: StatusCode,
+    error: &str,
+    description: &str,
+) -> Response<Full<Bytes>> {
     let body = json!({
         "error": error,
         "error_description": description,
