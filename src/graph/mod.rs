@@ -25,7 +25,8 @@
 //!
 //! The operator grants the API's app registration the Microsoft Graph **application**
 //! permissions `User.Read.All` and `GroupMember.Read.All`, with admin consent, in every
-//! tenant whose users are resolved.
+//! tenant whose users are resolved; app-only callers (service principals) also need
+//! `Application.Read.All`, Microsoft's least-privileged permission for their memberships.
 //!
 //! A resolver is a trait object, so tests and special deployments can bring their own:
 //!
