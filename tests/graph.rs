@@ -419,6 +419,26 @@ async fn a_graph_token_is_replaced_shortly_before_it_expires_or_when_refused() {
 }
 
 #[tokio::test]
+async fn prefetch_token_checks_the_credential_at_start_up() {
+    let idp = TestIdp::start().await;
+    let resolver = graph_resolver(&idp).build().unwrap();
+    resolver.prefetch_token().await.unwrap();
+    resolver.prefetch_token().await.unwrap();
+    let user = user(&idp);
+    idp.set_memberships(user.object_id(), groups(0..2));
+    resolver.resolve(&user, &groups(0..1)).await.unwrap();
+    assert_eq!(idp.graph_token_requests(), 1);
+
+    let wrong = resolver_for(&idp, ClientCredential::secret("not-the-secret"))
+        .build()
+        .unwrap();
+    assert!(matches!(
+        wrong.prefetch_token().await,
+        Err(GroupResolutionError::Unauthorized { status: 401, .. })
+    ));
+}
+
+#[tokio::test]
 async fn a_wrong_secret_is_unauthorized_and_never_shown() {
     let idp = TestIdp::start().await;
     let wrong = "Wr0ng~secret-value-that-must-not-leak_0123";

@@ -239,8 +239,8 @@ pub struct GraphGroupResolver {
 struct Inner {
     authority: String,
     graph_base: String,
-    /// The API's own tenant: shown in `Debug`; tokens are requested from each principal's
-    /// tenant.
+    /// The API's own tenant, for `prefetch_token`; resolving requests tokens from each
+    /// principal's tenant.
     home_tenant: TenantId,
     client_id: String,
     credential: ClientCredential,
@@ -386,6 +386,22 @@ impl GraphGroupResolver {
             use_get_member_objects: false,
             allow_http_loopback: false,
         }
+    }
+
+    /// Requests a Graph token for the API's own tenant now (unless one is cached): a
+    /// start-up or readiness check that the credential works, within the time budget.
+    ///
+    /// # Errors
+    /// [`GroupResolutionError::Unauthorized`] when the token endpoint refuses the
+    /// credential (e.g. `invalid_client`), or another variant when it cannot be reached.
+    pub async fn prefetch_token(&self) -> Result<(), GroupResolutionError> {
+        let budget = self.inner.time_budget;
+        let deadline = Instant::now() + budget;
+        let tenant = &self.inner.home_tenant;
+        tokio::time::timeout_at(deadline, self.inner.graph_token(tenant, deadline))
+            .await
+            .unwrap_or(Err(GroupResolutionError::BudgetExceeded { budget }))
+            .map(drop)
     }
 
     /// HTTP requests sent to Microsoft Graph (every attempt and page).
