@@ -1,5 +1,9 @@
 //! Entra clouds: where discovery, keys and Microsoft Graph live, and the issuer forms.
 
+use std::net::IpAddr;
+
+use reqwest::Url;
+
 /// An Entra cloud (national cloud, or a custom authority for sovereign deployments and
 /// tests).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -101,6 +105,36 @@ impl Cloud {
     /// The v1 issuer of a tenant: `{base}/{tid}/` (with the trailing slash).
     pub fn v1_issuer(&self, tenant: &str) -> String {
         format!("{}/{}/", self.v1_issuer_base, tenant)
+    }
+}
+
+/// Checks a base URL the crate will send requests to (an authority, a Microsoft Graph
+/// base): `https`, or plain `http` to a loopback host only when `allow_http_loopback`
+/// (the `dangerous_allow_http_loopback()` switch of the builders); no query, fragment or
+/// credentials. The error is the reason, for the caller's own configuration error.
+pub(crate) fn check_base_url(raw: &str, allow_http_loopback: bool) -> Result<Url, &'static str> {
+    let url = Url::parse(raw).map_err(|_| "not a URL")?;
+    if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
+        return Err("must not carry a query, fragment or credentials");
+    }
+    match url.scheme() {
+        "https" => Ok(url),
+        "http" if !allow_http_loopback => Err(
+            "plain http: use https, or dangerous_allow_http_loopback() for a loopback test server",
+        ),
+        "http" if !is_loopback(&url) => Err("plain http is allowed only for loopback hosts"),
+        "http" => Ok(url),
+        _ => Err("scheme must be https"),
+    }
+}
+
+/// True for `localhost` and loopback IP literals.
+pub(crate) fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
+        Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
+        None => false,
     }
 }
 

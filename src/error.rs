@@ -314,7 +314,8 @@ pub enum AuthorizeError {
     AuditUnavailable,
 }
 
-/// A [`GovernorBuilder`](crate::GovernorBuilder) configuration that cannot work.
+/// A builder configuration that cannot work: a [`GovernorBuilder`](crate::GovernorBuilder),
+/// or a `GraphGroupResolverBuilder` (feature `graph`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
@@ -389,6 +390,20 @@ pub enum ConfigError {
     /// The HTTP client could not be built.
     #[error("could not build the HTTP client: {0}")]
     HttpClient(String),
+    /// The Microsoft Graph base URL cannot be used.
+    #[error("Microsoft Graph base URL {found:?} is invalid: {reason}")]
+    InvalidGraphBase {
+        /// The value given.
+        found: String,
+        /// Why it cannot be used.
+        reason: &'static str,
+    },
+    /// A client credential cannot be used. The credential itself is never shown.
+    #[error("client credential is invalid: {reason}")]
+    InvalidCredential {
+        /// Why it cannot be used.
+        reason: &'static str,
+    },
 }
 
 /// A shortened, printable copy of an attacker-controlled string, for error messages:

@@ -1,7 +1,6 @@
 //! [`Governor`] and [`GovernorBuilder`]: the one entry point.
 
 use std::collections::HashSet;
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,7 +9,7 @@ use reqwest::Url;
 use arc_swap::ArcSwap;
 
 use crate::audit::{AuditEvent, AuditLog, AuditOutcome};
-use crate::cloud::Cloud;
+use crate::cloud::{Cloud, check_base_url};
 use crate::decision::Decision;
 use crate::decision::Reason;
 use crate::error::{AuthorizeError, ConfigError, TokenError};
@@ -663,27 +662,12 @@ impl GovernorBuilder {
 
     fn checked_authority(&self) -> Result<String, ConfigError> {
         let raw = self.cloud.authority();
-        let invalid = |reason| ConfigError::InvalidAuthority {
-            found: raw.to_owned(),
-            reason,
-        };
-        let url = Url::parse(raw).map_err(|_| invalid("not a URL"))?;
-        if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
-            return Err(invalid("must not carry a query, fragment or credentials"));
-        }
-        match url.scheme() {
-            "https" => {}
-            "http" if !self.allow_http_loopback => {
-                return Err(invalid(
-                    "plain http: use https, or dangerous_allow_http_loopback() for a loopback test server",
-                ));
+        check_base_url(raw, self.allow_http_loopback).map_err(|reason| {
+            ConfigError::InvalidAuthority {
+                found: raw.to_owned(),
+                reason,
             }
-            "http" if !is_loopback(&url) => {
-                return Err(invalid("plain http is allowed only for loopback hosts"));
-            }
-            "http" => {}
-            _ => return Err(invalid("scheme must be https")),
-        }
+        })?;
         Ok(raw.trim_end_matches('/').to_owned())
     }
 
@@ -793,15 +777,6 @@ fn decision_event(principal: &Principal, decision: &Decision, policy_version: &s
 fn unix_secs(t: std::time::SystemTime) -> u64 {
     t.duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
-}
-
-fn is_loopback(url: &Url) -> bool {
-    match url.host() {
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
-        Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
-        None => false,
-    }
 }
 
 fn check_domain(t: &str) -> Result<(), ConfigError> {

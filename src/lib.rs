@@ -8,6 +8,7 @@ pub mod cloud;
 pub mod decision;
 pub mod error;
 mod governor;
+pub mod graph;
 pub mod http;
 pub mod ids;
 pub mod policy;
@@ -29,6 +30,9 @@ pub use governor::{
     DEFAULT_KEY_REFRESH_INTERVAL, DEFAULT_MAX_TOKEN_BYTES, Governor, GovernorBuilder,
     MAX_METADATA_BYTES, RequestContext,
 };
+#[cfg(feature = "graph")]
+pub use graph::{ClientCredential, GraphGroupResolver, GraphGroupResolverBuilder};
+pub use graph::{GroupResolutionError, GroupResolver};
 pub use ids::{GroupId, InvalidId, ObjectId, PrincipalId, TenantId};
 pub use policy::{CompiledPolicy, MembershipView, Permissions, Policy, PolicyError};
 pub use principal::{

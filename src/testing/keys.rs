@@ -50,6 +50,17 @@ impl RsaKey {
         &self.pkcs1_der
     }
 
+    /// The private key as PKCS#8 v1 DER (what `ClientCredential::certificate` takes).
+    pub(crate) fn pkcs8_der(&self) -> Vec<u8> {
+        let pkcs8: Pkcs8V1Der<'static> = self.pair.as_der().expect("TestIdp: PKCS#8 export failed");
+        pkcs8.as_ref().to_vec()
+    }
+
+    /// The public key as PKCS#1 `RSAPublicKey` DER.
+    pub(crate) fn public_key_der(&self) -> &[u8] {
+        self.pair.public_key().as_ref()
+    }
+
     /// RSASSA-PKCS1-v1_5 with SHA-256 (RS256) over `msg`.
     pub(crate) fn sign(&self, msg: &[u8]) -> Vec<u8> {
         let mut sig = vec![0; self.pair.public_modulus_len()];

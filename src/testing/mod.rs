@@ -48,6 +48,7 @@
 //! # }
 //! ```
 
+mod graph;
 mod keys;
 mod mint;
 mod server;
@@ -66,6 +67,7 @@ use tokio::task::JoinHandle;
 
 use crate::ids::TenantId;
 
+pub use graph::GraphMode;
 use keys::RsaKey;
 pub use mint::TokenBuilder;
 
@@ -134,6 +136,8 @@ pub(crate) struct State {
     discovery_requests: AtomicUsize,
     jwks_requests: AtomicUsize,
     pub(crate) appid_requests: AtomicUsize,
+    /// The token endpoint and Microsoft Graph look-alike.
+    pub(crate) graph: graph::GraphState,
 }
 
 /// Keys held (can sign) and published (in the JWKS); held keys are never forgotten so that
@@ -274,6 +278,7 @@ impl TestIdp {
             discovery_requests: AtomicUsize::new(0),
             jwks_requests: AtomicUsize::new(0),
             appid_requests: AtomicUsize::new(0),
+            graph: graph::GraphState::new(),
         });
         let (stop, stopped) = watch::channel(false);
         let server = tokio::spawn(server::serve(listener, state.clone(), stopped));
@@ -443,10 +448,12 @@ impl TestIdp {
         self.state().jwks_requests.load(Ordering::SeqCst)
     }
 
-    /// Sets both request counters back to zero.
+    /// Sets every request counter back to zero (discovery, JWKS and the Graph counters) and
+    /// clears [`graph_paths`](Self::graph_paths).
     pub fn reset_counters(&self) {
         self.state().discovery_requests.store(0, Ordering::SeqCst);
         self.state().jwks_requests.store(0, Ordering::SeqCst);
+        self.state().graph.reset_counters();
     }
 
     /// Stops the server for every clone and waits until the port is closed: later requests

@@ -1,5 +1,6 @@
 //! The HTTP side of [`TestIdp`](super::TestIdp): Entra's discovery and JWKS endpoints on a
-//! hyper 1 HTTP/1.1 server, one task per connection, with the fault [`Mode`]s.
+//! hyper 1 HTTP/1.1 server, one task per connection, with the fault [`Mode`]s. The token
+//! endpoint and Microsoft Graph are routed to [`super::graph`].
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -157,6 +158,9 @@ async fn answer(
     req: Request<Incoming>,
     state: Arc<State>,
 ) -> Result<Response<Full<Bytes>>, Hangup> {
+    if let Some(route) = super::graph::route(req.method(), req.uri().path()) {
+        return Ok(super::graph::answer(route, req, &state).await);
+    }
     let Some((endpoint, segment)) = route(req.uri().path()) else {
         return Ok(error_response(
             StatusCode::NOT_FOUND,
@@ -268,7 +272,7 @@ fn pad(mut body: Vec<u8>, len: usize) -> Vec<u8> {
     small
 }
 
-fn json_response(status: StatusCode, body: Bytes) -> Response<Full<Bytes>> {
+pub(super) fn json_response(status: StatusCode, body: Bytes) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(body));
     *response.status_mut() = status;
     response.headers_mut().insert(
@@ -279,7 +283,11 @@ fn json_response(status: StatusCode, body: Bytes) -> Response<Full<Bytes>> {
 }
 
 /// An Entra-style OAuth error body: `error`, `error_description`, `error_codes`.
-fn error_response(status: StatusCode, error: &str, description: &str) -> Response<Full<Bytes>> {
+pub(super) fn error_response(
+    status: StatusCode,
+    error: &str,
+    description: &str,
+) -> Response<Full<Bytes>> {
     let body = json!({
         "error": error,
         "error_description": description,
@@ -288,7 +296,7 @@ fn error_response(status: StatusCode, error: &str, description: &str) -> Respons
     json_response(status, Bytes::from(body.to_string()))
 }
 
-fn invalid_tenant(authority: &str, segment: &str) -> Response<Full<Bytes>> {
+pub(super) fn invalid_tenant(authority: &str, segment: &str) -> Response<Full<Bytes>> {
     let body = json!({
         "error": "invalid_tenant",
         "error_description": format!(

@@ -1,6 +1,7 @@
-//! Bounded HTTP GETs of identity-provider documents (discovery, JWKS).
+//! Bounded HTTP exchanges with the identity provider: GETs of documents (discovery, JWKS)
+//! and, for Microsoft Graph, POSTs whose answers of any status are read.
 //!
-//! Every fetch has a deadline and a body cap, follows no redirect (a 3xx is an error, and
+//! Every request has a deadline and a body cap, follows no redirect (a 3xx is an error, and
 //! an injected client that follows one anyway is caught by the final-URL check), and must
 //! stay on the host it was sent to.
 
@@ -22,6 +23,25 @@ pub(crate) enum FetchError {
     TooLarge { host: String, max: usize },
     #[error("{host} answered a document that is not the expected JSON")]
     InvalidJson { host: String },
+}
+
+/// An HTTP answer of any status, its body read within the cap. Its `Debug` shows the
+/// body's length only: token endpoint answers hold access tokens.
+pub(crate) struct Answer {
+    pub(crate) status: u16,
+    /// `Retry-After` in whole seconds (the HTTP-date form is ignored).
+    pub(crate) retry_after: Option<u64>,
+    pub(crate) body: Vec<u8>,
+}
+
+impl std::fmt::Debug for Answer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Answer")
+            .field("status", &self.status)
+            .field("retry_after", &self.retry_after)
+            .field("body_len", &self.body.len())
+            .finish()
+    }
 }
 
 /// A shared client plus the limits every identity-provider request obeys.
@@ -80,28 +100,58 @@ impl Fetcher {
     }
 
     async fn get_bytes_unbounded(&self, url: &Url) -> Result<Vec<u8>, FetchError> {
+        let answer = self
+            .exchange(self.client.get(url.clone()), url, self.timeout)
+            .await?;
+        if !(200..300).contains(&answer.status) {
+            return Err(FetchError::Status {
+                host: host_of(url),
+                status: answer.status,
+            });
+        }
+        Ok(answer.body)
+    }
+
+    /// Sends `request` (built for `url`) and reads the answer whatever its status: the
+    /// body within `max_body`, all within `timeout`. Redirects and answers from another
+    /// host are errors.
+    pub(crate) async fn exchange(
+        &self,
+        request: reqwest::RequestBuilder,
+        url: &Url,
+        timeout: Duration,
+    ) -> Result<Answer, FetchError> {
+        tokio::time::timeout(timeout, self.exchange_unbounded(request, url, timeout))
+            .await
+            .unwrap_or_else(|_| {
+                Err(FetchError::Transport {
+                    host: host_of(url),
+                    reason: "timed out".into(),
+                })
+            })
+    }
+
+    async fn exchange_unbounded(
+        &self,
+        request: reqwest::RequestBuilder,
+        url: &Url,
+        timeout: Duration,
+    ) -> Result<Answer, FetchError> {
         let host = host_of(url);
         let transport = |e: reqwest::Error| FetchError::Transport {
             host: host.clone(),
             reason: transport_reason(e),
         };
-        let mut response = self
-            .client
-            .get(url.clone())
-            .timeout(self.timeout)
-            .send()
-            .await
-            .map_err(transport)?;
+        let mut response = request.timeout(timeout).send().await.map_err(transport)?;
         let status = response.status();
         if status.is_redirection() || host_of(response.url()) != host {
             return Err(FetchError::Redirect { host });
         }
-        if !status.is_success() {
-            return Err(FetchError::Status {
-                host,
-                status: status.as_u16(),
-            });
-        }
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
         let too_large = || FetchError::TooLarge {
             host: host.clone(),
             max: self.max_body,
@@ -119,6 +169,10 @@ impl Fetcher {
             }
             body.extend_from_slice(&chunk);
         }
-        Ok(body)
+        Ok(Answer {
+            status: status.as_u16(),
+            retry_after,
+            body,
+        })
     }
 }
