@@ -13,9 +13,10 @@ use crate::cloud::{Cloud, check_base_url};
 use crate::decision::Decision;
 use crate::decision::Reason;
 use crate::error::{AuthorizeError, ConfigError, TokenError};
+use crate::graph::GroupResolver;
 use crate::ids::PrincipalId;
 use crate::ids::{TenantId, is_guid};
-use crate::policy::{CompiledPolicy, Permissions, Policy, PolicyError};
+use crate::policy::{CompiledPolicy, MembershipView, Permissions, Policy, PolicyError};
 use crate::principal::{Principal, TokenVersion};
 use crate::revocation::{DEFAULT_MAX_REVOCATIONS, RevocationError, Revocations};
 use crate::token::Verifier;
@@ -58,6 +59,7 @@ struct Inner {
     revocations: Revocations,
     audit: Option<AuditLog>,
     audit_display_names: bool,
+    groups: Option<Arc<dyn GroupResolver>>,
 }
 
 /// Per-request facts that are not in the token, for the audit trail.
@@ -231,7 +233,7 @@ impl Governor {
         started: Instant,
     ) -> Result<Decision, AuthorizeError> {
         let policy = self.inner.policy.load_full();
-        let decision = policy.decide(principal, action, resource);
+        let decision = self.decide(&policy, principal, action, resource).await;
         if self.inner.audit.is_some() {
             let mut event = decision_event(principal, &decision, policy.version_hash());
             if self.inner.audit_display_names {
@@ -240,6 +242,35 @@ impl Governor {
             self.record(event, context, started).await?;
         }
         Ok(decision)
+    }
+
+    /// Decides, first resolving group membership through the configured resolver when the
+    /// token could not list it (overage) and a group binding could matter. Only the groups
+    /// the policy binds are asked about. A failed lookup becomes "membership unavailable",
+    /// never "member of nothing".
+    async fn decide(
+        &self,
+        policy: &CompiledPolicy,
+        principal: &Principal,
+        action: &str,
+        resource: &str,
+    ) -> Decision {
+        let resolver = match &self.inner.groups {
+            Some(r) if policy.needs_group_resolution(principal) => r,
+            _ => return policy.decide(principal, action, resource),
+        };
+        match resolver.resolve(principal, policy.bound_group_ids()).await {
+            Ok(groups) => policy.decide_with(
+                principal,
+                MembershipView::Resolved(&groups),
+                action,
+                resource,
+            ),
+            Err(error) => {
+                tracing::warn!(%error, principal = %principal.id(), "group membership unavailable");
+                policy.decide_with(principal, MembershipView::Unavailable, action, resource)
+            }
+        }
     }
 
     /// Records an audit event, if an audit log is configured. In strict mode a failing
@@ -336,7 +367,7 @@ enum TenantChoice {
 /// [`Governor::prefetch_keys`]). When Entra is unreachable the governor starts anyway and
 /// answers [`TokenError::KeysUnavailable`] (HTTP 503) for every token until keys arrive;
 /// it never accepts a token it could not check.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct GovernorBuilder {
     cloud: Cloud,
     tenant: Option<TenantChoice>,
@@ -359,6 +390,21 @@ pub struct GovernorBuilder {
     max_revocations: usize,
     audit: Option<AuditLog>,
     audit_display_names: bool,
+    groups: Option<Arc<dyn GroupResolver>>,
+}
+
+impl std::fmt::Debug for GovernorBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GovernorBuilder")
+            .field("cloud", &self.cloud)
+            .field("tenant", &self.tenant)
+            .field("client_id", &self.client_id)
+            .field("app_id_uris", &self.app_id_uris)
+            .field("policy", &self.policy.as_ref().map(Policy::version_hash))
+            .field("group_resolver", &self.groups.is_some())
+            .field("audit", &self.audit.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for GovernorBuilder {
@@ -385,6 +431,7 @@ impl Default for GovernorBuilder {
             max_revocations: DEFAULT_MAX_REVOCATIONS,
             audit: None,
             audit_display_names: false,
+            groups: None,
         }
     }
 }
@@ -537,6 +584,15 @@ impl GovernorBuilder {
         self
     }
 
+    /// Resolve group membership of overage tokens (more than 200 groups) with this
+    /// resolver, e.g. a [`GraphGroupResolver`](crate::GraphGroupResolver). Without one,
+    /// such callers are denied with reason `group_membership_unavailable` whenever a group
+    /// binding could change the answer.
+    pub fn group_resolver(mut self, resolver: impl GroupResolver + 'static) -> Self {
+        self.groups = Some(Arc::new(resolver));
+        self
+    }
+
     /// The authorization policy. Without one, every request is denied.
     pub fn policy(mut self, policy: Policy) -> Self {
         self.policy = Some(policy);
@@ -639,6 +695,7 @@ impl GovernorBuilder {
                 revocations,
                 audit: self.audit,
                 audit_display_names: self.audit_display_names,
+                groups: self.groups,
                 verifier: Verifier {
                     rules,
                     max_token_bytes: self.max_token_bytes,
