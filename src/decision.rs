@@ -198,7 +198,10 @@ impl fmt::Display for Decision {
             ),
             Reason::OutsideScopes { scopes } => {
                 let plural = if scopes.len() == 1 { "" } else { "s" };
-                write!(f, "denied: {action} on {resource} is outside scope{plural} ")?;
+                write!(
+                    f,
+                    "denied: {action} on {resource} is outside scope{plural} "
+                )?;
                 for (i, s) in scopes.iter().enumerate() {
                     if i > 0 {
                         f.write_str(", ")?;

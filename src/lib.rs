@@ -9,7 +9,7 @@ pub mod principal;
 
 pub use decision::{Decision, Effect, Match, Reason};
 pub use ids::{GroupId, InvalidId, ObjectId, PrincipalId, TenantId};
+pub use policy::{CompiledPolicy, MembershipView, Permissions, Policy, PolicyError};
 pub use principal::{
     ClientAuth, DisplayClaims, Groups, Principal, PrincipalBuilder, PrincipalKind, TokenVersion,
 };
-pub use policy::{CompiledPolicy, MembershipView, Permissions, Policy, PolicyError};

@@ -5,16 +5,15 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use entra_governor::decision::Reason;
 use entra_governor::policy::model::{
-    BindingDef, DenyDef, GrantDef, KindDef, PrincipalRef, RoleDef, SeparationOfDutiesDef,
-    WhenDef,
+    BindingDef, DenyDef, GrantDef, KindDef, PrincipalRef, RoleDef, SeparationOfDutiesDef, WhenDef,
 };
 use entra_governor::policy::{
     BUILTIN_ACTIONS, MembershipView, OnGroupOverage, Policy, PolicyDocument,
 };
 use entra_governor::{GroupId, Groups, ObjectId, Principal, PrincipalKind, TenantId};
 use proptest::prelude::*;
-use proptest::strategy::ValueTree;
 use proptest::sample::subsequence;
+use proptest::strategy::ValueTree;
 
 // ------------------------------------------------------------ the example policy
 
@@ -39,7 +38,10 @@ fn listed(ids: &[&str]) -> Groups {
 }
 
 fn in_tenant(tenant: &str) -> entra_governor::PrincipalBuilder {
-    Principal::builder(TenantId::parse(tenant).unwrap(), ObjectId::parse(OID).unwrap())
+    Principal::builder(
+        TenantId::parse(tenant).unwrap(),
+        ObjectId::parse(OID).unwrap(),
+    )
 }
 
 fn caller(name: &str) -> Principal {
@@ -100,64 +102,346 @@ fn caller(name: &str) -> Principal {
 /// (caller, action, resource, expected reason code, rule or grant).
 const TABLE: &[(&str, &str, &str, &str, &str)] = &[
     // Data scientists: research training, inference, public and curated data.
-    ("scientist", "training.submit", "models/exp-42", "allow", "data-scientist#0"),
-    ("scientist", "inference.invoke", "endpoints/chat-prod", "allow", "inference-user#0"),
-    ("scientist", "datasets.read", "datasets/curated/claims/2025", "allow", "data-scientist#3"),
-    ("scientist", "datasets.read", "datasets/pii/claims-2025", "no_role_grants", ""),
-    ("scientist", "training.submit", "models/prod-chat", "no_role_grants", ""),
-    ("scientist", "models.deploy", "models/staging-7", "outside_scopes", ""),
+    (
+        "scientist",
+        "training.submit",
+        "models/exp-42",
+        "allow",
+        "data-scientist#0",
+    ),
+    (
+        "scientist",
+        "inference.invoke",
+        "endpoints/chat-prod",
+        "allow",
+        "inference-user#0",
+    ),
+    (
+        "scientist",
+        "datasets.read",
+        "datasets/curated/claims/2025",
+        "allow",
+        "data-scientist#3",
+    ),
+    (
+        "scientist",
+        "datasets.read",
+        "datasets/pii/claims-2025",
+        "no_role_grants",
+        "",
+    ),
+    (
+        "scientist",
+        "training.submit",
+        "models/prod-chat",
+        "no_role_grants",
+        "",
+    ),
+    (
+        "scientist",
+        "models.deploy",
+        "models/staging-7",
+        "outside_scopes",
+        "",
+    ),
     // The same person through an app that only obtained Inference.Invoke.
-    ("scientist-via-chat-app", "inference.invoke", "models/exp-42", "allow", "data-scientist#2"),
-    ("scientist-via-chat-app", "training.submit", "models/exp-42", "outside_scopes", ""),
-    ("scientist-via-chat-app", "datasets.write", "datasets/pii/x", "outside_scopes", ""),
+    (
+        "scientist-via-chat-app",
+        "inference.invoke",
+        "models/exp-42",
+        "allow",
+        "data-scientist#2",
+    ),
+    (
+        "scientist-via-chat-app",
+        "training.submit",
+        "models/exp-42",
+        "outside_scopes",
+        "",
+    ),
+    (
+        "scientist-via-chat-app",
+        "datasets.write",
+        "datasets/pii/x",
+        "outside_scopes",
+        "",
+    ),
     // ML engineers: release candidates, curated writes, PII reads, scaling.
-    ("engineer", "training.submit", "models/staging-3", "allow", "ml-engineer#0"),
-    ("engineer", "training.submit", "models/exp-1", "allow", "data-scientist#0"),
-    ("engineer", "datasets.write", "datasets/curated/x", "allow", "ml-engineer#2"),
-    ("engineer", "datasets.read", "datasets/pii/claims-2025", "allow", "ml-engineer#3"),
-    ("engineer", "datasets.write", "datasets/pii/claims-2025", "no_role_grants", ""),
-    ("engineer", "endpoints.scale", "endpoints/chat-prod", "allow", "ml-engineer#4"),
-    ("engineer", "models.delete", "models/staging-3", "allow", "ml-engineer#1"),
-    ("engineer", "models.delete", "models/prod-chat", "denied_by_rule", "prod-models-are-not-deleted"),
-    ("engineer", "models.deploy", "models/prod-chat", "no_role_grants", ""),
-    ("engineer", "inference.invoke", "endpoints/chat-prod", "outside_scopes", ""),
+    (
+        "engineer",
+        "training.submit",
+        "models/staging-3",
+        "allow",
+        "ml-engineer#0",
+    ),
+    (
+        "engineer",
+        "training.submit",
+        "models/exp-1",
+        "allow",
+        "data-scientist#0",
+    ),
+    (
+        "engineer",
+        "datasets.write",
+        "datasets/curated/x",
+        "allow",
+        "ml-engineer#2",
+    ),
+    (
+        "engineer",
+        "datasets.read",
+        "datasets/pii/claims-2025",
+        "allow",
+        "ml-engineer#3",
+    ),
+    (
+        "engineer",
+        "datasets.write",
+        "datasets/pii/claims-2025",
+        "no_role_grants",
+        "",
+    ),
+    (
+        "engineer",
+        "endpoints.scale",
+        "endpoints/chat-prod",
+        "allow",
+        "ml-engineer#4",
+    ),
+    (
+        "engineer",
+        "models.delete",
+        "models/staging-3",
+        "allow",
+        "ml-engineer#1",
+    ),
+    (
+        "engineer",
+        "models.delete",
+        "models/prod-chat",
+        "denied_by_rule",
+        "prod-models-are-not-deleted",
+    ),
+    (
+        "engineer",
+        "models.deploy",
+        "models/prod-chat",
+        "no_role_grants",
+        "",
+    ),
+    (
+        "engineer",
+        "inference.invoke",
+        "endpoints/chat-prod",
+        "outside_scopes",
+        "",
+    ),
     // Release managers promote; nobody deletes production.
-    ("release-manager", "models.deploy", "models/prod-chat", "allow", "release-manager#0"),
-    ("release-manager", "models.delete", "models/prod-chat", "denied_by_rule", "prod-models-are-not-deleted"),
-    ("release-manager", "training.submit", "models/prod-chat", "outside_scopes", ""),
+    (
+        "release-manager",
+        "models.deploy",
+        "models/prod-chat",
+        "allow",
+        "release-manager#0",
+    ),
+    (
+        "release-manager",
+        "models.delete",
+        "models/prod-chat",
+        "denied_by_rule",
+        "prod-models-are-not-deleted",
+    ),
+    (
+        "release-manager",
+        "training.submit",
+        "models/prod-chat",
+        "outside_scopes",
+        "",
+    ),
     // Application users: the chat endpoints only.
-    ("chat-user", "inference.invoke", "endpoints/chat-prod", "allow", "inference-user#0"),
-    ("chat-user", "inference.invoke", "endpoints/partner-x", "no_role_grants", ""),
-    ("chat-user", "models.read", "models/exp-1", "no_role_grants", ""),
+    (
+        "chat-user",
+        "inference.invoke",
+        "endpoints/chat-prod",
+        "allow",
+        "inference-user#0",
+    ),
+    (
+        "chat-user",
+        "inference.invoke",
+        "endpoints/partner-x",
+        "no_role_grants",
+        "",
+    ),
+    (
+        "chat-user",
+        "models.read",
+        "models/exp-1",
+        "no_role_grants",
+        "",
+    ),
     // Auditors, by app role or by group.
-    ("auditor-by-app-role", "audit.read", "audit/2025/06", "allow", "auditor#0"),
-    ("auditor-by-group", "training.read", "models/prod-chat", "allow", "auditor#1"),
-    ("auditor-by-app-role", "training.cancel", "models/prod-chat", "outside_scopes", ""),
+    (
+        "auditor-by-app-role",
+        "audit.read",
+        "audit/2025/06",
+        "allow",
+        "auditor#0",
+    ),
+    (
+        "auditor-by-group",
+        "training.read",
+        "models/prod-chat",
+        "allow",
+        "auditor#1",
+    ),
+    (
+        "auditor-by-app-role",
+        "training.cancel",
+        "models/prod-chat",
+        "outside_scopes",
+        "",
+    ),
     // Guests: admitted by one binding only, and never near PII.
-    ("guest-researcher", "training.submit", "models/exp-1", "allow", "external-researcher#0"),
-    ("guest-researcher", "training.submit", "models/staging-1", "no_role_grants", ""),
-    ("guest-researcher", "datasets.read", "datasets/pii/x", "denied_by_rule", "no-guests-on-pii"),
+    (
+        "guest-researcher",
+        "training.submit",
+        "models/exp-1",
+        "allow",
+        "external-researcher#0",
+    ),
+    (
+        "guest-researcher",
+        "training.submit",
+        "models/staging-1",
+        "no_role_grants",
+        "",
+    ),
+    (
+        "guest-researcher",
+        "datasets.read",
+        "datasets/pii/x",
+        "denied_by_rule",
+        "no-guests-on-pii",
+    ),
     // Group overage: distinct from "no role grants it".
-    ("scientist-overage", "training.submit", "models/exp-42", "group_membership_unavailable", ""),
-    ("scientist-overage", "training.submit", "models/elsewhere", "no_role_grants", ""),
+    (
+        "scientist-overage",
+        "training.submit",
+        "models/exp-42",
+        "group_membership_unavailable",
+        "",
+    ),
+    (
+        "scientist-overage",
+        "training.submit",
+        "models/elsewhere",
+        "no_role_grants",
+        "",
+    ),
     // App-only: governed by app permissions.
-    ("pipeline", "training.submit", "models/prod-chat", "allow", "training-pipeline#0"),
-    ("pipeline", "models.register", "models/staging-2", "allow", "training-pipeline#1"),
-    ("pipeline", "models.deploy", "models/prod-chat", "no_role_grants", ""),
-    ("pipeline", "datasets.read", "datasets/pii/x", "denied_by_rule", "apps-never-touch-pii"),
-    ("inference-service", "inference.batch", "models/prod-chat", "allow", "inference-client#0"),
-    ("inference-service", "training.submit", "models/exp-1", "no_role_grants", ""),
+    (
+        "pipeline",
+        "training.submit",
+        "models/prod-chat",
+        "allow",
+        "training-pipeline#0",
+    ),
+    (
+        "pipeline",
+        "models.register",
+        "models/staging-2",
+        "allow",
+        "training-pipeline#1",
+    ),
+    (
+        "pipeline",
+        "models.deploy",
+        "models/prod-chat",
+        "no_role_grants",
+        "",
+    ),
+    (
+        "pipeline",
+        "datasets.read",
+        "datasets/pii/x",
+        "denied_by_rule",
+        "apps-never-touch-pii",
+    ),
+    (
+        "inference-service",
+        "inference.batch",
+        "models/prod-chat",
+        "allow",
+        "inference-client#0",
+    ),
+    (
+        "inference-service",
+        "training.submit",
+        "models/exp-1",
+        "no_role_grants",
+        "",
+    ),
     // A user app role is not an app permission, and the other way round.
-    ("app-claiming-app-role", "audit.read", "audit/x", "no_role_grants", ""),
-    ("user-claiming-permission", "training.submit", "models/prod-chat", "no_role_grants", ""),
+    (
+        "app-claiming-app-role",
+        "audit.read",
+        "audit/x",
+        "no_role_grants",
+        "",
+    ),
+    (
+        "user-claiming-permission",
+        "training.submit",
+        "models/prod-chat",
+        "no_role_grants",
+        "",
+    ),
     // The partner tenant: its endpoint, and inference only.
-    ("partner-user", "inference.invoke", "endpoints/partner-contoso", "allow", "partner-inference#0"),
-    ("partner-user", "models.read", "models/prod-chat", "denied_by_rule", "partner-tenant-inference-only"),
+    (
+        "partner-user",
+        "inference.invoke",
+        "endpoints/partner-contoso",
+        "allow",
+        "partner-inference#0",
+    ),
+    (
+        "partner-user",
+        "models.read",
+        "models/prod-chat",
+        "denied_by_rule",
+        "partner-tenant-inference-only",
+    ),
     // Malformed requests.
-    ("scientist", "training.launch", "models/exp-1", "unknown_action", ""),
-    ("scientist", "Training.Submit", "models/exp-1", "unknown_action", ""),
-    ("scientist", "training.submit", "models/../models/prod-chat", "invalid_resource", ""),
-    ("scientist", "training.submit", "/models/exp-1", "invalid_resource", ""),
+    (
+        "scientist",
+        "training.launch",
+        "models/exp-1",
+        "unknown_action",
+        "",
+    ),
+    (
+        "scientist",
+        "Training.Submit",
+        "models/exp-1",
+        "unknown_action",
+        "",
+    ),
+    (
+        "scientist",
+        "training.submit",
+        "models/../models/prod-chat",
+        "invalid_resource",
+        "",
+    ),
+    (
+        "scientist",
+        "training.submit",
+        "/models/exp-1",
+        "invalid_resource",
+        "",
+    ),
 ];
 
 #[test]
@@ -219,7 +503,11 @@ fn example_decision_serializes_for_audit() {
         "allowed: training.submit on models/staging-3 by grant ml-engineer#0 \
          (role ml-engineer via group:ml-engineers)"
     );
-    let d = compiled.decide(&caller("scientist-via-chat-app"), "datasets.write", "datasets/pii/x");
+    let d = compiled.decide(
+        &caller("scientist-via-chat-app"),
+        "datasets.write",
+        "datasets/pii/x",
+    );
     assert_eq!(
         d.explain(),
         "denied: datasets.write on datasets/pii/x is outside scope Inference.Invoke"
@@ -712,7 +1000,12 @@ fn ref_grant(
     None
 }
 
-fn ref_holds(doc: &PolicyDocument, roles: &BTreeSet<String>, side: &str, s: &SeparationOfDutiesDef) -> bool {
+fn ref_holds(
+    doc: &PolicyDocument,
+    roles: &BTreeSet<String>,
+    side: &str,
+    s: &SeparationOfDutiesDef,
+) -> bool {
     let side = ref_expand(&[side.to_owned()]);
     roles.iter().any(|r| {
         doc.roles[r].grants.iter().any(|g| {
@@ -782,9 +1075,8 @@ fn reference(
             ref_closure(doc, &b.roles, &mut roles);
         }
     }
-    let unknown = groups.is_none()
-        && group_binding_applies
-        && doc.on_group_overage == OnGroupOverage::Deny;
+    let unknown =
+        groups.is_none() && group_binding_applies && doc.on_group_overage == OnGroupOverage::Deny;
     let Some(grant) = ref_grant(doc, &roles, action, resource) else {
         if unknown && ref_grant(doc, &group_roles, action, resource).is_some() {
             return ("group_membership_unavailable", String::new());
@@ -817,7 +1109,13 @@ fn reference(
     ("allow", grant)
 }
 
-fn decide(policy: &Policy, p: &Principal, view: &View, action: &str, resource: &str) -> (&'static str, String) {
+fn decide(
+    policy: &Policy,
+    p: &Principal,
+    view: &View,
+    action: &str,
+    resource: &str,
+) -> (&'static str, String) {
     let compiled = policy.compiled();
     let d = match view {
         View::FromToken => compiled.decide(p, action, resource),
@@ -857,7 +1155,9 @@ fn random_cases_reach_every_outcome() {
         let Some(policy) = load(&doc) else { continue };
         for action in ACTIONS {
             for resource in RESOURCES {
-                *seen.entry(decide(&policy, &p, &view, action, resource).0).or_default() += 1;
+                *seen
+                    .entry(decide(&policy, &p, &view, action, resource).0)
+                    .or_default() += 1;
             }
         }
     }
@@ -871,7 +1171,10 @@ fn random_cases_reach_every_outcome() {
         "separation_of_duties",
         "group_membership_unavailable",
     ] {
-        assert!(seen.get(code).copied().unwrap_or(0) > 0, "{code} never seen: {seen:?}");
+        assert!(
+            seen.get(code).copied().unwrap_or(0) > 0,
+            "{code} never seen: {seen:?}"
+        );
     }
     eprintln!("{seen:?}");
 }

@@ -116,7 +116,10 @@ pub(crate) struct ActionTable {
 
 impl ActionTable {
     /// Builds the table; the caller has checked syntax, duplicates and the size limit.
-    pub(crate) fn new<'a>(names: impl IntoIterator<Item = &'a str>, hasher: FastBuildHasher) -> Self {
+    pub(crate) fn new<'a>(
+        names: impl IntoIterator<Item = &'a str>,
+        hasher: FastBuildHasher,
+    ) -> Self {
         let names: Vec<Box<str>> = names.into_iter().map(Box::from).collect();
         let mut index = HashMap::with_capacity_and_hasher(names.len(), hasher);
         for (i, n) in names.iter().enumerate() {
@@ -208,9 +211,18 @@ mod tests {
         );
         assert_eq!(t.resolve("training.fly"), Err(SpecError::UnknownAction));
         assert_eq!(t.resolve("robots.*"), Err(SpecError::UnknownFamily));
-        assert!(matches!(t.resolve("training"), Err(SpecError::Malformed(_))));
-        assert!(matches!(t.resolve("training.*.x"), Err(SpecError::Malformed(_))));
-        assert!(matches!(t.resolve("Training .submit"), Err(SpecError::Malformed(_))));
+        assert!(matches!(
+            t.resolve("training"),
+            Err(SpecError::Malformed(_))
+        ));
+        assert!(matches!(
+            t.resolve("training.*.x"),
+            Err(SpecError::Malformed(_))
+        ));
+        assert!(matches!(
+            t.resolve("Training .submit"),
+            Err(SpecError::Malformed(_))
+        ));
         assert_eq!(t.resolve("Training.Submit"), Err(SpecError::UnknownAction));
     }
 

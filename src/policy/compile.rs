@@ -16,8 +16,8 @@ use super::error::{PolicyError, PolicyErrorKind};
 use super::fast_hash::{FastBuildHasher, GuidTable};
 use super::ident::{IdentKind, check_identifier};
 use super::model::{
-    BindingDef, DenyDef, GrantDef, KindDef, OnGroupOverage, POLICY_FORMAT_VERSION,
-    PolicyDocument, SeparationOfDutiesDef, WhenDef,
+    BindingDef, DenyDef, GrantDef, KindDef, OnGroupOverage, POLICY_FORMAT_VERSION, PolicyDocument,
+    SeparationOfDutiesDef, WhenDef,
 };
 use super::pattern::Pattern;
 
@@ -79,7 +79,11 @@ pub(crate) struct CGrant {
 impl CGrant {
     #[inline]
     pub(crate) fn matches(&self, action: u16, whole: &str, segs: &[&str]) -> bool {
-        self.actions.contains(action) && self.patterns.iter().any(|p| p.matches_segments(whole, segs))
+        self.actions.contains(action)
+            && self
+                .patterns
+                .iter()
+                .any(|p| p.matches_segments(whole, segs))
     }
 }
 
@@ -264,9 +268,9 @@ fn action_specs(
                 SpecError::UnknownAction => PolicyErrorKind::UnknownAction {
                     action: spec.clone(),
                 },
-                SpecError::UnknownFamily => PolicyErrorKind::UnknownActionFamily {
-                    spec: spec.clone(),
-                },
+                SpecError::UnknownFamily => {
+                    PolicyErrorKind::UnknownActionFamily { spec: spec.clone() }
+                }
             };
             err(&path, kind)
         })?;
@@ -320,12 +324,9 @@ fn role_refs(
     let mut out = Vec::with_capacity(names.len());
     for (i, name) in names.iter().enumerate() {
         let path = format!("{path}[{i}]");
-        let r = *index.get(name.as_str()).ok_or_else(|| {
-            err(
-                &path,
-                PolicyErrorKind::UnknownRole { name: name.clone() },
-            )
-        })?;
+        let r = *index
+            .get(name.as_str())
+            .ok_or_else(|| err(&path, PolicyErrorKind::UnknownRole { name: name.clone() }))?;
         if out.contains(&r) {
             return Err(err(
                 path,
@@ -469,7 +470,14 @@ pub(crate) fn compile(
         let base = format!("roles.{}", key(name));
         let includes = role_refs(&format!("{base}.include"), &def.include, &role_index)?;
         let mut grants = Vec::with_capacity(def.grants.len());
-        for (gi, GrantDef { actions: a, resources }) in def.grants.iter().enumerate() {
+        for (
+            gi,
+            GrantDef {
+                actions: a,
+                resources,
+            },
+        ) in def.grants.iter().enumerate()
+        {
             let gpath = format!("{base}.grants[{gi}]");
             non_empty(&format!("{gpath}.actions"), a, "actions")?;
             grants.push(CGrant {
@@ -602,10 +610,13 @@ pub(crate) fn compile(
                     app_permissions.entry(v.clone()).or_default().push(ix);
                 }
             }
-            (Subject::DirectoryRole, BindingDef {
-                directory_role: Some(w),
-                ..
-            }) => {
+            (
+                Subject::DirectoryRole,
+                BindingDef {
+                    directory_role: Some(w),
+                    ..
+                },
+            ) => {
                 directory_roles
                     .entry(w.to_ascii_lowercase())
                     .or_default()
@@ -613,10 +624,7 @@ pub(crate) fn compile(
             }
             (Subject::Tenant(t), _) => tenants.entry(t.to_string()).or_default().push(ix),
             (Subject::Principal(p), _) => {
-                principals
-                    .entry(p.object.to_string())
-                    .or_default()
-                    .push(ix);
+                principals.entry(p.object.to_string()).or_default().push(ix);
             }
             _ => unreachable!("binding_subject returns the subject it found"),
         }
@@ -747,8 +755,7 @@ pub(crate) fn compile(
             for (r, role) in roles.iter().enumerate() {
                 let gives = role.grants.iter().any(|g| {
                     !g.actions.intersect(&side).is_empty()
-                        && g
-                            .patterns
+                        && g.patterns
                             .iter()
                             .any(|p| pats.iter().any(|q| p.intersects(q)))
                 });

@@ -183,7 +183,10 @@ impl fmt::Display for PolicyErrorKind {
             Self::Io { message, .. } => write!(f, "cannot read policy: {message}"),
             Self::Syntax { message, .. } => write!(f, "{}", message.trim_end()),
             Self::UnsupportedVersion { found, expected } => {
-                write!(f, "unsupported policy version {found} (expected {expected})")
+                write!(
+                    f,
+                    "unsupported policy version {found} (expected {expected})"
+                )
             }
             Self::UnknownRole { name } => write!(f, "unknown role {name:?}"),
             Self::UnknownAction { action } => write!(f, "unknown action {action:?}"),
@@ -229,7 +232,10 @@ impl fmt::Display for PolicyErrorKind {
                 found.join(" and ")
             ),
             Self::KindsNotAllowed { subject } => {
-                write!(f, "`kinds` cannot be combined with `{subject}`, which fixes the kind")
+                write!(
+                    f,
+                    "`kinds` cannot be combined with `{subject}`, which fixes the kind"
+                )
             }
             Self::Empty { what } => write!(f, "{what} must not be empty"),
             Self::SeparationOfDutiesActions { found: 2 } => {

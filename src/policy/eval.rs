@@ -235,7 +235,12 @@ impl CompiledPolicy {
         let Some((role, grant)) = self.find_grant(roles, a, resource, segs) else {
             let could = collected.groups_unknown
                 && self
-                    .find_grant(&self.group_roles_by_class[usize::from(class)], a, resource, segs)
+                    .find_grant(
+                        &self.group_roles_by_class[usize::from(class)],
+                        a,
+                        resource,
+                        segs,
+                    )
                     .is_some();
             let reason = if could {
                 Reason::GroupMembershipUnavailable
@@ -284,10 +289,11 @@ impl CompiledPolicy {
     #[inline]
     fn scopes_allow(&self, principal: &Principal, action: u16) -> bool {
         !self.scopes.is_empty()
-            && principal
-                .scopes()
-                .iter()
-                .any(|s| self.scopes.get(s.as_str()).is_some_and(|c| c.contains(action)))
+            && principal.scopes().iter().any(|s| {
+                self.scopes
+                    .get(s.as_str())
+                    .is_some_and(|c| c.contains(action))
+            })
     }
 
     fn scope_ceiling(&self, principal: &Principal) -> ActionSet {
@@ -333,7 +339,10 @@ impl CompiledPolicy {
         if !self.principals.is_empty() {
             if let Some(list) = self.principals.get(p.object_id().as_str()) {
                 // Object ids are per tenant: the tenant must match too.
-                take(list, &|s| matches!(s, Subject::Principal(id) if id == p.id()));
+                take(
+                    list,
+                    &|s| matches!(s, Subject::Principal(id) if id == p.id()),
+                );
             }
         }
         if !self.directory_roles.is_empty() {
@@ -431,7 +440,9 @@ impl CompiledPolicy {
         }
         let covers = |s: &super::compile::CSod| {
             (s.sides[0].contains(action) || s.sides[1].contains(action))
-                && s.patterns.iter().any(|p| p.matches_segments(resource, segs))
+                && s.patterns
+                    .iter()
+                    .any(|p| p.matches_segments(resource, segs))
         };
         for s in self.sod.iter().filter(|s| covers(s)) {
             if intersects(roles, &s.holds[0]) && intersects(roles, &s.holds[1]) {
@@ -448,9 +459,12 @@ impl CompiledPolicy {
             for ((p, r), g) in possible.iter_mut().zip(roles).zip(group_roles.iter()) {
                 *p = r | g;
             }
-            if self.sod.iter().filter(|s| covers(s)).any(|s| {
-                intersects(possible, &s.holds[0]) && intersects(possible, &s.holds[1])
-            }) {
+            if self
+                .sod
+                .iter()
+                .filter(|s| covers(s))
+                .any(|s| intersects(possible, &s.holds[0]) && intersects(possible, &s.holds[1]))
+            {
                 return Some(Reason::GroupMembershipUnavailable);
             }
         }
@@ -473,7 +487,9 @@ impl CompiledPolicy {
         let roles = &mut buf[..self.words];
         let mut hits: Vec<u32> = Vec::new();
         let collected = self.collect(principal, membership, class, roles, &mut hits);
-        let held: Vec<usize> = (0..self.roles.len()).filter(|r| has_bit(roles, *r)).collect();
+        let held: Vec<usize> = (0..self.roles.len())
+            .filter(|r| has_bit(roles, *r))
+            .collect();
 
         let mut assignments: Vec<RoleAssignment> = held
             .iter()
@@ -487,7 +503,12 @@ impl CompiledPolicy {
                     .collect(),
                 included_by: held
                     .iter()
-                    .filter(|h| self.roles[**h].includes.iter().any(|x| usize::from(*x) == r))
+                    .filter(|h| {
+                        self.roles[**h]
+                            .includes
+                            .iter()
+                            .any(|x| usize::from(*x) == r)
+                    })
                     .map(|h| self.roles[*h].name.to_string())
                     .collect(),
             })

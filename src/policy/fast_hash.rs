@@ -95,7 +95,9 @@ pub(crate) struct GuidTable {
 impl GuidTable {
     /// Builds a table from distinct lower-case GUID keys.
     pub(crate) fn new(entries: &[(&str, u32)]) -> Self {
-        let bits = (entries.len().max(4) * 4).next_power_of_two().trailing_zeros();
+        let bits = (entries.len().max(4) * 4)
+            .next_power_of_two()
+            .trailing_zeros();
         let cap = 1usize << bits;
         let mut t = Self {
             seed: random_seed(),

@@ -69,7 +69,13 @@ pub struct LintWarning {
 
 impl fmt::Display for LintWarning {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {} [{}]", self.key_path, self.message, self.code.as_str())
+        write!(
+            f,
+            "{}: {} [{}]",
+            self.key_path,
+            self.message,
+            self.code.as_str()
+        )
     }
 }
 
@@ -167,8 +173,7 @@ pub(crate) fn lint(doc: &PolicyDocument, c: &CompiledPolicy) -> LintReport {
             }
             for d in c.deny.iter().filter(|d| d.when.is_everyone()) {
                 let covered = g.actions.is_subset(&d.actions)
-                    && g
-                        .patterns
+                    && g.patterns
                         .iter()
                         .all(|p| d.patterns.iter().any(|q| q.subsumes(p)));
                 if covered {

@@ -185,7 +185,10 @@ fn sha256_hex(bytes: &[u8]) -> String {
 fn line_col(src: &str, offset: usize) -> (usize, usize) {
     let before = &src[..offset.min(src.len())];
     let line = before.matches('\n').count() + 1;
-    let column = before.rfind('\n').map_or(before.len(), |nl| before.len() - nl - 1) + 1;
+    let column = before
+        .rfind('\n')
+        .map_or(before.len(), |nl| before.len() - nl - 1)
+        + 1;
     (line, column)
 }
 
@@ -272,7 +275,8 @@ impl Policy {
         version_hash: String,
         origin: Option<&str>,
     ) -> Result<Self, PolicyError> {
-        let compiled = compile::compile(&document, version_hash).map_err(|e| e.with_origin(origin))?;
+        let compiled =
+            compile::compile(&document, version_hash).map_err(|e| e.with_origin(origin))?;
         Ok(Self {
             document,
             origin: origin.map(str::to_owned),

@@ -186,8 +186,7 @@ impl Token {
 fn glob_matches(pieces: &[Box<str>], s: &str) -> bool {
     let (first, rest) = pieces.split_first().expect("a glob has two pieces");
     let (last, middle) = rest.split_last().expect("a glob has two pieces");
-    if s.len() < first.len() + last.len() || !s.starts_with(&**first) || !s.ends_with(&**last)
-    {
+    if s.len() < first.len() + last.len() || !s.starts_with(&**first) || !s.ends_with(&**last) {
         return false;
     }
     let mut gap = &s[first.len()..s.len() - last.len()];
@@ -447,17 +446,15 @@ fn seq_intersect(a: &[Token], b: &[Token]) -> bool {
 /// any run of `h`, including `h`'s stars; `g`'s characters must meet equal characters.)
 fn seg_subsumes(g: &Token, h: &Token) -> bool {
     let (x, y) = (symbols(g), symbols(h));
-    reach(x.len(), y.len(), |i, j, out| {
-        match (x.get(i), y.get(j)) {
-            (Some(Sym::Star), yj) => {
-                out.push((i + 1, j));
-                if yj.is_some() {
-                    out.push((i, j + 1));
-                }
+    reach(x.len(), y.len(), |i, j, out| match (x.get(i), y.get(j)) {
+        (Some(Sym::Star), yj) => {
+            out.push((i + 1, j));
+            if yj.is_some() {
+                out.push((i, j + 1));
             }
-            (Some(Sym::Char(c)), Some(Sym::Char(d))) if c == d => out.push((i + 1, j + 1)),
-            _ => {}
         }
+        (Some(Sym::Char(c)), Some(Sym::Char(d))) if c == d => out.push((i + 1, j + 1)),
+        _ => {}
     })
 }
 
@@ -511,7 +508,11 @@ mod tests {
             ),
             (
                 "datasets/public/**",
-                &["datasets/public", "datasets/public/a", "datasets/public/a/b"],
+                &[
+                    "datasets/public",
+                    "datasets/public/a",
+                    "datasets/public/a/b",
+                ],
                 &["datasets/publicity", "datasets/pii/a", "datasets"],
             ),
             (
@@ -525,7 +526,11 @@ mod tests {
                 &["a/b/c", "a/x/b/y/z/c", "a/b/b/c"],
                 &["a/c", "a/b/c/d", "b/c"],
             ),
-            ("a*b*c", &["abc", "aXbYc", "abbc", "aXcbc"], &["ab", "acb", "abcX"]),
+            (
+                "a*b*c",
+                &["abc", "aXbYc", "abbc", "aXcbc"],
+                &["ab", "acb", "abcX"],
+            ),
             ("*/*", &["a/b"], &["a", "a/b/c"]),
         ];
         for (pattern, yes, no) in table {

@@ -155,13 +155,19 @@ fn load_errors_name_the_key_path() {
 
 #[test]
 fn syntax_errors_carry_line_and_column() {
-    let e = Policy::from_toml_str("version = 1\n[[bindings]]\nemail = \"ceo@contoso.com\"\nroles = []\n")
-        .unwrap_err();
+    let e = Policy::from_toml_str(
+        "version = 1\n[[bindings]]\nemail = \"ceo@contoso.com\"\nroles = []\n",
+    )
+    .unwrap_err();
     assert!(
         matches!(e.kind(), PolicyErrorKind::Syntax { line: Some(3), .. }),
         "{e:?}"
     );
-    assert!(e.to_string().starts_with("policy:3:1: unknown field `email`"), "{e}");
+    assert!(
+        e.to_string()
+            .starts_with("policy:3:1: unknown field `email`"),
+        "{e}"
+    );
     for field in ["upn", "name = 1", "display_name"] {
         let src = format!("version = 1\n[[bindings]]\n{field} = \"x\"\nroles = []\n");
         let src = src.replace("= 1 = \"x\"", "= 1");
@@ -180,10 +186,18 @@ fn json_is_the_same_shape_and_rejects_duplicate_keys() {
       "roles":{"reader":{"grants":[{"actions":["models.read"],"resources":["models/**"]}]}},
       "bindings":[{"app_permission":"Models.Read","roles":["reader"]}]}"#;
     let p = Policy::from_json_str(json).unwrap();
-    let app = user().kind(PrincipalKind::Application).roles(["Models.Read"]).build();
-    assert!(p.compiled().decide(&app, "models.read", "models/x").is_allowed());
+    let app = user()
+        .kind(PrincipalKind::Application)
+        .roles(["Models.Read"])
+        .build();
+    assert!(
+        p.compiled()
+            .decide(&app, "models.read", "models/x")
+            .is_allowed()
+    );
 
-    let dup = r#"{"version":1,"roles":{"a":{},"a":{"grants":[{"actions":["*"],"resources":["**"]}]}}}"#;
+    let dup =
+        r#"{"version":1,"roles":{"a":{},"a":{"grants":[{"actions":["*"],"resources":["**"]}]}}}"#;
     let e = Policy::from_json_str(dup).unwrap_err();
     assert_eq!(e.to_string(), "policy:1:83: duplicate key `a`");
 }
@@ -197,7 +211,10 @@ fn from_path_names_the_file() {
     let e = Policy::from_path(&file).unwrap_err();
     assert_eq!(e.origin(), Some(file.display().to_string().as_str()));
     assert_eq!(e.key_path(), "roles.a.include[0]");
-    assert!(e.to_string().ends_with("bad.toml: roles.a.include[0]: unknown role \"zz\""));
+    assert!(
+        e.to_string()
+            .ends_with("bad.toml: roles.a.include[0]: unknown role \"zz\"")
+    );
     let missing = Policy::from_path(dir.join("missing.toml")).unwrap_err();
     assert!(matches!(
         missing.kind(),
@@ -237,7 +254,10 @@ fn compiled_policy_is_send_sync_and_shareable() {
         .map(|_| {
             let p = std::sync::Arc::clone(&p);
             std::thread::spawn(move || {
-                let u = user().scopes(["Training.Manage"]).groups(groups(&[G1])).build();
+                let u = user()
+                    .scopes(["Training.Manage"])
+                    .groups(groups(&[G1]))
+                    .build();
                 p.decide(&u, "training.submit", "models/exp-1").is_allowed()
             })
         })
@@ -250,7 +270,10 @@ fn compiled_policy_is_send_sync_and_shareable() {
 #[test]
 fn scope_ceiling_intersects_roles() {
     let p = load(BASE).compiled();
-    let inference_only = user().scopes(["Inference.Invoke"]).groups(groups(&[G1])).build();
+    let inference_only = user()
+        .scopes(["Inference.Invoke"])
+        .groups(groups(&[G1]))
+        .build();
     let d = p.decide(&inference_only, "training.submit", "models/exp-1");
     assert_eq!(
         d.reason,
@@ -258,7 +281,10 @@ fn scope_ceiling_intersects_roles() {
             scopes: vec!["Inference.Invoke".into()]
         }
     );
-    let training = user().scopes(["Inference.Invoke", "Training.Manage"]).groups(groups(&[G1])).build();
+    let training = user()
+        .scopes(["Inference.Invoke", "Training.Manage"])
+        .groups(groups(&[G1]))
+        .build();
     let d = p.decide(&training, "training.submit", "models/exp-1");
     assert!(d.is_allowed(), "{}", d.explain());
     assert_eq!(d.matched[0].binding, format!("group:{G1}"));
@@ -276,10 +302,17 @@ fn scope_ceiling_intersects_roles() {
 #[test]
 fn scopes_and_roles_compare_byte_exact() {
     let p = load(BASE).compiled();
-    for scp in ["training.manage", "NotTraining.Manage", "Training.Manage ", "Training.Managed"] {
+    for scp in [
+        "training.manage",
+        "NotTraining.Manage",
+        "Training.Manage ",
+        "Training.Managed",
+    ] {
         let u = user().scopes([scp]).groups(groups(&[G1])).build();
         assert_eq!(
-            p.decide(&u, "training.submit", "models/exp-1").reason.code(),
+            p.decide(&u, "training.submit", "models/exp-1")
+                .reason
+                .code(),
             "outside_scopes",
             "{scp:?}"
         );
@@ -298,13 +331,20 @@ roles = ["admin"]
     .compiled();
     for role in ["NotAdmin", "admin", "Admin ", "ADMIN", "Admın"] {
         let u = user().scopes(["Admin"]).roles([role]).build();
-        assert_eq!(p.decide(&u, "models.read", "models/x").reason, Reason::NoRoleGrants, "{role}");
+        assert_eq!(
+            p.decide(&u, "models.read", "models/x").reason,
+            Reason::NoRoleGrants,
+            "{role}"
+        );
     }
     let u = user().scopes(["Admin"]).roles(["Admin"]).build();
     assert!(p.decide(&u, "models.read", "models/x").is_allowed());
     let p2 = load(BASE).compiled();
     let u = user().scopes(["Training.Manage"]).build();
-    assert_eq!(p2.decide(&u, "Training.Submit", "models/exp-1").reason, Reason::UnknownAction);
+    assert_eq!(
+        p2.decide(&u, "Training.Submit", "models/exp-1").reason,
+        Reason::UnknownAction
+    );
 }
 
 #[test]
@@ -329,12 +369,23 @@ roles = ["r"]
     )
     .compiled();
     let u = |roles: &[&str]| user().scopes(["Models.Read"]).roles(roles.to_vec()).build();
-    let app = |roles: &[&str]| user().kind(PrincipalKind::Application).roles(roles.to_vec()).build();
+    let app = |roles: &[&str]| {
+        user()
+            .kind(PrincipalKind::Application)
+            .roles(roles.to_vec())
+            .build()
+    };
     let ok = |p2: &Principal| p.decide(p2, "models.read", "models/x").is_allowed();
     assert!(ok(&u(&["Models.Reader"])));
-    assert!(!ok(&app(&["Models.Reader"])), "an app role is not an app permission");
+    assert!(
+        !ok(&app(&["Models.Reader"])),
+        "an app role is not an app permission"
+    );
     assert!(ok(&app(&["Models.Pipeline"])));
-    assert!(!ok(&u(&["Models.Pipeline"])), "an app permission is not an app role");
+    assert!(
+        !ok(&u(&["Models.Pipeline"])),
+        "an app permission is not an app role"
+    );
     assert!(ok(&u(&["Both"])));
     assert!(ok(&app(&["Both"])));
     let d = p.decide(&app(&["Both"]), "models.read", "models/x");
@@ -362,18 +413,33 @@ kinds = ["user", "application"]
     .compiled();
     let home = TenantId::parse(OTHER_T).unwrap();
     let member = user().scopes(["Models.Read"]).build();
-    let guest = user().scopes(["Models.Read"]).guest_from(home.clone()).build();
+    let guest = user()
+        .scopes(["Models.Read"])
+        .guest_from(home.clone())
+        .build();
     let app = user().kind(PrincipalKind::Application).build();
     assert!(p.decide(&member, "models.read", "models/x").is_allowed());
-    assert_eq!(p.decide(&guest, "models.read", "models/x").reason, Reason::NoRoleGrants);
-    assert_eq!(p.decide(&app, "models.read", "models/x").reason, Reason::NoRoleGrants);
+    assert_eq!(
+        p.decide(&guest, "models.read", "models/x").reason,
+        Reason::NoRoleGrants
+    );
+    assert_eq!(
+        p.decide(&app, "models.read", "models/x").reason,
+        Reason::NoRoleGrants
+    );
     let guest_in_g2 = user()
         .scopes(["Models.Read"])
         .guest_from(home)
         .groups(groups(&[G2]))
         .build();
-    assert!(p.decide(&guest_in_g2, "models.read", "models/x").is_allowed());
-    let app_in_g2 = user().kind(PrincipalKind::Application).groups(groups(&[G2])).build();
+    assert!(
+        p.decide(&guest_in_g2, "models.read", "models/x")
+            .is_allowed()
+    );
+    let app_in_g2 = user()
+        .kind(PrincipalKind::Application)
+        .groups(groups(&[G2]))
+        .build();
     assert!(p.decide(&app_in_g2, "models.read", "models/x").is_allowed());
 }
 
@@ -391,12 +457,16 @@ roles = ["r"]
     .compiled();
     let same_oid_other_tenant = user().kind(PrincipalKind::Application).build();
     assert_eq!(
-        p.decide(&same_oid_other_tenant, "models.read", "models/x").reason,
+        p.decide(&same_oid_other_tenant, "models.read", "models/x")
+            .reason,
         Reason::NoRoleGrants
     );
-    let right = Principal::builder(TenantId::parse(OTHER_T).unwrap(), ObjectId::parse(OID).unwrap())
-        .kind(PrincipalKind::Application)
-        .build();
+    let right = Principal::builder(
+        TenantId::parse(OTHER_T).unwrap(),
+        ObjectId::parse(OID).unwrap(),
+    )
+    .kind(PrincipalKind::Application)
+    .build();
     assert!(p.decide(&right, "models.read", "models/x").is_allowed());
 }
 
@@ -434,24 +504,43 @@ resources = ["**"]
     ))
     .compiled();
     let member = user().scopes(["All"]).build();
-    let guest = user().scopes(["All"]).guest_from(TenantId::parse(OTHER_T).unwrap()).build();
-    let partner = Principal::builder(TenantId::parse(OTHER_T).unwrap(), ObjectId::parse(OID).unwrap())
+    let guest = user()
         .scopes(["All"])
+        .guest_from(TenantId::parse(OTHER_T).unwrap())
         .build();
-    assert!(p.decide(&member, "datasets.read", "datasets/pii/x").is_allowed());
+    let partner = Principal::builder(
+        TenantId::parse(OTHER_T).unwrap(),
+        ObjectId::parse(OID).unwrap(),
+    )
+    .scopes(["All"])
+    .build();
+    assert!(
+        p.decide(&member, "datasets.read", "datasets/pii/x")
+            .is_allowed()
+    );
     let d = p.decide(&guest, "datasets.read", "datasets/pii/x");
     assert_eq!(d.denied_by(), Some("no-guests-on-pii"));
     assert_eq!(
         d.explain(),
         "denied: datasets.read on datasets/pii/x by rule no-guests-on-pii"
     );
-    assert!(p.decide(&guest, "datasets.read", "datasets/public/x").is_allowed());
+    assert!(
+        p.decide(&guest, "datasets.read", "datasets/public/x")
+            .is_allowed()
+    );
     assert_eq!(
-        p.decide(&member, "models.delete", "models/prod-chat").denied_by(),
+        p.decide(&member, "models.delete", "models/prod-chat")
+            .denied_by(),
         Some("prod-models-are-not-deleted")
     );
-    assert!(p.decide(&member, "models.delete", "models/exp-1").is_allowed());
-    assert!(p.decide(&partner, "inference.invoke", "endpoints/x").is_allowed());
+    assert!(
+        p.decide(&member, "models.delete", "models/exp-1")
+            .is_allowed()
+    );
+    assert!(
+        p.decide(&partner, "inference.invoke", "endpoints/x")
+            .is_allowed()
+    );
     assert_eq!(
         p.decide(&partner, "models.read", "models/x").denied_by(),
         Some("partner-inference-only")
@@ -461,7 +550,10 @@ resources = ["**"]
 #[test]
 fn invalid_input_is_a_deny_never_a_panic() {
     let p = load(BASE).compiled();
-    let u = user().scopes(["Training.Manage"]).groups(groups(&[G1])).build();
+    let u = user()
+        .scopes(["Training.Manage"])
+        .groups(groups(&[G1]))
+        .build();
     for (resource, problem) in [
         ("", PathProblem::Empty),
         ("/models/exp-1", PathProblem::LeadingSlash),
@@ -476,7 +568,10 @@ fn invalid_input_is_a_deny_never_a_panic() {
             "{resource:?}"
         );
     }
-    assert_eq!(p.decide(&u, "training", "models/exp-1").reason, Reason::UnknownAction);
+    assert_eq!(
+        p.decide(&u, "training", "models/exp-1").reason,
+        Reason::UnknownAction
+    );
     assert_eq!(p.decide(&u, "", "").reason, Reason::UnknownAction);
     let huge = "m/".repeat(100_000);
     assert_eq!(
@@ -490,7 +585,10 @@ fn invalid_input_is_a_deny_never_a_panic() {
 #[test]
 fn group_overage_denies_distinctly_and_resolution_decides() {
     let p = load(BASE).compiled();
-    let overage = user().scopes(["Training.Manage"]).groups(Groups::Overage).build();
+    let overage = user()
+        .scopes(["Training.Manage"])
+        .groups(Groups::Overage)
+        .build();
     assert!(p.needs_group_resolution(&overage));
     let d = p.decide(&overage, "training.submit", "models/exp-1");
     assert_eq!(d.reason, Reason::GroupMembershipUnavailable);
@@ -498,7 +596,10 @@ fn group_overage_denies_distinctly_and_resolution_decides() {
     let d = p.decide(&overage, "training.submit", "models/prod-1");
     assert_eq!(d.reason, Reason::NoRoleGrants);
     // Not emitted is not "no groups" either.
-    let silent = user().scopes(["Training.Manage"]).groups(Groups::NotEmitted).build();
+    let silent = user()
+        .scopes(["Training.Manage"])
+        .groups(Groups::NotEmitted)
+        .build();
     assert_eq!(
         p.decide(&silent, "training.submit", "models/exp-1").reason,
         Reason::GroupMembershipUnavailable
@@ -513,25 +614,39 @@ fn group_overage_denies_distinctly_and_resolution_decides() {
     );
     assert!(d.is_allowed());
     let d = p.decide_with(
-        &user().scopes(["Training.Manage"]).groups(groups(&[G1])).build(),
+        &user()
+            .scopes(["Training.Manage"])
+            .groups(groups(&[G1]))
+            .build(),
         MembershipView::Unavailable,
         "training.submit",
         "models/exp-1",
     );
     assert_eq!(d.reason, Reason::GroupMembershipUnavailable);
     // Applications are not admitted by the group binding: their overage does not matter.
-    let app = user().kind(PrincipalKind::Application).groups(Groups::Overage).build();
+    let app = user()
+        .kind(PrincipalKind::Application)
+        .groups(Groups::Overage)
+        .build();
     assert!(!p.needs_group_resolution(&app));
     assert_eq!(
         p.decide(&app, "training.submit", "models/exp-1").reason,
         Reason::NoRoleGrants
     );
 
-    let lenient = load(&BASE.replace("version = 1", "version = 1\non_group_overage = \"evaluate_without_groups\""))
-        .compiled();
-    assert_eq!(lenient.on_group_overage(), OnGroupOverage::EvaluateWithoutGroups);
+    let lenient = load(&BASE.replace(
+        "version = 1",
+        "version = 1\non_group_overage = \"evaluate_without_groups\"",
+    ))
+    .compiled();
     assert_eq!(
-        lenient.decide(&overage, "training.submit", "models/exp-1").reason,
+        lenient.on_group_overage(),
+        OnGroupOverage::EvaluateWithoutGroups
+    );
+    assert_eq!(
+        lenient
+            .decide(&overage, "training.submit", "models/exp-1")
+            .reason,
         Reason::NoRoleGrants
     );
 }
@@ -566,7 +681,10 @@ fn separation_of_duties_denies_holders_of_both() {
     let p = load(SOD).compiled();
     let trainer = user().scopes(["All"]).groups(groups(&[G1])).build();
     let both = user().scopes(["All"]).groups(groups(&[G1, G2])).build();
-    assert!(p.decide(&trainer, "training.submit", "models/prod-chat").is_allowed());
+    assert!(
+        p.decide(&trainer, "training.submit", "models/prod-chat")
+            .is_allowed()
+    );
     let d = p.decide(&both, "training.submit", "models/prod-chat");
     assert_eq!(
         d.reason,
@@ -575,12 +693,19 @@ fn separation_of_duties_denies_holders_of_both() {
         }
     );
     assert_eq!(
-        p.decide(&both, "models.deploy", "models/prod-chat").denied_by(),
+        p.decide(&both, "models.deploy", "models/prod-chat")
+            .denied_by(),
         Some("train-or-deploy-prod")
     );
     // Outside the rule's resources, holding both is fine.
-    assert!(p.decide(&both, "training.submit", "models/exp-1").is_allowed());
-    assert_eq!(p.permissions(&both).separation_of_duties, ["train-or-deploy-prod"]);
+    assert!(
+        p.decide(&both, "training.submit", "models/exp-1")
+            .is_allowed()
+    );
+    assert_eq!(
+        p.permissions(&both).separation_of_duties,
+        ["train-or-deploy-prod"]
+    );
 
     // With unknown groups, a conflict that groups could complete fails closed.
     let reader_overage = user()
@@ -588,13 +713,19 @@ fn separation_of_duties_denies_holders_of_both() {
         .roles(["Reader"])
         .groups(Groups::Overage)
         .build();
-    assert!(p.decide(&reader_overage, "models.read", "models/prod-chat").is_allowed());
+    assert!(
+        p.decide(&reader_overage, "models.read", "models/prod-chat")
+            .is_allowed()
+    );
     assert_eq!(
-        p.decide(&reader_overage, "training.submit", "models/prod-chat").reason,
+        p.decide(&reader_overage, "training.submit", "models/prod-chat")
+            .reason,
         Reason::GroupMembershipUnavailable
     );
     let lint = load(SOD).lint();
-    let w: Vec<_> = lint.with_code(LintCode::SeparationOfDutiesReachable).collect();
+    let w: Vec<_> = lint
+        .with_code(LintCode::SeparationOfDutiesReachable)
+        .collect();
     assert_eq!(w.len(), 1);
     assert_eq!(w[0].key_path, "separation_of_duties[0]");
     assert_eq!(
@@ -609,7 +740,10 @@ fn separation_of_duties_denies_holders_of_both() {
 #[test]
 fn permissions_list_effective_grants() {
     let p = load(BASE).compiled();
-    let u = user().scopes(["Inference.Invoke", "Training.Manage"]).groups(groups(&[G1])).build();
+    let u = user()
+        .scopes(["Inference.Invoke", "Training.Manage"])
+        .groups(groups(&[G1]))
+        .build();
     let perms = p.permissions(&u);
     assert_eq!(perms.groups, GroupMembership::Evaluated);
     let roles: Vec<_> = perms.roles.iter().map(|r| r.role.as_str()).collect();
@@ -627,7 +761,10 @@ fn permissions_list_effective_grants() {
     assert_eq!(json["grants"][0]["resources"][0], "models/**");
 
     // Inference.Invoke alone: the trainer's grants are cut to nothing.
-    let narrow = user().scopes(["Inference.Invoke"]).groups(groups(&[G1])).build();
+    let narrow = user()
+        .scopes(["Inference.Invoke"])
+        .groups(groups(&[G1]))
+        .build();
     assert!(p.permissions(&narrow).grants.is_empty());
     let overage = user().groups(Groups::Overage).build();
     assert_eq!(p.permissions(&overage).groups, GroupMembership::Unavailable);
@@ -688,7 +825,10 @@ resources = ["models/prod-*"]
         [
             ("all_actions_on_all_resources", "roles.god.grants[0]"),
             ("shadowed_grant", "roles.shadowed.grants[0]"),
-            ("wildcard_action_on_unbounded_resource", "roles.wild.grants[0]"),
+            (
+                "wildcard_action_on_unbounded_resource",
+                "roles.wild.grants[0]"
+            ),
             ("unused_role", "roles.lonely"),
             ("single_principal_binding", "bindings[0]"),
             ("scope_without_ceiling", "scopes.Everything"),
@@ -700,7 +840,9 @@ resources = ["models/prod-*"]
         "roles.shadowed.grants[0]: grant shadowed#0 is entirely denied by rule \
          prod-models-are-not-deleted, for everyone [shadowed_grant]"
     );
-    let none = load("version = 1\n[roles.r]\n[[bindings]]\ngroup = \"0b1f2e3d-4c5b-4a69-8877-665544332211\"\nroles = [\"r\"]\n");
+    let none = load(
+        "version = 1\n[roles.r]\n[[bindings]]\ngroup = \"0b1f2e3d-4c5b-4a69-8877-665544332211\"\nroles = [\"r\"]\n",
+    );
     let codes: Vec<_> = none.lint().warnings.iter().map(|w| w.code).collect();
     assert_eq!(codes, [LintCode::NoScopeCeilings]);
 }
