@@ -140,7 +140,7 @@ fn world() -> World {
     let group_bindings = BINDINGS - 100;
     let groups: Vec<String> = (0..group_bindings / 2).map(|_| rng.guid()).collect();
     // Distinct (subject, role) pairs, so that every binding counts.
-    let mut add = |list: &mut Vec<usize>, rng: &mut Rng| loop {
+    let add = |list: &mut Vec<usize>, rng: &mut Rng| loop {
         let r = rng.below(ROLES);
         if !list.contains(&r) {
             list.push(r);
@@ -282,7 +282,7 @@ fn cedar_entities(w: &World, p: &Principal) -> Entities {
     let mut parents = HashSet::new();
     let mut entities = Vec::with_capacity(groups.len() + 16);
     let mut reached: HashSet<usize> = HashSet::new();
-    let mut reach = |roles: &[usize], reached: &mut HashSet<usize>| -> HashSet<EntityUid> {
+    let reach = |roles: &[usize], reached: &mut HashSet<usize>| -> HashSet<EntityUid> {
         roles
             .iter()
             .map(|r| {
