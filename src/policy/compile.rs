@@ -24,6 +24,11 @@ use super::pattern::Pattern;
 /// The largest number of roles one policy may define.
 pub const MAX_ROLES: usize = 4096;
 pub(crate) const MAX_ROLE_WORDS: usize = MAX_ROLES / 64;
+/// Marks a recorded hit that is a group entry (all of its admitting bindings) rather
+/// than one binding.
+pub(crate) const GROUP_HIT: u32 = 1 << 31;
+/// The largest number of bindings one policy may define.
+pub const MAX_BINDINGS: usize = 1 << 24;
 
 pub(crate) type FastMap<V> = HashMap<Box<str>, V, FastBuildHasher>;
 
@@ -45,8 +50,20 @@ pub struct CompiledPolicy {
     /// Per action: the roles whose own grants mention it (`words` each).
     pub(crate) roles_by_action: Box<[u64]>,
     pub(crate) bindings: Vec<CBinding>,
+    /// Per role: (start, len) in `bindings_by_role_ids` of the bindings whose closure
+    /// holds the role, in policy order (to name them in an allow).
+    pub(crate) bindings_by_role: Box<[(u32, u32)]>,
+    pub(crate) bindings_by_role_ids: Box<[u32]>,
+    /// Per binding: the value a decision records when the binding matches (the binding
+    /// index, or `GROUP_HIT | group entry` for group bindings).
+    pub(crate) binding_hit_key: Box<[u32]>,
+    /// Group id -> index in `group_entries`.
     pub(crate) groups: GuidTable,
-    pub(crate) group_bindings: Vec<Box<[u32]>>,
+    pub(crate) group_entries: Box<[GroupEntry]>,
+    /// Role lists referenced by `GroupEntry::roles`.
+    pub(crate) group_roles: Box<[u16]>,
+    /// Binding lists referenced by `GroupEntry::bindings`.
+    pub(crate) group_binding_ids: Box<[u32]>,
     /// Per admission class: every role some group binding could confer.
     pub(crate) group_roles_by_class: [Box<[u64]>; 4],
     /// Admission classes some group binding admits.
@@ -60,6 +77,17 @@ pub struct CompiledPolicy {
     pub(crate) deny: Vec<CDeny>,
     pub(crate) sod: Vec<CSod>,
     pub(crate) bound_group_ids: Vec<GroupId>,
+}
+
+/// What one bound group confers: precomputed so that a token group costs one lookup and
+/// a few bit sets.
+#[derive(Debug)]
+pub(crate) struct GroupEntry {
+    /// Per admission class: (start, len) in `group_roles` of the roles (closures
+    /// included) of the group's bindings that admit the class.
+    pub(crate) roles: [(u32, u32); 4],
+    /// (start, len) in `group_binding_ids` of the group's bindings.
+    pub(crate) bindings: (u32, u32),
 }
 
 #[derive(Debug)]
@@ -537,6 +565,15 @@ pub(crate) fn compile(
     };
 
     // Bindings.
+    if doc.bindings.len() >= MAX_BINDINGS {
+        return Err(err(
+            "bindings",
+            PolicyErrorKind::TooMany {
+                what: "bindings",
+                max: MAX_BINDINGS,
+            },
+        ));
+    }
     let mut bindings = Vec::with_capacity(doc.bindings.len());
     let mut by_group: BTreeMap<GroupId, Vec<u32>> = BTreeMap::new();
     let mut app_roles: BTreeMap<String, Vec<u32>> = BTreeMap::new();
@@ -645,21 +682,54 @@ pub(crate) fn compile(
         .map(|(i, g)| (g.as_str(), i as u32))
         .collect();
     let groups = GuidTable::new(&group_keys);
-    let group_bindings: Vec<Box<[u32]>> = by_group.into_values().map(Into::into).collect();
+    let mut group_entries = Vec::with_capacity(bound_group_ids.len());
+    let mut group_roles: Vec<u16> = Vec::new();
+    let mut group_binding_ids: Vec<u32> = Vec::new();
     let mut group_roles_by_class: [Vec<u64>; 4] = std::array::from_fn(|_| vec![0; words]);
     let mut group_classes = 0u8;
-    for list in &group_bindings {
-        for b in list.iter() {
-            let b = &bindings[*b as usize];
-            group_classes |= b.admits;
-            for (class, set) in group_roles_by_class.iter_mut().enumerate() {
-                if b.admits & (1 << class) != 0 {
-                    for r in b.closure.iter() {
-                        set_bit(set, usize::from(*r));
-                    }
-                }
-            }
+    let mut binding_hit_key: Vec<u32> = (0..bindings.len() as u32).collect();
+    for (entry, list) in by_group.into_values().enumerate() {
+        for b in &list {
+            binding_hit_key[*b as usize] = GROUP_HIT | entry as u32;
         }
+        let span = (group_binding_ids.len() as u32, list.len() as u32);
+        group_binding_ids.extend(&list);
+        let roles = std::array::from_fn(|class| {
+            let mut rs: Vec<u16> = list
+                .iter()
+                .map(|b| &bindings[*b as usize])
+                .filter(|b| b.admits & (1 << class) != 0)
+                .flat_map(|b| b.closure.iter().copied())
+                .collect();
+            rs.sort_unstable();
+            rs.dedup();
+            for r in &rs {
+                set_bit(&mut group_roles_by_class[class], usize::from(*r));
+            }
+            let start = group_roles.len() as u32;
+            group_roles.extend(&rs);
+            (start, rs.len() as u32)
+        });
+        for b in &list {
+            group_classes |= bindings[*b as usize].admits;
+        }
+        group_entries.push(GroupEntry {
+            roles,
+            bindings: span,
+        });
+    }
+
+    let mut by_role: Vec<Vec<u32>> = vec![Vec::new(); roles.len()];
+    for (b, binding) in bindings.iter().enumerate() {
+        for r in binding.closure.iter() {
+            by_role[usize::from(*r)].push(b as u32);
+        }
+    }
+    let mut bindings_by_role = Vec::with_capacity(roles.len());
+    let mut bindings_by_role_ids = Vec::new();
+    for list in by_role {
+        bindings_by_role.push((bindings_by_role_ids.len() as u32, list.len() as u32));
+        bindings_by_role_ids.extend(list);
     }
 
     // Scope ceilings.
@@ -787,8 +857,13 @@ pub(crate) fn compile(
         role_closure: role_closure.into(),
         roles_by_action: roles_by_action.into(),
         bindings,
+        bindings_by_role: bindings_by_role.into(),
+        bindings_by_role_ids: bindings_by_role_ids.into(),
+        binding_hit_key: binding_hit_key.into(),
         groups,
-        group_bindings,
+        group_entries: group_entries.into(),
+        group_roles: group_roles.into(),
+        group_binding_ids: group_binding_ids.into(),
         group_roles_by_class: group_roles_by_class.map(Into::into),
         group_classes,
         app_roles: to_fast(app_roles),

@@ -31,7 +31,7 @@ use crate::principal::{Groups, Principal, PrincipalKind};
 
 use super::action::ActionSet;
 use super::compile::{
-    CompiledPolicy, MAX_ROLE_WORDS, Subject, class_of, has_bit, intersects, set_bit,
+    CompiledPolicy, GROUP_HIT, MAX_ROLE_WORDS, Subject, class_of, has_bit, intersects, set_bit,
 };
 use super::model::OnGroupOverage;
 use super::pattern::Segments;
@@ -140,7 +140,7 @@ trait HitSink {
 }
 
 struct HitBuf {
-    ids: [u32; 64],
+    ids: [u32; 256],
     len: usize,
     overflow: bool,
 }
@@ -226,7 +226,7 @@ impl CompiledPolicy {
         let mut buf = [0u64; MAX_ROLE_WORDS];
         let roles = &mut buf[..self.words];
         let mut hits = HitBuf {
-            ids: [0; 64],
+            ids: [0; 256],
             len: 0,
             overflow: false,
         };
@@ -255,10 +255,35 @@ impl CompiledPolicy {
             return Decision::deny(action, resource, reason);
         }
 
+        let mut all = Vec::new();
+        let recorded: &[u32] = if hits.overflow {
+            let mut scratch = [0u64; MAX_ROLE_WORDS];
+            self.collect(
+                principal,
+                membership,
+                class,
+                &mut scratch[..self.words],
+                &mut all,
+            );
+            &all
+        } else {
+            &hits.ids[..hits.len]
+        };
+        Decision::allow(action, resource, self.matches(recorded, class, role, grant))
+    }
+
+    /// Names the caller's bindings that lead to `role`, in policy order.
+    fn matches(&self, recorded: &[u32], class: u8, role: usize, grant: usize) -> Vec<Match> {
         let grant_label = &self.roles[role].grants[grant].label;
+        let (start, len) = self.bindings_by_role[role];
         let mut matched = Vec::new();
-        let mut add = |b: u32| {
+        for &b in &self.bindings_by_role_ids[start as usize..(start + len) as usize] {
             let binding = &self.bindings[b as usize];
+            if binding.admits & (1 << class) == 0
+                || !recorded.contains(&self.binding_hit_key[b as usize])
+            {
+                continue;
+            }
             for r in binding.roles.iter() {
                 if has_bit(self.closure_of(*r), role) {
                     matched.push(Match {
@@ -268,22 +293,24 @@ impl CompiledPolicy {
                     });
                 }
             }
-        };
-        if hits.overflow {
-            let mut all = Vec::new();
-            let mut scratch = [0u64; MAX_ROLE_WORDS];
-            self.collect(
-                principal,
-                membership,
-                class,
-                &mut scratch[..self.words],
-                &mut all,
-            );
-            all.into_iter().for_each(&mut add);
-        } else {
-            hits.ids[..hits.len].iter().for_each(|b| add(*b));
         }
-        Decision::allow(action, resource, matched)
+        matched
+    }
+
+    /// Expands hits (bindings and group entries) to the bindings admitting `class`.
+    fn for_each_binding(&self, hits: &[u32], class: u8, mut f: impl FnMut(u32)) {
+        for &h in hits {
+            if h & GROUP_HIT == 0 {
+                f(h);
+                continue;
+            }
+            let (start, len) = self.group_entries[(h & !GROUP_HIT) as usize].bindings;
+            for &b in &self.group_binding_ids[start as usize..(start + len) as usize] {
+                if self.bindings[b as usize].admits & (1 << class) != 0 {
+                    f(b);
+                }
+            }
+        }
     }
 
     #[inline]
@@ -378,7 +405,14 @@ impl CompiledPolicy {
             Some(groups) if relevant => {
                 for g in groups {
                     if let Some(ix) = self.groups.get(g.as_str()) {
-                        take(&self.group_bindings[ix as usize], &any);
+                        let (start, len) =
+                            self.group_entries[ix as usize].roles[usize::from(class)];
+                        if len != 0 {
+                            for r in &self.group_roles[start as usize..(start + len) as usize] {
+                                set_bit(roles, usize::from(*r));
+                            }
+                            hits.push(GROUP_HIT | ix);
+                        }
                     }
                 }
                 Collected {
@@ -487,6 +521,9 @@ impl CompiledPolicy {
         let roles = &mut buf[..self.words];
         let mut hits: Vec<u32> = Vec::new();
         let collected = self.collect(principal, membership, class, roles, &mut hits);
+        let mut bindings = Vec::with_capacity(hits.len());
+        self.for_each_binding(&hits, class, |b| bindings.push(b));
+        let hits = bindings;
         let held: Vec<usize> = (0..self.roles.len())
             .filter(|r| has_bit(roles, *r))
             .collect();

@@ -81,67 +81,101 @@ impl Hasher for FastHasher {
 /// An open-addressing table from GUID strings (group ids) to small integers, built for
 /// the hottest loop of a decision: up to 200 token groups, each looked up once.
 ///
-/// Slots keep a 64-bit tag (never 0; 0 marks an empty slot) next to the value, and the
-/// full key in a parallel array, so a miss usually costs one hash and one load.
+/// Most token groups are not in the policy, so lookups start with a one-bit-per-hash
+/// filter small enough to stay in the L1 cache (16 KiB for a few thousand keys): a miss
+/// then costs one hash and one bit test. Past the filter, a slot holds a 64-bit tag
+/// (never 0; 0 marks an empty slot), the full key as machine words and the value, so a
+/// hit costs one more memory access and five word compares.
 #[derive(Debug)]
 pub(crate) struct GuidTable {
-    seed: u64,
+    seeds: [u64; 2],
     shift: u32,
-    tags: Box<[u64]>,
-    values: Box<[u32]>,
-    keys: Box<[[u8; 36]]>,
+    filter: Box<[u64]>,
+    filter_mask: u64,
+    slots: Box<[Slot]>,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct Slot {
+    tag: u64,
+    key: Words,
+    value: u32,
+}
+
+/// A 36-byte GUID string as four 8-byte words and one 4-byte word.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Words([u64; 4], u32);
+
+#[inline(always)]
+fn word(key: &[u8; 36], at: usize) -> u64 {
+    u64::from_le_bytes(key[at..at + 8].try_into().expect("8 bytes"))
+}
+
+#[inline(always)]
+fn words(key: &[u8; 36]) -> Words {
+    Words(
+        [word(key, 0), word(key, 8), word(key, 16), word(key, 24)],
+        u32::from_le_bytes(key[32..].try_into().expect("4 bytes")),
+    )
 }
 
 impl GuidTable {
     /// Builds a table from distinct lower-case GUID keys.
     pub(crate) fn new(entries: &[(&str, u32)]) -> Self {
-        let bits = (entries.len().max(4) * 4)
+        let bits = (entries.len().max(4) * 2)
             .next_power_of_two()
             .trailing_zeros();
         let cap = 1usize << bits;
+        let filter_bits = (entries.len() * 32).next_power_of_two().max(64);
         let mut t = Self {
-            seed: random_seed(),
+            seeds: [random_seed(), random_seed()],
             shift: 64 - bits,
-            tags: vec![0; cap].into(),
-            values: vec![0; cap].into(),
-            keys: vec![[0; 36]; cap].into(),
+            filter: vec![0; filter_bits / 64].into(),
+            filter_mask: filter_bits as u64 - 1,
+            slots: vec![Slot::default(); cap].into(),
         };
         for (key, value) in entries {
-            let key: [u8; 36] = key.as_bytes().try_into().expect("a GUID is 36 bytes");
-            let tag = t.tag(&key);
+            let key: &[u8; 36] = key.as_bytes().try_into().expect("a GUID is 36 bytes");
+            let tag = t.tag(key);
             let mut i = (tag >> t.shift) as usize;
-            while t.tags[i] != 0 {
+            while t.slots[i].tag != 0 {
                 i = (i + 1) & (cap - 1);
             }
-            t.tags[i] = tag;
-            t.values[i] = *value;
-            t.keys[i] = key;
+            t.slots[i] = Slot {
+                tag,
+                key: words(key),
+                value: *value,
+            };
+            let f = (tag >> 1) & t.filter_mask;
+            t.filter[(f / 64) as usize] |= 1 << (f % 64);
         }
         t
     }
 
     /// Hashes the first and last eight characters: for GUIDs, the two random ends.
-    #[inline]
+    #[inline(always)]
     fn tag(&self, key: &[u8; 36]) -> u64 {
-        let a = u64::from_le_bytes(key[..8].try_into().expect("8 bytes"));
-        let b = u64::from_le_bytes(key[28..].try_into().expect("8 bytes"));
-        mix(mix(a ^ self.seed, K) ^ b, K) | 1
+        mix(word(key, 0) ^ self.seeds[0], word(key, 28) ^ self.seeds[1]) | 1
     }
 
     /// Looks a key up; keys that are not 36 bytes long are never present.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn get(&self, key: &str) -> Option<u32> {
         let key: &[u8; 36] = key.as_bytes().try_into().ok()?;
         let tag = self.tag(key);
-        let mask = self.tags.len() - 1;
+        let f = (tag >> 1) & self.filter_mask;
+        if self.filter[(f / 64) as usize] & (1 << (f % 64)) == 0 {
+            return None;
+        }
+        let mask = self.slots.len() - 1;
         let mut i = (tag >> self.shift) as usize;
         loop {
-            let t = self.tags[i];
-            if t == 0 {
+            let slot = &self.slots[i];
+            if slot.tag == 0 {
                 return None;
             }
-            if t == tag && self.keys[i] == *key {
-                return Some(self.values[i]);
+            if slot.tag == tag && slot.key == words(key) {
+                return Some(slot.value);
             }
             i = (i + 1) & mask;
         }

@@ -154,7 +154,7 @@ pub mod model;
 pub mod pattern;
 
 pub use action::{BUILTIN_ACTIONS, MAX_ACTIONS};
-pub use compile::{CompiledPolicy, MAX_ROLES};
+pub use compile::{CompiledPolicy, MAX_BINDINGS, MAX_ROLES};
 pub use error::{PolicyError, PolicyErrorKind};
 pub use eval::{
     DenyView, EffectiveGrant, GroupMembership, MembershipView, Permissions, RoleAssignment,

@@ -204,13 +204,19 @@ fn glob_matches(pieces: &[Box<str>], s: &str) -> bool {
 enum Shape {
     /// No wildcard: the resource must equal the pattern.
     Exact,
-    /// `prefix/**`: the resource equals `prefix` or starts with `prefix/` (prefix is
+    /// `prefix/**`: the resource equals `prefix` or starts with `prefix/` (the prefix is
     /// wildcard-free).
     Subtree { prefix_len: usize },
+    /// `prefix*` where the only wildcard is a final `*` in the last segment
+    /// (`models/llama-*`, `models/*`): the resource starts with `prefix` and has no `/`
+    /// after it.
+    SegmentPrefix { prefix_len: usize },
     /// `**`: everything.
     Everything,
-    /// Anything else.
-    General,
+    /// Anything else. Every match starts with the first `prefix_len` bytes (the literal
+    /// text before the first `*`, without a trailing `/`, since `**` may match nothing),
+    /// which rejects most resources before the general algorithm runs.
+    General { prefix_len: usize },
 }
 
 /// A compiled resource pattern; see the [module docs](self) for the syntax.
@@ -247,7 +253,22 @@ impl Pattern {
             Some((Token::AnyDepth, init)) if !init.iter().any(wild) => Shape::Subtree {
                 prefix_len: source.len() - 3,
             },
-            _ => Shape::General,
+            Some((Token::Any, init)) if !init.iter().any(wild) => Shape::SegmentPrefix {
+                prefix_len: source.len() - 1,
+            },
+            Some((Token::Glob(pieces), init))
+                if !init.iter().any(wild) && pieces.len() == 2 && pieces[1].is_empty() =>
+            {
+                Shape::SegmentPrefix {
+                    prefix_len: source.len() - 1,
+                }
+            }
+            _ => {
+                let before = &source[..source.find('*').expect("a wildcard")];
+                Shape::General {
+                    prefix_len: before.strip_suffix('/').unwrap_or(before).len(),
+                }
+            }
         };
         Ok(Self {
             source: source.into(),
@@ -280,7 +301,17 @@ impl Pattern {
                     && whole.as_bytes()[..prefix_len] == *prefix.as_bytes()
                     && (whole.len() == prefix_len || whole.as_bytes()[prefix_len] == b'/')
             }
-            Shape::General => self.matches_general(segs),
+            Shape::SegmentPrefix { prefix_len } => {
+                whole.len() >= prefix_len
+                    && whole.as_bytes()[..prefix_len] == self.source.as_bytes()[..prefix_len]
+                    && !whole.as_bytes()[prefix_len..].contains(&b'/')
+            }
+            Shape::General { prefix_len } => {
+                whole
+                    .as_bytes()
+                    .starts_with(&self.source.as_bytes()[..prefix_len])
+                    && self.matches_general(segs)
+            }
         }
     }
 

@@ -776,7 +776,7 @@ fn allow_names_every_binding_that_led_to_the_grant() {
         "version = 1\n[roles.r]\ngrants = [{ actions = [\"models.read\"], resources = [\"models/**\"] }]\n[scopes]\n\"S\" = [\"*\"]\n",
     );
     let mut ids = Vec::new();
-    for i in 0..100 {
+    for i in 0..300 {
         let g = format!("{i:08x}-0000-4000-8000-000000000000");
         src.push_str(&format!("[[bindings]]\ngroup = \"{g}\"\nroles = [\"r\"]\n"));
         ids.push(GroupId::parse(&g).unwrap());
@@ -785,7 +785,11 @@ fn allow_names_every_binding_that_led_to_the_grant() {
     let u = user().scopes(["S"]).groups(Groups::Listed(ids)).build();
     let d = p.decide(&u, "models.read", "models/x");
     // More than the on-stack hit buffer holds: the allow path recollects.
-    assert_eq!(d.matched.len(), 100);
+    assert_eq!(d.matched.len(), 300);
+    assert_eq!(
+        d.matched[299].binding,
+        "group:0000012b-0000-4000-8000-000000000000"
+    );
 }
 
 // ------------------------------------------------------------------------- lints
