@@ -358,19 +358,19 @@ impl CompiledPolicy {
             }
         };
         let any = |_: &Subject| true;
-        if !self.tenants.is_empty() {
-            if let Some(list) = self.tenants.get(p.tenant().as_str()) {
-                take(list, &any);
-            }
+        if !self.tenants.is_empty()
+            && let Some(list) = self.tenants.get(p.tenant().as_str())
+        {
+            take(list, &any);
         }
-        if !self.principals.is_empty() {
-            if let Some(list) = self.principals.get(p.object_id().as_str()) {
-                // Object ids are per tenant: the tenant must match too.
-                take(
-                    list,
-                    &|s| matches!(s, Subject::Principal(id) if id == p.id()),
-                );
-            }
+        if !self.principals.is_empty()
+            && let Some(list) = self.principals.get(p.object_id().as_str())
+        {
+            // Object ids are per tenant: the tenant must match too.
+            take(
+                list,
+                &|s| matches!(s, Subject::Principal(id) if id == p.id()),
+            );
         }
         if !self.directory_roles.is_empty() {
             for w in p.directory_roles() {

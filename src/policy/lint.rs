@@ -124,15 +124,15 @@ fn compatible(a: &BindingDef, ma: u8, b: &BindingDef, mb: u8) -> bool {
             .or(x.principal.as_ref().map(|p| p.tenant.as_str()))
             .map(str::to_ascii_lowercase)
     };
-    if let (Some(x), Some(y)) = (tenant_of(a), tenant_of(b)) {
-        if x != y {
-            return false;
-        }
+    if let (Some(x), Some(y)) = (tenant_of(a), tenant_of(b))
+        && x != y
+    {
+        return false;
     }
-    if let (Some(x), Some(y)) = (&a.principal, &b.principal) {
-        if !x.object.eq_ignore_ascii_case(&y.object) {
-            return false;
-        }
+    if let (Some(x), Some(y)) = (&a.principal, &b.principal)
+        && !x.object.eq_ignore_ascii_case(&y.object)
+    {
+        return false;
     }
     true
 }

@@ -442,10 +442,10 @@ fn seg_intersect(a: &Token, b: &Token) -> bool {
                 out.push((i + 1, j));
             }
         }
-        if let (Some(Sym::Char(c)), Some(Sym::Char(d))) = (xi, yj) {
-            if c == d {
-                out.push((i + 1, j + 1));
-            }
+        if let (Some(Sym::Char(c)), Some(Sym::Char(d))) = (xi, yj)
+            && c == d
+        {
+            out.push((i + 1, j + 1));
         }
     })
 }
@@ -465,10 +465,12 @@ fn seq_intersect(a: &[Token], b: &[Token]) -> bool {
                 out.push((i + 1, j));
             }
         }
-        if let (Some(x), Some(y)) = (ai, bj) {
-            if *x != Token::AnyDepth && *y != Token::AnyDepth && seg_intersect(x, y) {
-                out.push((i + 1, j + 1));
-            }
+        if let (Some(x), Some(y)) = (ai, bj)
+            && *x != Token::AnyDepth
+            && *y != Token::AnyDepth
+            && seg_intersect(x, y)
+        {
+            out.push((i + 1, j + 1));
         }
     })
 }
