@@ -5,13 +5,23 @@
 //! cargo run --example quickstart
 //! ```
 
+use entra_governor::graph::{ClientCredential, GraphGroupResolver};
 use entra_governor::testing::TestIdp;
-use entra_governor::{Cloud, Governor, Policy, Principal, TokenError};
+use entra_governor::{Cloud, Governor, GroupId, ObjectId, Policy, Principal, TokenError};
 use serde_json::json;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let idp = TestIdp::start().await;
+    // Microsoft Graph (served by the look-alike too) resolves callers with >200 groups.
+    let graph = GraphGroupResolver::builder(
+        &Cloud::custom(idp.authority()),
+        idp.tenant_id(),
+        idp.client_id(),
+        ClientCredential::secret(idp.graph_client_secret()),
+    )
+    .dangerous_allow_http_loopback()
+    .build()?;
     let governor = Governor::builder()
         .cloud(Cloud::custom(idp.authority()))
         .tenant(idp.tenant_id().as_str())
@@ -21,6 +31,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             env!("CARGO_MANIFEST_DIR"),
             "/examples/policy.toml"
         ))?)
+        .group_resolver(graph)
         .build()?;
 
     println!("Local Entra look-alike at {}", idp.authority());
@@ -128,8 +139,27 @@ async fn decisions(idp: &TestIdp, governor: &Governor) -> Result<(), Box<dyn std
     let guest = idp
         .token()
         .scopes("Training.Manage")
-        .guest(guest_home)
+        .guest(guest_home.clone())
         .groups([EXTERNAL_RESEARCHERS])
+        .sign();
+    let guest_engineer = idp
+        .token()
+        .scopes("Models.Manage")
+        .guest(guest_home)
+        .groups([ML_ENGINEERS])
+        .sign();
+    // A senior engineer in 300 groups: the token carries an overage marker, no groups.
+    let senior = ObjectId::parse("5e410000-0000-4000-8000-000000000300")?;
+    let mut groups: Vec<GroupId> = (0..299)
+        .map(|i| GroupId::parse(&format!("77770000-0000-4000-8000-{i:012x}")))
+        .collect::<Result<_, _>>()?;
+    groups.push(GroupId::parse(ML_ENGINEERS)?);
+    idp.set_memberships(&senior, groups);
+    let overage = idp
+        .token()
+        .oid(senior)
+        .scopes("Models.Manage")
+        .overage()
         .sign();
     let requests: Vec<(&str, &String, &str, &str)> = vec![
         (
@@ -198,6 +228,18 @@ async fn decisions(idp: &TestIdp, governor: &Governor) -> Result<(), Box<dyn std
             "datasets.read",
             "datasets/pii/claims-2025",
         ),
+        (
+            "guest in ML engineers",
+            &guest_engineer,
+            "datasets.write",
+            "datasets/curated/claims-2025",
+        ),
+        (
+            "engineer, 300 groups",
+            &overage,
+            "datasets.write",
+            "datasets/curated/claims-2025",
+        ),
     ];
     println!(
         "\nDecisions under examples/policy.toml (policy {}):\n",
@@ -207,6 +249,10 @@ async fn decisions(idp: &TestIdp, governor: &Governor) -> Result<(), Box<dyn std
         let decision = governor.authorize(token, action, resource).await?;
         println!("{persona:<28} {}", decision.explain());
     }
+    println!(
+        "\nThe 300-group engineer was resolved through Microsoft Graph: {} checkMemberGroups call(s).",
+        idp.check_member_groups_requests()
+    );
     Ok(())
 }
 
