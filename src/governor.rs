@@ -20,6 +20,7 @@ use crate::policy::{CompiledPolicy, MembershipView, Permissions, Policy, PolicyE
 use crate::principal::{Principal, TokenVersion};
 use crate::revocation::{DEFAULT_MAX_REVOCATIONS, RevocationError, Revocations};
 use crate::token::Verifier;
+use crate::token::cache::VerifiedTokens;
 use crate::token::fetch::Fetcher;
 use crate::token::keys::{ExpectedIssuer, KeySourceConfig, KeyStore};
 use crate::token::unix_now;
@@ -41,6 +42,9 @@ pub const DEFAULT_KEY_REFRESH_COOLDOWN: Duration = Duration::from_secs(300);
 pub const DEFAULT_KEY_REFRESH_INTERVAL: Duration = Duration::from_secs(12 * 3600);
 /// Default deadline for one identity-provider request: 10 s.
 pub const DEFAULT_HTTP_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default memory bound of the verified-token cache: 64 MiB (about 18,000 tokens of
+/// 2.5 KB with their claims).
+pub const DEFAULT_TOKEN_CACHE_BYTES: u64 = 64 * 1024 * 1024;
 /// Largest discovery or JWKS document accepted: 512 KiB (Entra's are a few KB).
 pub const MAX_METADATA_BYTES: usize = 512 * 1024;
 
@@ -99,6 +103,11 @@ impl Governor {
     /// A [`TokenError`] naming the first rule the token broke; see [`crate::token`] for
     /// the order. [`TokenError::KeysUnavailable`] when keys could not be obtained.
     pub async fn verify(&self, token: &str) -> Result<Principal, TokenError> {
+        self.verify_shared(token).await.map(Arc::unwrap_or_clone)
+    }
+
+    /// Verification without copying a cached principal.
+    async fn verify_shared(&self, token: &str) -> Result<Arc<Principal>, TokenError> {
         let principal = self.inner.verifier.verify(token).await?;
         self.check_revocation(&principal)?;
         Ok(principal)
@@ -140,6 +149,15 @@ impl Governor {
         self.inner
             .revocations
             .revoke_principal(id.clone(), unix_secs(issued_before), unix_now())
+    }
+
+    /// How many verified tokens are cached (for dashboards and tests).
+    pub fn cached_tokens(&self) -> u64 {
+        self.inner
+            .verifier
+            .verified
+            .as_ref()
+            .map_or(0, VerifiedTokens::entry_count)
     }
 
     /// How many revocation entries are live (for dashboards and tests).
@@ -192,7 +210,7 @@ impl Governor {
         context: &RequestContext,
     ) -> Result<Decision, AuthorizeError> {
         let started = Instant::now();
-        match self.verify(token).await {
+        match self.verify_shared(token).await {
             Ok(principal) => {
                 self.decide_and_record(&principal, action, resource, context, started)
                     .await
@@ -391,6 +409,7 @@ pub struct GovernorBuilder {
     audit: Option<AuditLog>,
     audit_display_names: bool,
     groups: Option<Arc<dyn GroupResolver>>,
+    token_cache_bytes: Option<u64>,
 }
 
 impl std::fmt::Debug for GovernorBuilder {
@@ -432,6 +451,7 @@ impl Default for GovernorBuilder {
             audit: None,
             audit_display_names: false,
             groups: None,
+            token_cache_bytes: Some(DEFAULT_TOKEN_CACHE_BYTES),
         }
     }
 }
@@ -593,6 +613,14 @@ impl GovernorBuilder {
         self
     }
 
+    /// Memory bound of the verified-token cache, or `None` to verify every request in
+    /// full (default [`DEFAULT_TOKEN_CACHE_BYTES`]). See the `token` module for what the
+    /// cache guarantees.
+    pub fn verified_token_cache(mut self, max_bytes: Option<u64>) -> Self {
+        self.token_cache_bytes = max_bytes;
+        self
+    }
+
     /// The authorization policy. Without one, every request is denied.
     pub fn policy(mut self, policy: Policy) -> Self {
         self.policy = Some(policy);
@@ -700,6 +728,7 @@ impl GovernorBuilder {
                     rules,
                     max_token_bytes: self.max_token_bytes,
                     keys,
+                    verified: self.token_cache_bytes.map(VerifiedTokens::new),
                 },
                 policy: ArcSwap::new(policy.compiled()),
             }),

@@ -147,7 +147,7 @@ pub mod action;
 mod compile;
 mod error;
 mod eval;
-mod fast_hash;
+pub(crate) mod fast_hash;
 pub mod ident;
 mod lint;
 pub mod model;

@@ -265,6 +265,11 @@ impl KeyStore {
         self.discovered.load_full()
     }
 
+    /// The current key set for a short read, without touching its reference count.
+    pub(crate) fn snapshot(&self) -> arc_swap::Guard<Arc<KeySet>> {
+        self.keys.load()
+    }
+
     /// The current key set (lock-free).
     pub(crate) fn current(&self) -> Arc<KeySet> {
         self.keys.load_full()
@@ -481,9 +486,17 @@ pub(crate) fn issuer_tenant(issuer: &str) -> Option<TenantId> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use aws_lc_rs::signature::KeyPair as _;
+
+    /// A key set holding one fresh key under kid "k", and that key.
+    pub(crate) fn set_with_one_key() -> (KeySet, Arc<SigningKey>) {
+        let mut set = KeySet::default();
+        set.insert(key("iss"));
+        let k = set.get("k").unwrap().clone();
+        (set, k)
+    }
 
     fn key(issuer: &str) -> SigningKey {
         let pair = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();

@@ -13,6 +13,7 @@
 //! 8. `aud` one of ours; the calling app on the allow-list, if any;
 //! 9. `scp` or `roles` present (unless ACL mode), then the [`Principal`] is built.
 
+pub(crate) mod cache;
 pub(crate) mod claims;
 pub(crate) mod fetch;
 pub(crate) mod jws;
@@ -32,10 +33,32 @@ pub(crate) struct Verifier {
     pub(crate) rules: Rules,
     pub(crate) max_token_bytes: usize,
     pub(crate) keys: Arc<KeyStore>,
+    /// Verified tokens, when the cache is enabled.
+    pub(crate) verified: Option<cache::VerifiedTokens>,
 }
 
 impl Verifier {
-    pub(crate) async fn verify(&self, token: &str) -> Result<Principal, TokenError> {
+    /// Verifies a token, answering a repeat of a still-valid token from the cache.
+    pub(crate) async fn verify(&self, token: &str) -> Result<Arc<Principal>, TokenError> {
+        let now = unix_now();
+        if let Some(cache) = &self.verified
+            && let Some(principal) = cache.get(token, &self.keys.snapshot(), now)
+        {
+            return Ok(principal);
+        }
+        let (principal, key) = self.verify_fully(token, now).await?;
+        let principal = Arc::new(principal);
+        if let Some(cache) = &self.verified {
+            cache.insert(token, principal.clone(), key, now);
+        }
+        Ok(principal)
+    }
+
+    async fn verify_fully(
+        &self,
+        token: &str,
+        now: u64,
+    ) -> Result<(Principal, Arc<keys::SigningKey>), TokenError> {
         let compact = jws::parse(token, self.max_token_bytes)?;
         let key = self.keys.key(&compact.kid).await?;
         if !key.verify(compact.signing_input.as_bytes(), &compact.signature) {
@@ -48,7 +71,8 @@ impl Verifier {
             TenantRule::Single => discovered.as_ref().and_then(|d| d.tenant.as_ref()),
             _ => None,
         };
-        validate::check(&self.rules, single, &key, raw, unix_now())
+        let principal = validate::check(&self.rules, single, &key, raw, now)?;
+        Ok((principal, key))
     }
 }
 
@@ -139,6 +163,7 @@ mod tests {
             },
             max_token_bytes: 32 * 1024,
             keys: store,
+            verified: None,
         }
     }
 
