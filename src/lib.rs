@@ -2,6 +2,8 @@
 #![deny(unsafe_code, unreachable_pub)]
 #![warn(missing_docs)]
 
+#[cfg(any(feature = "axum", feature = "actix"))]
+mod adapters;
 pub mod cloud;
 pub mod decision;
 pub mod error;
@@ -14,6 +16,10 @@ pub mod principal;
 pub mod testing;
 pub mod token;
 
+#[cfg(feature = "actix")]
+pub use adapters::actix;
+#[cfg(feature = "axum")]
+pub use adapters::axum;
 pub use cloud::Cloud;
 pub use decision::{Decision, Effect, Match, Reason};
 pub use error::{AuthorizeError, ConfigError, TokenError};
