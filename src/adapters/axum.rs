@@ -92,7 +92,9 @@
 //!
 //! With `Router::layer(GovernorLayer)` outermost and `route_layer(RequireLayer)` per
 //! route, a request is authenticated once (401 before anything else), then authorized
-//! after routing, so an unknown path is still 404 for an authenticated caller.
+//! after routing, so an unknown path is still 404 for an authenticated caller. Layers
+//! that must answer unauthenticated requests (CORS preflights, health checks) go outside
+//! `GovernorLayer`, or on routes it does not cover.
 
 use std::fmt;
 use std::future::Future;
