@@ -272,15 +272,11 @@ impl Require {
             Some(principal) => principal,
             None => http::authenticate(&self.governor, authorization(request.headers())).await?,
         };
-        let outcome = match self.resource(request) {
-            Ok(resource) => {
-                http::authorize(&self.governor, &principal, &self.action, &resource).await
-            }
-            Err(refusal) => Err(refusal),
-        };
+        let resource = self.resource(request)?;
+        let decision = http::authorize(&self.governor, &principal, &self.action, &resource).await?;
         let mut extensions = request.extensions_mut();
         extensions.insert(principal);
-        extensions.insert(outcome?);
+        extensions.insert(decision);
         Ok(())
     }
 

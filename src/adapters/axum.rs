@@ -339,16 +339,10 @@ impl RequireLayer {
             Some(principal) => principal,
             None => http::authenticate(&self.governor, authorization(&parts.headers)).await?,
         };
-        let resource = self.resource(parts).await;
-        // The principal stays available to handlers whatever the outcome.
-        let outcome = match resource {
-            Ok(resource) => {
-                http::authorize(&self.governor, &principal, &self.action, &resource).await
-            }
-            Err(refusal) => Err(refusal),
-        };
+        let resource = self.resource(parts).await?;
+        let decision = http::authorize(&self.governor, &principal, &self.action, &resource).await?;
         parts.extensions.insert(principal);
-        parts.extensions.insert(outcome?);
+        parts.extensions.insert(decision);
         Ok(())
     }
 
