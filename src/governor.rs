@@ -210,11 +210,36 @@ impl Governor {
         context: &RequestContext,
     ) -> Result<Decision, AuthorizeError> {
         let started = Instant::now();
+        let principal = self
+            .verify_recorded_since(token, action, resource, context, started)
+            .await?;
+        self.decide_and_record(&principal, action, resource, context, started)
+            .await
+    }
+
+    /// Verifies a token; a rejection is recorded in the audit trail against
+    /// `action`/`resource` (the adapters record `authenticate` and the request path).
+    pub(crate) async fn verify_recorded(
+        &self,
+        token: &str,
+        action: &str,
+        resource: &str,
+        context: &RequestContext,
+    ) -> Result<Arc<Principal>, AuthorizeError> {
+        self.verify_recorded_since(token, action, resource, context, Instant::now())
+            .await
+    }
+
+    async fn verify_recorded_since(
+        &self,
+        token: &str,
+        action: &str,
+        resource: &str,
+        context: &RequestContext,
+        started: Instant,
+    ) -> Result<Arc<Principal>, AuthorizeError> {
         match self.verify_shared(token).await {
-            Ok(principal) => {
-                self.decide_and_record(&principal, action, resource, context, started)
-                    .await
-            }
+            Ok(principal) => Ok(principal),
             Err(error) => {
                 let event = AuditEvent::new(token_outcome(&error), action, resource)
                     .with_reason(error.code())
@@ -223,6 +248,26 @@ impl Governor {
                 Err(AuthorizeError::InvalidToken(error))
             }
         }
+    }
+
+    /// Records a request refused before a token could even be read (no, several or a
+    /// malformed `Authorization` header).
+    pub(crate) async fn record_bad_request(
+        &self,
+        code: &'static str,
+        explanation: &str,
+        resource: &str,
+        context: &RequestContext,
+    ) {
+        let event = AuditEvent::new(
+            AuditOutcome::InvalidToken,
+            crate::http::AUTHENTICATE_ACTION,
+            resource,
+        )
+        .with_reason(code)
+        .with_explanation(explanation);
+        // The request is refused whatever the trail says; strict mode changes nothing here.
+        let _ = self.record(event, context, Instant::now()).await;
     }
 
     /// Decides for a caller verified earlier (by [`verify`](Self::verify), or by your own

@@ -2,6 +2,8 @@
 #![deny(unsafe_code, unreachable_pub)]
 #![warn(missing_docs)]
 
+#[cfg(any(feature = "axum", feature = "actix"))]
+mod adapters;
 pub mod audit;
 pub mod challenge;
 pub mod cloud;
@@ -18,6 +20,10 @@ pub mod revocation;
 pub mod testing;
 pub mod token;
 
+#[cfg(feature = "actix")]
+pub use adapters::actix;
+#[cfg(feature = "axum")]
+pub use adapters::axum;
 pub use audit::{
     AuditError, AuditEvent, AuditLog, AuditLogBuilder, AuditOutcome, AuditSink, AuditSinkError,
     JsonLinesSink, MemorySink, OnFull, TracingSink,

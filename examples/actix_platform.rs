@@ -1,0 +1,113 @@
+//! The AI platform API of `ai_platform.rs`, served with actix-web.
+//!
+//! ```sh
+//! cargo run --example actix_platform --features actix                # local demo, personas, curl
+//! cargo run --example actix_platform --features actix -- --config examples/ai_platform.toml
+//! ```
+
+mod platform;
+
+use actix_web::{App, HttpResponse, HttpServer, web};
+use entra_governor::Governor;
+use entra_governor::actix::{Authenticated, Authorized, GovernorMiddleware, Require};
+use entra_governor::http::Refusal;
+
+use platform::{AuditFile, InferRequest, TrainingJob};
+
+async fn infer(
+    Authenticated(caller): Authenticated,
+    Authorized(decision): Authorized,
+    model: web::Path<String>,
+    request: web::Json<InferRequest>,
+) -> HttpResponse {
+    HttpResponse::Ok().json(platform::infer(&caller, &decision, &model, &request))
+}
+
+/// The route only authenticates: the job's model and dataset are in the body, so the
+/// handler asks the governor itself and answers a refusal exactly as the middleware would.
+async fn submit_training_job(
+    governor: web::Data<Governor>,
+    Authenticated(caller): Authenticated,
+    job: web::Json<TrainingJob>,
+) -> Result<HttpResponse, Refusal> {
+    let queued = platform::submit_training_job(&governor, &caller, &job).await?;
+    Ok(HttpResponse::Accepted().json(queued))
+}
+
+async fn dataset(
+    Authenticated(caller): Authenticated,
+    Authorized(decision): Authorized,
+    name: web::Path<String>,
+) -> HttpResponse {
+    HttpResponse::Ok().json(platform::dataset(&caller, &decision, &name))
+}
+
+async fn deploy(
+    Authenticated(caller): Authenticated,
+    Authorized(decision): Authorized,
+    model: web::Path<String>,
+) -> HttpResponse {
+    HttpResponse::Ok().json(platform::deploy(&caller, &decision, &model))
+}
+
+async fn read_audit(
+    audit: web::Data<AuditFile>,
+    Authenticated(_caller): Authenticated,
+    Authorized(_decision): Authorized,
+) -> HttpResponse {
+    HttpResponse::Ok().json(platform::audit_tail(&audit))
+}
+
+async fn me(governor: web::Data<Governor>, Authenticated(caller): Authenticated) -> HttpResponse {
+    HttpResponse::Ok().json(platform::me(&governor, &caller))
+}
+
+/// The routes; `Require` wraps each resource, where the path parameters are known.
+fn api(config: &mut web::ServiceConfig, governor: &Governor) {
+    let require = |action: &str, template: &str| Require::new(governor.clone(), action, template);
+    config.service(
+        web::scope("/v1")
+            .service(
+                web::resource("/models/{model}/infer")
+                    .route(web::post().to(infer))
+                    .wrap(require("inference.invoke", "models/{model}")),
+            )
+            .route("/training/jobs", web::post().to(submit_training_job))
+            .service(
+                web::resource("/datasets/{name:.*}")
+                    .route(web::get().to(dataset))
+                    .wrap(require("datasets.read", "datasets/{*name}")),
+            )
+            .service(
+                web::resource("/models/{model}/deploy")
+                    .route(web::post().to(deploy))
+                    .wrap(require("models.deploy", "models/{model}")),
+            )
+            .service(
+                web::resource("/audit")
+                    .route(web::get().to(read_audit))
+                    .wrap(require("audit.read", "audit/decisions")),
+            )
+            .route("/me", web::get().to(me))
+            // Every /v1 request is authenticated once, before the resources' `Require`.
+            .wrap(GovernorMiddleware::new(governor.clone())),
+    );
+}
+
+#[actix_web::main]
+async fn main() -> Result<(), platform::BoxError> {
+    let platform = platform::start().await?;
+    let _idp = platform.idp; // the demo's look-alike serves while this is held
+    let (governor, audit) = (platform.governor, platform.audit);
+    HttpServer::new(move || {
+        App::new()
+            .app_data(web::Data::new(governor.clone()))
+            .app_data(web::Data::new(audit.clone()))
+            .route("/healthz", web::get().to(|| async { "ok" }))
+            .configure(|config| api(config, &governor))
+    })
+    .listen(platform.listener)?
+    .run()
+    .await?;
+    Ok(())
+}

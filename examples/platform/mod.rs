@@ -1,0 +1,486 @@
+//! What `ai_platform` (axum) and `actix_platform` (actix-web) share: the configuration
+//! file, the demo mode with a local Entra look-alike and personas, an interim decision
+//! log, and the API's framework-neutral handlers.
+//!
+//! The API:
+//!
+//! | route | requires |
+//! |---|---|
+//! | `POST /v1/models/{model}/infer` | `inference.invoke` on `models/{model}` |
+//! | `POST /v1/training/jobs` | `training.submit` on `models/{base_model}` and `datasets.read` on `datasets/{dataset}` (from the JSON body, decided in the handler) |
+//! | `GET /v1/datasets/{*name}` | `datasets.read` on `datasets/{name}` |
+//! | `POST /v1/models/{model}/deploy` | `models.deploy` on `models/{model}` |
+//! | `GET /v1/audit` | `audit.read` on `audit/decisions` (auditors) |
+//! | `GET /v1/me` | a valid token: who you are and what you may do |
+//! | `GET /healthz` | nothing |
+
+use std::error::Error;
+use std::io::BufRead as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use entra_governor::http::{self, Refusal};
+use entra_governor::testing::TestIdp;
+use entra_governor::{Cloud, Decision, Governor, Policy, Principal, RequestContext};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+pub type BoxError = Box<dyn Error + Send + Sync>;
+
+const EXAMPLE_POLICY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/policy.toml");
+
+// ----------------------------------------------------------------------- configuration
+
+/// `--config <file>`: see `examples/ai_platform.toml`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address to listen on, e.g. `127.0.0.1:8080`.
+    pub listen: SocketAddr,
+    /// The authorization policy (TOML).
+    pub policy: PathBuf,
+    /// Where decisions are appended as JSON Lines (read back by `GET /v1/audit`).
+    pub audit_log: PathBuf,
+    /// The identity provider.
+    pub entra: EntraConfig,
+}
+
+/// The `[entra]` table.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EntraConfig {
+    /// `global` (default), `us_government` or `china`.
+    #[serde(default)]
+    pub cloud: Option<String>,
+    /// Any authority base URL instead of a named cloud (a local look-alike).
+    #[serde(default)]
+    pub authority: Option<String>,
+    /// One tenant: GUID or verified domain.
+    #[serde(default)]
+    pub tenant: Option<String>,
+    /// Several tenants (GUIDs): a multi-tenant API with an allow-list.
+    #[serde(default)]
+    pub tenants: Vec<String>,
+    /// The API's application (client) id.
+    pub client_id: String,
+    /// Extra accepted audiences (App ID URIs).
+    #[serde(default)]
+    pub app_id_uris: Vec<String>,
+    /// Allow a plain-http authority on a loopback host (local look-alikes only).
+    #[serde(default)]
+    pub dangerous_allow_http_loopback: bool,
+}
+
+impl Config {
+    /// Reads and parses a configuration file; relative paths in it are relative to the
+    /// file's directory.
+    pub fn load(path: &Path) -> Result<Self, BoxError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let mut config: Config =
+            toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        let dir = path.parent().unwrap_or(Path::new("."));
+        config.policy = dir.join(&config.policy);
+        config.audit_log = dir.join(&config.audit_log);
+        Ok(config)
+    }
+
+    /// A governor for this configuration.
+    pub fn governor(&self, audit: entra_governor::AuditLog) -> Result<Governor, BoxError> {
+        let e = &self.entra;
+        let cloud = match (e.authority.as_deref(), e.cloud.as_deref()) {
+            (Some(authority), _) => Cloud::custom(authority),
+            (None, None | Some("global")) => Cloud::global(),
+            (None, Some("us_government")) => Cloud::us_government(),
+            (None, Some("china")) => Cloud::china(),
+            (None, Some(other)) => {
+                return Err(format!(
+                    "entra.cloud = {other:?}: expected global, us_government or china"
+                )
+                .into());
+            }
+        };
+        let mut builder = Governor::builder()
+            .cloud(cloud)
+            .client_id(&e.client_id)
+            .audit(audit)
+            .policy(Policy::from_path(&self.policy)?);
+        builder = match (&e.tenant, e.tenants.is_empty()) {
+            (Some(tenant), true) => builder.tenant(tenant),
+            (None, false) => builder.tenants(e.tenants.iter()),
+            _ => return Err("entra: set exactly one of `tenant` or `tenants`".into()),
+        };
+        for uri in &e.app_id_uris {
+            builder = builder.app_id_uri(uri);
+        }
+        if e.dangerous_allow_http_loopback {
+            builder = builder.dangerous_allow_http_loopback();
+        }
+        Ok(builder.build()?)
+    }
+}
+
+/// The parsed command line: `--config <file>`, or nothing for the demo.
+pub fn config_path() -> Result<Option<PathBuf>, BoxError> {
+    let mut args = std::env::args().skip(1);
+    match (args.next().as_deref(), args.next(), args.next()) {
+        (None, _, _) => Ok(None),
+        (Some("--config"), Some(path), None) => Ok(Some(path.into())),
+        _ => Err("usage: [--config <file>]  (without --config: a local demo with personas)".into()),
+    }
+}
+
+// ---------------------------------------------------------------------------- start-up
+
+/// Everything a server needs, whichever framework serves it.
+pub struct Platform {
+    /// Verifies tokens and decides.
+    pub governor: Governor,
+    /// The audit trail the governor writes.
+    pub audit: AuditFile,
+    /// A bound, non-blocking listener.
+    pub listener: std::net::TcpListener,
+    /// The local Entra look-alike of the demo mode: it serves as long as this is held.
+    pub idp: Option<TestIdp>,
+}
+
+/// Reads `--config`, or starts the demo: a local Entra look-alike and the example policy.
+pub async fn start() -> Result<Platform, BoxError> {
+    let platform = match config_path()? {
+        Some(path) => {
+            let config = Config::load(&path)?;
+            let audit = AuditFile::new(config.audit_log.clone());
+            let governor = config.governor(audit.writer()?)?;
+            // Fail fast when Entra cannot be reached; the server would answer 503 anyway.
+            match governor.prefetch_keys().await {
+                Ok(n) => println!("{n} signing keys loaded"),
+                Err(e) => println!("warning: {e}; requests get 503 until keys arrive"),
+            }
+            Platform {
+                governor,
+                audit,
+                listener: bind(config.listen)?,
+                idp: None,
+            }
+        }
+        None => {
+            let idp = TestIdp::start().await;
+            let audit = AuditFile::new(std::env::temp_dir().join(format!(
+                "entra-governor-ai-platform-{}.jsonl",
+                std::process::id()
+            )));
+            let governor = Governor::builder()
+                .audit(audit.writer()?)
+                .cloud(Cloud::custom(idp.authority()))
+                .tenant(idp.tenant_id().as_str())
+                .client_id(idp.client_id())
+                .dangerous_allow_http_loopback() // the look-alike speaks plain http on 127.0.0.1
+                .policy(Policy::from_path(EXAMPLE_POLICY)?)
+                .build()?;
+            let listener = bind(([127, 0, 0, 1], 8080).into())
+                .or_else(|_| bind(([127, 0, 0, 1], 0).into()))?;
+            Platform {
+                governor,
+                audit,
+                listener,
+                idp: Some(idp),
+            }
+        }
+    };
+    let addr = platform.listener.local_addr()?;
+    match &platform.idp {
+        Some(idp) => print_demo(idp, addr, &platform.audit),
+        None => println!("listening on http://{addr}"),
+    }
+    Ok(platform)
+}
+
+fn bind(addr: SocketAddr) -> Result<std::net::TcpListener, BoxError> {
+    let listener =
+        std::net::TcpListener::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    listener.set_nonblocking(true)?;
+    Ok(listener)
+}
+
+const DATA_SCIENTISTS: &str = "5d3c9a1e-2f47-4b8a-9c61-0e7f3a2b4c5d";
+const ML_ENGINEERS: &str = "8a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d";
+const RELEASE_MANAGERS: &str = "2b7e4f1a-9c3d-4e8b-a5f6-1d0c9b8a7e6f";
+const EXTERNAL_RESEARCHERS: &str = "9f8e7d6c-5b4a-4938-a2b1-c0d9e8f7a6b5";
+
+/// Prints tokens for personas and ready-to-paste `curl` commands.
+fn print_demo(idp: &TestIdp, addr: SocketAddr, audit: &AuditFile) {
+    let personas = [
+        (
+            "DATA_SCIENTIST",
+            "a data scientist (group data-scientists)",
+            idp.token()
+                .scopes("Inference.Invoke Training.Manage")
+                .groups([DATA_SCIENTISTS])
+                .sign(),
+        ),
+        (
+            "ML_ENGINEER",
+            "an ML engineer (group ml-engineers)",
+            idp.token()
+                .scopes("Inference.Invoke Training.Manage Models.Manage")
+                .groups([ML_ENGINEERS])
+                .sign(),
+        ),
+        (
+            "RELEASE_MANAGER",
+            "a release manager (group release-managers)",
+            idp.token()
+                .scopes("Models.Manage")
+                .groups([RELEASE_MANAGERS])
+                .sign(),
+        ),
+        (
+            "AUDITOR",
+            "an auditor (app role Platform.Auditor)",
+            idp.token()
+                .scopes("Audit.Read")
+                .roles(["Platform.Auditor"])
+                .groups(Vec::<String>::new())
+                .sign(),
+        ),
+        (
+            "CI_PIPELINE",
+            "the CI pipeline (app-only, application permission Training.Pipeline)",
+            idp.token().app_only().roles(["Training.Pipeline"]).sign(),
+        ),
+        (
+            "GUEST",
+            "a guest researcher from a partner university (group external-researchers)",
+            idp.token()
+                .guest(idp.add_tenant())
+                .scopes("Training.Manage")
+                .groups([EXTERNAL_RESEARCHERS])
+                .sign(),
+        ),
+    ];
+    let base = format!("http://{addr}");
+    println!("AI platform demo on {base}");
+    println!(
+        "Local Entra look-alike at {} (tenant {}, API client id {})",
+        idp.authority(),
+        idp.tenant_id(),
+        idp.client_id()
+    );
+    println!("Policy: {EXAMPLE_POLICY}");
+    println!("Decision log: {}", audit.path().display());
+    println!("\n# Tokens (valid for one hour; restart for new ones). Paste into a shell:");
+    for (var, who, token) in &personas {
+        println!("# {who}\nexport {var}={token}");
+    }
+    let json = "-H 'content-type: application/json'";
+    let tries = [
+        (
+            "a data scientist calls a research model: 200",
+            format!(
+                "curl -i -X POST {base}/v1/models/exp-42/infer -H \"authorization: Bearer $DATA_SCIENTIST\" {json} -d '{{\"input\":\"hello\"}}'"
+            ),
+        ),
+        (
+            "... and submits a training job on curated data: 202",
+            format!(
+                "curl -i -X POST {base}/v1/training/jobs -H \"authorization: Bearer $DATA_SCIENTIST\" {json} -d '{{\"dataset\":\"curated/chat-v2\",\"base_model\":\"exp-42\"}}'"
+            ),
+        ),
+        (
+            "... but may not read personal data: 403",
+            format!(
+                "curl -i {base}/v1/datasets/pii/patients -H \"authorization: Bearer $DATA_SCIENTIST\""
+            ),
+        ),
+        (
+            "an ML engineer reads personal data: 200",
+            format!(
+                "curl -i {base}/v1/datasets/pii/patients -H \"authorization: Bearer $ML_ENGINEER\""
+            ),
+        ),
+        (
+            "... but does not deploy: 403",
+            format!(
+                "curl -i -X POST {base}/v1/models/staging-7/deploy -H \"authorization: Bearer $ML_ENGINEER\""
+            ),
+        ),
+        (
+            "a release manager deploys a release candidate: 200",
+            format!(
+                "curl -i -X POST {base}/v1/models/staging-7/deploy -H \"authorization: Bearer $RELEASE_MANAGER\""
+            ),
+        ),
+        (
+            "the CI pipeline retrains a release candidate: 202",
+            format!(
+                "curl -i -X POST {base}/v1/training/jobs -H \"authorization: Bearer $CI_PIPELINE\" {json} -d '{{\"dataset\":\"curated/chat-v2\",\"base_model\":\"staging-7\"}}'"
+            ),
+        ),
+        (
+            "... and never touches personal data: 403",
+            format!(
+                "curl -i -X POST {base}/v1/training/jobs -H \"authorization: Bearer $CI_PIPELINE\" {json} -d '{{\"dataset\":\"pii/patients\",\"base_model\":\"staging-7\"}}'"
+            ),
+        ),
+        (
+            "a guest trains a research model on public data: 202",
+            format!(
+                "curl -i -X POST {base}/v1/training/jobs -H \"authorization: Bearer $GUEST\" {json} -d '{{\"dataset\":\"public/wiki\",\"base_model\":\"exp-1\"}}'"
+            ),
+        ),
+        (
+            "... but reads no personal data: 403",
+            format!("curl -i {base}/v1/datasets/pii/patients -H \"authorization: Bearer $GUEST\""),
+        ),
+        (
+            "the auditor reads the decision log: 200",
+            format!("curl -i {base}/v1/audit -H \"authorization: Bearer $AUDITOR\""),
+        ),
+        (
+            "... which nobody else may: 403",
+            format!("curl -i {base}/v1/audit -H \"authorization: Bearer $DATA_SCIENTIST\""),
+        ),
+        (
+            "who am I, and what may I do: 200",
+            format!("curl -s {base}/v1/me -H \"authorization: Bearer $ML_ENGINEER\""),
+        ),
+        ("no token: 401", format!("curl -i {base}/v1/me")),
+    ];
+    println!("\n# Try:");
+    for (what, command) in tries {
+        println!("# {what}\n{command}");
+    }
+    println!();
+}
+
+// -------------------------------------------------------------------------- audit file
+
+/// Reads back the audit trail the governor writes (JSON Lines, one event per
+/// authorization: allow, deny, invalid token, unavailable), for `GET /v1/audit`.
+#[derive(Clone, Debug)]
+pub struct AuditFile {
+    path: Arc<PathBuf>,
+}
+
+impl AuditFile {
+    /// The trail at `path`.
+    pub fn new(path: PathBuf) -> Self {
+        Self {
+            path: Arc::new(path),
+        }
+    }
+
+    /// The file the governor appends to.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The governor's audit log writing to this file.
+    pub fn writer(&self) -> Result<entra_governor::AuditLog, BoxError> {
+        let sink = entra_governor::JsonLinesSink::file(&*self.path)?;
+        Ok(entra_governor::AuditLog::builder(sink).build())
+    }
+
+    /// The last `n` events, oldest first.
+    pub fn tail(&self, n: usize) -> Vec<Value> {
+        let Ok(file) = std::fs::File::open(&*self.path) else {
+            return Vec::new();
+        };
+        let lines: Vec<Value> = std::io::BufReader::new(file)
+            .lines()
+            .map_while(Result::ok)
+            .filter_map(|line| serde_json::from_str(&line).ok())
+            .collect();
+        lines[lines.len().saturating_sub(n)..].to_vec()
+    }
+}
+
+// --------------------------------------------------------------------------- handlers
+
+/// `POST /v1/models/{model}/infer` body.
+#[derive(Debug, Deserialize)]
+pub struct InferRequest {
+    /// The prompt.
+    pub input: String,
+}
+
+/// `POST /v1/training/jobs` body.
+#[derive(Debug, Deserialize)]
+pub struct TrainingJob {
+    /// The dataset, under `datasets/` (`curated/chat-v2`).
+    pub dataset: String,
+    /// The model to fine-tune, under `models/` (`exp-42`).
+    pub base_model: String,
+}
+
+/// After the route's `Require`: answers an inference call.
+pub fn infer(
+    caller: &Principal,
+    decision: &Decision,
+    model: &str,
+    request: &InferRequest,
+) -> Value {
+    json!({ "caller": caller.id().to_string(), "decided": decision.explain(), "model": model, "output": format!("[{model}] {}", request.input.chars().rev().collect::<String>()) })
+}
+
+/// Decides on the resources named in the body (the route only authenticated), then
+/// queues the job.
+pub async fn submit_training_job(
+    governor: &Governor,
+    caller: &Principal,
+    job: &TrainingJob,
+) -> Result<Value, Refusal> {
+    for (action, resource) in [
+        ("training.submit", format!("models/{}", job.base_model)),
+        ("datasets.read", format!("datasets/{}", job.dataset)),
+    ] {
+        // Decided and recorded in the audit trail, exactly as the route layers do.
+        http::authorize(
+            governor,
+            caller,
+            action,
+            &resource,
+            &RequestContext::default(),
+        )
+        .await?;
+    }
+    let id = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or_default();
+    Ok(json!({
+        "job_id": format!("job-{id}"),
+        "status": "queued",
+        "base_model": job.base_model,
+        "dataset": job.dataset,
+    }))
+}
+
+/// After the route's `Require`: describes a dataset.
+pub fn dataset(caller: &Principal, decision: &Decision, name: &str) -> Value {
+    json!({ "caller": caller.id().to_string(), "decided": decision.explain(), "name": name, "records": 1_000_000, "format": "jsonl" })
+}
+
+/// After the route's `Require`: starts a deployment.
+pub fn deploy(caller: &Principal, decision: &Decision, model: &str) -> Value {
+    json!({ "caller": caller.id().to_string(), "decided": decision.explain(), "model": model, "status": "deploying" })
+}
+
+/// After the route's `Require`: the last decisions.
+pub fn audit_tail(audit: &AuditFile) -> Value {
+    json!({ "events": audit.tail(100) })
+}
+
+/// Who the caller is and what the policy lets them do.
+pub fn me(governor: &Governor, caller: &Principal) -> Value {
+    json!({
+        "id": caller.id().to_string(),
+        "kind": caller.kind(),
+        "guest": caller.is_guest(),
+        "scopes": caller.scopes(),
+        "roles": caller.roles(),
+        "permissions": governor.permissions(caller),
+    })
+}

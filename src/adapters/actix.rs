@@ -1,0 +1,466 @@
+//! actix-web 4 integration (feature `actix`): middleware that authenticates, middleware
+//! that authorizes per resource, and extractors for handlers.
+//!
+//! - [`GovernorMiddleware`] verifies the bearer token of every request and puts the
+//!   caller's [`Principal`] in the request extensions, or answers the refusal (400, 401,
+//!   503).
+//! - [`Require`] requires an action on a resource named by the route's match info
+//!   (`inference.invoke` on `models/{model}`); on allow it puts the [`Decision`] in the
+//!   request extensions, otherwise it answers 403 (or 503). Wrap the
+//!   [`Resource`](actix_web::Resource) (or a [`Scope`](actix_web::Scope) whose path holds
+//!   the parameters): middleware on the `App` runs before routing and sees no
+//!   parameters. It verifies the token itself when no [`GovernorMiddleware`] ran before
+//!   it, so it also works alone.
+//! - [`Authenticated`] and [`Authorized`] hand the principal and the decision to handlers.
+//! - [`Refusal`] implements [`ResponseError`], so handlers that decide on resources named
+//!   in a request body answer exactly as the middleware does.
+//!
+//! Every refusal is rendered from [`crate::http::Refusal`], the mapping shared with the
+//! axum adapter: both frameworks answer with the same status, `WWW-Authenticate`,
+//! `Retry-After` and JSON body (see [`crate::http`] for the table).
+//!
+//! ```no_run
+//! use actix_web::{App, HttpServer, web};
+//! use entra_governor::actix::{Authenticated, Authorized, GovernorMiddleware, Require};
+//! use entra_governor::http::Refusal;
+//! use entra_governor::{Governor, Policy};
+//! use serde::Deserialize;
+//!
+//! // `inference.invoke` on `models/{model}` was checked before the handler runs.
+//! async fn infer(Authorized(decision): Authorized) -> String {
+//!     format!("{} may call {}", decision.action, decision.resource)
+//! }
+//!
+//! #[derive(Deserialize)]
+//! struct Job {
+//!     base_model: String,
+//! }
+//!
+//! // The resource is in the body: decide in the handler, answer like the middleware does.
+//! async fn submit(
+//!     governor: web::Data<Governor>,
+//!     Authenticated(caller): Authenticated,
+//!     job: web::Json<Job>,
+//! ) -> Result<String, Refusal> {
+//!     let resource = format!("models/{}", job.base_model);
+//!     // Decided, recorded in the audit trail, and refused exactly as the middleware would.
+//!     entra_governor::http::authorize(&governor, &caller, "training.submit", &resource, &Default::default()).await?;
+//!     Ok(format!("training {resource} for {}", caller.id()))
+//! }
+//!
+//! #[actix_web::main]
+//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     let governor = Governor::builder()
+//!         .tenant("72f988bf-86f1-41af-91ab-2d7cd011db47")
+//!         .client_id("6e74172b-be56-4843-9ff4-e66a39bb12e3")
+//!         .policy(Policy::from_path("examples/policy.toml")?)
+//!         .build()?;
+//!
+//!     HttpServer::new(move || {
+//!         App::new()
+//!             .app_data(web::Data::new(governor.clone()))
+//!             .service(
+//!                 web::resource("/v1/models/{model}/infer")
+//!                     .route(web::post().to(infer))
+//!                     .wrap(Require::new(governor.clone(), "inference.invoke", "models/{model}")),
+//!             )
+//!             .route("/v1/training/jobs", web::post().to(submit))
+//!             .wrap(GovernorMiddleware::new(governor.clone()))
+//!     })
+//!     .bind(("127.0.0.1", 8080))?
+//!     .run()
+//!     .await?;
+//!     Ok(())
+//! }
+//! ```
+//!
+//! ## Resource templates
+//!
+//! `{name}` placeholders take the match-info parameter of that name (one segment),
+//! `{*name}` a tail parameter (`/v1/datasets/{name:.*}`); see [`ResourceTemplate`] for
+//! what a value may hold. actix-web leaves `%2F`, `%25` and `%2B` encoded in match info;
+//! values holding `%` are refused (403), so the two adapters refuse the same requests. A
+//! placeholder the route does not have is a server bug: such requests are refused with
+//! 500 `server_error`, never authorized, and logged at `error` level. A malformed
+//! template makes [`Require::new`] panic at start-up.
+
+use std::fmt;
+use std::future::{Future, Ready, ready};
+use std::ops::Deref;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{Payload, Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
+use actix_web::http::StatusCode;
+use actix_web::http::header::{AUTHORIZATION, HeaderMap};
+use actix_web::{Error, FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseError};
+
+use crate::http::{self, RenderError, ResourceTemplate};
+use crate::{Decision, Governor, Principal, RequestContext};
+
+pub use crate::http::Refusal;
+
+impl ResponseError for Refusal {
+    fn status_code(&self) -> StatusCode {
+        StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut response = HttpResponse::build(self.status_code());
+        for (name, value) in self.headers() {
+            response.insert_header((name, value));
+        }
+        response.body(self.body_json())
+    }
+}
+
+fn authorization(headers: &HeaderMap) -> impl Iterator<Item = &[u8]> {
+    headers.get_all(AUTHORIZATION).map(|value| value.as_bytes())
+}
+
+/// The audit context of a request: its `x-request-id` or `x-correlation-id` header.
+fn context(headers: &HeaderMap) -> RequestContext {
+    let id = headers
+        .get("x-request-id")
+        .or_else(|| headers.get("x-correlation-id"));
+    http::request_context(id.map(|v| v.as_bytes()))
+}
+
+/// The future of [`GovernorService`] and [`RequireService`].
+type LocalBoxFuture<T> = Pin<Box<dyn Future<Output = T>>>;
+
+/// Answers `refusal` instead of calling the inner service.
+fn refuse<B>(request: ServiceRequest, refusal: &Refusal) -> ServiceResponse<EitherBody<B>> {
+    request
+        .into_response(refusal.error_response())
+        .map_into_right_body()
+}
+
+// ------------------------------------------------------------------- authentication
+
+/// Middleware that verifies the bearer token of every request and inserts the caller's
+/// [`Principal`] into the request extensions; refuses with 400, 401 or 503 otherwise.
+///
+/// ```
+/// # use actix_web::{App, web};
+/// # use entra_governor::actix::GovernorMiddleware;
+/// # fn app(governor: entra_governor::Governor) {
+/// App::new()
+///     .route("/v1/models", web::get().to(|| async { "[]" }))
+///     .wrap(GovernorMiddleware::new(governor));
+/// # }
+/// ```
+#[derive(Clone, Debug)]
+pub struct GovernorMiddleware {
+    governor: Governor,
+}
+
+impl GovernorMiddleware {
+    /// Middleware that authenticates every request with `governor`.
+    pub fn new(governor: Governor) -> Self {
+        Self { governor }
+    }
+}
+
+impl<S, B> Transform<S, ServiceRequest> for GovernorMiddleware
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
+    B: MessageBody + 'static,
+{
+    type Response = ServiceResponse<EitherBody<B>>;
+    type Error = Error;
+    type Transform = GovernorService<S>;
+    type InitError = ();
+    type Future = Ready<Result<Self::Transform, Self::InitError>>;
+
+    fn new_transform(&self, service: S) -> Self::Future {
+        ready(Ok(GovernorService {
+            service: Rc::new(service),
+            governor: self.governor.clone(),
+        }))
+    }
+}
+
+/// The service made by [`GovernorMiddleware`].
+pub struct GovernorService<S> {
+    service: Rc<S>,
+    governor: Governor,
+}
+
+impl<S> fmt::Debug for GovernorService<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GovernorService")
+            .field("governor", &self.governor)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, B> Service<ServiceRequest> for GovernorService<S>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
+    B: MessageBody + 'static,
+{
+    type Response = ServiceResponse<EitherBody<B>>;
+    type Error = Error;
+    type Future = LocalBoxFuture<Result<Self::Response, Error>>;
+
+    forward_ready!(service);
+
+    fn call(&self, request: ServiceRequest) -> Self::Future {
+        let service = Rc::clone(&self.service);
+        let governor = self.governor.clone();
+        Box::pin(async move {
+            let context = context(request.headers());
+            let outcome = http::authenticate(
+                &governor,
+                authorization(request.headers()),
+                request.path(),
+                &context,
+            )
+            .await;
+            match outcome {
+                Ok(principal) => {
+                    request.extensions_mut().insert(principal);
+                    Ok(service.call(request).await?.map_into_left_body())
+                }
+                Err(refusal) => Ok(refuse(request, &refusal)),
+            }
+        })
+    }
+}
+
+// -------------------------------------------------------------------- authorization
+
+/// Middleware that requires an action on a resource named by the route's match info;
+/// inserts the allowing [`Decision`] (and the [`Principal`]) into the request extensions,
+/// or refuses.
+///
+/// The caller is the [`Principal`] a [`GovernorMiddleware`] put in the extensions;
+/// without one, this middleware verifies the bearer token itself (same refusals).
+///
+/// ```
+/// # use actix_web::{App, web};
+/// # use entra_governor::actix::Require;
+/// # fn app(governor: entra_governor::Governor) {
+/// App::new().service(
+///     web::resource("/v1/models/{model}/deploy")
+///         .route(web::post().to(|| async { "deploying" }))
+///         .wrap(Require::new(governor, "models.deploy", "models/{model}")),
+/// );
+/// # }
+/// ```
+#[derive(Clone, Debug)]
+pub struct Require {
+    governor: Governor,
+    action: Arc<str>,
+    template: Arc<ResourceTemplate>,
+}
+
+impl Require {
+    /// Requires `action` on the resource `template` names, e.g. `"inference.invoke"` on
+    /// `"models/{model}"`.
+    ///
+    /// # Panics
+    /// When `template` is not a valid [`ResourceTemplate`] (a programming error, caught
+    /// at start-up).
+    #[track_caller]
+    pub fn new(governor: Governor, action: impl Into<String>, template: &str) -> Self {
+        let template = ResourceTemplate::parse(template).unwrap_or_else(|e| panic!("{e}"));
+        Self {
+            governor,
+            action: action.into().into(),
+            template: Arc::new(template),
+        }
+    }
+
+    /// Authenticates (unless done), fills the template, decides; on allow the principal
+    /// and the decision are in the request extensions.
+    async fn check(&self, request: &ServiceRequest) -> Result<(), Refusal> {
+        let existing = request.extensions_mut().remove::<Principal>();
+        let context = context(request.headers());
+        let principal = match existing {
+            Some(principal) => principal,
+            None => {
+                let headers = authorization(request.headers());
+                http::authenticate(&self.governor, headers, request.path(), &context).await?
+            }
+        };
+        let resource = self.resource(request)?;
+        let decision = http::authorize(
+            &self.governor,
+            &principal,
+            &self.action,
+            &resource,
+            &context,
+        )
+        .await?;
+        let mut extensions = request.extensions_mut();
+        extensions.insert(principal);
+        extensions.insert(decision);
+        Ok(())
+    }
+
+    fn resource(&self, request: &ServiceRequest) -> Result<String, Refusal> {
+        let params = request.match_info();
+        self.template.render(|name| params.get(name)).map_err(|e| {
+            if let RenderError::MissingParameter { name } = &e {
+                tracing::error!(
+                    template = self.template.as_str(),
+                    parameter = name.as_str(),
+                    "Require: the route has no match-info parameter for this resource \
+                         template placeholder (wrap the resource, not the App); requests \
+                         are refused with 500"
+                );
+            }
+            Refusal::from_render_error(&e)
+        })
+    }
+}
+
+impl<S, B> Transform<S, ServiceRequest> for Require
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
+    B: MessageBody + 'static,
+{
+    type Response = ServiceResponse<EitherBody<B>>;
+    type Error = Error;
+    type Transform = RequireService<S>;
+    type InitError = ();
+    type Future = Ready<Result<Self::Transform, Self::InitError>>;
+
+    fn new_transform(&self, service: S) -> Self::Future {
+        ready(Ok(RequireService {
+            service: Rc::new(service),
+            require: self.clone(),
+        }))
+    }
+}
+
+/// The service made by [`Require`].
+pub struct RequireService<S> {
+    service: Rc<S>,
+    require: Require,
+}
+
+impl<S> fmt::Debug for RequireService<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RequireService")
+            .field("require", &self.require)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, B> Service<ServiceRequest> for RequireService<S>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
+    B: MessageBody + 'static,
+{
+    type Response = ServiceResponse<EitherBody<B>>;
+    type Error = Error;
+    type Future = LocalBoxFuture<Result<Self::Response, Error>>;
+
+    forward_ready!(service);
+
+    fn call(&self, request: ServiceRequest) -> Self::Future {
+        let service = Rc::clone(&self.service);
+        let require = self.require.clone();
+        Box::pin(async move {
+            match require.check(&request).await {
+                Ok(()) => Ok(service.call(request).await?.map_into_left_body()),
+                Err(refusal) => Ok(refuse(request, &refusal)),
+            }
+        })
+    }
+}
+
+// ---------------------------------------------------------------------- extractors
+
+/// The verified caller, from the request extensions ([`GovernorMiddleware`] or
+/// [`Require`] put it there).
+///
+/// Without either middleware on the route, extraction fails with 500: a server bug, not
+/// something the client can fix.
+#[derive(Clone, Debug)]
+pub struct Authenticated(pub Principal);
+
+/// The allowing decision of the route's [`Require`], from the request extensions.
+///
+/// Without a `Require` on the route, extraction fails with 500.
+#[derive(Clone, Debug)]
+pub struct Authorized(pub Decision);
+
+impl Deref for Authenticated {
+    type Target = Principal;
+
+    fn deref(&self) -> &Principal {
+        &self.0
+    }
+}
+
+impl Deref for Authorized {
+    type Target = Decision;
+
+    fn deref(&self) -> &Decision {
+        &self.0
+    }
+}
+
+fn not_installed(what: &'static str) -> Refusal {
+    tracing::error!("{what}: the route has no entra-governor middleware; answering 500");
+    Refusal::misconfigured("authorization is misconfigured for this route")
+}
+
+impl FromRequest for Authenticated {
+    type Error = Refusal;
+    type Future = Ready<Result<Self, Refusal>>;
+
+    fn from_request(request: &HttpRequest, _payload: &mut Payload) -> Self::Future {
+        ready(match request.extensions().get::<Principal>() {
+            Some(principal) => Ok(Self(principal.clone())),
+            None => Err(not_installed(
+                "Authenticated extractor without GovernorMiddleware or Require",
+            )),
+        })
+    }
+}
+
+impl FromRequest for Authorized {
+    type Error = Refusal;
+    type Future = Ready<Result<Self, Refusal>>;
+
+    fn from_request(request: &HttpRequest, _payload: &mut Payload) -> Self::Future {
+        ready(match request.extensions().get::<Decision>() {
+            Some(decision) => Ok(Self(decision.clone())),
+            None => Err(not_installed("Authorized extractor without Require")),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(response: &HttpResponse, name: &str) -> String {
+        response
+            .headers()
+            .get(name)
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    #[test]
+    fn refusals_render_with_their_headers() {
+        let response = Refusal::unavailable("signing keys unavailable").error_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(header(&response, "retry-after"), "5");
+        assert_eq!(header(&response, "content-type"), "application/json");
+        let challenge = "Bearer realm=\"\", error=\"insufficient_claims\", claims=\"eyJ9\"";
+        let response = Refusal::insufficient_claims(challenge.into()).error_response();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(header(&response, "www-authenticate"), challenge);
+    }
+}

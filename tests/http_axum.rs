@@ -1,0 +1,120 @@
+//! The axum adapter end to end: real servers on loopback, a real HTTP client, tokens from
+//! the local Entra look-alike, the example policy. The contract is shared with the
+//! actix-web tests (`tests/http_cases/mod.rs`).
+
+mod common;
+mod http_cases;
+
+use std::net::SocketAddr;
+
+use axum::extract::State;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use entra_governor::Governor;
+use entra_governor::axum::{Authenticated, Authorized, GovernorLayer, RequireLayer};
+use entra_governor::http::Refusal;
+use entra_governor::testing::{Mode, TestIdp};
+use serde::Deserialize;
+
+async fn me(Authenticated(caller): Authenticated) -> String {
+    caller.id().to_string()
+}
+
+async fn decided(Authenticated(_): Authenticated, Authorized(decision): Authorized) -> String {
+    format!("{} {}", decision.action, decision.resource)
+}
+
+#[derive(Deserialize)]
+struct TrainingJob {
+    dataset: String,
+    base_model: String,
+}
+
+/// Resources named in the body are decided in the handler.
+async fn submit(
+    State(governor): State<Governor>,
+    Authenticated(caller): Authenticated,
+    Json(job): Json<TrainingJob>,
+) -> Result<String, Refusal> {
+    for (action, resource) in [
+        ("training.submit", format!("models/{}", job.base_model)),
+        ("datasets.read", format!("datasets/{}", job.dataset)),
+    ] {
+        entra_governor::http::authorize(&governor, &caller, action, &resource, &Default::default())
+            .await?;
+    }
+    Ok(format!("training {}", job.base_model))
+}
+
+fn app(governor: &Governor) -> Router {
+    let require =
+        |action: &str, template: &str| RequireLayer::new(governor.clone(), action, template);
+    let governed = Router::new()
+        .route("/v1/me", get(me))
+        .route(
+            "/v1/models/{model}/infer",
+            post(decided).route_layer(require("inference.invoke", "models/{model}")),
+        )
+        .route(
+            "/v1/datasets/{*name}",
+            get(decided).route_layer(require("datasets.read", "datasets/{*name}")),
+        )
+        .route("/v1/training/jobs", post(submit))
+        .route(
+            "/v1/broken/{x}",
+            get(decided).route_layer(require("models.read", "models/{model}")),
+        )
+        .route("/v1/undecided", get(decided))
+        .layer(GovernorLayer::new(governor.clone()));
+    let alone = Router::new().route(
+        "/alone/models/{model}/infer",
+        post(decided).route_layer(require("inference.invoke", "models/{model}")),
+    );
+    governed.merge(alone).with_state(governor.clone())
+}
+
+async fn serve(governor: &Governor) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr: SocketAddr = listener.local_addr().unwrap();
+    let app = app(governor);
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}")
+}
+
+#[tokio::test]
+async fn the_http_contract() {
+    let idp = TestIdp::start().await;
+    let trail = http_cases::Trail::new();
+    let governor = common::builder(&idp)
+        .policy(http_cases::example_policy())
+        .audit(trail.log.clone())
+        .build()
+        .unwrap();
+    let base = serve(&governor).await;
+    http_cases::check_contract(&base, &idp, &trail).await;
+}
+
+#[tokio::test]
+async fn identity_provider_down_is_503_with_retry_after() {
+    let idp = TestIdp::start().await;
+    let trail = http_cases::Trail::new();
+    let governor = common::builder(&idp)
+        .policy(http_cases::example_policy())
+        .audit(trail.log.clone())
+        .build()
+        .unwrap();
+    idp.set_mode(Mode::Down);
+    let base = serve(&governor).await;
+    http_cases::check_idp_down(&base, &idp, &trail).await;
+}
+
+#[test]
+#[should_panic(expected = "invalid resource template \"models/{model\": unclosed '{'")]
+fn a_malformed_template_panics_at_start_up() {
+    let governor = Governor::builder()
+        .tenant("72f988bf-86f1-41af-91ab-2d7cd011db47")
+        .client_id("6e74172b-be56-4843-9ff4-e66a39bb12e3")
+        .build()
+        .unwrap();
+    let _ = RequireLayer::new(governor, "models.read", "models/{model");
+}
