@@ -269,7 +269,7 @@ fn print_demo(idp: &TestIdp, addr: SocketAddr, audit: &AuditFile) {
         idp.client_id()
     );
     println!("Policy: {EXAMPLE_POLICY}");
-    println!("Decision log: {}", audit.path().display());
+    println!("Audit trail (JSON Lines): {}", audit.path().display());
     println!("\n# Tokens (valid for one hour; restart for new ones). Paste into a shell:");
     for (var, who, token) in &personas {
         println!("# {who}\nexport {var}={token}");
@@ -335,7 +335,7 @@ fn print_demo(idp: &TestIdp, addr: SocketAddr, audit: &AuditFile) {
             format!("curl -i {base}/v1/datasets/pii/patients -H \"authorization: Bearer $GUEST\""),
         ),
         (
-            "the auditor reads the decision log: 200",
+            "the auditor reads the audit trail: 200",
             format!("curl -i {base}/v1/audit -H \"authorization: Bearer $AUDITOR\""),
         ),
         (
