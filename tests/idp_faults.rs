@@ -19,6 +19,9 @@ use serde_json::{Value, json};
 
 use common::{builder, setup};
 
+/// A fault of the JWKS endpoint and the reason it must produce, given the idp's host.
+type Case = (Mode, Box<dyn Fn(&str) -> String>);
+
 fn b64(bytes: impl AsRef<[u8]>) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
@@ -44,7 +47,7 @@ fn keys_unavailable(err: TokenError) -> String {
 
 #[tokio::test]
 async fn jwks_faults_while_discovery_is_fine() {
-    let cases: Vec<(Mode, Box<dyn Fn(&str) -> String>)> = vec![
+    let cases: Vec<Case> = vec![
         (
             Mode::Status(500),
             Box::new(|h| format!("{h} answered HTTP 500")),
