@@ -133,6 +133,8 @@ pub(crate) struct State {
     keys: Mutex<KeyRing>,
     foreign: OnceLock<Arc<RsaKey>>,
     mode: Mutex<Mode>,
+    /// Overrides `mode` for the JWKS endpoint only, when set.
+    jwks_mode: Mutex<Option<Mode>>,
     discovery_requests: AtomicUsize,
     jwks_requests: AtomicUsize,
     pub(crate) appid_requests: AtomicUsize,
@@ -187,6 +189,11 @@ impl State {
 
     pub(crate) fn mode(&self) -> Mode {
         lock(&self.mode).clone()
+    }
+
+    /// The mode of the JWKS endpoint: its override, or the common mode.
+    pub(crate) fn jwks_mode(&self) -> Mode {
+        lock(&self.jwks_mode).clone().unwrap_or_else(|| self.mode())
     }
 
     pub(crate) fn serves(&self, tenant: &TenantId) -> bool {
@@ -275,6 +282,7 @@ impl TestIdp {
             }),
             foreign: OnceLock::new(),
             mode: Mutex::new(Mode::Normal),
+            jwks_mode: Mutex::new(None),
             discovery_requests: AtomicUsize::new(0),
             jwks_requests: AtomicUsize::new(0),
             appid_requests: AtomicUsize::new(0),
@@ -436,6 +444,13 @@ impl TestIdp {
     /// Sets how the discovery and JWKS endpoints answer from now on.
     pub fn set_mode(&self, mode: Mode) {
         *lock(&self.state().mode) = mode;
+    }
+
+    /// Sets how the JWKS endpoint alone answers (discovery keeps following
+    /// [`set_mode`](Self::set_mode)); `None` makes it follow `set_mode` again. For faults
+    /// that only the key set has, while discovery is fine.
+    pub fn set_jwks_mode(&self, mode: Option<Mode>) {
+        *lock(&self.state().jwks_mode) = mode;
     }
 
     /// Discovery requests received (v1 and v2, any tenant, any answer, including [`Mode::Down`]).

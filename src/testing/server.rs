@@ -180,7 +180,10 @@ async fn answer(
         Endpoint::Jwks(_) => state.count_jwks(),
     }
 
-    let mode = state.mode();
+    let mode = match endpoint {
+        Endpoint::Discovery(_) => state.mode(),
+        Endpoint::Jwks(_) => state.jwks_mode(),
+    };
     match &mode {
         Mode::Down => return Err(Hangup),
         Mode::Status(code) => return Ok(fault(*code)),

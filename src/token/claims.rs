@@ -121,6 +121,18 @@ const KNOWN: &[(&str, &str)] = &[
 
 /// Parses a decoded payload.
 pub(crate) fn parse(payload: &[u8]) -> Result<RawClaims, TokenError> {
+    // serde_json skips ignored values without validating their UTF-8 or bounding their
+    // depth: check both first, so that every consumer of the payload reads the same JSON.
+    if std::str::from_utf8(payload).is_err() {
+        return Err(TokenError::InvalidPayload {
+            reason: "not valid UTF-8",
+        });
+    }
+    if !crate::token::jws::json_depth_within(payload, crate::token::jws::MAX_JSON_DEPTH) {
+        return Err(TokenError::InvalidPayload {
+            reason: "nested too deeply",
+        });
+    }
     let fault = Cell::new(None);
     let seed = ClaimsSeed { fault: &fault };
     let mut de = serde_json::Deserializer::from_slice(payload);

@@ -151,7 +151,54 @@ fn check_kid(kid: String) -> Result<String, &'static str> {
     }
 }
 
+/// The deepest JSON nesting accepted in a header or payload. Entra's deepest member is
+/// `_claim_sources.src1.endpoint` (depth 3); serde_json skips ignored values without a
+/// depth limit, so without this bound a signed token could carry arbitrarily deep
+/// structures that other JSON parsers (audit consumers, log pipelines) choke on.
+pub(crate) const MAX_JSON_DEPTH: usize = 32;
+
+/// True when `bytes` never nests arrays or objects deeper than `max`. Linear, no
+/// allocation; brackets inside strings (escapes included) are not counted.
+pub(crate) fn json_depth_within(bytes: &[u8], max: usize) -> bool {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &b in bytes {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    return false;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    true
+}
+
 fn parse_header(bytes: &[u8]) -> Result<String, TokenError> {
+    // serde_json does not validate UTF-8 inside values it skips: check it all first, so
+    // that no parser anywhere sees a different header than this one.
+    if std::str::from_utf8(bytes).is_err() {
+        return Err(TokenError::InvalidHeader {
+            reason: "not valid UTF-8",
+        });
+    }
+    if !json_depth_within(bytes, MAX_JSON_DEPTH) {
+        return Err(TokenError::InvalidHeader {
+            reason: "nested too deeply",
+        });
+    }
     let header: Header = serde_json::from_slice(bytes).map_err(|_| TokenError::InvalidHeader {
         reason: "not a JSON object",
     })?;
@@ -229,6 +276,16 @@ mod tests {
             parse(&padded, 1024),
             Err(TokenError::Malformed { .. })
         ));
+    }
+
+    #[test]
+    fn json_depth_counts_brackets_outside_strings_only() {
+        assert!(json_depth_within(br#"{"a":[[1]]}"#, 3));
+        assert!(!json_depth_within(br#"{"a":[[1]]}"#, 2));
+        assert!(json_depth_within(br#"{"a":"[[[[\"[[[[{{{{"}"#, 1));
+        assert!(json_depth_within(br#"{"a":"\\"}"#, 1));
+        assert!(!json_depth_within(br#"{"a":"\\","b":[[]]}"#, 2));
+        assert!(json_depth_within(b"]]]]{}", 1));
     }
 
     #[test]

@@ -7,6 +7,7 @@ use crate::cloud::Cloud;
 use crate::error::{TokenError, excerpt};
 use crate::ids::{GroupId, ObjectId, PERSONAL_ACCOUNTS_TENANT, PrincipalId, TenantId, is_guid};
 use crate::principal::{ClientAuth, DisplayClaims, Groups, Principal, PrincipalKind, TokenVersion};
+use crate::revocation::MAX_TOKEN_LIFETIME_SECS;
 use crate::token::claims::RawClaims;
 use crate::token::keys::{SigningKey, issuer_tenant};
 
@@ -148,6 +149,18 @@ fn check_times(rules: &Rules, c: &RawClaims, now: u64) -> Result<u64, TokenError
             expired_at: exp,
             now,
             skew_secs: skew,
+        });
+    }
+    // Entra never issues a token living longer than 28 hours (CAE). A longer one would
+    // also outlive revocation entries, which are pruned after that lifetime.
+    if exp
+        > now
+            .saturating_add(MAX_TOKEN_LIFETIME_SECS)
+            .saturating_add(skew)
+    {
+        return Err(TokenError::InvalidClaim {
+            claim: "exp",
+            reason: "lifetime beyond Entra's maximum (28 hours)",
         });
     }
     if let Some(nbf) = c.nbf
