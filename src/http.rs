@@ -117,15 +117,32 @@ impl Refusal {
     }
 
     /// The refusal for a denying decision, or `None` for an allow: 403
-    /// `insufficient_scope` (the body names no role, rule or scope), or 503 when group
-    /// membership could not be resolved.
+    /// `insufficient_scope` (the body names no role, rule or scope), 503 when group
+    /// membership could not be resolved, or — for a
+    /// [`StepUpRequired`](crate::Reason::StepUpRequired) whose challenge is filled in (the
+    /// [`Governor`](crate::Governor) does it; see
+    /// [`Decision::with_challenge`](crate::Decision::with_challenge)) — 401 with that
+    /// exact `WWW-Authenticate` claims challenge and an `insufficient_claims` body.
+    /// Clients that cannot perform step-up get the plain 403.
     pub fn from_decision(decision: &crate::Decision) -> Option<Self> {
         use crate::Reason;
-        match decision.reason {
+        match &decision.reason {
             Reason::Allow => None,
             Reason::GroupMembershipUnavailable => {
                 Some(Self::unavailable("group membership unavailable"))
             }
+            Reason::StepUpRequired {
+                www_authenticate: Some(challenge),
+                ..
+            } => Some(Self {
+                status: 401,
+                www_authenticate: Some(challenge.clone()),
+                retry_after: None,
+                body: RefusalBody {
+                    error: "insufficient_claims",
+                    error_description: "a stronger or more recent sign-in is required",
+                },
+            }),
             _ => Some(Self {
                 status: 403,
                 www_authenticate: Some("Bearer error=\"insufficient_scope\"".into()),

@@ -152,17 +152,20 @@ pub mod ident;
 mod lint;
 pub mod model;
 pub mod pattern;
+mod requirement;
 
 pub use action::{BUILTIN_ACTIONS, MAX_ACTIONS};
 pub use compile::{CompiledPolicy, MAX_BINDINGS, MAX_ROLES};
 pub use error::{PolicyError, PolicyErrorKind};
 pub use eval::{
-    DenyView, EffectiveGrant, GroupMembership, MembershipView, Permissions, RoleAssignment,
+    DenyView, EffectiveGrant, GroupMembership, MembershipView, Permissions, RequirementRuleView,
+    RoleAssignment,
 };
 pub use ident::{IdentifierProblem, Script};
 pub use lint::{LintCode, LintReport, LintWarning};
-pub use model::{OnGroupOverage, PolicyDocument};
+pub use model::{OnGroupOverage, PolicyDocument, RequirementRuleDef, RequiresDef};
 pub use pattern::{PathProblem, Pattern};
+pub use requirement::{MAX_AUTH_AGE_SECS, RequirementView};
 
 /// A validated, compiled policy, with its source document for linting and tooling.
 #[derive(Debug, Clone)]
