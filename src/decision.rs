@@ -383,6 +383,29 @@ mod tests {
                 "denied: datasets.write on datasets/pii/x: group membership is unavailable (group overage) and a group binding could decide it",
             ),
             (
+                deny(Reason::StepUpRequired {
+                    requirement: "requirements:pii-needs-c1".into(),
+                    auth_context: "c1".into(),
+                    claims: r#"{"access_token":{"acrs":{"essential":true,"value":"c1"}}}"#.into(),
+                    www_authenticate: None,
+                }),
+                "step-up required: datasets.write on datasets/pii/x needs authentication context c1 (requirements:pii-needs-c1)",
+            ),
+            (
+                deny(Reason::StepUpNotPossible {
+                    requirement: "role:release-manager".into(),
+                    auth_context: "c2".into(),
+                }),
+                "denied: datasets.write on datasets/pii/x needs authentication context c2 (role:release-manager), and the client cannot perform step-up (no cp1 capability)",
+            ),
+            (
+                deny(Reason::RequirementNotMet {
+                    requirement: "grant:pipeline#0".into(),
+                    detail: "the client application is not one of its client_apps".into(),
+                }),
+                "denied: datasets.write on datasets/pii/x: requirement grant:pipeline#0 not met: the client application is not one of its client_apps",
+            ),
+            (
                 Decision::allow(
                     "training.submit",
                     "models/llama-3",
@@ -432,6 +455,33 @@ mod tests {
             serde_json::to_value(&d).unwrap()["reason"],
             serde_json::json!({"code": "invalid_resource", "problem": "empty_segment"})
         );
+    }
+
+    #[test]
+    fn step_up_serializes_and_gets_its_challenge() {
+        let d = deny(Reason::StepUpRequired {
+            requirement: "requirements:pii-needs-c1".into(),
+            auth_context: "c1".into(),
+            claims: crate::challenge::auth_context_claims("c1"),
+            www_authenticate: None,
+        });
+        assert_eq!(d.effect, Effect::Deny);
+        assert_eq!(d.reason.code(), "step_up_required");
+        assert_eq!(d.denied_by(), Some("requirements:pii-needs-c1"));
+        let d = d.with_challenge("https://login.microsoftonline.com");
+        assert_eq!(
+            serde_json::to_value(&d).unwrap()["reason"],
+            serde_json::json!({
+                "code": "step_up_required",
+                "requirement": "requirements:pii-needs-c1",
+                "auth_context": "c1",
+                "claims": r#"{"access_token":{"acrs":{"essential":true,"value":"c1"}}}"#,
+                "www_authenticate": "Bearer realm=\"\", authorization_uri=\"https://login.microsoftonline.com/common/oauth2/authorize\", error=\"insufficient_claims\", claims=\"eyJhY2Nlc3NfdG9rZW4iOnsiYWNycyI6eyJlc3NlbnRpYWwiOnRydWUsInZhbHVlIjoiYzEifX19\"",
+            })
+        );
+        // Other decisions are left alone.
+        let other = deny(Reason::NoRoleGrants);
+        assert_eq!(other.clone().with_challenge("https://x"), other);
     }
 
     #[test]

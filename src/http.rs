@@ -232,4 +232,54 @@ mod tests {
             Refusal::from_token_error(&crate::TokenError::KeysUnavailable { reason: "x".into() });
         assert_eq!((r.status, r.retry_after), (503, Some(5)));
     }
+
+    #[test]
+    fn step_up_refusals() {
+        use crate::{Decision, Reason};
+        let step_up = |www_authenticate: Option<&str>| {
+            Decision::deny(
+                "datasets.read",
+                "datasets/pii/x",
+                Reason::StepUpRequired {
+                    requirement: "requirements:pii".into(),
+                    auth_context: "c1".into(),
+                    claims: crate::challenge::auth_context_claims("c1"),
+                    www_authenticate: www_authenticate.map(str::to_owned),
+                },
+            )
+        };
+        let r = Refusal::from_decision(&step_up(Some("Bearer realm=\"\", x"))).unwrap();
+        assert_eq!(r.status, 401);
+        assert_eq!(r.www_authenticate.as_deref(), Some("Bearer realm=\"\", x"));
+        assert_eq!(
+            r.body_json(),
+            r#"{"error":"insufficient_claims","error_description":"a stronger or more recent sign-in is required"}"#
+        );
+        // Without a challenge (a bare policy decision), fall back to a plain 403.
+        let forbidden = |d: &Decision| {
+            let r = Refusal::from_decision(d).unwrap();
+            assert_eq!(r.status, 403);
+            assert_eq!(
+                r.body_json(),
+                r#"{"error":"insufficient_scope","error_description":"the caller may not perform this action on this resource"}"#
+            );
+        };
+        forbidden(&step_up(None));
+        forbidden(&Decision::deny(
+            "a.b",
+            "c",
+            Reason::StepUpNotPossible {
+                requirement: "role:x".into(),
+                auth_context: "c1".into(),
+            },
+        ));
+        forbidden(&Decision::deny(
+            "a.b",
+            "c",
+            Reason::RequirementNotMet {
+                requirement: "role:x".into(),
+                detail: "secret".into(),
+            },
+        ));
+    }
 }
