@@ -10,7 +10,9 @@
 //! ```
 //!
 //! A decision is always about a *verified* caller: an invalid token is an error (HTTP
-//! 401), never a `Decision`; a deny is HTTP 403.
+//! 401), never a `Decision`; a deny is HTTP 403, except a
+//! [`Reason::StepUpRequired`] with its challenge filled in, which is HTTP 401 with an
+//! `insufficient_claims` claims challenge (see [`crate::http::Refusal::from_decision`]).
 
 use std::fmt::{self, Write as _};
 

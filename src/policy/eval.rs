@@ -127,7 +127,8 @@ pub struct DenyView {
 /// What a caller may do under a policy: for user interfaces and access reviews.
 ///
 /// Effective access is: some grant below covers the action and resource, no deny rule
-/// below covers them, and no separation-of-duty rule below covers them.
+/// below covers them, and no separation-of-duty rule below covers them; and then the
+/// grant's `requires` and every covering requirement rule must be met by the token.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 #[non_exhaustive]
 pub struct Permissions {
