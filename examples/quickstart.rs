@@ -6,8 +6,11 @@
 //! ```
 
 use entra_governor::graph::{ClientCredential, GraphGroupResolver};
+use entra_governor::http::Refusal;
 use entra_governor::testing::TestIdp;
-use entra_governor::{Cloud, Governor, GroupId, ObjectId, Policy, Principal, TokenError};
+use entra_governor::{
+    ClientAuth, Cloud, Governor, GroupId, ObjectId, Policy, Principal, TokenError,
+};
 use serde_json::json;
 
 #[tokio::main]
@@ -110,6 +113,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 const DATA_SCIENTISTS: &str = "5d3c9a1e-2f47-4b8a-9c61-0e7f3a2b4c5d";
 const ML_ENGINEERS: &str = "8a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d";
 const EXTERNAL_RESEARCHERS: &str = "9f8e7d6c-5b4a-4938-a2b1-c0d9e8f7a6b5";
+const RELEASE_MANAGERS: &str = "2b7e4f1a-9c3d-4e8b-a5f6-1d0c9b8a7e6f";
 
 /// Several personas ask for training and inference work under `examples/policy.toml`.
 async fn decisions(idp: &TestIdp, governor: &Governor) -> Result<(), Box<dyn std::error::Error>> {
@@ -129,7 +133,46 @@ async fn decisions(idp: &TestIdp, governor: &Governor) -> Result<(), Box<dyn std
         .scopes("Models.Manage")
         .groups([ML_ENGINEERS])
         .sign();
-    let pipeline = idp.token().app_only().roles(["Training.Pipeline"]).sign();
+    // The same engineer through an MSAL client that handles claims challenges (cp1), and
+    // after stepping up to the PII auth context c1.
+    let engineer_cp1 = idp
+        .token()
+        .scopes("Models.Manage")
+        .groups([ML_ENGINEERS])
+        .client_capabilities(["cp1"])
+        .sign();
+    let engineer_c1 = idp
+        .token()
+        .scopes("Models.Manage")
+        .groups([ML_ENGINEERS])
+        .client_capabilities(["cp1"])
+        .acrs(["c1"])
+        .sign();
+    let release_manager = idp
+        .token()
+        .scopes("Models.Manage")
+        .groups([RELEASE_MANAGERS])
+        .client_capabilities(["cp1"])
+        .sign();
+    // MFA on a v2 token shows as the MFA auth context c2 (`mfa_auth_context`).
+    let release_manager_mfa = idp
+        .token()
+        .scopes("Models.Manage")
+        .groups([RELEASE_MANAGERS])
+        .acrs(["c2"])
+        .sign();
+    let pipeline = idp
+        .token()
+        .app_only()
+        .roles(["Training.Pipeline"])
+        .client_auth(ClientAuth::Certificate)
+        .sign();
+    let pipeline_secret = idp
+        .token()
+        .app_only()
+        .roles(["Training.Pipeline"])
+        .client_auth(ClientAuth::Secret)
+        .sign();
     let auditor = idp
         .token()
         .scopes("Audit.Read")
@@ -199,8 +242,44 @@ async fn decisions(idp: &TestIdp, governor: &Governor) -> Result<(), Box<dyn std
             "models/prod-chat",
         ),
         (
+            "ML engineer",
+            &engineer,
+            "datasets.read",
+            "datasets/pii/claims-2025",
+        ),
+        (
+            "ML engineer (cp1 client)",
+            &engineer_cp1,
+            "datasets.read",
+            "datasets/pii/claims-2025",
+        ),
+        (
+            "ML engineer (acrs c1)",
+            &engineer_c1,
+            "datasets.read",
+            "datasets/pii/claims-2025",
+        ),
+        (
+            "release manager (cp1)",
+            &release_manager,
+            "models.deploy",
+            "models/prod-chat",
+        ),
+        (
+            "release manager (MFA, c2)",
+            &release_manager_mfa,
+            "models.deploy",
+            "models/prod-chat",
+        ),
+        (
             "CI pipeline (app-only)",
             &pipeline,
+            "training.submit",
+            "models/staging-llama",
+        ),
+        (
+            "CI pipeline (secret)",
+            &pipeline_secret,
             "training.submit",
             "models/staging-llama",
         ),
@@ -248,6 +327,15 @@ async fn decisions(idp: &TestIdp, governor: &Governor) -> Result<(), Box<dyn std
     for (persona, token, action, resource) in requests {
         let decision = governor.authorize(token, action, resource).await?;
         println!("{persona:<28} {}", decision.explain());
+        if let Some(refusal) = Refusal::from_decision(&decision)
+            && refusal.status == 401
+        {
+            println!(
+                "{:<28} -> 401 WWW-Authenticate: {}",
+                "",
+                refusal.www_authenticate.unwrap_or_default()
+            );
+        }
     }
     println!(
         "\nThe 300-group engineer was resolved through Microsoft Graph: {} checkMemberGroups call(s).",

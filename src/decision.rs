@@ -10,7 +10,9 @@
 //! ```
 //!
 //! A decision is always about a *verified* caller: an invalid token is an error (HTTP
-//! 401), never a `Decision`; a deny is HTTP 403.
+//! 401), never a `Decision`; a deny is HTTP 403, except a
+//! [`Reason::StepUpRequired`] with its challenge filled in, which is HTTP 401 with an
+//! `insufficient_claims` claims challenge (see [`crate::http::Refusal::from_decision`]).
 
 use std::fmt::{self, Write as _};
 
@@ -31,7 +33,12 @@ pub enum Effect {
 /// Why a decision came out the way it did.
 ///
 /// Serialized with a `code` tag: `{"code":"denied_by_rule","rule":"no-guests-on-pii"}`.
-/// New reasons (step-up authentication, for one) will be added: match with a wildcard arm.
+/// New reasons may be added: match with a wildcard arm.
+///
+/// The three Conditional Access reasons ([`StepUpRequired`](Self::StepUpRequired),
+/// [`StepUpNotPossible`](Self::StepUpNotPossible),
+/// [`RequirementNotMet`](Self::RequirementNotMet)) come only after the policy would
+/// otherwise allow: they are denials ([`Effect::Deny`]), never allows.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(tag = "code", rename_all = "snake_case")]
 #[non_exhaustive]
@@ -67,6 +74,41 @@ pub enum Reason {
     /// binding could change the answer: resolve membership (Microsoft Graph) and decide
     /// again.
     GroupMembershipUnavailable,
+    /// The policy would allow, but a requirement (an authentication context, MFA through
+    /// the policy's `mfa_auth_context`, or a recent sign-in) is unmet, and the client can
+    /// answer a claims challenge (`xms_cc` has `cp1`): send it back to Entra with
+    /// `www_authenticate` (HTTP 401).
+    StepUpRequired {
+        /// The requirement block: `requirements:<name>`, `role:<name>` or
+        /// `grant:<role>#<i>`.
+        requirement: String,
+        /// The authentication context the fresh sign-in must satisfy (`c1`).
+        auth_context: String,
+        /// The claims request: `{"access_token":{"acrs":{"essential":true,"value":"c1"}}}`.
+        claims: String,
+        /// The `WWW-Authenticate` value for the 401. Filled in by the
+        /// [`Governor`](crate::Governor), which knows the cloud; a decision from
+        /// [`CompiledPolicy::decide`](crate::CompiledPolicy::decide) has `None` until
+        /// [`Decision::with_challenge`] is called.
+        www_authenticate: Option<String>,
+    },
+    /// As [`StepUpRequired`](Self::StepUpRequired), but the client did not declare that it
+    /// can answer a claims challenge (no `cp1` in `xms_cc`): HTTP 403.
+    StepUpNotPossible {
+        /// The requirement block, as in [`StepUpRequired`](Self::StepUpRequired).
+        requirement: String,
+        /// The authentication context a fresh sign-in would have to satisfy.
+        auth_context: String,
+    },
+    /// The policy would allow, but a requirement is unmet that no claims challenge can
+    /// satisfy (client authentication strength, client application, MFA without a way to
+    /// step up, an app-only caller): HTTP 403.
+    RequirementNotMet {
+        /// The requirement block, as in [`StepUpRequired`](Self::StepUpRequired).
+        requirement: String,
+        /// What is missing, for people.
+        detail: String,
+    },
 }
 
 impl Reason {
@@ -81,6 +123,9 @@ impl Reason {
             Self::InvalidResource { .. } => "invalid_resource",
             Self::SeparationOfDuties { .. } => "separation_of_duties",
             Self::GroupMembershipUnavailable => "group_membership_unavailable",
+            Self::StepUpRequired { .. } => "step_up_required",
+            Self::StepUpNotPossible { .. } => "step_up_not_possible",
+            Self::RequirementNotMet { .. } => "requirement_not_met",
         }
     }
 }
@@ -155,12 +200,39 @@ impl Decision {
         self.effect == Effect::Allow
     }
 
-    /// The rule that denied the request: a deny rule or a separation-of-duty rule.
+    /// The rule that denied the request: a deny rule, a separation-of-duty rule, or the
+    /// requirement block (`requirements:<name>`, `role:<name>`, `grant:<role>#<i>`) that
+    /// was not met.
     pub fn denied_by(&self) -> Option<&str> {
         match &self.reason {
             Reason::DeniedByRule { rule } | Reason::SeparationOfDuties { rule } => Some(rule),
+            Reason::StepUpRequired { requirement, .. }
+            | Reason::StepUpNotPossible { requirement, .. }
+            | Reason::RequirementNotMet { requirement, .. } => Some(requirement),
             _ => None,
         }
+    }
+
+    /// True when the client should be sent back to Entra for a stronger sign-in (a
+    /// [`Reason::StepUpRequired`]).
+    pub fn is_step_up(&self) -> bool {
+        matches!(self.reason, Reason::StepUpRequired { .. })
+    }
+
+    /// Fills the `WWW-Authenticate` challenge of a [`Reason::StepUpRequired`] for the
+    /// cloud whose authority is `authority` (`https://login.microsoftonline.com`, see
+    /// [`Cloud::authority`](crate::Cloud::authority)); any other decision is returned
+    /// unchanged. The [`Governor`](crate::Governor) does this itself.
+    pub fn with_challenge(mut self, authority: &str) -> Self {
+        if let Reason::StepUpRequired {
+            claims,
+            www_authenticate: www_authenticate @ None,
+            ..
+        } = &mut self.reason
+        {
+            *www_authenticate = Some(crate::challenge::insufficient_claims(authority, claims));
+        }
+        self
     }
 
     /// A one-line explanation for people; caller-supplied text is escaped, so the line
@@ -227,6 +299,30 @@ impl fmt::Display for Decision {
                 "denied: {action} on {resource}: group membership is unavailable (group overage) \
                  and a group binding could decide it"
             ),
+            Reason::StepUpRequired {
+                requirement,
+                auth_context,
+                ..
+            } => write!(
+                f,
+                "step-up required: {action} on {resource} needs authentication context \
+                 {auth_context} ({requirement})"
+            ),
+            Reason::StepUpNotPossible {
+                requirement,
+                auth_context,
+            } => write!(
+                f,
+                "denied: {action} on {resource} needs authentication context {auth_context} \
+                 ({requirement}), and the client cannot perform step-up (no cp1 capability)"
+            ),
+            Reason::RequirementNotMet {
+                requirement,
+                detail,
+            } => write!(
+                f,
+                "denied: {action} on {resource}: requirement {requirement} not met: {detail}"
+            ),
         }
     }
 }
@@ -289,6 +385,29 @@ mod tests {
                 "denied: datasets.write on datasets/pii/x: group membership is unavailable (group overage) and a group binding could decide it",
             ),
             (
+                deny(Reason::StepUpRequired {
+                    requirement: "requirements:pii-needs-c1".into(),
+                    auth_context: "c1".into(),
+                    claims: r#"{"access_token":{"acrs":{"essential":true,"value":"c1"}}}"#.into(),
+                    www_authenticate: None,
+                }),
+                "step-up required: datasets.write on datasets/pii/x needs authentication context c1 (requirements:pii-needs-c1)",
+            ),
+            (
+                deny(Reason::StepUpNotPossible {
+                    requirement: "role:release-manager".into(),
+                    auth_context: "c2".into(),
+                }),
+                "denied: datasets.write on datasets/pii/x needs authentication context c2 (role:release-manager), and the client cannot perform step-up (no cp1 capability)",
+            ),
+            (
+                deny(Reason::RequirementNotMet {
+                    requirement: "grant:pipeline#0".into(),
+                    detail: "the client application is not one of its client_apps".into(),
+                }),
+                "denied: datasets.write on datasets/pii/x: requirement grant:pipeline#0 not met: the client application is not one of its client_apps",
+            ),
+            (
                 Decision::allow(
                     "training.submit",
                     "models/llama-3",
@@ -338,6 +457,33 @@ mod tests {
             serde_json::to_value(&d).unwrap()["reason"],
             serde_json::json!({"code": "invalid_resource", "problem": "empty_segment"})
         );
+    }
+
+    #[test]
+    fn step_up_serializes_and_gets_its_challenge() {
+        let d = deny(Reason::StepUpRequired {
+            requirement: "requirements:pii-needs-c1".into(),
+            auth_context: "c1".into(),
+            claims: crate::challenge::auth_context_claims("c1"),
+            www_authenticate: None,
+        });
+        assert_eq!(d.effect, Effect::Deny);
+        assert_eq!(d.reason.code(), "step_up_required");
+        assert_eq!(d.denied_by(), Some("requirements:pii-needs-c1"));
+        let d = d.with_challenge("https://login.microsoftonline.com");
+        assert_eq!(
+            serde_json::to_value(&d).unwrap()["reason"],
+            serde_json::json!({
+                "code": "step_up_required",
+                "requirement": "requirements:pii-needs-c1",
+                "auth_context": "c1",
+                "claims": r#"{"access_token":{"acrs":{"essential":true,"value":"c1"}}}"#,
+                "www_authenticate": "Bearer realm=\"\", authorization_uri=\"https://login.microsoftonline.com/common/oauth2/authorize\", error=\"insufficient_claims\", claims=\"eyJhY2Nlc3NfdG9rZW4iOnsiYWNycyI6eyJlc3NlbnRpYWwiOnRydWUsInZhbHVlIjoiYzEifX19\"",
+            })
+        );
+        // Other decisions are left alone.
+        let other = deny(Reason::NoRoleGrants);
+        assert_eq!(other.clone().with_challenge("https://x"), other);
     }
 
     #[test]

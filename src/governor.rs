@@ -296,7 +296,11 @@ impl Governor {
         started: Instant,
     ) -> Result<Decision, AuthorizeError> {
         let policy = self.inner.policy.load_full();
-        let decision = self.decide(&policy, principal, action, resource).await;
+        let mut decision = self.decide(&policy, principal, action, resource).await;
+        if decision.is_step_up() {
+            // The policy does not know the cloud; the challenge names its authority.
+            decision = decision.with_challenge(self.inner.verifier.rules.cloud.authority());
+        }
         if self.inner.audit.is_some() {
             let mut event = decision_event(principal, &decision, policy.version_hash());
             if self.inner.audit_display_names {
@@ -886,6 +890,7 @@ fn decision_event(principal: &Principal, decision: &Decision, policy_version: &s
     let outcome = match decision.reason {
         Reason::Allow => AuditOutcome::Allow,
         Reason::GroupMembershipUnavailable => AuditOutcome::Unavailable,
+        Reason::StepUpRequired { .. } => AuditOutcome::StepUp,
         _ => AuditOutcome::Deny,
     };
     let mut roles: Vec<String> = decision.matched.iter().map(|m| m.role.clone()).collect();

@@ -165,18 +165,24 @@ impl Refusal {
     }
 
     /// The refusal for a denying decision, or `None` for an allow: 403
-    /// `insufficient_scope` (the body names no role, rule or scope), or 503 when group
-    /// membership could not be resolved.
+    /// `insufficient_scope` (the body names no role, rule or scope), 503 when group
+    /// membership could not be resolved, or — for a
+    /// [`StepUpRequired`](crate::Reason::StepUpRequired) whose challenge is filled in (the
+    /// [`Governor`](crate::Governor) does it; see
+    /// [`Decision::with_challenge`](crate::Decision::with_challenge)) — 401 with that
+    /// exact `WWW-Authenticate` claims challenge and an `insufficient_claims` body.
+    /// Clients that cannot perform step-up get the plain 403.
     pub fn from_decision(decision: &crate::Decision) -> Option<Self> {
         use crate::Reason;
-        match decision.reason {
+        match &decision.reason {
             Reason::Allow => None,
             Reason::GroupMembershipUnavailable => {
                 Some(Self::unavailable("group membership unavailable"))
             }
-            // Step-up and revocation (ENTRA.md §5) arrive as a reason carrying a ready
-            // challenge; its arm belongs here and is all the adapters need:
-            // `Reason::StepUpRequired { challenge } => Some(Self::insufficient_claims(challenge.clone())),`
+            Reason::StepUpRequired {
+                www_authenticate: Some(challenge),
+                ..
+            } => Some(Self::insufficient_claims(challenge.clone())),
             _ => Some(Self::forbidden()),
         }
     }
@@ -209,7 +215,7 @@ impl Refusal {
             retry_after: None,
             body: RefusalBody {
                 error: "insufficient_claims",
-                error_description: "a stronger authentication is required",
+                error_description: "a stronger or more recent sign-in is required",
             },
         }
     }
@@ -680,5 +686,55 @@ mod tests {
             Refusal::from_render_error(&RenderError::InvalidValue { name: "x".into() }).status,
             403
         );
+    }
+
+    #[test]
+    fn step_up_refusals() {
+        use crate::{Decision, Reason};
+        let step_up = |www_authenticate: Option<&str>| {
+            Decision::deny(
+                "datasets.read",
+                "datasets/pii/x",
+                Reason::StepUpRequired {
+                    requirement: "requirements:pii".into(),
+                    auth_context: "c1".into(),
+                    claims: crate::challenge::auth_context_claims("c1"),
+                    www_authenticate: www_authenticate.map(str::to_owned),
+                },
+            )
+        };
+        let r = Refusal::from_decision(&step_up(Some("Bearer realm=\"\", x"))).unwrap();
+        assert_eq!(r.status, 401);
+        assert_eq!(r.www_authenticate.as_deref(), Some("Bearer realm=\"\", x"));
+        assert_eq!(
+            r.body_json(),
+            r#"{"error":"insufficient_claims","error_description":"a stronger or more recent sign-in is required"}"#
+        );
+        // Without a challenge (a bare policy decision), fall back to a plain 403.
+        let forbidden = |d: &Decision| {
+            let r = Refusal::from_decision(d).unwrap();
+            assert_eq!(r.status, 403);
+            assert_eq!(
+                r.body_json(),
+                r#"{"error":"insufficient_scope","error_description":"the caller may not perform this action on this resource"}"#
+            );
+        };
+        forbidden(&step_up(None));
+        forbidden(&Decision::deny(
+            "a.b",
+            "c",
+            Reason::StepUpNotPossible {
+                requirement: "role:x".into(),
+                auth_context: "c1".into(),
+            },
+        ));
+        forbidden(&Decision::deny(
+            "a.b",
+            "c",
+            Reason::RequirementNotMet {
+                requirement: "role:x".into(),
+                detail: "secret".into(),
+            },
+        ));
     }
 }

@@ -4,7 +4,7 @@
 mod common;
 
 use entra_governor::testing::TestIdp;
-use entra_governor::{AuthorizeError, Governor, Policy, Reason, TokenError};
+use entra_governor::{AuthorizeError, ClientAuth, Governor, Policy, Reason, TokenError};
 
 const DATA_SCIENTISTS: &str = "5d3c9a1e-2f47-4b8a-9c61-0e7f3a2b4c5d";
 const ML_ENGINEERS: &str = "8a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d";
@@ -73,12 +73,30 @@ async fn the_scope_ceiling_caps_a_delegated_call() {
 #[tokio::test]
 async fn app_permissions_govern_app_only_callers() {
     let (idp, g) = setup().await;
-    let pipeline = idp.token().app_only().roles(["Training.Pipeline"]).sign();
+    let pipeline = idp
+        .token()
+        .app_only()
+        .roles(["Training.Pipeline"])
+        .client_auth(ClientAuth::Certificate)
+        .sign();
     let d = g
         .authorize(&pipeline, "training.submit", "models/staging-7")
         .await
         .unwrap();
     assert!(d.is_allowed(), "{d}");
+    // The pipeline's role requires certificate client authentication: a secret will not do.
+    let with_secret = idp
+        .token()
+        .app_only()
+        .roles(["Training.Pipeline"])
+        .client_auth(ClientAuth::Secret)
+        .sign();
+    let d = g
+        .authorize(&with_secret, "training.submit", "models/staging-7")
+        .await
+        .unwrap();
+    assert_eq!(d.reason.code(), "requirement_not_met", "{d}");
+    assert_eq!(d.denied_by(), Some("role:training-pipeline"));
     // The same value as a user's app role confers nothing: user roles and app
     // permissions are distinct.
     let user = idp

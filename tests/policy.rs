@@ -10,7 +10,7 @@ use entra_governor::policy::model::{
 use entra_governor::policy::{
     BUILTIN_ACTIONS, MembershipView, OnGroupOverage, Policy, PolicyDocument,
 };
-use entra_governor::{GroupId, Groups, ObjectId, Principal, PrincipalKind, TenantId};
+use entra_governor::{ClientAuth, GroupId, Groups, ObjectId, Principal, PrincipalKind, TenantId};
 use proptest::prelude::*;
 use proptest::sample::subsequence;
 use proptest::strategy::ValueTree;
@@ -27,6 +27,7 @@ const RELEASE_MANAGERS: &str = "2b7e4f1a-9c3d-4e8b-a5f6-1d0c9b8a7e6f";
 const APPLICATION_USERS: &str = "c4e5f6a7-b8c9-4d0e-8f1a-2b3c4d5e6f70";
 const AUDITORS: &str = "e1f2a3b4-c5d6-4e7f-8a9b-0c1d2e3f4a5b";
 const EXTERNAL_RESEARCHERS: &str = "9f8e7d6c-5b4a-4938-a2b1-c0d9e8f7a6b5";
+const PIPELINE_APP: &str = "11112222-3333-4444-8555-666677778888";
 
 fn example() -> Policy {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/policy.toml");
@@ -64,6 +65,24 @@ fn caller(name: &str) -> Principal {
             .scopes(["Models.Manage"])
             .groups(listed(&[RELEASE_MANAGERS]))
             .build(),
+        // The same release manager after MFA: v2 tokens prove it with mfa_auth_context c2.
+        "release-manager-mfa" => user()
+            .scopes(["Models.Manage"])
+            .groups(listed(&[RELEASE_MANAGERS]))
+            .auth_contexts(["c2"])
+            .build(),
+        // An ML engineer signed in with the PII auth context c1.
+        "engineer-c1" => user()
+            .scopes(["Training.Manage", "Models.Manage"])
+            .groups(listed(&[ML_ENGINEERS, APPLICATION_USERS]))
+            .auth_contexts(["c1"])
+            .build(),
+        // An ML engineer without c1, through a client that handles claims challenges.
+        "engineer-cp1" => user()
+            .scopes(["Training.Manage", "Models.Manage"])
+            .groups(listed(&[ML_ENGINEERS, APPLICATION_USERS]))
+            .client_capabilities(["cp1"])
+            .build(),
         "chat-user" => user()
             .scopes(["Inference.Invoke"])
             .groups(listed(&[APPLICATION_USERS]))
@@ -85,7 +104,14 @@ fn caller(name: &str) -> Principal {
             .scopes(["Inference.Invoke", "Training.Manage"])
             .groups(Groups::Overage)
             .build(),
-        "pipeline" => app().roles(["Training.Pipeline"]).build(),
+        "pipeline" => app()
+            .roles(["Training.Pipeline"])
+            .client_app(PIPELINE_APP, ClientAuth::Certificate)
+            .build(),
+        "pipeline-with-secret" => app()
+            .roles(["Training.Pipeline"])
+            .client_app(PIPELINE_APP, ClientAuth::Secret)
+            .build(),
         "inference-service" => app().roles(["Inference.Client"]).build(),
         "app-claiming-app-role" => app().roles(["Platform.Auditor"]).build(),
         "user-claiming-permission" => user()
@@ -188,8 +214,23 @@ const TABLE: &[(&str, &str, &str, &str, &str)] = &[
         "allow",
         "ml-engineer#2",
     ),
+    // Personal data needs auth context c1 (requirements:pii-needs-c1).
     (
         "engineer",
+        "datasets.read",
+        "datasets/pii/claims-2025",
+        "step_up_not_possible",
+        "requirements:pii-needs-c1",
+    ),
+    (
+        "engineer-cp1",
+        "datasets.read",
+        "datasets/pii/claims-2025",
+        "step_up_required",
+        "requirements:pii-needs-c1",
+    ),
+    (
+        "engineer-c1",
         "datasets.read",
         "datasets/pii/claims-2025",
         "allow",
@@ -237,10 +278,24 @@ const TABLE: &[(&str, &str, &str, &str, &str)] = &[
         "outside_scopes",
         "",
     ),
-    // Release managers promote; nobody deletes production.
+    // Release managers promote, after MFA; nobody deletes production.
     (
         "release-manager",
         "models.deploy",
+        "models/prod-chat",
+        "step_up_not_possible",
+        "grant:release-manager#2",
+    ),
+    (
+        "release-manager-mfa",
+        "models.deploy",
+        "models/prod-chat",
+        "allow",
+        "release-manager#2",
+    ),
+    (
+        "release-manager",
+        "models.read",
         "models/prod-chat",
         "allow",
         "release-manager#0",
@@ -356,6 +411,13 @@ const TABLE: &[(&str, &str, &str, &str, &str)] = &[
         "training-pipeline#1",
     ),
     (
+        "pipeline-with-secret",
+        "training.submit",
+        "models/prod-chat",
+        "requirement_not_met",
+        "role:training-pipeline",
+    ),
+    (
         "pipeline",
         "models.deploy",
         "models/prod-chat",
@@ -453,8 +515,7 @@ fn example_policy_decides_the_table() {
         let d = compiled.decide(&caller(who), action, resource);
         let got_detail = match &d.reason {
             Reason::Allow => d.matched[0].grant.clone(),
-            Reason::DeniedByRule { rule } | Reason::SeparationOfDuties { rule } => rule.clone(),
-            _ => String::new(),
+            _ => d.denied_by().unwrap_or_default().to_owned(),
         };
         if d.reason.code() != *code || got_detail != *detail {
             failures.push(format!(

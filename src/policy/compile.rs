@@ -17,9 +17,10 @@ use super::fast_hash::{FastBuildHasher, GuidTable};
 use super::ident::{IdentKind, check_identifier};
 use super::model::{
     BindingDef, DenyDef, GrantDef, KindDef, OnGroupOverage, POLICY_FORMAT_VERSION, PolicyDocument,
-    SeparationOfDutiesDef, WhenDef,
+    RequirementRuleDef, SeparationOfDutiesDef, WhenDef,
 };
 use super::pattern::Pattern;
+use super::requirement::{CRequires, compile_requires};
 
 /// The largest number of roles one policy may define.
 pub const MAX_ROLES: usize = 4096;
@@ -77,6 +78,21 @@ pub struct CompiledPolicy {
     pub(crate) deny: Vec<CDeny>,
     pub(crate) sod: Vec<CSod>,
     pub(crate) bound_group_ids: Vec<GroupId>,
+    /// The authentication context that proves (and steps up to) MFA.
+    pub(crate) mfa_auth_context: Option<Box<str>>,
+    /// `[[requirements]]` rules.
+    pub(crate) requirement_rules: Vec<CRequirementRule>,
+    /// Some role, grant or rule has requirements: without any, a decision never looks.
+    pub(crate) has_requirements: bool,
+}
+
+/// A `[[requirements]]` rule: the requirements of every allow of its actions on its
+/// resources.
+#[derive(Debug)]
+pub(crate) struct CRequirementRule {
+    pub(crate) actions: ActionSet,
+    pub(crate) patterns: Box<[Pattern]>,
+    pub(crate) requires: CRequires,
 }
 
 /// What one bound group confers: precomputed so that a token group costs one lookup and
@@ -95,6 +111,8 @@ pub(crate) struct CRole {
     pub(crate) name: Box<str>,
     pub(crate) grants: Vec<CGrant>,
     pub(crate) includes: Vec<u16>,
+    /// Requirements on every use of the role's own grants.
+    pub(crate) requires: Option<CRequires>,
 }
 
 #[derive(Debug)]
@@ -102,6 +120,7 @@ pub(crate) struct CGrant {
     pub(crate) label: Box<str>,
     pub(crate) actions: ActionSet,
     pub(crate) patterns: Box<[Pattern]>,
+    pub(crate) requires: Option<CRequires>,
 }
 
 impl CGrant {
@@ -493,6 +512,12 @@ pub(crate) fn compile(
         ident(&format!("roles.{}", key(name)), name, IdentKind::Name)?;
         role_index.insert(name, i as u16);
     }
+    let mfa_auth_context = doc
+        .mfa_auth_context
+        .as_deref()
+        .map(|c| super::requirement::auth_context("mfa_auth_context", c))
+        .transpose()?;
+    let mut has_requirements = false;
     let mut roles = Vec::with_capacity(doc.roles.len());
     for (name, def) in &doc.roles {
         let base = format!("roles.{}", key(name));
@@ -503,21 +528,38 @@ pub(crate) fn compile(
             GrantDef {
                 actions: a,
                 resources,
+                requires,
             },
         ) in def.grants.iter().enumerate()
         {
             let gpath = format!("{base}.grants[{gi}]");
             non_empty(&format!("{gpath}.actions"), a, "actions")?;
+            let label = format!("{name}#{gi}");
+            let requires = requires
+                .as_ref()
+                .map(|r| {
+                    compile_requires(&format!("{gpath}.requires"), format!("grant:{label}"), r)
+                })
+                .transpose()?;
+            has_requirements |= requires.is_some();
             grants.push(CGrant {
-                label: format!("{name}#{gi}").into(),
+                label: label.into(),
                 actions: action_specs(&actions, &format!("{gpath}.actions"), a, true)?,
                 patterns: patterns(&format!("{gpath}.resources"), resources)?,
+                requires,
             });
         }
+        let requires = def
+            .requires
+            .as_ref()
+            .map(|r| compile_requires(&format!("{base}.requires"), format!("role:{name}"), r))
+            .transpose()?;
+        has_requirements |= requires.is_some();
         roles.push(CRole {
             name: name.as_str().into(),
             grants,
             includes,
+            requires,
         });
     }
     let include_lists: Vec<Vec<u16>> = roles.iter().map(|r| r.includes.clone()).collect();
@@ -843,6 +885,30 @@ pub(crate) fn compile(
         });
     }
 
+    let mut requirement_rules = Vec::with_capacity(doc.requirements.len());
+    for (i, r) in doc.requirements.iter().enumerate() {
+        let base = format!("requirements[{i}]");
+        let RequirementRuleDef {
+            name,
+            actions: a,
+            resources,
+            requires,
+            ..
+        } = r;
+        rule_name(&format!("{base}.name"), name)?;
+        non_empty(&format!("{base}.actions"), a, "actions")?;
+        requirement_rules.push(CRequirementRule {
+            actions: action_specs(&actions, &format!("{base}.actions"), a, true)?,
+            patterns: patterns(&format!("{base}.resources"), resources)?,
+            requires: compile_requires(
+                &format!("{base}.requires"),
+                format!("requirements:{name}"),
+                requires,
+            )?,
+        });
+    }
+    has_requirements |= !requirement_rules.is_empty();
+
     let to_fast = |m: BTreeMap<String, Vec<u32>>| -> FastMap<Box<[u32]>> {
         let mut out = FastMap::with_capacity_and_hasher(m.len(), hasher);
         out.extend(m.into_iter().map(|(k, v)| (k.into_boxed_str(), v.into())));
@@ -875,6 +941,9 @@ pub(crate) fn compile(
         deny,
         sod,
         bound_group_ids,
+        mfa_auth_context,
+        requirement_rules,
+        has_requirements,
     })
 }
 

@@ -168,6 +168,21 @@ pub enum PolicyErrorKind {
         /// How many specs were given.
         found: usize,
     },
+    /// An authentication context id that is not `c1`..`c99`.
+    MalformedAuthContext {
+        /// The value as written.
+        value: String,
+    },
+    /// A `max_auth_age` that is not a positive duration of at most 30 days.
+    MalformedDuration {
+        /// The value as written.
+        value: String,
+    },
+    /// A `client_auth` other than `"secret"` or `"certificate"`.
+    UnknownClientAuth {
+        /// The value as written.
+        value: String,
+    },
     /// More items than the compiled tables support.
     TooMany {
         /// What there are too many of.
@@ -244,6 +259,19 @@ impl fmt::Display for PolicyErrorKind {
             Self::SeparationOfDutiesActions { found } => write!(
                 f,
                 "separation of duties needs exactly two disjoint action specs, found {found}"
+            ),
+            Self::MalformedAuthContext { value } => write!(
+                f,
+                "malformed authentication context {value:?}: expected c1 to c99"
+            ),
+            Self::MalformedDuration { value } => write!(
+                f,
+                "malformed duration {value:?}: expected a positive number with s, m, h or d \
+                 (\"30m\", \"4h\", \"1d\"), at most 30d"
+            ),
+            Self::UnknownClientAuth { value } => write!(
+                f,
+                "unknown client_auth {value:?}: expected \"secret\" or \"certificate\""
             ),
             Self::TooMany { what, max } => write!(f, "more than {max} {what}"),
         }

@@ -17,7 +17,12 @@
 //!    caller's groups are unknown and a group binding could have granted it;
 //! 7. a separation-of-duty rule covering the request denies it when the caller's roles
 //!    give both of its sides ([`Reason::SeparationOfDuties`]);
-//! 8. otherwise: [`Reason::Allow`], naming the grant and the bindings that led to it.
+//! 8. Conditional Access requirements: the request is allowed through some grant of step
+//!    6 whose role and grant requirements hold, provided every `[[requirements]]` rule
+//!    covering the request holds too; otherwise [`Reason::StepUpRequired`],
+//!    [`Reason::StepUpNotPossible`] or [`Reason::RequirementNotMet`] (see
+//!    [the module docs](super#conditional-access-requirements-and-step-up));
+//! 9. otherwise: [`Reason::Allow`], naming the grant and the bindings that led to it.
 //!
 //! Separation of duties is deliberately not monotonic: holding *more* roles can deny a
 //! request. Everything else is: more deny rules, fewer bindings or narrower scopes never
@@ -35,6 +40,7 @@ use super::compile::{
 };
 use super::model::OnGroupOverage;
 use super::pattern::Segments;
+use super::requirement::{Clock, RequirementView, Unmet};
 
 /// Where a decision takes the caller's group membership from.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -89,6 +95,21 @@ pub struct EffectiveGrant {
     pub resources: Vec<String>,
     /// True when the token's scopes removed some of the grant's actions.
     pub narrowed_by_scopes: bool,
+    /// Conditional Access requirements on this grant: its role's, then its own.
+    /// `[[requirements]]` rules are in [`Permissions::requirement_rules`].
+    pub requires: Vec<RequirementView>,
+}
+
+/// A `[[requirements]]` rule, as listed for access reviews.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+#[non_exhaustive]
+pub struct RequirementRuleView {
+    /// The actions it covers.
+    pub actions: Vec<String>,
+    /// The resource patterns it covers.
+    pub resources: Vec<String>,
+    /// What every allow of those requests needs.
+    pub requires: RequirementView,
 }
 
 /// A deny rule that applies to this caller.
@@ -106,7 +127,8 @@ pub struct DenyView {
 /// What a caller may do under a policy: for user interfaces and access reviews.
 ///
 /// Effective access is: some grant below covers the action and resource, no deny rule
-/// below covers them, and no separation-of-duty rule below covers them.
+/// below covers them, and no separation-of-duty rule below covers them; and then the
+/// grant's `requires` and every covering requirement rule must be met by the token.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 #[non_exhaustive]
 pub struct Permissions {
@@ -132,6 +154,9 @@ pub struct Permissions {
     /// Separation-of-duty rules whose two sides the caller holds: requests they cover are
     /// denied.
     pub separation_of_duties: Vec<String>,
+    /// `[[requirements]]` rules: what an allow of the requests they cover needs, whatever
+    /// the grant.
+    pub requirement_rules: Vec<RequirementRuleView>,
 }
 
 /// Collects binding indices without allocating, up to a limit.
@@ -190,6 +215,31 @@ impl CompiledPolicy {
         membership: MembershipView<'_>,
         action: &str,
         resource: &str,
+    ) -> Decision {
+        self.decide_impl(principal, membership, action, resource, Clock(None))
+    }
+
+    /// Like [`decide_with`](Self::decide_with) at the given time (seconds since the Unix
+    /// epoch), which only `max_auth_age` requirements read: for tests and for replaying
+    /// a decision.
+    pub fn decide_at(
+        &self,
+        principal: &Principal,
+        membership: MembershipView<'_>,
+        action: &str,
+        resource: &str,
+        now: u64,
+    ) -> Decision {
+        self.decide_impl(principal, membership, action, resource, Clock(Some(now)))
+    }
+
+    fn decide_impl(
+        &self,
+        principal: &Principal,
+        membership: MembershipView<'_>,
+        action: &str,
+        resource: &str,
+        mut clock: Clock,
     ) -> Decision {
         let Some(a) = self.actions.get(action) else {
             return Decision::deny(action, resource, Reason::UnknownAction);
@@ -255,6 +305,16 @@ impl CompiledPolicy {
             return Decision::deny(action, resource, reason);
         }
 
+        // Without requirements in the policy this costs one branch.
+        let (role, grant) = if self.has_requirements {
+            match self.meet_requirements(principal, roles, a, resource, segs, &mut clock) {
+                Ok(path) => path,
+                Err(reason) => return Decision::deny(action, resource, reason),
+            }
+        } else {
+            (role, grant)
+        };
+
         let mut all = Vec::new();
         let recorded: &[u32] = if hits.overflow {
             let mut scratch = [0u64; MAX_ROLE_WORDS];
@@ -270,6 +330,97 @@ impl CompiledPolicy {
             &hits.ids[..hits.len]
         };
         Decision::allow(action, resource, self.matches(recorded, class, role, grant))
+    }
+
+    /// Finds a grant covering the request whose role and grant requirements hold, when
+    /// every requirement rule covering the request holds too; otherwise the reason to
+    /// refuse: a failure no step-up can fix when every path has one, else the first
+    /// step-up.
+    fn meet_requirements(
+        &self,
+        p: &Principal,
+        roles: &[u64],
+        action: u16,
+        resource: &str,
+        segs: &[&str],
+        clock: &mut Clock,
+    ) -> Result<(usize, usize), Reason> {
+        let mfa = self.mfa_auth_context.as_deref();
+        let mut rules: Option<Unmet<'_>> = None;
+        for rule in &self.requirement_rules {
+            if rule.actions.contains(action)
+                && rule
+                    .patterns
+                    .iter()
+                    .any(|q| q.matches_segments(resource, segs))
+            {
+                rules = Unmet::worst(rules, rule.requires.check(p, mfa, clock));
+            }
+        }
+        if let Some(unmet @ Unmet::NotMet { .. }) = rules {
+            // No path can make up for it.
+            return Err(unmet_reason(p, unmet));
+        }
+        let mut best: Option<Unmet<'_>> = None;
+        let mut found = None;
+        self.for_each_grant(roles, action, resource, segs, |r, g| {
+            let role = &self.roles[r];
+            let path = Unmet::worst(
+                role.requires.as_ref().and_then(|q| q.check(p, mfa, clock)),
+                role.grants[g]
+                    .requires
+                    .as_ref()
+                    .and_then(|q| q.check(p, mfa, clock)),
+            );
+            match Unmet::worst(rules.clone(), path) {
+                None => {
+                    found = Some((r, g));
+                    true
+                }
+                Some(unmet) => {
+                    let better = match &best {
+                        None => true,
+                        Some(Unmet::NotMet { .. }) => matches!(unmet, Unmet::StepUp { .. }),
+                        Some(Unmet::StepUp { .. }) => false,
+                    };
+                    if better {
+                        best = Some(unmet);
+                    }
+                    false
+                }
+            }
+        });
+        match (found, best) {
+            (Some(path), _) => Ok(path),
+            (None, Some(unmet)) => Err(unmet_reason(p, unmet)),
+            (None, None) => unreachable!("called after a grant was found"),
+        }
+    }
+
+    /// Calls `f` with every grant (by role name, then grant order) of a role in `roles`
+    /// that covers the request, until it returns true.
+    fn for_each_grant(
+        &self,
+        roles: &[u64],
+        action: u16,
+        resource: &str,
+        segs: &[&str],
+        mut f: impl FnMut(usize, usize) -> bool,
+    ) {
+        let a = usize::from(action);
+        let by_action = &self.roles_by_action[a * self.words..(a + 1) * self.words];
+        for (w, (held, granting)) in roles.iter().zip(by_action).enumerate() {
+            let mut bits = held & granting;
+            while bits != 0 {
+                let r = w * 64 + bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                for (g, grant) in self.roles[r].grants.iter().enumerate() {
+                    if grant.matches(action, resource, segs) && f(r, g) {
+                        return;
+                    }
+                }
+            }
+        }
     }
 
     /// Names the caller's bindings that lead to `role`, in policy order.
@@ -572,6 +723,12 @@ impl CompiledPolicy {
                     actions: self.actions.names_of(&actions),
                     resources: g.patterns.iter().map(|p| p.as_str().to_owned()).collect(),
                     narrowed_by_scopes: actions != g.actions,
+                    requires: self.roles[r]
+                        .requires
+                        .iter()
+                        .chain(&g.requires)
+                        .map(|q| q.view())
+                        .collect(),
                 });
             }
         }
@@ -607,6 +764,19 @@ impl CompiledPolicy {
             scope_ceiling: ceiling.map(|c| self.actions.names_of(&c)),
             deny_rules,
             separation_of_duties,
+            requirement_rules: self
+                .requirement_rules
+                .iter()
+                .map(|rule| RequirementRuleView {
+                    actions: self.actions.names_of(&rule.actions),
+                    resources: rule
+                        .patterns
+                        .iter()
+                        .map(|p| p.as_str().to_owned())
+                        .collect(),
+                    requires: rule.requires.view(),
+                })
+                .collect(),
         }
     }
 
@@ -635,8 +805,50 @@ impl CompiledPolicy {
         self.on_group_overage
     }
 
+    /// The authentication context that proves multi-factor authentication
+    /// (`mfa_auth_context`), if the policy names one.
+    pub fn mfa_auth_context(&self) -> Option<&str> {
+        self.mfa_auth_context.as_deref()
+    }
+
+    /// True when some role, grant or `[[requirements]]` rule carries Conditional Access
+    /// requirements.
+    pub fn has_requirements(&self) -> bool {
+        self.has_requirements
+    }
+
     /// Every action the policy knows: built-ins first, then custom actions.
     pub fn actions(&self) -> impl Iterator<Item = &str> {
         self.actions.names()
+    }
+}
+
+/// The refusal for an unmet requirement: a step-up only for clients that can answer a
+/// claims challenge (`cp1`).
+fn unmet_reason(p: &Principal, unmet: Unmet<'_>) -> Reason {
+    match unmet {
+        Unmet::StepUp {
+            requirement,
+            auth_context,
+        } if p.can_handle_claims_challenge() => Reason::StepUpRequired {
+            requirement: requirement.to_owned(),
+            auth_context: auth_context.to_owned(),
+            claims: crate::challenge::auth_context_claims(auth_context),
+            www_authenticate: None,
+        },
+        Unmet::StepUp {
+            requirement,
+            auth_context,
+        } => Reason::StepUpNotPossible {
+            requirement: requirement.to_owned(),
+            auth_context: auth_context.to_owned(),
+        },
+        Unmet::NotMet {
+            requirement,
+            detail,
+        } => Reason::RequirementNotMet {
+            requirement: requirement.to_owned(),
+            detail,
+        },
     }
 }

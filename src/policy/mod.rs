@@ -74,6 +74,9 @@
 //! | `[scopes]` | `"<scope>" = [action specs]`: the scope ceiling of delegated calls |
 //! | `[[deny]]` | `name`, optional `when`, `actions`, optional `except_actions`, `resources` |
 //! | `[[separation_of_duties]]` | `name`, two `actions`, `resources` |
+//! | `mfa_auth_context` | `"c2"`: the authentication context whose Conditional Access policy requires MFA |
+//! | `requires = { … }` | on a role (`[roles.x] requires`) or a grant (`{ actions, resources, requires }`): Conditional Access requirements |
+//! | `[[requirements]]` | `name`, `actions`, `resources`, `requires`: requirements on every allow of matching requests |
 //!
 //! Action specs are `family.verb`, `family.*` or `*` ([`action`]); resource patterns are
 //! described in [`pattern`].
@@ -139,6 +142,84 @@
 //! [`Reason::GroupMembershipUnavailable`](crate::decision::Reason) (distinct from "no
 //! role grants it"). Resolve membership for [`CompiledPolicy::bound_group_ids`] and call
 //! [`CompiledPolicy::decide_with`] with [`MembershipView::Resolved`].
+//!
+//! ## Conditional Access requirements and step-up
+//!
+//! Some operations need a stronger or more recent sign-in than the token shows. A
+//! `requires` block lists what the token must prove; every given entry must hold:
+//!
+//! | key | holds when | a claims challenge can fix it |
+//! |---|---|---|
+//! | `mfa = true` | `amr` has `mfa` or `ngcmfa` (v1 tokens), or `acrs` has `mfa_auth_context` | through `mfa_auth_context`, if set |
+//! | `auth_context = "c1"` | `acrs` has `c1` (`c1`..`c99`; Entra uses `c1`..`c25`) | yes, through `c1` |
+//! | `max_auth_age = "4h"` | `auth_time` is present and at most that old (`s`, `m`, `h`, `d`; at most `30d`) | through the block's `auth_context`, else `mfa_auth_context` |
+//! | `client_auth = "certificate"` | `azpacr`/`appidacr` is `2`; `"secret"` accepts `1` or `2` | no |
+//! | `client_apps = ["<guid>", …]` | `azp`/`appid` is one of them | no |
+//!
+//! ```toml
+//! mfa_auth_context = "c2"          # top level: the context whose CA policy requires MFA
+//!
+//! [roles.release-manager]
+//! requires = { mfa = true }        # every use of this role's own grants
+//! grants = [{ actions = ["models.deploy"], resources = ["models/prod-*"] }]
+//!
+//! [roles.training-pipeline]
+//! grants = [
+//!   # one grant
+//!   { actions = ["training.*"], resources = ["models/**"], requires = { client_auth = "certificate" } },
+//! ]
+//!
+//! [[requirements]]                 # every allow of matching requests, whatever the role
+//! name = "pii-needs-c1"
+//! actions = ["datasets.read", "training.*"]
+//! resources = ["datasets/pii/**"]
+//! requires = { auth_context = "c1", max_auth_age = "4h" }
+//! ```
+//!
+//! Semantics, and the choices behind them:
+//!
+//! - Requirements are checked **only after the policy would otherwise allow**: deny
+//!   rules, scope ceilings, grants and separation of duties come first, and a deny stays
+//!   a deny (never a step-up).
+//! - A role's `requires` applies to the role's **own** grants, wherever the role is held
+//!   from (directly or through `include`); a role that includes it does not pass its own
+//!   requirements on to the included role's grants. A grant's `requires` applies to that
+//!   grant. The request is allowed when **some** grant that covers it has its role and
+//!   grant requirements met and every `[[requirements]]` rule covering the request is met:
+//!   a role without requirements that also grants the request wins, and the decision
+//!   names that grant.
+//! - Otherwise the decision is a deny whose reason says what to do. When every path fails
+//!   a requirement no challenge can fix (client authentication, client app, MFA without
+//!   `mfa_auth_context`, an app-only caller needing an interactive sign-in), the reason
+//!   is [`Reason::RequirementNotMet`](crate::decision::Reason::RequirementNotMet) (HTTP
+//!   403). When some path can be fixed by a fresh sign-in through an authentication
+//!   context, it is [`Reason::StepUpRequired`](crate::decision::Reason::StepUpRequired)
+//!   for a client whose token has `cp1` in `xms_cc` (any letter case), carrying the claims
+//!   request `{"access_token":{"acrs":{"essential":true,"value":"c1"}}}` and, once the
+//!   [`Governor`](crate::Governor) has filled it in for its cloud, the `WWW-Authenticate`
+//!   value of the HTTP 401 ([`Refusal::from_decision`](crate::http::Refusal::from_decision));
+//!   for any other client it is
+//!   [`Reason::StepUpNotPossible`](crate::decision::Reason::StepUpNotPossible) (HTTP 403):
+//!   it could not react to a challenge. A claims request names one context; when two are
+//!   missing, the client steps up twice.
+//! - Requirements are labelled `requirements:<name>`, `role:<name>` or
+//!   `grant:<role>#<i>` in decisions and audit events
+//!   ([`Decision::denied_by`](crate::decision::Decision::denied_by)).
+//! - `mfa = true` without `mfa_auth_context` loads: v1 tokens can prove MFA through
+//!   `amr`. v2 tokens carry no `amr`, so for them it can only be
+//!   [`RequirementNotMet`](crate::decision::Reason::RequirementNotMet), whose detail says
+//!   so. Setting `mfa_auth_context` (and a Conditional Access policy requiring MFA on
+//!   that context in Entra) is what makes MFA work for v2 tokens.
+//! - `max_auth_age` steps up through an authentication context: for the fresh sign-in to
+//!   actually happen, that context's Conditional Access policy should set sign-in
+//!   frequency to "every time". A token without `auth_time` is not fresh.
+//! - `client_auth` and `client_apps` apply to user and app-only tokens alike (`azpacr` /
+//!   `appidacr` describe the calling client in both).
+//! - The clock is read once per decision, and only when a `max_auth_age` applies; a
+//!   policy with no requirements costs one branch per decision.
+//!   [`CompiledPolicy::decide_at`] decides at a given time.
+//! - [`Permissions`] lists the requirements of each grant
+//!   ([`EffectiveGrant::requires`]) and the `[[requirements]]` rules.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -152,17 +233,20 @@ pub mod ident;
 mod lint;
 pub mod model;
 pub mod pattern;
+mod requirement;
 
 pub use action::{BUILTIN_ACTIONS, MAX_ACTIONS};
 pub use compile::{CompiledPolicy, MAX_BINDINGS, MAX_ROLES};
 pub use error::{PolicyError, PolicyErrorKind};
 pub use eval::{
-    DenyView, EffectiveGrant, GroupMembership, MembershipView, Permissions, RoleAssignment,
+    DenyView, EffectiveGrant, GroupMembership, MembershipView, Permissions, RequirementRuleView,
+    RoleAssignment,
 };
 pub use ident::{IdentifierProblem, Script};
 pub use lint::{LintCode, LintReport, LintWarning};
-pub use model::{OnGroupOverage, PolicyDocument};
+pub use model::{OnGroupOverage, PolicyDocument, RequirementRuleDef, RequiresDef};
 pub use pattern::{PathProblem, Pattern};
+pub use requirement::{MAX_AUTH_AGE_SECS, RequirementView};
 
 /// A validated, compiled policy, with its source document for linting and tooling.
 #[derive(Debug, Clone)]

@@ -24,6 +24,11 @@ pub struct PolicyDocument {
     /// What to do when a token's groups cannot be known (overage or no `groups` claim).
     #[serde(default)]
     pub on_group_overage: OnGroupOverage,
+    /// The authentication context (`c1`..`c99`) whose Conditional Access policy requires
+    /// multi-factor authentication: v2 tokens carry no `amr`, so they prove MFA only
+    /// through it, and an unmet `mfa = true` steps up through it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mfa_auth_context: Option<String>,
     /// Custom actions added to the built-in vocabulary.
     #[serde(default, skip_serializing_if = "ActionsSection::is_empty")]
     pub actions: ActionsSection,
@@ -50,6 +55,10 @@ pub struct PolicyDocument {
     /// Pairs of actions one principal may not hold together.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub separation_of_duties: Vec<SeparationOfDutiesDef>,
+    /// Conditional Access requirements on action/resource patterns: they apply to every
+    /// allow of a matching request, whatever role allowed it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub requirements: Vec<RequirementRuleDef>,
 }
 
 impl PolicyDocument {
@@ -105,6 +114,9 @@ pub struct RoleDef {
     /// The role's own grants.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub grants: Vec<GrantDef>,
+    /// Conditional Access requirements on every use of the role's own grants.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requires: Option<RequiresDef>,
 }
 
 /// A grant: every listed action on every resource matching one of the patterns.
@@ -116,6 +128,9 @@ pub struct GrantDef {
     pub actions: Vec<String>,
     /// Resource patterns (see [`pattern`](super::pattern)).
     pub resources: Vec<String>,
+    /// Conditional Access requirements on every use of this grant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requires: Option<RequiresDef>,
 }
 
 impl GrantDef {
@@ -130,8 +145,62 @@ impl GrantDef {
         Self {
             actions: actions.into_iter().map(Into::into).collect(),
             resources: resources.into_iter().map(Into::into).collect(),
+            requires: None,
         }
     }
+
+    /// The same grant, with Conditional Access requirements.
+    pub fn with_requires(mut self, requires: RequiresDef) -> Self {
+        self.requires = Some(requires);
+        self
+    }
+}
+
+/// Conditional Access requirements (`requires = { … }`); all given ones must hold.
+///
+/// See [the policy module](super#conditional-access-requirements-and-step-up) for what
+/// satisfies each and what the client is told when one does not hold.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct RequiresDef {
+    /// Multi-factor authentication: `amr` has `mfa` or `ngcmfa` (v1), or `acrs` has the
+    /// policy's `mfa_auth_context`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub mfa: bool,
+    /// An authentication context (`c1`..`c99`) the token's `acrs` must list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_context: Option<String>,
+    /// The longest time since the last interactive sign-in (`auth_time`): `30m`, `4h`,
+    /// `1d` (at most `30d`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_auth_age: Option<String>,
+    /// The least client authentication (`azpacr`/`appidacr`): `"secret"` (a secret or a
+    /// certificate) or `"certificate"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_auth: Option<String>,
+    /// The client applications (`azp`/`appid` GUIDs) allowed to call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_apps: Option<Vec<String>>,
+}
+
+/// A requirement rule (`[[requirements]]`): the requirements hold for every allow of the
+/// actions on the resources, whatever role allowed it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct RequirementRuleDef {
+    /// The rule's name, reported in decisions as `requirements:<name>`.
+    pub name: String,
+    /// Free text for people; not used in decisions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Actions: `family.verb`, `family.*` or `*`.
+    pub actions: Vec<String>,
+    /// Resource patterns the rule covers.
+    pub resources: Vec<String>,
+    /// What the caller's token must show.
+    pub requires: RequiresDef,
 }
 
 /// A binding: one Entra fact (the subject) confers roles.
