@@ -16,11 +16,14 @@
 //! body, so two frameworks passing the same table answer identically.
 #![allow(dead_code)]
 
+use base64::Engine as _;
 use entra_governor::testing::TestIdp;
 use entra_governor::{AuditLog, AuditOutcome, MemorySink, ObjectId};
 use reqwest::Method;
 
 pub const DATA_SCIENTISTS: &str = "5d3c9a1e-2f47-4b8a-9c61-0e7f3a2b4c5d";
+/// The ML engineers group of `examples/policy.toml`.
+pub const ML_ENGINEERS: &str = "8a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d";
 pub const CALLER_OID: &str = "0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0";
 
 /// The example policy (`examples/policy.toml`).
@@ -239,6 +242,26 @@ pub async fn check_contract(base: &str, idp: &TestIdp, trail: &Trail) {
         .groups([DATA_SCIENTISTS])
         .sign();
     let forged = idp.token().sign_with_foreign_key().sign();
+    // Reading personal data needs authentication context c1 (`pii-needs-c1`).
+    let engineer = |cp1: bool, acrs: &[&str]| {
+        let token = idp
+            .token()
+            .scopes("Models.Manage")
+            .groups([ML_ENGINEERS])
+            .acrs(acrs.iter().copied());
+        if cp1 {
+            token.client_capabilities(["cp1"])
+        } else {
+            token
+        }
+        .sign()
+    };
+    let claims = base64::engine::general_purpose::STANDARD
+        .encode(r#"{"access_token":{"acrs":{"essential":true,"value":"c1"}}}"#);
+    let step_up_challenge = format!(
+        "Bearer realm=\"\", authorization_uri=\"{}/common/oauth2/authorize\", error=\"insufficient_claims\", claims=\"{claims}\"",
+        idp.authority()
+    );
     let overage = idp.token().scopes("Inference.Invoke").overage().sign();
     let guest = idp
         .token()
@@ -351,6 +374,32 @@ pub async fn check_contract(base: &str, idp: &TestIdp, trail: &Trail) {
             Expect::forbidden(),
         )
         .bearer(&scientist),
+        case(
+            "step-up: a cp1 client is challenged for auth context c1",
+            M::GET,
+            "/v1/datasets/pii/patients",
+            Expect::refused(
+                401,
+                Some(&step_up_challenge),
+                "insufficient_claims",
+                "a stronger or more recent sign-in is required",
+            ),
+        )
+        .bearer(&engineer(true, &[])),
+        case(
+            "step-up impossible: a client without cp1 gets 403",
+            M::GET,
+            "/v1/datasets/pii/patients",
+            Expect::forbidden(),
+        )
+        .bearer(&engineer(false, &[])),
+        case(
+            "step-up done: auth context c1 satisfied",
+            M::GET,
+            "/v1/datasets/pii/patients",
+            Expect::ok("datasets.read datasets/pii/patients"),
+        )
+        .bearer(&engineer(true, &["c1"])),
         case(
             "deny: guest",
             M::POST,
@@ -513,8 +562,3 @@ pub async fn check_idp_down(base: &str, idp: &TestIdp, trail: &Trail) {
         check(&client, base, trail, c).await;
     }
 }
-
-// Step-up (401 `insufficient_claims`) is not tested end to end yet: the core has no
-// decision that asks for it. When it does, add a case here with a token lacking the
-// required `acrs` and `xms_cc: ["cp1"]`, expecting 401, the challenge from ENTRA.md §5 and
-// `{"error":"insufficient_claims",…}`; the adapters render it already (unit tests).
