@@ -750,6 +750,7 @@ fn deny_rule(name: String) -> impl Strategy<Value = DenyDef> {
         prop::option::of(kind_def()),
         prop::option::of(0..TENANTS.len()),
         prop::option::of(0..TENANTS.len()),
+        prop::option::of(subsequence(TENANTS.to_vec(), 1..=2)),
     ));
     (
         when,
@@ -760,12 +761,13 @@ fn deny_rule(name: String) -> impl Strategy<Value = DenyDef> {
         .prop_map(move |(when, actions, except, resources)| {
             let mut d = DenyDef::default();
             d.name = name.clone();
-            d.when = when.map(|(guest, kind, tenant, not_in)| {
+            d.when = when.map(|(guest, kind, tenant, not_in, tenant_in)| {
                 let mut w = WhenDef::default();
                 w.guest = guest;
                 w.kind = kind;
                 w.tenant = tenant.map(|t| TENANTS[t].to_owned());
                 w.tenant_not_in = not_in.map(|t| vec![TENANTS[t].to_owned()]);
+                w.tenant_in = tenant_in.map(|ts| strs(&ts));
                 w
             });
             d.actions = strs(&actions);

@@ -180,6 +180,7 @@ fn class_mask(kinds: &[KindDef], guests: bool) -> u8 {
 pub(crate) struct CWhen {
     pub(crate) guest: Option<bool>,
     pub(crate) kind: Option<PrincipalKind>,
+    pub(crate) tenant: Option<TenantId>,
     pub(crate) tenant_in: Option<Box<[TenantId]>>,
     pub(crate) tenant_not_in: Option<Box<[TenantId]>>,
 }
@@ -188,6 +189,7 @@ impl CWhen {
     pub(crate) fn is_everyone(&self) -> bool {
         self.guest.is_none()
             && self.kind.is_none()
+            && self.tenant.is_none()
             && self.tenant_in.is_none()
             && self.tenant_not_in.is_none()
     }
@@ -196,6 +198,7 @@ impl CWhen {
     pub(crate) fn matches(&self, p: &Principal) -> bool {
         self.guest.is_none_or(|g| g == p.is_guest())
             && self.kind.is_none_or(|k| k == p.kind())
+            && self.tenant.as_ref().is_none_or(|t| t == p.tenant())
             && self
                 .tenant_in
                 .as_ref()
@@ -1053,26 +1056,31 @@ fn compile_when(path: &str, when: Option<&WhenDef>) -> Result<CWhen, PolicyError
         return Ok(CWhen {
             guest: None,
             kind: None,
+            tenant: None,
             tenant_in: None,
             tenant_not_in: None,
         });
     };
-    let mut tenant_in: Option<Vec<TenantId>> = None;
-    if let Some(t) = &w.tenant {
-        let t = guid(&format!("{path}.tenant"), t, "tenant id", TenantId::parse)?;
-        tenant_in = Some(vec![t]);
-    }
-    if let Some(list) = &w.tenant_in {
-        let list = tenant_list(&format!("{path}.tenant_in"), list)?;
-        tenant_in.get_or_insert_with(Vec::new).extend(list);
-    }
+    // `tenant` and `tenant_in` are separate conditions, like every other key: both must
+    // hold when both are given.
+    let tenant = w
+        .tenant
+        .as_ref()
+        .map(|t| guid(&format!("{path}.tenant"), t, "tenant id", TenantId::parse))
+        .transpose()?;
+    let tenant_in = w
+        .tenant_in
+        .as_ref()
+        .map(|l| tenant_list(&format!("{path}.tenant_in"), l))
+        .transpose()?;
     Ok(CWhen {
+        tenant,
         guest: w.guest,
         kind: w.kind.map(|k| match k {
             KindDef::User => PrincipalKind::User,
             KindDef::Application => PrincipalKind::Application,
         }),
-        tenant_in: tenant_in.map(Into::into),
+        tenant_in,
         tenant_not_in: w
             .tenant_not_in
             .as_ref()

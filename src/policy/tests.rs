@@ -548,6 +548,38 @@ resources = ["**"]
 }
 
 #[test]
+fn when_conditions_all_have_to_hold() {
+    let p = load(&format!(
+        r#"version = 1
+[roles.all]
+grants = [{{ actions = ["*"], resources = ["**"] }}]
+[[bindings]]
+tenant = "{T}"
+roles = ["all"]
+[scopes]
+"All" = ["*"]
+[[deny]]
+name = "contradiction"
+when = {{ tenant = "{T}", tenant_in = ["{OTHER_T}"] }}
+actions = ["*"]
+resources = ["**"]
+[[deny]]
+name = "members-of-t-no-delete"
+when = {{ tenant_in = ["{T}", "{OTHER_T}"], guest = false, kind = "user" }}
+actions = ["models.delete"]
+resources = ["**"]
+"#
+    ))
+    .compiled();
+    let member = user().scopes(["All"]).build();
+    assert!(p.decide(&member, "models.read", "models/x").is_allowed());
+    assert_eq!(
+        p.decide(&member, "models.delete", "models/x").denied_by(),
+        Some("members-of-t-no-delete")
+    );
+}
+
+#[test]
 fn invalid_input_is_a_deny_never_a_panic() {
     let p = load(BASE).compiled();
     let u = user()
