@@ -1,0 +1,435 @@
+//! [`Governor`]: the one entry point. Configuration lives in [`builder`].
+
+pub(crate) mod builder;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use arc_swap::ArcSwap;
+
+use crate::audit::{AuditEvent, AuditLog, AuditOutcome};
+use crate::decision::{Decision, Reason};
+use crate::error::{AuthorizeError, TokenError};
+use crate::graph::GroupResolver;
+use crate::ids::{PrincipalId, TenantId};
+use crate::policy::{CompiledPolicy, MembershipView, Permissions, Policy, PolicyError};
+use crate::principal::Principal;
+use crate::revocation::{RevocationError, Revocations};
+use crate::token::Verifier;
+use crate::token::cache::VerifiedTokens;
+use crate::token::unix_now;
+
+pub use builder::{
+    DEFAULT_CLOCK_SKEW, DEFAULT_HTTP_TIMEOUT, DEFAULT_KEY_REFRESH_COOLDOWN,
+    DEFAULT_KEY_REFRESH_INTERVAL, DEFAULT_MAX_TOKEN_BYTES, DEFAULT_TOKEN_CACHE_BYTES,
+    GovernorBuilder, MAX_METADATA_BYTES,
+};
+
+/// Verifies Entra access tokens and answers authorization questions.
+///
+/// Cheap to clone (an `Arc` inside) and meant to be shared by every request handler.
+/// Reading keys never takes a lock that serialises callers.
+#[derive(Clone)]
+pub struct Governor {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) verifier: Verifier,
+    pub(crate) policy: ArcSwap<CompiledPolicy>,
+    pub(crate) revocations: Revocations,
+    pub(crate) audit: Option<AuditLog>,
+    pub(crate) audit_display_names: bool,
+    pub(crate) groups: Option<Arc<dyn GroupResolver>>,
+}
+
+/// Per-request facts that are not in the token, for the audit trail.
+#[derive(Clone, Debug, Default)]
+pub struct RequestContext {
+    /// The request or correlation id (for example the `x-request-id` header).
+    pub correlation_id: Option<String>,
+}
+
+impl RequestContext {
+    /// A context carrying a correlation id.
+    pub fn with_correlation_id(id: impl Into<String>) -> Self {
+        Self {
+            correlation_id: Some(id.into()),
+        }
+    }
+}
+
+impl std::fmt::Debug for Governor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Governor")
+            .field("authority", &self.inner.verifier.rules.cloud.authority())
+            .field("audiences", &self.inner.verifier.rules.audiences)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Governor {
+    /// Starts a configuration with secure defaults.
+    pub fn builder() -> GovernorBuilder {
+        GovernorBuilder::default()
+    }
+
+    /// Verifies a bearer token (without the `Bearer ` prefix) and returns the caller.
+    ///
+    /// # Errors
+    /// A [`TokenError`] naming the first rule the token broke; see [`crate::token`] for
+    /// the order. [`TokenError::KeysUnavailable`] when keys could not be obtained.
+    pub async fn verify(&self, token: &str) -> Result<Principal, TokenError> {
+        self.verify_shared(token).await.map(Arc::unwrap_or_clone)
+    }
+
+    /// Verification without copying a cached principal.
+    async fn verify_shared(&self, token: &str) -> Result<Arc<Principal>, TokenError> {
+        let principal = self.inner.verifier.verify(token).await?;
+        self.check_revocation(&principal)?;
+        Ok(principal)
+    }
+
+    fn check_revocation(&self, principal: &Principal) -> Result<(), TokenError> {
+        let Some(before) = self.inner.revocations.revoked_before(principal.id()) else {
+            return Ok(());
+        };
+        // A token without `iat` cannot prove it is newer: refuse it.
+        if principal.issued_at().is_some_and(|iat| iat >= before) {
+            return Ok(());
+        }
+        let challenge = principal.can_handle_claims_challenge().then(|| {
+            crate::challenge::insufficient_claims(
+                self.inner.verifier.rules.cloud.authority(),
+                &crate::challenge::fresh_token_claims(before),
+            )
+        });
+        Err(TokenError::Revoked {
+            revoked_before: before,
+            challenge,
+        })
+    }
+
+    /// Refuses, from now on, every token of this caller issued before `issued_before`
+    /// (typically now). Takes effect at once, survives policy reloads, and is saved to the
+    /// revocation file when one is configured. Clients that handle claims challenges get
+    /// the CAE `insufficient_claims` challenge; others get 401 `invalid_token`.
+    ///
+    /// # Errors
+    /// [`RevocationError::Full`] when the bounded list is full of live entries, or an I/O
+    /// error saving the file; the revocation is then not recorded.
+    pub fn revoke(
+        &self,
+        id: &PrincipalId,
+        issued_before: std::time::SystemTime,
+    ) -> Result<(), RevocationError> {
+        self.inner
+            .revocations
+            .revoke_principal(id.clone(), unix_secs(issued_before), unix_now())
+    }
+
+    /// How many verified tokens are cached (for dashboards and tests).
+    pub fn cached_tokens(&self) -> u64 {
+        self.inner
+            .verifier
+            .verified
+            .as_ref()
+            .map_or(0, VerifiedTokens::entry_count)
+    }
+
+    /// How many revocation entries are live (for dashboards and tests).
+    pub fn revocation_count(&self) -> usize {
+        self.inner.revocations.len()
+    }
+
+    /// Like [`revoke`](Self::revoke), for every caller of a tenant.
+    ///
+    /// # Errors
+    /// As [`revoke`](Self::revoke).
+    pub fn revoke_tenant(
+        &self,
+        tenant: &TenantId,
+        issued_before: std::time::SystemTime,
+    ) -> Result<(), RevocationError> {
+        self.inner
+            .revocations
+            .revoke_tenant(tenant.clone(), unix_secs(issued_before), unix_now())
+    }
+
+    /// Verifies the token, then decides whether its caller may perform `action` on
+    /// `resource` under the current policy. Deny by default.
+    ///
+    /// An invalid token is an error (HTTP 401 material); a verified caller who may not
+    /// act gets `Ok` with a denying [`Decision`] (HTTP 403 material).
+    ///
+    /// # Errors
+    /// [`AuthorizeError::InvalidToken`] when the token does not verify.
+    pub async fn authorize(
+        &self,
+        token: &str,
+        action: &str,
+        resource: &str,
+    ) -> Result<Decision, AuthorizeError> {
+        self.authorize_with(token, action, resource, &RequestContext::default())
+            .await
+    }
+
+    /// [`authorize`](Self::authorize) with per-request context for the audit trail.
+    ///
+    /// # Errors
+    /// As [`authorize`](Self::authorize), plus [`AuthorizeError::AuditUnavailable`] in
+    /// strict audit mode while the audit trail is failing.
+    pub async fn authorize_with(
+        &self,
+        token: &str,
+        action: &str,
+        resource: &str,
+        context: &RequestContext,
+    ) -> Result<Decision, AuthorizeError> {
+        let started = Instant::now();
+        let principal = self
+            .verify_recorded_since(token, action, resource, context, started)
+            .await?;
+        self.decide_and_record(&principal, action, resource, context, started)
+            .await
+    }
+
+    /// Verifies a token; a rejection is recorded in the audit trail against
+    /// `action`/`resource` (the adapters record `authenticate` and the request path).
+    pub(crate) async fn verify_recorded(
+        &self,
+        token: &str,
+        action: &str,
+        resource: &str,
+        context: &RequestContext,
+    ) -> Result<Arc<Principal>, AuthorizeError> {
+        self.verify_recorded_since(token, action, resource, context, Instant::now())
+            .await
+    }
+
+    async fn verify_recorded_since(
+        &self,
+        token: &str,
+        action: &str,
+        resource: &str,
+        context: &RequestContext,
+        started: Instant,
+    ) -> Result<Arc<Principal>, AuthorizeError> {
+        match self.verify_shared(token).await {
+            Ok(principal) => Ok(principal),
+            Err(error) => {
+                let event = AuditEvent::new(token_outcome(&error), action, resource)
+                    .with_reason(error.code())
+                    .with_explanation(error.to_string());
+                self.record(event, context, started).await?;
+                Err(AuthorizeError::InvalidToken(error))
+            }
+        }
+    }
+
+    /// Records a request refused before a token could even be read (no, several or a
+    /// malformed `Authorization` header).
+    pub(crate) async fn record_bad_request(
+        &self,
+        code: &'static str,
+        explanation: &str,
+        resource: &str,
+        context: &RequestContext,
+    ) {
+        let event = AuditEvent::new(
+            AuditOutcome::InvalidToken,
+            crate::http::AUTHENTICATE_ACTION,
+            resource,
+        )
+        .with_reason(code)
+        .with_explanation(explanation);
+        // The request is refused whatever the trail says; strict mode changes nothing here.
+        let _ = self.record(event, context, Instant::now()).await;
+    }
+
+    /// Decides for a caller verified earlier (by [`verify`](Self::verify), or by your own
+    /// middleware), under the policy current at the time of the call, and records it.
+    ///
+    /// # Errors
+    /// [`AuthorizeError::AuditUnavailable`] in strict audit mode while the audit trail is
+    /// failing.
+    pub async fn authorize_principal(
+        &self,
+        principal: &Principal,
+        action: &str,
+        resource: &str,
+        context: &RequestContext,
+    ) -> Result<Decision, AuthorizeError> {
+        self.decide_and_record(principal, action, resource, context, Instant::now())
+            .await
+    }
+
+    async fn decide_and_record(
+        &self,
+        principal: &Principal,
+        action: &str,
+        resource: &str,
+        context: &RequestContext,
+        started: Instant,
+    ) -> Result<Decision, AuthorizeError> {
+        let policy = self.inner.policy.load_full();
+        let mut decision = self.decide(&policy, principal, action, resource).await;
+        if decision.is_step_up() {
+            // The policy does not know the cloud; the challenge names its authority.
+            decision = decision.with_challenge(self.inner.verifier.rules.cloud.authority());
+        }
+        if self.inner.audit.is_some() {
+            let mut event = decision_event(principal, &decision, policy.version_hash());
+            if self.inner.audit_display_names {
+                event = event.with_display_name_of(principal);
+            }
+            self.record(event, context, started).await?;
+        }
+        Ok(decision)
+    }
+
+    /// Decides, first resolving group membership through the configured resolver when the
+    /// token could not list it (overage) and a group binding could matter. Only the groups
+    /// the policy binds are asked about. A failed lookup becomes "membership unavailable",
+    /// never "member of nothing".
+    async fn decide(
+        &self,
+        policy: &CompiledPolicy,
+        principal: &Principal,
+        action: &str,
+        resource: &str,
+    ) -> Decision {
+        let resolver = match &self.inner.groups {
+            Some(r) if policy.needs_group_resolution(principal) => r,
+            _ => return policy.decide(principal, action, resource),
+        };
+        match resolver.resolve(principal, policy.bound_group_ids()).await {
+            Ok(groups) => policy.decide_with(
+                principal,
+                MembershipView::Resolved(&groups),
+                action,
+                resource,
+            ),
+            Err(error) => {
+                tracing::warn!(%error, principal = %principal.id(), "group membership unavailable");
+                policy.decide_with(principal, MembershipView::Unavailable, action, resource)
+            }
+        }
+    }
+
+    /// Records an audit event, if an audit log is configured. In strict mode a failing
+    /// trail refuses the request.
+    async fn record(
+        &self,
+        event: AuditEvent,
+        context: &RequestContext,
+        started: Instant,
+    ) -> Result<(), AuthorizeError> {
+        let Some(audit) = &self.inner.audit else {
+            return Ok(());
+        };
+        let mut event = event.with_latency(started.elapsed());
+        if let Some(id) = &context.correlation_id {
+            event = event.with_correlation_id(id.clone());
+        }
+        audit
+            .record(event)
+            .await
+            .map_err(|_| AuthorizeError::AuditUnavailable)
+    }
+
+    /// Flushes and stops the audit trail (if any): every event recorded before the call is
+    /// written. Call it on graceful shutdown.
+    pub async fn shutdown(&self) {
+        if let Some(audit) = &self.inner.audit {
+            audit.shutdown().await;
+        }
+    }
+
+    /// The caller's effective grants under the current policy (for user interfaces and
+    /// access reviews).
+    pub fn permissions(&self, principal: &Principal) -> Permissions {
+        self.inner.policy.load().permissions(principal)
+    }
+
+    /// Replaces the policy atomically. Requests already deciding finish on the policy
+    /// they started with; later ones use the new one. A [`Policy`] is validated when it
+    /// is loaded, so an invalid one never gets this far: see
+    /// [`reload_policy_from_path`](Self::reload_policy_from_path).
+    pub fn reload_policy(&self, policy: Policy) {
+        self.inner.policy.store(policy.compiled());
+    }
+
+    /// Loads, validates and swaps in a policy file; on any error the current policy keeps
+    /// serving and the error says which file and key were wrong.
+    ///
+    /// # Errors
+    /// The [`PolicyError`] of the new file.
+    pub fn reload_policy_from_path(
+        &self,
+        path: impl AsRef<std::path::Path>,
+    ) -> Result<(), PolicyError> {
+        let policy = Policy::from_path(path)?;
+        self.reload_policy(policy);
+        Ok(())
+    }
+
+    /// The current policy's version hash (SHA-256 of its source).
+    pub fn policy_version(&self) -> String {
+        self.inner.policy.load().version_hash().to_owned()
+    }
+
+    /// Fetches the signing keys now (if none are held yet) and returns how many are held:
+    /// for start-up warm-up and readiness probes.
+    ///
+    /// # Errors
+    /// [`TokenError::KeysUnavailable`] when the identity provider cannot be reached.
+    pub async fn prefetch_keys(&self) -> Result<usize, TokenError> {
+        self.inner.verifier.keys.prefetch().await
+    }
+
+    /// The key ids currently held, sorted (for diagnostics).
+    pub fn key_ids(&self) -> Vec<String> {
+        let set = self.inner.verifier.keys.current();
+        let mut kids: Vec<String> = set.kids().map(str::to_owned).collect();
+        kids.sort();
+        kids
+    }
+}
+
+fn token_outcome(error: &TokenError) -> AuditOutcome {
+    match error {
+        TokenError::KeysUnavailable { .. } => AuditOutcome::Unavailable,
+        _ => AuditOutcome::InvalidToken,
+    }
+}
+
+/// The audit record of a decision: who, what, and the roles and grant that decided.
+fn decision_event(principal: &Principal, decision: &Decision, policy_version: &str) -> AuditEvent {
+    let outcome = match decision.reason {
+        Reason::Allow => AuditOutcome::Allow,
+        Reason::GroupMembershipUnavailable => AuditOutcome::Unavailable,
+        Reason::StepUpRequired { .. } => AuditOutcome::StepUp,
+        _ => AuditOutcome::Deny,
+    };
+    let mut roles: Vec<String> = decision.matched.iter().map(|m| m.role.clone()).collect();
+    roles.dedup();
+    let mut event =
+        AuditEvent::from_principal(principal, outcome, &decision.action, &decision.resource)
+            .with_reason(decision.reason.code())
+            .with_explanation(decision.explain())
+            .with_roles(roles)
+            .with_policy_version(policy_version);
+    if let Some(m) = decision.matched.first() {
+        event = event.with_grant(m.grant.clone());
+    }
+    if let Some(rule) = decision.denied_by() {
+        event = event.with_denied_by(rule);
+    }
+    event
+}
+
+fn unix_secs(t: std::time::SystemTime) -> u64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
