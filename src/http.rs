@@ -168,7 +168,7 @@ impl Refusal {
     /// `insufficient_scope` (the body names no role, rule or scope), 503 when group
     /// membership could not be resolved, or — for a
     /// [`StepUpRequired`](crate::Reason::StepUpRequired) whose challenge is filled in (the
-    /// [`Governor`](crate::Governor) does it; see
+    /// [`Governor`] does it; see
     /// [`Decision::with_challenge`](crate::Decision::with_challenge)) — 401 with that
     /// exact `WWW-Authenticate` claims challenge and an `insufficient_claims` body.
     /// Clients that cannot perform step-up get the plain 403.

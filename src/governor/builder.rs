@@ -55,7 +55,7 @@ enum TenantChoice {
 ///
 /// `build()` does not touch the network: keys are fetched on first use (or by
 /// [`Governor::prefetch_keys`]). When Entra is unreachable the governor starts anyway and
-/// answers [`TokenError::KeysUnavailable`] (HTTP 503) for every token until keys arrive;
+/// answers [`TokenError::KeysUnavailable`](crate::TokenError::KeysUnavailable) (HTTP 503) for every token until keys arrive;
 /// it never accepts a token it could not check.
 #[derive(Clone)]
 pub struct GovernorBuilder {
