@@ -346,6 +346,20 @@ pub async fn authorize(
     }
 }
 
+/// Records (in the audit trail) a verified caller's request refused because a route
+/// parameter is not a resource segment; the adapters answer it with 403.
+pub async fn record_invalid_resource(
+    governor: &Governor,
+    principal: &Principal,
+    action: &str,
+    path: &str,
+    context: &RequestContext,
+) {
+    governor
+        .record_invalid_resource(principal, action, path, context)
+        .await;
+}
+
 /// The request context of an HTTP request: its `x-request-id` (or `x-correlation-id`)
 /// header when it is short printable ASCII, so it can join the audit trail to access logs
 /// without letting a client inject text into them.

@@ -195,3 +195,131 @@ async fn strict_mode_refuses_while_the_trail_is_down_and_loses_nothing() {
     assert_eq!(sink.len() as u64, log.recorded());
     assert_eq!(log.dropped(), 0);
 }
+
+/// Captures every tracing event (target, level and all fields) as text.
+mod capture {
+    use std::fmt::Write as _;
+    use std::sync::{Arc, Mutex};
+
+    use tracing::field::{Field, Visit};
+    use tracing::span::{Attributes, Id, Record};
+    use tracing::{Event, Metadata, Subscriber};
+
+    #[derive(Clone, Default)]
+    pub struct Capture(pub Arc<Mutex<String>>);
+
+    struct Fields<'a>(&'a mut String);
+
+    impl Visit for Fields<'_> {
+        fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+            let _ = write!(self.0, " {}={:?}", field.name(), value);
+        }
+    }
+
+    impl Subscriber for Capture {
+        fn enabled(&self, _: &Metadata<'_>) -> bool {
+            true
+        }
+        fn new_span(&self, span: &Attributes<'_>) -> Id {
+            let mut text = self.0.lock().unwrap();
+            span.record(&mut Fields(&mut text));
+            Id::from_u64(1)
+        }
+        fn record(&self, _: &Id, values: &Record<'_>) {
+            values.record(&mut Fields(&mut self.0.lock().unwrap()));
+        }
+        fn record_follows_from(&self, _: &Id, _: &Id) {}
+        fn event(&self, event: &Event<'_>) {
+            let mut text = self.0.lock().unwrap();
+            let _ = write!(
+                text,
+                "\n{} {}",
+                event.metadata().level(),
+                event.metadata().target()
+            );
+            event.record(&mut Fields(&mut text));
+        }
+        fn enter(&self, _: &Id) {}
+        fn exit(&self, _: &Id) {}
+    }
+}
+
+#[tokio::test]
+async fn no_token_or_secret_reaches_a_log_line() {
+    use entra_governor::graph::{ClientCredential, GraphGroupResolver};
+    use entra_governor::testing::{GraphMode, Mode};
+    use entra_governor::{Cloud, TracingSink};
+
+    let captured = capture::Capture::default();
+    let _guard = tracing::dispatcher::set_default(&tracing::Dispatch::new(captured.clone()));
+
+    let idp = TestIdp::start().await;
+    let secret = idp.graph_client_secret();
+    let resolver = GraphGroupResolver::builder(
+        &Cloud::custom(idp.authority()),
+        idp.tenant_id(),
+        idp.client_id(),
+        ClientCredential::secret(secret.clone()),
+    )
+    .dangerous_allow_http_loopback()
+    .max_retries(0)
+    .build()
+    .unwrap();
+    let log = AuditLog::builder(TracingSink::new()).build();
+    let g = common::builder(&idp)
+        .policy(policy())
+        .audit(log)
+        .group_resolver(resolver)
+        .key_refresh_interval(Some(std::time::Duration::from_millis(30)))
+        .build()
+        .unwrap();
+    let good = idp
+        .token()
+        .scopes("Training.Manage")
+        .groups([DATA_SCIENTISTS])
+        .sign();
+    let expired = idp.token().expires_in(-3600).sign();
+    let forged = idp.token().sign_with_foreign_key().sign();
+    let overage = idp.token().scopes("Models.Manage").overage().sign();
+    g.authorize(&good, "training.submit", "models/exp-1")
+        .await
+        .unwrap();
+    let _ = g.authorize(&expired, "models.read", "models/prod-1").await;
+    let _ = g.authorize(&forged, "models.read", "models/prod-1").await;
+    idp.set_graph_mode(GraphMode::Status(500));
+    g.authorize(&overage, "datasets.write", "datasets/curated/x")
+        .await
+        .unwrap();
+    idp.set_mode(Mode::Status(500)); // periodic key refreshes now fail and warn
+    tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    g.shutdown().await;
+
+    let text = captured.0.lock().unwrap().clone();
+    assert!(
+        text.contains("entra_governor::audit"),
+        "audit events were logged: {text}"
+    );
+    assert!(
+        text.contains("group membership unavailable"),
+        "the Graph failure was logged"
+    );
+    assert!(
+        text.contains("refresh failed"),
+        "the key refresh failure was logged"
+    );
+    for token in [&good, &expired, &forged, &overage] {
+        for part in token.split('.') {
+            assert!(!text.contains(part), "a token segment reached a log line");
+        }
+    }
+    assert!(
+        !text.contains(&secret),
+        "the Graph client secret reached a log line"
+    );
+    for graph_token in idp.issued_graph_tokens() {
+        assert!(
+            !text.contains(&graph_token),
+            "a Graph token reached a log line"
+        );
+    }
+}

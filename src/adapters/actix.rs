@@ -287,7 +287,23 @@ impl Require {
                 http::authenticate(&self.governor, headers, request.path(), &context).await?
             }
         };
-        let resource = self.resource(request)?;
+        let resource = match self.resource(request) {
+            Ok(resource) => resource,
+            Err(refusal) => {
+                if refusal.status == 403 {
+                    let path = request.path();
+                    http::record_invalid_resource(
+                        &self.governor,
+                        &principal,
+                        &self.action,
+                        path,
+                        &context,
+                    )
+                    .await;
+                }
+                return Err(refusal);
+            }
+        };
         let decision = http::authorize(
             &self.governor,
             &principal,

@@ -353,7 +353,23 @@ impl RequireLayer {
                 http::authenticate(&self.governor, headers, &path, &context).await?
             }
         };
-        let resource = self.resource(parts).await?;
+        let resource = match self.resource(parts).await {
+            Ok(resource) => resource,
+            Err(refusal) => {
+                if refusal.status == 403 {
+                    let path = parts.uri.path().to_owned();
+                    http::record_invalid_resource(
+                        &self.governor,
+                        &principal,
+                        &self.action,
+                        &path,
+                        &context,
+                    )
+                    .await;
+                }
+                return Err(refusal);
+            }
+        };
         let decision = http::authorize(
             &self.governor,
             &principal,

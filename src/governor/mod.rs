@@ -227,6 +227,21 @@ impl Governor {
         }
     }
 
+    /// Records a verified caller's request refused because its path does not name a
+    /// resource (a route parameter that is not one resource segment).
+    pub(crate) async fn record_invalid_resource(
+        &self,
+        principal: &Principal,
+        action: &str,
+        path: &str,
+        context: &RequestContext,
+    ) {
+        let event = AuditEvent::from_principal(principal, AuditOutcome::Deny, action, path)
+            .with_reason("invalid_resource")
+            .with_explanation("the request path does not name a resource");
+        let _ = self.record(event, context, Instant::now()).await;
+    }
+
     /// Records a request refused before a token could even be read (no, several or a
     /// malformed `Authorization` header).
     pub(crate) async fn record_bad_request(

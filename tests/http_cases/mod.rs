@@ -414,7 +414,7 @@ pub async fn check_contract(base: &str, idp: &TestIdp, trail: &Trail) {
             Expect::forbidden(),
         )
         .bearer(&scientist)
-        .audited(0),
+        .audited(1),
         case(
             "group overage: membership unavailable",
             M::POST,
