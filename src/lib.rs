@@ -9,6 +9,7 @@ pub mod challenge;
 pub mod cloud;
 pub mod decision;
 pub mod error;
+mod fast_hash;
 mod governor;
 pub mod graph;
 pub mod http;

@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 
-use super::fast_hash::FastBuildHasher;
+use crate::fast_hash::FastBuildHasher;
 
 /// The built-in actions every policy knows.
 pub const BUILTIN_ACTIONS: &[&str] = &[

@@ -13,7 +13,6 @@ use crate::principal::{Principal, PrincipalKind};
 
 use super::action::{ActionSet, ActionTable, BUILTIN_ACTIONS, MAX_ACTIONS, SpecError};
 use super::error::{PolicyError, PolicyErrorKind};
-use super::fast_hash::{FastBuildHasher, GuidTable};
 use super::ident::{IdentKind, check_identifier};
 use super::model::{
     BindingDef, DenyDef, GrantDef, KindDef, OnGroupOverage, POLICY_FORMAT_VERSION, PolicyDocument,
@@ -21,6 +20,7 @@ use super::model::{
 };
 use super::pattern::Pattern;
 use super::requirement::{CRequires, compile_requires};
+use crate::fast_hash::{FastBuildHasher, GuidTable};
 
 /// The largest number of roles one policy may define.
 pub const MAX_ROLES: usize = 4096;

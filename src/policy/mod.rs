@@ -228,7 +228,7 @@ pub mod action;
 mod compile;
 mod error;
 mod eval;
-pub(crate) mod fast_hash;
+
 pub mod ident;
 mod lint;
 pub mod model;

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use moka::sync::Cache;
 
-use crate::policy::fast_hash::FastBuildHasher;
+use crate::fast_hash::FastBuildHasher;
 use crate::principal::Principal;
 use crate::token::keys::{KeySet, SigningKey};
 

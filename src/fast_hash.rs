@@ -1,9 +1,12 @@
-//! Small, seeded hashing for the policy's lookup tables.
+//! Small, seeded hashing for hot lookup tables: the policy's GUID and claim tables and the
+//! verified-token cache.
 //!
 //! Keys are short strings (GUIDs, scope names, app role values). SipHash would spend more
 //! time per decision than the rest of the evaluation, so the tables use a multiply-mix
 //! hash keyed by a per-policy random seed: keys come from Entra and from the policy
-//! author, and the seed keeps collision sets unpredictable anyway.
+//! author, and the seed keeps collision sets unpredictable anyway. The verified-token cache
+//! hashes whole tokens the same way and compares the full token on every hit, so a
+//! collision can only cost a miss.
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
