@@ -5,8 +5,8 @@
 //! time per decision than the rest of the evaluation, so the tables use a multiply-mix
 //! hash keyed by a per-policy random seed: keys come from Entra and from the policy
 //! author, and the seed keeps collision sets unpredictable anyway. The verified-token cache
-//! hashes whole tokens the same way and compares the full token on every hit, so a
-//! collision can only cost a miss.
+//! hashes each token's length and signature tail the same way and compares the full token
+//! on every hit, so a collision can only cost a miss.
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
@@ -37,6 +37,13 @@ impl FastBuildHasher {
         Self {
             seed: random_seed(),
         }
+    }
+}
+
+impl Default for FastBuildHasher {
+    /// A fresh random seed.
+    fn default() -> Self {
+        Self::new()
     }
 }
 
@@ -162,9 +169,14 @@ impl GuidTable {
     }
 
     /// Looks a key up; keys that are not 36 bytes long are never present.
-    #[inline(always)]
+    #[cfg(test)]
     pub(crate) fn get(&self, key: &str) -> Option<u32> {
-        let key: &[u8; 36] = key.as_bytes().try_into().ok()?;
+        self.get_guid(key.as_bytes().try_into().ok()?)
+    }
+
+    /// Looks up a GUID's 36 bytes.
+    #[inline(always)]
+    pub(crate) fn get_guid(&self, key: &[u8; 36]) -> Option<u32> {
         let tag = self.tag(key);
         let f = (tag >> 1) & self.filter_mask;
         if self.filter[(f / 64) as usize] & (1 << (f % 64)) == 0 {

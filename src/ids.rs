@@ -21,18 +21,26 @@ pub fn is_guid(s: &str) -> bool {
         })
 }
 
+/// A GUID's 36 characters, held inline: a principal's ids and groups sit in one
+/// allocation each, so a decision reads them without chasing a pointer per id.
+type GuidText = [u8; 36];
+
 macro_rules! guid_newtype {
     ($(#[$doc:meta])* $name:ident, $what:literal) => {
         $(#[$doc])*
         #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
         #[serde(try_from = "String", into = "String")]
-        pub struct $name(Box<str>);
+        pub struct $name(GuidText);
 
         impl $name {
             /// Parses a GUID, normalising it to lower case (the form Entra emits).
             pub fn parse(s: &str) -> Result<Self, InvalidId> {
                 if is_guid(s) {
-                    Ok(Self(s.to_ascii_lowercase().into()))
+                    let mut text: GuidText = [0; 36];
+                    for (t, c) in text.iter_mut().zip(s.bytes()) {
+                        *t = c.to_ascii_lowercase();
+                    }
+                    Ok(Self(text))
                 } else {
                     Err(InvalidId { what: $what })
                 }
@@ -40,19 +48,26 @@ macro_rules! guid_newtype {
 
             /// The id as a lower-case GUID string.
             pub fn as_str(&self) -> &str {
+                // Only ASCII hex digits and dashes are ever stored (see `parse`).
+                std::str::from_utf8(&self.0).unwrap_or_default()
+            }
+
+            /// The 36 ASCII bytes, for lookup tables.
+            #[allow(dead_code)]
+            pub(crate) fn as_bytes(&self) -> &GuidText {
                 &self.0
             }
         }
 
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.0)
+                f.write_str(self.as_str())
             }
         }
 
         impl fmt::Debug for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                write!(f, "{}({})", stringify!($name), self.0)
+                write!(f, "{}({})", stringify!($name), self.as_str())
             }
         }
 
@@ -65,7 +80,7 @@ macro_rules! guid_newtype {
 
         impl From<$name> for String {
             fn from(id: $name) -> String {
-                id.0.into()
+                id.as_str().to_owned()
             }
         }
 

@@ -137,6 +137,17 @@ impl Governor {
             .map_or(0, VerifiedTokens::entry_count)
     }
 
+    /// Bytes the verified-token cache counts against its budget (each entry weighs its
+    /// token's length plus a fixed estimate of its claims): never more than the
+    /// configured [`verified_token_cache`](GovernorBuilder::verified_token_cache) bound.
+    pub fn cached_token_bytes(&self) -> u64 {
+        self.inner
+            .verifier
+            .verified
+            .as_ref()
+            .map_or(0, VerifiedTokens::weighed_bytes)
+    }
+
     /// How many revocation entries are live (for dashboards and tests).
     pub fn revocation_count(&self) -> usize {
         self.inner.revocations.len()
@@ -221,7 +232,7 @@ impl Governor {
                 let event = AuditEvent::new(token_outcome(&error), action, resource)
                     .with_reason(error.code())
                     .with_explanation(error.to_string());
-                self.record(event, context, started).await?;
+                Box::pin(self.record(event, context, started)).await?;
                 Err(AuthorizeError::InvalidToken(error))
             }
         }
@@ -287,36 +298,76 @@ impl Governor {
         context: &RequestContext,
         started: Instant,
     ) -> Result<Decision, AuthorizeError> {
-        let policy = self.inner.policy.load_full();
-        let mut decision = self.decide(&policy, principal, action, resource).await;
-        if decision.is_step_up() {
-            // The policy does not know the cloud; the challenge names its authority.
-            decision = decision.with_challenge(self.inner.verifier.rules.cloud.authority());
-        }
-        if self.inner.audit.is_some() {
-            let mut event = decision_event(principal, &decision, policy.version_hash());
-            if self.inner.audit_display_names {
-                event = event.with_display_name_of(principal);
+        // The slow paths (a Graph lookup, writing the trail) are boxed so that the common
+        // path stays a small future that callers move cheaply.
+        let (decision, event) = match self.decide_now(principal, action, resource) {
+            Ok(done) => done,
+            Err(policy) => {
+                let decision =
+                    Box::pin(self.decide_resolving(&policy, principal, action, resource)).await;
+                self.finish(&policy, principal, decision)
             }
-            self.record(event, context, started).await?;
+        };
+        if let Some(event) = event {
+            Box::pin(self.record(*event, context, started)).await?;
         }
         Ok(decision)
     }
 
-    /// Decides, first resolving group membership through the configured resolver when the
-    /// token could not list it (overage) and a group binding could matter. Only the groups
-    /// the policy binds are asked about. A failed lookup becomes "membership unavailable",
-    /// never "member of nothing".
-    async fn decide(
+    /// Decides without waiting when no group lookup is needed (the usual case), reading
+    /// the policy through a borrowed guard: no reference count is touched, so cores do
+    /// not contend on the policy. Otherwise hands back the policy to decide with, held
+    /// across the lookup.
+    fn decide_now(
+        &self,
+        principal: &Principal,
+        action: &str,
+        resource: &str,
+    ) -> Result<(Decision, Option<Box<AuditEvent>>), Arc<CompiledPolicy>> {
+        let policy = self.inner.policy.load();
+        if self.inner.groups.is_some() && policy.needs_group_resolution(principal) {
+            return Err(arc_swap::Guard::into_inner(policy));
+        }
+        let decision = policy.decide(principal, action, resource);
+        Ok(self.finish(&policy, principal, decision))
+    }
+
+    /// Completes a decision: the step-up challenge names the cloud's authority, and the
+    /// audit event (when a trail is configured) names the policy version.
+    fn finish(
+        &self,
+        policy: &CompiledPolicy,
+        principal: &Principal,
+        mut decision: Decision,
+    ) -> (Decision, Option<Box<AuditEvent>>) {
+        if decision.is_step_up() {
+            // The policy does not know the cloud; the challenge names its authority.
+            decision = decision.with_challenge(self.inner.verifier.rules.cloud.authority());
+        }
+        let event = self.inner.audit.as_ref().map(|_| {
+            let event = decision_event(principal, &decision, policy.version_hash());
+            Box::new(if self.inner.audit_display_names {
+                event.with_display_name_of(principal)
+            } else {
+                event
+            })
+        });
+        (decision, event)
+    }
+
+    /// Decides after resolving group membership through the configured resolver, for a
+    /// token that could not list it (overage) when a group binding could matter. Only the
+    /// groups the policy binds are asked about. A failed lookup becomes "membership
+    /// unavailable", never "member of nothing".
+    async fn decide_resolving(
         &self,
         policy: &CompiledPolicy,
         principal: &Principal,
         action: &str,
         resource: &str,
     ) -> Decision {
-        let resolver = match &self.inner.groups {
-            Some(r) if policy.needs_group_resolution(principal) => r,
-            _ => return policy.decide(principal, action, resource),
+        let Some(resolver) = &self.inner.groups else {
+            return policy.decide(principal, action, resource);
         };
         match resolver.resolve(principal, policy.bound_group_ids()).await {
             Ok(groups) => policy.decide_with(

@@ -260,7 +260,7 @@ impl CompiledPolicy {
                     .any(|p| p.matches_segments(resource, segs))
             {
                 let reason = Reason::DeniedByRule {
-                    rule: rule.name.to_string(),
+                    rule: rule.name[..].to_owned(),
                 };
                 return Decision::deny(action, resource, reason);
             }
@@ -438,9 +438,9 @@ impl CompiledPolicy {
             for r in binding.roles.iter() {
                 if has_bit(self.closure_of(*r), role) {
                     matched.push(Match {
-                        binding: binding.label.to_string(),
-                        role: self.roles[usize::from(*r)].name.to_string(),
-                        grant: grant_label.to_string(),
+                        binding: binding.label[..].to_owned(),
+                        role: self.roles[usize::from(*r)].name[..].to_owned(),
+                        grant: grant_label[..].to_owned(),
                     });
                 }
             }
@@ -555,7 +555,7 @@ impl CompiledPolicy {
         match groups {
             Some(groups) if relevant => {
                 for g in groups {
-                    if let Some(ix) = self.groups.get(g.as_str()) {
+                    if let Some(ix) = self.groups.get_guid(g.as_bytes()) {
                         let (start, len) =
                             self.group_entries[ix as usize].roles[usize::from(class)];
                         if len != 0 {
@@ -632,7 +632,7 @@ impl CompiledPolicy {
         for s in self.sod.iter().filter(|s| covers(s)) {
             if intersects(roles, &s.holds[0]) && intersects(roles, &s.holds[1]) {
                 return Some(Reason::SeparationOfDuties {
-                    rule: s.name.to_string(),
+                    rule: s.name[..].to_owned(),
                 });
             }
         }
@@ -682,12 +682,12 @@ impl CompiledPolicy {
         let mut assignments: Vec<RoleAssignment> = held
             .iter()
             .map(|&r| RoleAssignment {
-                role: self.roles[r].name.to_string(),
+                role: self.roles[r].name[..].to_owned(),
                 bindings: hits
                     .iter()
                     .map(|b| &self.bindings[*b as usize])
                     .filter(|b| b.roles.iter().any(|x| usize::from(*x) == r))
-                    .map(|b| b.label.to_string())
+                    .map(|b| b.label[..].to_owned())
                     .collect(),
                 included_by: held
                     .iter()
@@ -697,7 +697,7 @@ impl CompiledPolicy {
                             .iter()
                             .any(|x| usize::from(*x) == r)
                     })
-                    .map(|h| self.roles[*h].name.to_string())
+                    .map(|h| self.roles[*h].name[..].to_owned())
                     .collect(),
             })
             .collect();
@@ -718,8 +718,8 @@ impl CompiledPolicy {
                     continue;
                 }
                 grants.push(EffectiveGrant {
-                    grant: g.label.to_string(),
-                    role: self.roles[r].name.to_string(),
+                    grant: g.label[..].to_owned(),
+                    role: self.roles[r].name[..].to_owned(),
                     actions: self.actions.names_of(&actions),
                     resources: g.patterns.iter().map(|p| p.as_str().to_owned()).collect(),
                     narrowed_by_scopes: actions != g.actions,
@@ -737,7 +737,7 @@ impl CompiledPolicy {
             .iter()
             .filter(|d| d.when.matches(principal))
             .map(|d| DenyView {
-                rule: d.name.to_string(),
+                rule: d.name[..].to_owned(),
                 actions: self.actions.names_of(&d.actions),
                 resources: d.patterns.iter().map(|p| p.as_str().to_owned()).collect(),
             })
@@ -746,7 +746,7 @@ impl CompiledPolicy {
             .sod
             .iter()
             .filter(|s| intersects(roles, &s.holds[0]) && intersects(roles, &s.holds[1]))
-            .map(|s| s.name.to_string())
+            .map(|s| s.name[..].to_owned())
             .collect();
         let relevant = self.group_classes & (1 << class) != 0;
         Permissions {

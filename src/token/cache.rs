@@ -2,8 +2,12 @@
 //! 60–90 minutes of life, so its verified claims are kept and the RSA check is skipped on
 //! a repeat — without weakening anything:
 //!
-//! - an entry is found by a fast seeded hash but served only when the **whole token**
-//!   compares equal, so a different token can never hit another token's entry;
+//! - an entry is found by a fast seeded hash of the token's length and last bytes (the
+//!   end of its signature, which differs between any two valid tokens) but served only
+//!   when the **whole token** compares equal, so a different token can never hit another
+//!   token's entry. Only verified tokens are ever inserted: tokens crafted to share a
+//!   valid token's tail land on its entry, compare unequal, miss, and fail verification;
+//!   they can neither read nor evict it;
 //! - an entry never outlives its token's `exp` (the clock skew is granted only at first
 //!   verification: after `exp` a token is verified in full again);
 //! - an entry is served only while the key that verified it is still the published key
@@ -11,60 +15,95 @@
 //! - verified *claims* are cached, not decisions: revocations and policy reloads apply to
 //!   every request, cached or not;
 //! - memory is bounded: entries are weighed by their size and the cache holds at most
-//!   [`DEFAULT_TOKEN_CACHE_BYTES`](crate::DEFAULT_TOKEN_CACHE_BYTES) by default.
+//!   [`DEFAULT_TOKEN_CACHE_BYTES`](crate::DEFAULT_TOKEN_CACHE_BYTES) by default; when full,
+//!   a CLOCK hand evicts entries not read since it last passed. An expired entry is
+//!   dropped when it is next looked up or evicted, and counts against the bound until then.
+//!
+//! Why not a general-purpose cache (moka, used elsewhere in the crate): its reads record
+//! access order and frequency in shared structures, several cache misses per hit on a
+//! large working set, and that bookkeeping, not the lookup, dominated a cached
+//! `authorize()`. Here a hit is an atomic load of a slot, the comparison, and claims that
+//! are already parsed.
 
 use std::hash::BuildHasher;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
-use moka::sync::Cache;
+use arc_swap::ArcSwapOption;
 
 use crate::fast_hash::FastBuildHasher;
 use crate::principal::Principal;
 use crate::token::keys::{KeySet, SigningKey};
 
 /// Estimated bytes of a cached principal beyond the token text (ids, scopes, groups).
-const ENTRY_OVERHEAD: usize = 1024;
+pub(crate) const ENTRY_OVERHEAD: usize = 1024;
+
+/// The table has a slot per this many bytes of budget: entries weigh about 3 KiB, so it
+/// keeps several free ways per set and tokens rarely compete for one.
+const BYTES_PER_SLOT: u64 = 1024;
+const MIN_SLOTS: usize = 64;
+/// Slots a token may live in (one set; their tags share a cache line).
+const WAYS: usize = 4;
+
+/// Evicting for room inspects at most this many slots before giving up on the insert.
+const EVICTION_SCAN: usize = 256;
 
 struct Entry {
     token: Box<str>,
     principal: Arc<Principal>,
     key: Arc<SigningKey>,
-    /// `exp` as an `Instant`, for moka's per-entry expiry.
-    expires: Instant,
+    /// What the entry counts against the byte budget.
+    weight: u64,
+    /// Read since the eviction hand last passed (second chance).
+    referenced: AtomicBool,
 }
 
-struct UntilExp;
-
-impl moka::Expiry<u64, Arc<Entry>> for UntilExp {
-    fn expire_after_create(&self, _: &u64, e: &Arc<Entry>, now: Instant) -> Option<Duration> {
-        Some(e.expires.saturating_duration_since(now))
-    }
-}
-
-/// How tokens are turned into cache keys.
+/// How tokens are turned into slot numbers.
 enum KeyHash {
     /// A seeded fast hash (random per process).
     Seeded(FastBuildHasher),
-    /// Every token gets the same key: tests prove lookups compare whole tokens.
+    /// Every token gets the same slot pair: tests prove lookups compare whole tokens.
     #[cfg(test)]
     Constant,
 }
 
+/// Bytes of the token's end that are hashed: past any JWS header and claims, inside the
+/// signature (342 characters for RS256).
+const HASHED_TAIL: usize = 32;
+
 impl KeyHash {
     fn of(&self, token: &str) -> u64 {
         match self {
-            Self::Seeded(h) => h.hash_one(token),
+            Self::Seeded(h) => {
+                let bytes = token.as_bytes();
+                let tail = &bytes[bytes.len().saturating_sub(HASHED_TAIL)..];
+                h.hash_one((bytes.len(), tail))
+            }
             #[cfg(test)]
             Self::Constant => 7,
         }
     }
 }
 
-/// Verified tokens by hash, compared in full on every hit.
+/// Verified tokens in a four-way set-associative table of atomically swapped slots,
+/// compared in full on every hit.
+///
+/// Readers never lock and never write shared state: a lookup reads the set's tags, does
+/// an `arc-swap` load of the slot whose tag matches (its bookkeeping is per thread), the
+/// comparison, and at most one flag set per entry between two passes of the eviction
+/// hand. Writers swap whole entries in and out.
 pub(crate) struct VerifiedTokens {
-    cache: Cache<u64, Arc<Entry>>,
+    slots: Box<[ArcSwapOption<Entry>]>,
+    /// Per slot, the hash of the token it holds (`0`: empty). A hint that spares reading
+    /// entries of other tokens; the full comparison decides.
+    tags: Box<[AtomicU64]>,
     hasher: KeyHash,
+    max_bytes: u64,
+    /// Weighed bytes held (reserved before an insert, released when an entry leaves).
+    bytes: AtomicU64,
+    entries: AtomicU64,
+    /// The eviction hand (CLOCK): the next slot to consider when room is needed.
+    hand: AtomicUsize,
 }
 
 impl VerifiedTokens {
@@ -74,32 +113,54 @@ impl VerifiedTokens {
     }
 
     fn with_hasher(max_bytes: u64, hasher: KeyHash) -> Self {
-        let cache = Cache::builder()
-            .max_capacity(max_bytes)
-            .weigher(|_, e: &Arc<Entry>| {
-                u32::try_from(e.token.len() + ENTRY_OVERHEAD).unwrap_or(u32::MAX)
-            })
-            .expire_after(UntilExp)
-            .build();
-        Self { cache, hasher }
+        let wanted = usize::try_from(max_bytes / BYTES_PER_SLOT).unwrap_or(usize::MAX);
+        let slots = wanted.clamp(MIN_SLOTS, 1 << 24).next_power_of_two();
+        Self {
+            slots: (0..slots).map(|_| ArcSwapOption::empty()).collect(),
+            tags: (0..slots).map(|_| AtomicU64::new(0)).collect(),
+            hasher,
+            max_bytes,
+            bytes: AtomicU64::new(0),
+            entries: AtomicU64::new(0),
+            hand: AtomicUsize::new(0),
+        }
+    }
+
+    /// The token's tag (never `0`) and the first slot of its set.
+    fn locate(&self, token: &str) -> (u64, usize) {
+        let hash = self.hasher.of(token);
+        let first = (hash as usize) & (self.slots.len() - 1) & !(WAYS - 1);
+        (hash | 1, first)
     }
 
     /// The cached principal for exactly this token, if its entry is still valid under
     /// the current key set at `now` (seconds since the epoch).
     pub(crate) fn get(&self, token: &str, keys: &KeySet, now: u64) -> Option<Arc<Principal>> {
-        let hash = self.hasher.of(token);
-        let entry = self.cache.get(&hash)?;
-        if *entry.token != *token {
-            return None;
+        let (tag, first) = self.locate(token);
+        for i in first..first + WAYS {
+            if self.tags[i].load(Ordering::Relaxed) != tag {
+                continue;
+            }
+            let guard = self.slots[i].load();
+            let Some(entry) = guard.as_ref() else {
+                continue;
+            };
+            if *entry.token != *token {
+                continue;
+            }
+            let key_current = keys
+                .get(&entry.key.kid)
+                .is_some_and(|k| Arc::ptr_eq(k, &entry.key));
+            if now >= entry.principal.expires_at() || !key_current {
+                self.remove(i, entry);
+                return None;
+            }
+            if !entry.referenced.load(Ordering::Relaxed) {
+                entry.referenced.store(true, Ordering::Relaxed);
+            }
+            return Some(entry.principal.clone());
         }
-        let key_current = keys
-            .get(&entry.key.kid)
-            .is_some_and(|k| Arc::ptr_eq(k, &entry.key));
-        if now >= entry.principal.expires_at() || !key_current {
-            self.cache.invalidate(&hash);
-            return None;
-        }
-        Some(entry.principal.clone())
+        None
     }
 
     /// Remembers a token verified under `key`, until its `exp`.
@@ -110,22 +171,92 @@ impl VerifiedTokens {
         key: Arc<SigningKey>,
         now: u64,
     ) {
-        let Some(remaining) = principal.expires_at().checked_sub(now).filter(|r| *r > 0) else {
+        if principal.expires_at() <= now {
             return; // accepted only thanks to the skew: never cached
-        };
-        let entry = Entry {
+        }
+        let weight = (token.len() + ENTRY_OVERHEAD) as u64;
+        if !self.reserve(weight) {
+            return; // no room could be made: the token is simply verified again next time
+        }
+        let entry = Arc::new(Entry {
             token: token.into(),
-            expires: Instant::now() + Duration::from_secs(remaining),
             principal,
             key,
-        };
-        self.cache.insert(self.hasher.of(token), Arc::new(entry));
+            weight,
+            referenced: AtomicBool::new(false),
+        });
+        let (tag, first) = self.locate(token);
+        let slot = self.victim(first, now);
+        self.entries.fetch_add(1, Ordering::Relaxed);
+        if let Some(old) = self.slots[slot].swap(Some(entry)) {
+            self.release(&old);
+        }
+        self.tags[slot].store(tag, Ordering::Relaxed);
     }
 
-    /// Entries currently held (approximate; for tests and metrics).
+    /// Of a set's slots, the one to fill: empty, else expired, else not read since the
+    /// hand passed, else the first.
+    fn victim(&self, first: usize, now: u64) -> usize {
+        let score = |i: usize| match &*self.slots[i].load() {
+            None => 0,
+            Some(e) if e.principal.expires_at() <= now => 1,
+            Some(e) if !e.referenced.load(Ordering::Relaxed) => 2,
+            Some(_) => 3,
+        };
+        (first..first + WAYS).min_by_key(|i| score(*i)).unwrap_or(first)
+    }
+
+    /// Counts `weight` against the budget, evicting (CLOCK, second chance) until it fits.
+    fn reserve(&self, weight: u64) -> bool {
+        if weight > self.max_bytes {
+            return false;
+        }
+        let held = self.bytes.fetch_add(weight, Ordering::AcqRel) + weight;
+        if held <= self.max_bytes {
+            return true;
+        }
+        for _ in 0..EVICTION_SCAN {
+            let i = self.hand.fetch_add(1, Ordering::Relaxed) & (self.slots.len() - 1);
+            let guard = self.slots[i].load();
+            let Some(entry) = guard.as_ref() else {
+                continue;
+            };
+            if entry.referenced.swap(false, Ordering::Relaxed) {
+                continue; // read lately: a second chance
+            }
+            self.remove(i, entry);
+            if self.bytes.load(Ordering::Acquire) <= self.max_bytes {
+                return true;
+            }
+        }
+        self.bytes.fetch_sub(weight, Ordering::AcqRel);
+        false
+    }
+
+    /// Empties slot `i` if it still holds `entry`.
+    fn remove(&self, i: usize, entry: &Arc<Entry>) {
+        let previous = self.slots[i].compare_and_swap(entry, None);
+        if let Some(old) = &*previous
+            && Arc::ptr_eq(old, entry)
+        {
+            self.tags[i].store(0, Ordering::Relaxed);
+            self.release(old);
+        }
+    }
+
+    fn release(&self, old: &Entry) {
+        self.bytes.fetch_sub(old.weight, Ordering::AcqRel);
+        self.entries.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Entries currently held (for tests and metrics).
     pub(crate) fn entry_count(&self) -> u64 {
-        self.cache.run_pending_tasks();
-        self.cache.entry_count()
+        self.entries.load(Ordering::Relaxed)
+    }
+
+    /// Weighed bytes currently held (for tests and metrics).
+    pub(crate) fn weighed_bytes(&self) -> u64 {
+        self.bytes.load(Ordering::Relaxed)
     }
 }
 
@@ -159,19 +290,46 @@ mod tests {
         let (set, key) = crate::token::keys::tests::set_with_one_key();
         let cache = VerifiedTokens::colliding(1 << 20);
         let now = 1_000;
+        let id = |p: Option<Arc<Principal>>| p.map(|p| p.object_id().clone());
         cache.insert("token-a", principal(1, now + 60), key.clone(), now);
         assert!(cache.get("token-b", &set, now).is_none());
-        assert_eq!(
-            cache.get("token-a", &set, now).unwrap().object_id(),
-            principal(1, 0).object_id()
-        );
-        // The colliding token replaces the entry; the first is then simply a miss.
-        cache.insert("token-b", principal(2, now + 60), key, now);
-        assert!(cache.get("token-a", &set, now).is_none());
-        assert_eq!(
-            cache.get("token-b", &set, now).unwrap().object_id(),
-            principal(2, 0).object_id()
-        );
+        assert_eq!(id(cache.get("token-a", &set, now)), id(Some(principal(1, 0))));
+        // Every token lands in the same set: each is still found only by itself, and
+        // once the set is full a newcomer replaces one of them.
+        let tokens: Vec<String> = (2..=7).map(|n| format!("token-{n}")).collect();
+        for (n, token) in (2..).zip(&tokens) {
+            cache.insert(token, principal(n, now + 60), key.clone(), now);
+            assert_eq!(id(cache.get(token, &set, now)), id(Some(principal(n, 0))));
+        }
+        for (n, token) in (1..).zip(std::iter::once(&"token-a".to_owned()).chain(&tokens)) {
+            let got = id(cache.get(token, &set, now));
+            assert!(got.is_none() || got == id(Some(principal(n, 0))), "{token}");
+        }
+        assert_eq!(cache.entry_count(), WAYS as u64);
+        assert!(cache.get("token-", &set, now).is_none());
+        assert!(cache.get("token-77", &set, now).is_none());
+    }
+
+    #[test]
+    fn memory_stays_within_the_budget_and_recent_entries_survive() {
+        let (set, key) = crate::token::keys::tests::set_with_one_key();
+        let token = |n: u32| format!("{n:0>2000}");
+        let weight = (2000 + ENTRY_OVERHEAD) as u64;
+        let budget = 20 * weight;
+        let cache = VerifiedTokens::new(budget);
+        let now = 1_000;
+        for n in 0..500 {
+            cache.insert(&token(n), principal(1, now + 60), key.clone(), now);
+            assert!(cache.weighed_bytes() <= budget, "after {n}");
+            // The newest token is always kept (room is made for it).
+            assert!(cache.get(&token(n), &set, now).is_some(), "token {n}");
+        }
+        assert_eq!(cache.weighed_bytes(), cache.entry_count() * weight);
+        assert!(cache.entry_count() >= 10, "{}", cache.entry_count());
+        // An entry larger than the whole budget is never held.
+        cache.insert(&"x".repeat(budget as usize), principal(1, now + 60), key, now);
+        assert!(cache.get(&"x".repeat(budget as usize), &set, now).is_none());
+        assert!(cache.weighed_bytes() <= budget);
     }
 
     #[test]

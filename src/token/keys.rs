@@ -27,6 +27,7 @@ use reqwest::Url;
 use serde::Deserialize;
 
 use crate::error::{TokenError, excerpt};
+use crate::fast_hash::FastBuildHasher;
 use crate::ids::{TenantId, is_guid};
 use crate::token::fetch::{FetchError, Fetcher, host_of};
 
@@ -74,7 +75,9 @@ impl SigningKey {
 /// A parsed JWKS: usable keys by `kid`.
 #[derive(Default)]
 pub(crate) struct KeySet {
-    by_kid: HashMap<String, Arc<SigningKey>>,
+    /// Key ids come from the identity provider's JWKS, never from callers: the fast
+    /// seeded hash keeps lookups (every cache hit checks its key) cheap.
+    by_kid: HashMap<String, Arc<SigningKey>, FastBuildHasher>,
 }
 
 impl KeySet {

@@ -46,7 +46,8 @@ impl Verifier {
         {
             return Ok(principal);
         }
-        let (principal, key) = self.verify_fully(token, now).await?;
+        // Boxed: the cache hit above stays a small future for callers to move around.
+        let (principal, key) = Box::pin(self.verify_fully(token, now)).await?;
         let principal = Arc::new(principal);
         if let Some(cache) = &self.verified {
             cache.insert(token, principal.clone(), key, now);
