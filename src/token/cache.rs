@@ -203,7 +203,9 @@ impl VerifiedTokens {
             Some(e) if !e.referenced.load(Ordering::Relaxed) => 2,
             Some(_) => 3,
         };
-        (first..first + WAYS).min_by_key(|i| score(*i)).unwrap_or(first)
+        (first..first + WAYS)
+            .min_by_key(|i| score(*i))
+            .unwrap_or(first)
     }
 
     /// Counts `weight` against the budget, evicting (CLOCK, second chance) until it fits.
@@ -293,7 +295,10 @@ mod tests {
         let id = |p: Option<Arc<Principal>>| p.map(|p| p.object_id().clone());
         cache.insert("token-a", principal(1, now + 60), key.clone(), now);
         assert!(cache.get("token-b", &set, now).is_none());
-        assert_eq!(id(cache.get("token-a", &set, now)), id(Some(principal(1, 0))));
+        assert_eq!(
+            id(cache.get("token-a", &set, now)),
+            id(Some(principal(1, 0)))
+        );
         // Every token lands in the same set: each is still found only by itself, and
         // once the set is full a newcomer replaces one of them.
         let tokens: Vec<String> = (2..=7).map(|n| format!("token-{n}")).collect();
@@ -327,7 +332,12 @@ mod tests {
         assert_eq!(cache.weighed_bytes(), cache.entry_count() * weight);
         assert!(cache.entry_count() >= 10, "{}", cache.entry_count());
         // An entry larger than the whole budget is never held.
-        cache.insert(&"x".repeat(budget as usize), principal(1, now + 60), key, now);
+        cache.insert(
+            &"x".repeat(budget as usize),
+            principal(1, now + 60),
+            key,
+            now,
+        );
         assert!(cache.get(&"x".repeat(budget as usize), &set, now).is_none());
         assert!(cache.weighed_bytes() <= budget);
     }

@@ -12,6 +12,7 @@ use serde::de::{DeserializeSeed, Error as _, IgnoredAny, MapAccess, SeqAccess, V
 use serde::{Deserialize, Deserializer};
 
 use crate::error::TokenError;
+use crate::ids::GroupId;
 
 /// `aud` is a string or an array of strings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,7 +61,7 @@ pub(crate) struct RawClaims {
     pub(crate) appidacr: Option<String>,
     pub(crate) scp: Option<String>,
     pub(crate) roles: Option<Vec<String>>,
-    pub(crate) groups: Option<Vec<String>>,
+    pub(crate) groups: Option<Vec<GroupEntry>>,
     pub(crate) groups_overage: bool,
     pub(crate) hasgroups: Option<bool>,
     pub(crate) wids: Option<Vec<String>>,
@@ -154,6 +155,28 @@ impl<'de> DeserializeSeed<'de> for ClaimsSeed<'_> {
     type Value = RawClaims;
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<RawClaims, D::Error> {
         d.deserialize_map(self)
+    }
+}
+
+/// One `groups` entry: a string, kept as a group id when it is a lower-case GUID (read
+/// straight from the payload, without an intermediate `String`).
+#[derive(Debug)]
+pub(crate) struct GroupEntry(pub(crate) Option<GroupId>);
+
+impl<'de> Deserialize<'de> for GroupEntry {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Entry;
+        impl Visitor<'_> for Entry {
+            type Value = GroupEntry;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<GroupEntry, E> {
+                let lower = !s.bytes().any(|b| b.is_ascii_uppercase());
+                Ok(GroupEntry(lower.then(|| GroupId::parse(s).ok()).flatten()))
+            }
+        }
+        d.deserialize_str(Entry)
     }
 }
 
