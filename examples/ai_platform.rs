@@ -10,7 +10,8 @@
 //! `--config` it trusts the identity provider the file names: real Entra, or any
 //! look-alike. `examples/actix_platform.rs` serves the same API with actix-web.
 
-mod platform;
+// `pub(crate)`: `benches/http.rs` includes this file to serve the same `app`.
+pub(crate) mod platform;
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -77,7 +78,8 @@ async fn me(State(app): State<AppState>, Authenticated(caller): Authenticated) -
     Json(platform::me(&app.governor, &caller))
 }
 
-fn app(governor: Governor, audit: AuditFile) -> Router {
+/// The API behind the governor's layers; `benches/http.rs` load-tests this very router.
+pub(crate) fn app(governor: Governor, audit: AuditFile) -> Router {
     let require =
         |action: &str, template: &str| RequireLayer::new(governor.clone(), action, template);
     let api = Router::new()
