@@ -114,6 +114,40 @@ pub struct Principal {
 }
 
 impl Principal {
+    /// Bytes this principal occupies on the heap when shared (`Arc`), its strings and
+    /// lists included: what the verified-token cache charges for it. Counts capacities,
+    /// not the allocator's own per-block overhead.
+    pub(crate) fn heap_bytes(&self) -> usize {
+        fn text(s: &str) -> usize {
+            s.len()
+        }
+        fn list(v: &[String], capacity: usize) -> usize {
+            capacity * std::mem::size_of::<String>() + v.iter().map(|s| text(s)).sum::<usize>()
+        }
+        let optional = |s: &Option<String>| s.as_deref().map_or(0, text);
+        let groups = match &self.groups {
+            Groups::Listed(g) => g.capacity() * std::mem::size_of::<GroupId>(),
+            Groups::Overage | Groups::NotEmitted => 0,
+        };
+        let d = &self.display;
+        2 * std::mem::size_of::<usize>() // the Arc's counts
+            + std::mem::size_of::<Self>()
+            + text(&self.subject)
+            + optional(&self.client_app_id)
+            + optional(&self.token_id)
+            + list(&self.scopes, self.scopes.capacity())
+            + list(&self.roles, self.roles.capacity())
+            + list(&self.directory_roles, self.directory_roles.capacity())
+            + list(&self.auth_contexts, self.auth_contexts.capacity())
+            + list(&self.auth_methods, self.auth_methods.capacity())
+            + list(&self.client_capabilities, self.client_capabilities.capacity())
+            + groups
+            + [&d.name, &d.preferred_username, &d.upn, &d.unique_name, &d.email]
+                .into_iter()
+                .map(optional)
+                .sum::<usize>()
+    }
+
     /// Starts a principal by hand, for [`authorize_principal`](crate) calls on callers
     /// verified elsewhere, and for policy tests. Defaults: a user, v2, no scopes, roles or
     /// groups listed, member (not guest), expiring at `u64::MAX`.

@@ -14,7 +14,8 @@
 //!   for its `kid`: a key dropped from the JWKS (or replaced) evicts its tokens;
 //! - verified *claims* are cached, not decisions: revocations and policy reloads apply to
 //!   every request, cached or not;
-//! - memory is bounded: entries are weighed by their size and the cache holds at most
+//! - memory is bounded: entries are weighed by the bytes they hold (token text, the
+//!   principal with its lists and strings, the entry) and the cache holds at most
 //!   [`DEFAULT_TOKEN_CACHE_BYTES`](crate::DEFAULT_TOKEN_CACHE_BYTES) by default; when full,
 //!   a CLOCK hand evicts entries not read since it last passed. An expired entry is
 //!   dropped when it is next looked up or evicted, and counts against the bound until then.
@@ -35,8 +36,9 @@ use crate::fast_hash::FastBuildHasher;
 use crate::principal::Principal;
 use crate::token::keys::{KeySet, SigningKey};
 
-/// Estimated bytes of a cached principal beyond the token text (ids, scopes, groups).
-pub(crate) const ENTRY_OVERHEAD: usize = 1024;
+/// What an entry is charged beyond its token text and its principal's
+/// [`heap_bytes`](Principal::heap_bytes): the entry itself and its `Arc`.
+pub(crate) const ENTRY_OVERHEAD: usize = std::mem::size_of::<Entry>() + 16;
 
 /// The table has a slot per this many bytes of budget: entries weigh about 3 KiB, so it
 /// keeps several free ways per set and tokens rarely compete for one.
@@ -174,7 +176,7 @@ impl VerifiedTokens {
         if principal.expires_at() <= now {
             return; // accepted only thanks to the skew: never cached
         }
-        let weight = (token.len() + ENTRY_OVERHEAD) as u64;
+        let weight = (token.len() + ENTRY_OVERHEAD + principal.heap_bytes()) as u64;
         if !self.reserve(weight) {
             return; // no room could be made: the token is simply verified again next time
         }
@@ -319,7 +321,7 @@ mod tests {
     fn memory_stays_within_the_budget_and_recent_entries_survive() {
         let (set, key) = crate::token::keys::tests::set_with_one_key();
         let token = |n: u32| format!("{n:0>2000}");
-        let weight = (2000 + ENTRY_OVERHEAD) as u64;
+        let weight = (2000 + ENTRY_OVERHEAD + principal(1, 0).heap_bytes()) as u64;
         let budget = 20 * weight;
         let cache = VerifiedTokens::new(budget);
         let now = 1_000;
