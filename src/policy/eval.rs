@@ -39,7 +39,7 @@ use super::compile::{
     CompiledPolicy, GROUP_HIT, MAX_ROLE_WORDS, Subject, class_of, has_bit, intersects, set_bit,
 };
 use super::model::OnGroupOverage;
-use super::pattern::Segments;
+use super::pattern::{MAX_SEGMENTS, split_resource};
 use super::requirement::{Clock, RequirementView, Unmet};
 
 /// Where a decision takes the caller's group membership from.
@@ -244,13 +244,13 @@ impl CompiledPolicy {
         let Some(a) = self.actions.get(action) else {
             return Decision::deny(action, resource, Reason::UnknownAction);
         };
-        let segs = match Segments::parse(resource) {
-            Ok(s) => s,
+        let mut buf = [""; MAX_SEGMENTS];
+        let segs = match split_resource(resource, &mut buf) {
+            Ok(n) => &buf[..n],
             Err(problem) => {
                 return Decision::deny(action, resource, Reason::InvalidResource { problem });
             }
         };
-        let segs = segs.as_slice();
         for rule in &self.deny {
             if rule.actions.contains(a)
                 && rule.when.matches(principal)

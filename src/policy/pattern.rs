@@ -146,34 +146,27 @@ fn segments(path: &str) -> impl Iterator<Item = &str> {
     })
 }
 
-/// A validated resource path, split into segments without allocating.
-pub(crate) struct Segments<'a> {
-    buf: [&'a str; MAX_SEGMENTS],
-    len: usize,
-}
+/// A requested resource's segments, split without allocating into a caller's buffer
+/// (filled in place: no 512-byte value is moved on the decision path).
+pub(crate) type SegmentBuf<'a> = [&'a str; MAX_SEGMENTS];
 
-impl<'a> Segments<'a> {
-    /// Validates a requested resource and splits it into segments.
-    pub(crate) fn parse(resource: &'a str) -> Result<Self, PathProblem> {
-        let mut buf = [""; MAX_SEGMENTS];
-        let len = check_path(resource, |i, seg| {
-            if seg.bytes().any(|b| b == b'*') {
-                return Err(PathProblem::Wildcard);
-            }
-            buf[i] = seg;
-            Ok(())
-        })?;
-        Ok(Self { buf, len })
-    }
-
-    pub(crate) fn as_slice(&self) -> &[&'a str] {
-        &self.buf[..self.len]
-    }
+/// Validates a requested resource and splits it into `buf`; returns the segment count.
+pub(crate) fn split_resource<'a>(
+    resource: &'a str,
+    buf: &mut SegmentBuf<'a>,
+) -> Result<usize, PathProblem> {
+    check_path(resource, |i, seg| {
+        if seg.bytes().any(|b| b == b'*') {
+            return Err(PathProblem::Wildcard);
+        }
+        buf[i] = seg;
+        Ok(())
+    })
 }
 
 /// Validates a resource path as requests must spell it.
 pub fn validate_resource(resource: &str) -> Result<(), PathProblem> {
-    Segments::parse(resource).map(|_| ())
+    split_resource(resource, &mut [""; MAX_SEGMENTS]).map(|_| ())
 }
 
 /// One segment of a compiled pattern.
@@ -303,8 +296,9 @@ impl Pattern {
 
     /// True when the pattern matches `resource`; false for malformed resources.
     pub fn matches(&self, resource: &str) -> bool {
-        match Segments::parse(resource) {
-            Ok(segs) => self.matches_segments(resource, segs.as_slice()),
+        let mut buf = [""; MAX_SEGMENTS];
+        match split_resource(resource, &mut buf) {
+            Ok(n) => self.matches_segments(resource, &buf[..n]),
             Err(_) => false,
         }
     }
