@@ -50,6 +50,19 @@ const WAYS: usize = 4;
 /// Evicting for room inspects at most this many slots before giving up on the insert.
 const EVICTION_SCAN: usize = 256;
 
+/// One way of a set: the hash of the token it holds (`0`: empty), a hint that spares
+/// reading entries of other tokens (the full comparison decides), and the entry.
+#[derive(Default)]
+struct Slot {
+    tag: AtomicU64,
+    entry: ArcSwapOption<Entry>,
+}
+
+/// A set's ways in one cache line: a lookup misses the cache here at most once.
+#[derive(Default)]
+#[repr(align(64))]
+struct Set([Slot; WAYS]);
+
 struct Entry {
     token: Box<str>,
     principal: Arc<Principal>,
@@ -95,10 +108,7 @@ impl KeyHash {
 /// comparison, and at most one flag set per entry between two passes of the eviction
 /// hand. Writers swap whole entries in and out.
 pub(crate) struct VerifiedTokens {
-    slots: Box<[ArcSwapOption<Entry>]>,
-    /// Per slot, the hash of the token it holds (`0`: empty). A hint that spares reading
-    /// entries of other tokens; the full comparison decides.
-    tags: Box<[AtomicU64]>,
+    sets: Box<[Set]>,
     hasher: KeyHash,
     max_bytes: u64,
     /// Weighed bytes held (reserved before an insert, released when an entry leaves).
@@ -118,8 +128,7 @@ impl VerifiedTokens {
         let wanted = usize::try_from(max_bytes / BYTES_PER_SLOT).unwrap_or(usize::MAX);
         let slots = wanted.clamp(MIN_SLOTS, 1 << 24).next_power_of_two();
         Self {
-            slots: (0..slots).map(|_| ArcSwapOption::empty()).collect(),
-            tags: (0..slots).map(|_| AtomicU64::new(0)).collect(),
+            sets: (0..slots / WAYS).map(|_| Set::default()).collect(),
             hasher,
             max_bytes,
             bytes: AtomicU64::new(0),
@@ -128,10 +137,18 @@ impl VerifiedTokens {
         }
     }
 
+    fn slot_count(&self) -> usize {
+        self.sets.len() * WAYS
+    }
+
+    fn slot(&self, i: usize) -> &Slot {
+        &self.sets[i / WAYS].0[i % WAYS]
+    }
+
     /// The token's tag (never `0`) and the first slot of its set.
     fn locate(&self, token: &str) -> (u64, usize) {
         let hash = self.hasher.of(token);
-        let first = (hash as usize) & (self.slots.len() - 1) & !(WAYS - 1);
+        let first = (hash as usize) & (self.slot_count() - 1) & !(WAYS - 1);
         (hash | 1, first)
     }
 
@@ -140,13 +157,15 @@ impl VerifiedTokens {
     pub(crate) fn get(&self, token: &str, keys: &KeySet, now: u64) -> Option<Arc<Principal>> {
         let (tag, first) = self.locate(token);
         for i in first..first + WAYS {
-            if self.tags[i].load(Ordering::Relaxed) != tag {
+            let slot = self.slot(i);
+            if slot.tag.load(Ordering::Relaxed) != tag {
                 continue;
             }
-            let guard = self.slots[i].load();
+            let guard = slot.entry.load();
             let Some(entry) = guard.as_ref() else {
                 continue;
             };
+            entry.principal.touch();
             if *entry.token != *token {
                 continue;
             }
@@ -190,16 +209,17 @@ impl VerifiedTokens {
         let (tag, first) = self.locate(token);
         let slot = self.victim(first, now);
         self.entries.fetch_add(1, Ordering::Relaxed);
-        if let Some(old) = self.slots[slot].swap(Some(entry)) {
+        let slot = self.slot(slot);
+        if let Some(old) = slot.entry.swap(Some(entry)) {
             self.release(&old);
         }
-        self.tags[slot].store(tag, Ordering::Relaxed);
+        slot.tag.store(tag, Ordering::Relaxed);
     }
 
     /// Of a set's slots, the one to fill: empty, else expired, else not read since the
     /// hand passed, else the first.
     fn victim(&self, first: usize, now: u64) -> usize {
-        let score = |i: usize| match &*self.slots[i].load() {
+        let score = |i: usize| match &*self.slot(i).entry.load() {
             None => 0,
             Some(e) if e.principal.expires_at() <= now => 1,
             Some(e) if !e.referenced.load(Ordering::Relaxed) => 2,
@@ -220,8 +240,8 @@ impl VerifiedTokens {
             return true;
         }
         for _ in 0..EVICTION_SCAN {
-            let i = self.hand.fetch_add(1, Ordering::Relaxed) & (self.slots.len() - 1);
-            let guard = self.slots[i].load();
+            let i = self.hand.fetch_add(1, Ordering::Relaxed) & (self.slot_count() - 1);
+            let guard = self.slot(i).entry.load();
             let Some(entry) = guard.as_ref() else {
                 continue;
             };
@@ -239,11 +259,12 @@ impl VerifiedTokens {
 
     /// Empties slot `i` if it still holds `entry`.
     fn remove(&self, i: usize, entry: &Arc<Entry>) {
-        let previous = self.slots[i].compare_and_swap(entry, None);
+        let slot = self.slot(i);
+        let previous = slot.entry.compare_and_swap(entry, None);
         if let Some(old) = &*previous
             && Arc::ptr_eq(old, entry)
         {
-            self.tags[i].store(0, Ordering::Relaxed);
+            slot.tag.store(0, Ordering::Relaxed);
             self.release(old);
         }
     }
