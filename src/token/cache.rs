@@ -100,8 +100,8 @@ impl KeyHash {
     }
 }
 
-/// Verified tokens in a four-way set-associative table of atomically swapped slots,
-/// compared in full on every hit.
+/// Verified tokens in a four-way set-associative table of atomically swapped slots, each
+/// token with two candidate sets, compared in full on every hit.
 ///
 /// Readers never lock and never write shared state: a lookup reads the set's tags, does
 /// an `arc-swap` load of the slot whose tag matches (its bookkeeping is per thread), the
@@ -146,17 +146,27 @@ impl VerifiedTokens {
     }
 
     /// The token's tag (never `0`) and the first slot of its set.
-    fn locate(&self, token: &str) -> (u64, usize) {
+    fn locate(&self, token: &str) -> (u64, [usize; 2]) {
         let hash = self.hasher.of(token);
-        let first = (hash as usize) & (self.slot_count() - 1) & !(WAYS - 1);
-        (hash | 1, first)
+        let mask = (self.slot_count() - 1) & !(WAYS - 1);
+        let first = hash as usize & mask;
+        // The second choice comes from the other half of the hash: tokens crowding one
+        // set spread over different second sets.
+        let second = (hash >> 32) as usize & mask;
+        (hash | 1, [first, second])
+    }
+
+    /// The slots a token may live in: the ways of its two sets.
+    fn candidates(sets: [usize; 2]) -> impl Iterator<Item = usize> {
+        let [a, b] = sets;
+        (a..a + WAYS).chain((b..b + WAYS).filter(move |_| b != a))
     }
 
     /// The cached principal for exactly this token, if its entry is still valid under
     /// the current key set at `now` (seconds since the epoch).
     pub(crate) fn get(&self, token: &str, keys: &KeySet, now: u64) -> Option<Arc<Principal>> {
-        let (tag, first) = self.locate(token);
-        for i in first..first + WAYS {
+        let (tag, sets) = self.locate(token);
+        for i in Self::candidates(sets) {
             let slot = self.slot(i);
             if slot.tag.load(Ordering::Relaxed) != tag {
                 continue;
@@ -206,8 +216,8 @@ impl VerifiedTokens {
             weight,
             referenced: AtomicBool::new(false),
         });
-        let (tag, first) = self.locate(token);
-        let slot = self.victim(first, now);
+        let (tag, sets) = self.locate(token);
+        let slot = self.victim(sets, now);
         self.entries.fetch_add(1, Ordering::Relaxed);
         let slot = self.slot(slot);
         if let Some(old) = slot.entry.swap(Some(entry)) {
@@ -216,18 +226,19 @@ impl VerifiedTokens {
         slot.tag.store(tag, Ordering::Relaxed);
     }
 
-    /// Of a set's slots, the one to fill: empty, else expired, else not read since the
-    /// hand passed, else the first.
-    fn victim(&self, first: usize, now: u64) -> usize {
+    /// Of a token's slots, the one to fill: empty, else expired, else not read since the
+    /// hand passed, else the first (two-choice placement: a set overflows only when both
+    /// of a token's sets are full).
+    fn victim(&self, sets: [usize; 2], now: u64) -> usize {
         let score = |i: usize| match &*self.slot(i).entry.load() {
             None => 0,
             Some(e) if e.principal.expires_at() <= now => 1,
             Some(e) if !e.referenced.load(Ordering::Relaxed) => 2,
             Some(_) => 3,
         };
-        (first..first + WAYS)
+        Self::candidates(sets)
             .min_by_key(|i| score(*i))
-            .unwrap_or(first)
+            .unwrap_or(sets[0])
     }
 
     /// Counts `weight` against the budget, evicting (CLOCK, second chance) until it fits.
@@ -322,9 +333,9 @@ mod tests {
             id(cache.get("token-a", &set, now)),
             id(Some(principal(1, 0)))
         );
-        // Every token lands in the same set: each is still found only by itself, and
-        // once the set is full a newcomer replaces one of them.
-        let tokens: Vec<String> = (2..=7).map(|n| format!("token-{n}")).collect();
+        // Every token lands in the same two sets: each is still found only by itself,
+        // and once they are full a newcomer replaces one of them.
+        let tokens: Vec<String> = (2..=11).map(|n| format!("token-{n}")).collect();
         for (n, token) in (2..).zip(&tokens) {
             cache.insert(token, principal(n, now + 60), key.clone(), now);
             assert_eq!(id(cache.get(token, &set, now)), id(Some(principal(n, 0))));
@@ -333,7 +344,8 @@ mod tests {
             let got = id(cache.get(token, &set, now));
             assert!(got.is_none() || got == id(Some(principal(n, 0))), "{token}");
         }
-        assert_eq!(cache.entry_count(), WAYS as u64);
+        // Both of the tokens' sets (the constant hash's two halves differ) are full.
+        assert_eq!(cache.entry_count(), 2 * WAYS as u64);
         assert!(cache.get("token-", &set, now).is_none());
         assert!(cache.get("token-77", &set, now).is_none());
     }
