@@ -37,8 +37,8 @@ pub const DEFAULT_KEY_REFRESH_COOLDOWN: Duration = Duration::from_secs(300);
 pub const DEFAULT_KEY_REFRESH_INTERVAL: Duration = Duration::from_secs(12 * 3600);
 /// Default deadline for one identity-provider request: 10 s.
 pub const DEFAULT_HTTP_TIMEOUT: Duration = Duration::from_secs(10);
-/// Default memory bound of the verified-token cache: 64 MiB (about 18,000 tokens of
-/// 2.5 KB with their claims).
+/// Default memory bound of the verified-token cache: 64 MiB (about 16,000 Entra tokens
+/// of 2.2 KB with 20 groups: 4.2 KB each with their verified claims).
 pub const DEFAULT_TOKEN_CACHE_BYTES: u64 = 64 * 1024 * 1024;
 /// Largest discovery or JWKS document accepted: 512 KiB (Entra's are a few KB).
 pub const MAX_METADATA_BYTES: usize = 512 * 1024;
