@@ -298,7 +298,7 @@ pub async fn authenticate<'a, I>(
     authorization: I,
     path: &str,
     context: &RequestContext,
-) -> Result<Principal, Refusal>
+) -> Result<std::sync::Arc<Principal>, Refusal>
 where
     I: Iterator<Item = &'a [u8]>,
 {
@@ -314,7 +314,6 @@ where
     governor
         .verify_recorded(token, AUTHENTICATE_ACTION, path, context)
         .await
-        .map(std::sync::Arc::unwrap_or_clone)
         .map_err(|e| Refusal::from_authorize_error(&e))
 }
 

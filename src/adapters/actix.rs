@@ -2,11 +2,12 @@
 //! that authorizes per resource, and extractors for handlers.
 //!
 //! - [`GovernorMiddleware`] verifies the bearer token of every request and puts the
-//!   caller's [`Principal`] in the request extensions, or answers the refusal (400, 401,
+//!   caller's [`Principal`] (as an `Arc<Principal>`, shared with the verified-token
+//!   cache: no copy per request) in the request extensions, or answers the refusal (400, 401,
 //!   503).
 //! - [`Require`] requires an action on a resource named by the route's match info
-//!   (`inference.invoke` on `models/{model}`); on allow it puts the [`Decision`] in the
-//!   request extensions, otherwise it answers 403 (or 503). Wrap the
+//!   (`inference.invoke` on `models/{model}`); on allow it puts the [`Decision`] (an
+//!   `Arc<Decision>`) in the request extensions, otherwise it answers 403 (or 503). Wrap the
 //!   [`Resource`](actix_web::Resource) (or a [`Scope`](actix_web::Scope) whose path holds
 //!   the parameters): middleware on the `App` runs before routing and sees no
 //!   parameters. It verifies the token itself when no [`GovernorMiddleware`] ran before
@@ -278,7 +279,7 @@ impl Require {
     /// Authenticates (unless done), fills the template, decides; on allow the principal
     /// and the decision are in the request extensions.
     async fn check(&self, request: &ServiceRequest) -> Result<(), Refusal> {
-        let existing = request.extensions_mut().remove::<Principal>();
+        let existing = request.extensions_mut().remove::<Arc<Principal>>();
         let context = context(request.headers());
         let principal = match existing {
             Some(principal) => principal,
@@ -314,7 +315,7 @@ impl Require {
         .await?;
         let mut extensions = request.extensions_mut();
         extensions.insert(principal);
-        extensions.insert(decision);
+        extensions.insert(Arc::new(decision));
         Ok(())
     }
 
@@ -393,19 +394,19 @@ where
 
 // ---------------------------------------------------------------------- extractors
 
-/// The verified caller, from the request extensions ([`GovernorMiddleware`] or
+/// The verified caller (shared, not copied), from the request extensions ([`GovernorMiddleware`] or
 /// [`Require`] put it there).
 ///
 /// Without either middleware on the route, extraction fails with 500: a server bug, not
 /// something the client can fix.
 #[derive(Clone, Debug)]
-pub struct Authenticated(pub Principal);
+pub struct Authenticated(pub Arc<Principal>);
 
-/// The allowing decision of the route's [`Require`], from the request extensions.
+/// The allowing decision (shared, not copied) of the route's [`Require`], from the request extensions.
 ///
 /// Without a `Require` on the route, extraction fails with 500.
 #[derive(Clone, Debug)]
-pub struct Authorized(pub Decision);
+pub struct Authorized(pub Arc<Decision>);
 
 impl Deref for Authenticated {
     type Target = Principal;
@@ -433,7 +434,7 @@ impl FromRequest for Authenticated {
     type Future = Ready<Result<Self, Refusal>>;
 
     fn from_request(request: &HttpRequest, _payload: &mut Payload) -> Self::Future {
-        ready(match request.extensions().get::<Principal>() {
+        ready(match request.extensions().get::<Arc<Principal>>() {
             Some(principal) => Ok(Self(principal.clone())),
             None => Err(not_installed(
                 "Authenticated extractor without GovernorMiddleware or Require",
@@ -447,7 +448,7 @@ impl FromRequest for Authorized {
     type Future = Ready<Result<Self, Refusal>>;
 
     fn from_request(request: &HttpRequest, _payload: &mut Payload) -> Self::Future {
-        ready(match request.extensions().get::<Decision>() {
+        ready(match request.extensions().get::<Arc<Decision>>() {
             Some(decision) => Ok(Self(decision.clone())),
             None => Err(not_installed("Authorized extractor without Require")),
         })

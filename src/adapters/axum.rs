@@ -2,10 +2,11 @@
 //! that authorizes, and extractors for handlers.
 //!
 //! - [`GovernorLayer`] verifies the bearer token of every request and puts the caller's
-//!   [`Principal`] in the request extensions, or answers the refusal (400, 401, 503).
+//!   [`Principal`] (as an `Arc<Principal>`, shared with the verified-token cache: no
+//!   copy per request) in the request extensions, or answers the refusal (400, 401, 503).
 //! - [`RequireLayer`] requires an action on a resource named by the route's parameters
-//!   (`inference.invoke` on `models/{model}`); on allow it puts the [`Decision`] in the
-//!   request extensions, otherwise it answers 403 (or 503). Use it with
+//!   (`inference.invoke` on `models/{model}`); on allow it puts the [`Decision`] (an
+//!   `Arc<Decision>`) in the request extensions, otherwise it answers 403 (or 503). Use it with
 //!   [`route_layer`](::axum::Router::route_layer) or on one
 //!   [`MethodRouter`](::axum::routing::MethodRouter). It verifies the token itself when
 //!   no [`GovernorLayer`] ran before it, so it also works alone.
@@ -233,10 +234,8 @@ where
             inner: Box::pin(async move {
                 let (mut parts, body) = request.into_parts();
                 let context = context(&parts.headers);
-                let path = parts.uri.path().to_owned();
-                let outcome =
-                    http::authenticate(&governor, authorization(&parts.headers), &path, &context)
-                        .await;
+                let (headers, path) = (authorization(&parts.headers), parts.uri.path());
+                let outcome = http::authenticate(&governor, headers, path, &context).await;
                 match outcome {
                     Ok(principal) => {
                         parts.extensions.insert(principal);
@@ -299,7 +298,7 @@ impl<S> Layer<S> for RequireLayer {
     fn layer(&self, inner: S) -> Self::Service {
         RequireService {
             inner,
-            require: self.clone(),
+            require: Arc::new(self.clone()),
         }
     }
 }
@@ -308,7 +307,8 @@ impl<S> Layer<S> for RequireLayer {
 #[derive(Clone, Debug)]
 pub struct RequireService<S> {
     inner: S,
-    require: RequireLayer,
+    /// One reference count to bump per request, not one per field.
+    require: Arc<RequireLayer>,
 }
 
 impl<S, B> Service<Request<B>> for RequireService<S>
@@ -327,7 +327,7 @@ where
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let mut inner = take_ready(&mut self.inner);
-        let require = self.require.clone();
+        let require = Arc::clone(&self.require);
         ResponseFuture {
             inner: Box::pin(async move {
                 let (mut parts, body) = request.into_parts();
@@ -345,7 +345,7 @@ impl RequireLayer {
     /// and the decision are in `parts.extensions`.
     async fn check(&self, parts: &mut Parts) -> Result<(), Refusal> {
         let context = context(&parts.headers);
-        let principal = match parts.extensions.remove::<Principal>() {
+        let principal = match parts.extensions.remove::<Arc<Principal>>() {
             Some(principal) => principal,
             None => {
                 let path = parts.uri.path().to_owned();
@@ -379,7 +379,7 @@ impl RequireLayer {
         )
         .await?;
         parts.extensions.insert(principal);
-        parts.extensions.insert(decision);
+        parts.extensions.insert(Arc::new(decision));
         Ok(())
     }
 
@@ -418,19 +418,19 @@ impl RequireLayer {
 
 // ---------------------------------------------------------------------- extractors
 
-/// The verified caller, from the request extensions ([`GovernorLayer`] or
+/// The verified caller (shared, not copied), from the request extensions ([`GovernorLayer`] or
 /// [`RequireLayer`] put it there).
 ///
 /// Without either layer on the route, extraction fails with 500: a server bug, not
 /// something the client can fix.
 #[derive(Clone, Debug)]
-pub struct Authenticated(pub Principal);
+pub struct Authenticated(pub Arc<Principal>);
 
-/// The allowing decision of the route's [`RequireLayer`], from the request extensions.
+/// The allowing decision (shared, not copied) of the route's [`RequireLayer`], from the request extensions.
 ///
 /// Without a `RequireLayer` on the route, extraction fails with 500.
 #[derive(Clone, Debug)]
-pub struct Authorized(pub Decision);
+pub struct Authorized(pub Arc<Decision>);
 
 impl Deref for Authenticated {
     type Target = Principal;
@@ -457,7 +457,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Authenticated {
     type Rejection = Refusal;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Refusal> {
-        match parts.extensions.get::<Principal>() {
+        match parts.extensions.get::<Arc<Principal>>() {
             Some(principal) => Ok(Self(principal.clone())),
             None => Err(not_installed(
                 "Authenticated extractor without GovernorLayer or RequireLayer",
@@ -470,7 +470,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Authorized {
     type Rejection = Refusal;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Refusal> {
-        match parts.extensions.get::<Decision>() {
+        match parts.extensions.get::<Arc<Decision>>() {
             Some(decision) => Ok(Self(decision.clone())),
             None => Err(not_installed("Authorized extractor without RequireLayer")),
         }

@@ -138,8 +138,9 @@ impl Governor {
     }
 
     /// Bytes the verified-token cache counts against its budget (each entry weighs its
-    /// token's length plus a fixed estimate of its claims): never more than the
-    /// configured [`verified_token_cache`](GovernorBuilder::verified_token_cache) bound.
+    /// token, its verified claims and itself): within the configured
+    /// [`verified_token_cache`](GovernorBuilder::verified_token_cache) bound, except that
+    /// an insert in progress counts its entry just before it evicts to make room.
     pub fn cached_token_bytes(&self) -> u64 {
         self.inner
             .verifier
