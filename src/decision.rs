@@ -244,8 +244,8 @@ impl Decision {
 
 impl fmt::Display for Decision {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let action = self.action.escape_debug();
-        let resource = self.resource.escape_debug();
+        let action = Escaped(&self.action);
+        let resource = Escaped(&self.resource);
         match &self.reason {
             Reason::Allow => {
                 write!(f, "allowed: {action} on {resource}")?;
@@ -255,7 +255,7 @@ impl fmt::Display for Decision {
                         if i > 0 {
                             f.write_str("; ")?;
                         }
-                        write!(f, "role {} via {}", m.role, m.binding.escape_debug())?;
+                        write!(f, "role {} via {}", m.role, Escaped(&m.binding))?;
                     }
                     f.write_char(')')?;
                 }
@@ -278,7 +278,7 @@ impl fmt::Display for Decision {
                     if i > 0 {
                         f.write_str(", ")?;
                     }
-                    write!(f, "{}", s.escape_debug())?;
+                    write!(f, "{}", Escaped(s))?;
                 }
                 Ok(())
             }
@@ -327,9 +327,45 @@ impl fmt::Display for Decision {
     }
 }
 
+/// Displays a string as [`str::escape_debug`] does, without the per-character work when
+/// nothing needs escaping (the usual case: action names, resource paths, labels).
+struct Escaped<'a>(&'a str);
+
+impl fmt::Display for Escaped<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let plain = |b: u8| (0x20..0x7f).contains(&b) && !matches!(b, b'\\' | b'"' | b'\'');
+        if self.0.bytes().all(plain) {
+            f.write_str(self.0)
+        } else {
+            fmt::Display::fmt(&self.0.escape_debug(), f)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn escaped_display_equals_escape_debug() {
+        for s in [
+            "models/exp-1",
+            "",
+            "a\"b",
+            "it's",
+            "tab\there",
+            "back\\slash",
+            "ünï",
+            "\u{7f}x",
+            "\u{200b}z",
+        ] {
+            assert_eq!(
+                Escaped(s).to_string(),
+                s.escape_debug().to_string(),
+                "{s:?}"
+            );
+        }
+    }
 
     fn deny(reason: Reason) -> Decision {
         Decision::deny("datasets.write", "datasets/pii/x", reason)
