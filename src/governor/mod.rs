@@ -303,9 +303,9 @@ impl Governor {
         // path stays a small future that callers move cheaply.
         let (decision, event) = match self.decide_now(principal, action, resource) {
             Ok(done) => done,
-            Err(policy) => {
-                let decision =
-                    Box::pin(self.decide_resolving(&policy, principal, action, resource)).await;
+            Err((policy, resolver)) => {
+                let lookup = decide_resolving(&*resolver, &policy, principal, action, resource);
+                let decision = Box::pin(lookup).await;
                 self.finish(&policy, principal, decision)
             }
         };
@@ -318,16 +318,18 @@ impl Governor {
     /// Decides without waiting when no group lookup is needed (the usual case), reading
     /// the policy through a borrowed guard: no reference count is touched, so cores do
     /// not contend on the policy. Otherwise hands back the policy to decide with, held
-    /// across the lookup.
+    /// across the lookup, and the resolver to ask.
     fn decide_now(
         &self,
         principal: &Principal,
         action: &str,
         resource: &str,
-    ) -> Result<(Decision, Option<Box<AuditEvent>>), Arc<CompiledPolicy>> {
+    ) -> Result<(Decision, Option<Box<AuditEvent>>), NeedsGroups> {
         let policy = self.inner.policy.load();
-        if self.inner.groups.is_some() && policy.needs_group_resolution(principal) {
-            return Err(arc_swap::Guard::into_inner(policy));
+        if let Some(resolver) = &self.inner.groups
+            && policy.needs_group_resolution(principal)
+        {
+            return Err((arc_swap::Guard::into_inner(policy), Arc::clone(resolver)));
         }
         let decision = policy.decide(principal, action, resource);
         Ok(self.finish(&policy, principal, decision))
@@ -354,34 +356,6 @@ impl Governor {
             })
         });
         (decision, event)
-    }
-
-    /// Decides after resolving group membership through the configured resolver, for a
-    /// token that could not list it (overage) when a group binding could matter. Only the
-    /// groups the policy binds are asked about. A failed lookup becomes "membership
-    /// unavailable", never "member of nothing".
-    async fn decide_resolving(
-        &self,
-        policy: &CompiledPolicy,
-        principal: &Principal,
-        action: &str,
-        resource: &str,
-    ) -> Decision {
-        let Some(resolver) = &self.inner.groups else {
-            return policy.decide(principal, action, resource);
-        };
-        match resolver.resolve(principal, policy.bound_group_ids()).await {
-            Ok(groups) => policy.decide_with(
-                principal,
-                MembershipView::Resolved(&groups),
-                action,
-                resource,
-            ),
-            Err(error) => {
-                tracing::warn!(%error, principal = %principal.id(), "group membership unavailable");
-                policy.decide_with(principal, MembershipView::Unavailable, action, resource)
-            }
-        }
     }
 
     /// Records an audit event, if an audit log is configured. In strict mode a failing
@@ -499,4 +473,33 @@ fn decision_event(principal: &Principal, decision: &Decision, policy_version: &s
 fn unix_secs(t: std::time::SystemTime) -> u64 {
     t.duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
+}
+
+/// A decision that must first resolve group membership: the policy it started under and
+/// the resolver to ask.
+type NeedsGroups = (Arc<CompiledPolicy>, Arc<dyn GroupResolver>);
+
+/// Decides after resolving group membership through `resolver`, for a token that could
+/// not list it (overage) when a group binding could matter. Only the groups the policy
+/// binds are asked about. A failed lookup becomes "membership unavailable", never
+/// "member of nothing".
+async fn decide_resolving(
+    resolver: &dyn GroupResolver,
+    policy: &CompiledPolicy,
+    principal: &Principal,
+    action: &str,
+    resource: &str,
+) -> Decision {
+    match resolver.resolve(principal, policy.bound_group_ids()).await {
+        Ok(groups) => policy.decide_with(
+            principal,
+            MembershipView::Resolved(&groups),
+            action,
+            resource,
+        ),
+        Err(error) => {
+            tracing::warn!(%error, principal = %principal.id(), "group membership unavailable");
+            policy.decide_with(principal, MembershipView::Unavailable, action, resource)
+        }
+    }
 }

@@ -40,8 +40,8 @@ use crate::token::keys::{KeySet, SigningKey};
 /// [`heap_bytes`](Principal::heap_bytes): the entry itself and its `Arc`.
 pub(crate) const ENTRY_OVERHEAD: usize = std::mem::size_of::<Entry>() + 16;
 
-/// The table has a slot per this many bytes of budget: entries weigh about 3 KiB, so it
-/// keeps several free ways per set and tokens rarely compete for one.
+/// The table has a slot per this many bytes of budget: an Entra token's entry weighs about
+/// 4 KiB, so most ways stay free and tokens rarely compete for one.
 const BYTES_PER_SLOT: u64 = 1024;
 const MIN_SLOTS: usize = 64;
 /// Slots a token may live in (one set; their tags share a cache line).
@@ -145,7 +145,7 @@ impl VerifiedTokens {
         &self.sets[i / WAYS].0[i % WAYS]
     }
 
-    /// The token's tag (never `0`) and the first slot of its set.
+    /// The token's tag (never `0`) and the first slot of each of its two sets.
     fn locate(&self, token: &str) -> (u64, [usize; 2]) {
         let hash = self.hasher.of(token);
         let mask = (self.slot_count() - 1) & !(WAYS - 1);
