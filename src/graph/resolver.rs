@@ -769,26 +769,29 @@ impl Inner {
             let request = make()?;
             counter.fetch_add(1, Ordering::SeqCst);
             let timeout = remaining.min(self.fetcher.timeout);
-            let attempts = match retries {
+            let attempts = || match retries {
                 0 => "1 attempt".to_owned(),
                 n => format!("{} attempts", n + 1),
             };
             let (wait, failure) = match self.fetcher.exchange(request, url, timeout).await {
-                Ok(answer) if answer.status == 429 => {
+                Ok(answer)
+                    if answer.status == 429 || matches!(answer.status, 500 | 502 | 503 | 504) =>
+                {
                     let wait = answer
                         .retry_after
                         .map_or_else(|| backoff(retries), Duration::from_secs);
-                    let failure = GroupResolutionError::Throttled {
-                        retry_after_secs: answer.retry_after.unwrap_or(wait.as_secs()),
-                    };
-                    (wait, failure)
-                }
-                Ok(answer) if matches!(answer.status, 500 | 502 | 503 | 504) => {
-                    let wait = answer
-                        .retry_after
-                        .map_or_else(|| backoff(retries), Duration::from_secs);
-                    let failure = GroupResolutionError::Unavailable {
-                        reason: format!("{service} answered HTTP {} ({attempts})", answer.status),
+                    let failure = if answer.status == 429 {
+                        GroupResolutionError::Throttled {
+                            retry_after_secs: wait.as_secs(),
+                        }
+                    } else {
+                        GroupResolutionError::Unavailable {
+                            reason: format!(
+                                "{service} answered HTTP {} ({})",
+                                answer.status,
+                                attempts()
+                            ),
+                        }
                     };
                     (wait, failure)
                 }
@@ -801,7 +804,7 @@ impl Inner {
                 }
                 Err(error @ FetchError::Transport { .. }) => {
                     let failure = GroupResolutionError::Unavailable {
-                        reason: format!("{error} ({attempts})"),
+                        reason: format!("{error} ({})", attempts()),
                     };
                     (backoff(retries), failure)
                 }
@@ -1055,10 +1058,11 @@ mod tests {
 
     #[test]
     fn backoff_doubles_is_capped_and_jittered_down_to_half() {
-        for retries in 0..20 {
-            let full = BACKOFF_BASE
-                .saturating_mul(1 << retries.min(16))
-                .min(BACKOFF_CAP);
+        // 100 ms doubling per retry, capped at 2 s; each wait in [full / 2, full].
+        let ms = Duration::from_millis;
+        let expected = [100, 200, 400, 800, 1600, 2000, 2000, 2000];
+        for retries in 0..20u32 {
+            let full = ms(expected[(retries as usize).min(expected.len() - 1)]);
             let wait = backoff(retries);
             assert!(wait >= full / 2 && wait <= full, "{retries}: {wait:?}");
         }

@@ -399,6 +399,7 @@ impl CompiledPolicy {
 
     /// Calls `f` with every grant (by role name, then grant order) of a role in `roles`
     /// that covers the request, until it returns true.
+    #[inline]
     fn for_each_grant(
         &self,
         roles: &[u64],
@@ -592,23 +593,12 @@ impl CompiledPolicy {
         resource: &str,
         segs: &[&str],
     ) -> Option<(usize, usize)> {
-        let a = usize::from(action);
-        let by_action = &self.roles_by_action[a * self.words..(a + 1) * self.words];
-        for (w, (held, granting)) in roles.iter().zip(by_action).enumerate() {
-            let mut bits = held & granting;
-            while bits != 0 {
-                let r = w * 64 + bits.trailing_zeros() as usize;
-                bits &= bits - 1;
-                if let Some(g) = self.roles[r]
-                    .grants
-                    .iter()
-                    .position(|g| g.matches(action, resource, segs))
-                {
-                    return Some((r, g));
-                }
-            }
-        }
-        None
+        let mut first = None;
+        self.for_each_grant(roles, action, resource, segs, |r, g| {
+            first = Some((r, g));
+            true
+        });
+        first
     }
 
     fn separation_of_duties(

@@ -11,7 +11,8 @@
 //! - an entry never outlives its token's `exp` (the clock skew is granted only at first
 //!   verification: after `exp` a token is verified in full again);
 //! - an entry is served only while the key that verified it is still the published key
-//!   for its `kid`: a key dropped from the JWKS (or replaced) evicts its tokens;
+//!   for its `kid`: a key dropped from the JWKS (or replaced) evicts its tokens, while a
+//!   refresh that publishes the same key again keeps them;
 //! - verified *claims* are cached, not decisions: revocations and policy reloads apply to
 //!   every request, cached or not;
 //! - memory is bounded: entries are weighed by the bytes they hold (token text, the
@@ -50,8 +51,10 @@ const WAYS: usize = 4;
 /// Evicting for room inspects at most this many slots before giving up on the insert.
 const EVICTION_SCAN: usize = 256;
 
-/// One way of a set: the hash of the token it holds (`0`: empty), a hint that spares
-/// reading entries of other tokens (the full comparison decides), and the entry.
+/// One way of a set: the hash of the token it last held (`0`: never used), a hint that
+/// spares reading entries of other tokens (the full comparison decides), and the entry.
+/// Two inserts racing for one slot may leave one's tag over the other's entry: that
+/// entry then misses until it is replaced or evicted.
 #[derive(Default)]
 struct Slot {
     tag: AtomicU64,
@@ -103,10 +106,11 @@ impl KeyHash {
 /// Verified tokens in a four-way set-associative table of atomically swapped slots, each
 /// token with two candidate sets, compared in full on every hit.
 ///
-/// Readers never lock and never write shared state: a lookup reads the set's tags, does
-/// an `arc-swap` load of the slot whose tag matches (its bookkeeping is per thread), the
-/// comparison, and at most one flag set per entry between two passes of the eviction
-/// hand. Writers swap whole entries in and out.
+/// Readers never lock and write no state shared by other tokens: a lookup reads the set's
+/// tags, does an `arc-swap` load of the slot whose tag matches (its bookkeeping is per
+/// thread), the comparison, at most one flag set per entry between two passes of the
+/// eviction hand, and one reference-count increment of the principal it returns.
+/// Writers swap whole entries in and out.
 pub(crate) struct VerifiedTokens {
     sets: Box<[Set]>,
     hasher: KeyHash,
@@ -205,6 +209,10 @@ impl VerifiedTokens {
         if principal.expires_at() <= now {
             return; // accepted only thanks to the skew: never cached
         }
+        let (tag, sets) = self.locate(token);
+        if self.holds(token, tag, sets) {
+            return; // verified twice by concurrent requests: one entry is enough
+        }
         let weight = (token.len() + ENTRY_OVERHEAD + principal.heap_bytes()) as u64;
         if !self.reserve(weight) {
             return; // no room could be made: the token is simply verified again next time
@@ -216,7 +224,6 @@ impl VerifiedTokens {
             weight,
             referenced: AtomicBool::new(false),
         });
-        let (tag, sets) = self.locate(token);
         let slot = self.victim(sets, now);
         self.entries.fetch_add(1, Ordering::Relaxed);
         let slot = self.slot(slot);
@@ -224,6 +231,19 @@ impl VerifiedTokens {
             self.release(&old);
         }
         slot.tag.store(tag, Ordering::Relaxed);
+    }
+
+    /// Whether one of the token's slots already holds it.
+    fn holds(&self, token: &str, tag: u64, sets: [usize; 2]) -> bool {
+        Self::candidates(sets).any(|i| {
+            let slot = self.slot(i);
+            slot.tag.load(Ordering::Relaxed) == tag
+                && slot
+                    .entry
+                    .load()
+                    .as_ref()
+                    .is_some_and(|e| *e.token == *token)
+        })
     }
 
     /// Of a token's slots, the one to fill: empty, else expired, else not read since the
@@ -275,7 +295,8 @@ impl VerifiedTokens {
         if let Some(old) = &*previous
             && Arc::ptr_eq(old, entry)
         {
-            slot.tag.store(0, Ordering::Relaxed);
+            // The tag stays: it is only a hint, and clearing it here could hide an entry
+            // a concurrent insert has just put in this slot.
             self.release(old);
         }
     }
@@ -298,7 +319,7 @@ impl VerifiedTokens {
 
 #[cfg(test)]
 impl VerifiedTokens {
-    /// A cache whose hash sends every token to the same entry: proves that lookups
+    /// A cache whose hash sends every token to the same two sets: proves that lookups
     /// compare whole tokens.
     pub(crate) fn colliding(max_bytes: u64) -> Self {
         Self::with_hasher(max_bytes, KeyHash::Constant)
@@ -351,6 +372,17 @@ mod tests {
     }
 
     #[test]
+    fn a_token_verified_twice_is_held_once() {
+        let (set, key) = crate::token::keys::tests::set_with_one_key();
+        let cache = VerifiedTokens::new(1 << 20);
+        cache.insert("t", principal(1, 2_000), key.clone(), 1_000);
+        let weighed = cache.weighed_bytes();
+        cache.insert("t", principal(1, 2_000), key, 1_000);
+        assert_eq!((cache.entry_count(), cache.weighed_bytes()), (1, weighed));
+        assert!(cache.get("t", &set, 1_000).is_some());
+    }
+
+    #[test]
     fn memory_stays_within_the_budget_and_recent_entries_survive() {
         let (set, key) = crate::token::keys::tests::set_with_one_key();
         let token = |n: u32| format!("{n:0>2000}");
@@ -384,8 +416,14 @@ mod tests {
         cache.insert("t", principal(1, 1_060), key.clone(), 1_000);
         assert!(cache.get("t", &set, 1_059).is_some());
         assert!(cache.get("t", &set, 1_060).is_none());
+        let held = cache.entry_count();
         cache.insert("late", principal(1, 990), key, 1_000);
         assert!(cache.get("late", &set, 1_000).is_none());
+        assert_eq!(
+            cache.entry_count(),
+            held,
+            "a skew-accepted token was stored"
+        );
     }
 
     #[test]

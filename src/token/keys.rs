@@ -39,6 +39,8 @@ const BOOTSTRAP_BACKOFF_MAX: Duration = Duration::from_secs(60);
 pub(crate) struct SigningKey {
     pub(crate) kid: String,
     key: ParsedPublicKey,
+    /// The modulus and exponent as published, to recognise the same key in a later JWKS.
+    material: (Box<[u8]>, Box<[u8]>),
     /// The issuer this key vouches for; may hold the `{tenantid}` template.
     pub(crate) issuer: String,
 }
@@ -81,6 +83,21 @@ pub(crate) struct KeySet {
 }
 
 impl KeySet {
+    /// This set, with every key that `previous` holds under the same `kid`, material and
+    /// issuer taken from `previous`: an unchanged key stays the same key, so the tokens
+    /// it verified stay cached across a refresh.
+    pub(crate) fn keeping_unchanged(mut self, previous: &KeySet) -> Self {
+        for (kid, key) in &mut self.by_kid {
+            if let Some(old) = previous.get(kid)
+                && old.material == key.material
+                && old.issuer == key.issuer
+            {
+                *key = Arc::clone(old);
+            }
+        }
+        self
+    }
+
     #[cfg(test)]
     pub(crate) fn insert(&mut self, key: SigningKey) {
         self.by_kid.insert(key.kid.clone(), Arc::new(key));
@@ -164,6 +181,7 @@ pub(crate) fn parse_jwk(
     Ok(SigningKey {
         kid: jwk.kid,
         key,
+        material: (n.into(), e.into()),
         issuer: jwk.issuer.unwrap_or_else(|| default_issuer.to_owned()),
     })
 }
@@ -387,6 +405,7 @@ impl KeyStore {
                 host_of(&discovered.jwks_uri)
             ));
         }
+        let set = set.keeping_unchanged(&self.keys.load());
         self.keys.store(Arc::new(set));
         Ok(())
     }
@@ -504,14 +523,16 @@ pub(crate) mod tests {
     fn key(issuer: &str) -> SigningKey {
         let pair = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
         let pk = pair.public_key();
+        let (n, e) = (
+            pk.modulus().big_endian_without_leading_zero(),
+            pk.exponent().big_endian_without_leading_zero(),
+        );
         SigningKey {
             kid: "k".into(),
-            key: RsaPublicKeyComponents {
-                n: pk.modulus().big_endian_without_leading_zero(),
-                e: pk.exponent().big_endian_without_leading_zero(),
-            }
-            .to_parsed_public_key(&RSA_PKCS1_2048_8192_SHA256)
-            .unwrap(),
+            key: RsaPublicKeyComponents { n, e }
+                .to_parsed_public_key(&RSA_PKCS1_2048_8192_SHA256)
+                .unwrap(),
+            material: (n.into(), e.into()),
             issuer: issuer.into(),
         }
     }
@@ -553,6 +574,77 @@ pub(crate) mod tests {
         assert_eq!(set.kids().collect::<Vec<_>>(), vec!["good"]);
         assert_eq!(set.get("good").unwrap().issuer, "iss");
         assert!(parse_jwks(b"not json", "iss").is_none());
+    }
+
+    #[test]
+    fn a_refresh_keeps_unchanged_keys_and_their_cached_tokens() {
+        let jwk = |kid: &str, pair: &aws_lc_rs::rsa::KeyPair| {
+            let n = pair
+                .public_key()
+                .modulus()
+                .big_endian_without_leading_zero()
+                .to_vec();
+            serde_json::json!({"kty":"RSA","use":"sig","kid":kid,"n":URL_SAFE_NO_PAD.encode(n),"e":"AQAB"})
+        };
+        let generate =
+            || aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
+        let (a, b, c) = (generate(), generate(), generate());
+        let jwks =
+            |keys: serde_json::Value| parse_jwks(keys.to_string().as_bytes(), "iss").unwrap();
+        let before = jwks(serde_json::json!({"keys": [jwk("a", &a), jwk("b", &b)]}));
+        // "a" is unchanged, "b" now carries another key, "c" is new.
+        let after = jwks(serde_json::json!({"keys": [jwk("a", &a), jwk("b", &c), jwk("c", &c)]}))
+            .keeping_unchanged(&before);
+        assert!(Arc::ptr_eq(
+            after.get("a").unwrap(),
+            before.get("a").unwrap()
+        ));
+        assert!(!Arc::ptr_eq(
+            after.get("b").unwrap(),
+            before.get("b").unwrap()
+        ));
+        // Another issuer for the same material is another key.
+        let other_issuer = parse_jwks(
+            serde_json::json!({"keys": [jwk("a", &a)]})
+                .to_string()
+                .as_bytes(),
+            "other",
+        )
+        .unwrap()
+        .keeping_unchanged(&before);
+        assert!(!Arc::ptr_eq(
+            other_issuer.get("a").unwrap(),
+            before.get("a").unwrap()
+        ));
+        // A token cached under "a" is still served after the refresh; one under "b" is not.
+        let cache = crate::token::cache::VerifiedTokens::new(1 << 20);
+        let principal = |n: u8| {
+            Arc::new(
+                crate::principal::Principal::builder(
+                    TenantId::parse("72f988bf-86f1-41af-91ab-2d7cd011db47").unwrap(),
+                    crate::ids::ObjectId::parse(&format!(
+                        "00000000-0000-0000-0000-0000000000{n:02x}"
+                    ))
+                    .unwrap(),
+                )
+                .expires_at(2_000)
+                .build(),
+            )
+        };
+        cache.insert(
+            "under-a",
+            principal(1),
+            before.get("a").unwrap().clone(),
+            1_000,
+        );
+        cache.insert(
+            "under-b",
+            principal(2),
+            before.get("b").unwrap().clone(),
+            1_000,
+        );
+        assert!(cache.get("under-a", &after, 1_000).is_some());
+        assert!(cache.get("under-b", &after, 1_000).is_none());
     }
 
     #[test]
