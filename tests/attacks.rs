@@ -889,10 +889,18 @@ async fn a_lifetime_beyond_entras_maximum_is_refused() {
     expect(
         &g,
         &idp.token().expires_in(over).sign(),
-        lifetime,
+        lifetime.clone(),
         "invalid claims",
     )
     .await;
+    // Issued 72 hours ago and valid for one more: a 73-hour lifetime.
+    let old = idp
+        .token()
+        .issued_at(-72 * 3600)
+        .not_before(-72 * 3600)
+        .expires_in(3600)
+        .sign();
+    expect(&g, &old, lifetime, "invalid claims").await;
     // Entra's longest (a CAE token of 28 hours) is accepted.
     g.verify(&idp.token().expires_in(28 * 3600).sign())
         .await

@@ -652,3 +652,26 @@ async fn a_key_bound_to_another_issuer_cannot_vouch_for_this_tenant() {
         }
     );
 }
+
+#[tokio::test]
+async fn identity_is_tid_and_oid_never_a_display_claim() {
+    let (idp, g) = setup().await;
+    let oid = entra_governor::ObjectId::parse("0c1f8b6e-5a7d-4e2f-9b3a-6d4c2e1f0a9b").unwrap();
+    let other = entra_governor::ObjectId::parse("7e2d9c4b-1a3f-4b5e-8c6d-0f9e8d7c6b5a").unwrap();
+    let named = |oid: &entra_governor::ObjectId, who: &str| {
+        idp.token()
+            .oid(oid.clone())
+            .claim("name", json!(who))
+            .claim("preferred_username", json!(format!("{who}@contoso.com")))
+            .claim("upn", json!(format!("{who}@contoso.com")))
+            .claim("email", json!(format!("{who}@contoso.com")))
+            .sign()
+    };
+    let ada = g.verify(&named(&oid, "ada")).await.unwrap();
+    let renamed = g.verify(&named(&oid, "grace")).await.unwrap();
+    let impostor = g.verify(&named(&other, "ada")).await.unwrap();
+    // Same object, new names: the same identity. Same names, another object: another.
+    assert_eq!(ada.id(), renamed.id());
+    assert_ne!(ada.id(), impostor.id());
+    assert_eq!(impostor.object_id(), &other);
+}

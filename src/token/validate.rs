@@ -151,13 +151,17 @@ fn check_times(rules: &Rules, c: &RawClaims, now: u64) -> Result<u64, TokenError
             skew_secs: skew,
         });
     }
-    // Entra never issues a token living longer than 28 hours (CAE). A longer one would
-    // also outlive revocation entries, which are pruned after that lifetime.
-    if exp
+    // Entra never issues a token living longer than 28 hours (CAE): neither from now nor
+    // from its `iat`. A longer one would also outlive revocation entries, which are
+    // pruned after that lifetime.
+    let too_far = exp
         > now
             .saturating_add(MAX_TOKEN_LIFETIME_SECS)
-            .saturating_add(skew)
-    {
+            .saturating_add(skew);
+    let too_long = c
+        .iat
+        .is_some_and(|iat| exp.saturating_sub(iat) > MAX_TOKEN_LIFETIME_SECS);
+    if too_far || too_long {
         return Err(TokenError::InvalidClaim {
             claim: "exp",
             reason: "lifetime beyond Entra's maximum (28 hours)",
