@@ -45,6 +45,11 @@ fn benches(c: &mut Criterion) {
     for t in &tokens {
         assert!(allowed(&known, t).expect("valid").is_allowed());
     }
+    assert_eq!(
+        known.cached_tokens(),
+        KNOWN_TOKENS as u64,
+        "every token cached"
+    );
     eprintln!("token size: {} bytes", sample.len());
 
     let jwk = idp.jwk(&idp.signing_kid(), "").expect("published key");

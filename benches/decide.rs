@@ -380,13 +380,19 @@ fn cedar_decide(
         == cedar_policy::Decision::Allow
 }
 
-fn caller(w: &World, bound: usize, rng: &mut Rng) -> Principal {
-    let bound_ids: Vec<&String> = w.bindings.keys().collect();
-    let mut groups: Vec<GroupId> = (0..GROUPS_PER_CALLER - bound)
-        .map(|_| GroupId::parse(&rng.guid()).unwrap())
-        .collect();
-    for _ in 0..bound {
-        groups.push(GroupId::parse(bound_ids[rng.below(bound_ids.len())]).unwrap());
+/// A caller with `GROUPS_PER_CALLER` distinct groups, `bound` of them bound by the policy
+/// (drawn without replacement), `keep` among those.
+fn caller(w: &World, bound: usize, keep: &[GroupId], rng: &mut Rng) -> Principal {
+    let mut bound_ids: Vec<&String> = w.bindings.keys().collect();
+    let mut groups: Vec<GroupId> = keep.to_vec();
+    while groups.len() < bound {
+        let id = GroupId::parse(bound_ids.swap_remove(rng.below(bound_ids.len()))).unwrap();
+        if !groups.contains(&id) {
+            groups.push(id);
+        }
+    }
+    while groups.len() < GROUPS_PER_CALLER {
+        groups.push(GroupId::parse(&rng.guid()).unwrap());
     }
     // Entra lists groups in no particular order; mix the bound ones in.
     for i in (1..groups.len()).rev() {
@@ -402,6 +408,18 @@ fn caller(w: &World, bound: usize, rng: &mut Rng) -> Principal {
     .build()
 }
 
+/// The groups of `p` that the policy binds.
+fn bound_groups(w: &World, p: &Principal) -> Vec<GroupId> {
+    match p.groups() {
+        Groups::Listed(g) => g
+            .iter()
+            .filter(|g| w.bindings.contains_key(g.as_str()))
+            .cloned()
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
 fn bench(c: &mut Criterion) {
     let w = world();
     let policy = our_policy(&w);
@@ -409,8 +427,11 @@ fn bench(c: &mut Criterion) {
     let cedar = cedar_policies(&w);
     let authorizer = Authorizer::new();
     let mut rng = Rng(7);
-    let typical = caller(&w, BOUND_GROUPS_OF_CALLER, &mut rng);
-    let all_bound = caller(&w, GROUPS_PER_CALLER, &mut rng);
+    let typical = caller(&w, BOUND_GROUPS_OF_CALLER, &[], &mut rng);
+    // The typical caller's bound groups and 180 more: every group bound, same request.
+    let all_bound = caller(&w, GROUPS_PER_CALLER, &bound_groups(&w, &typical), &mut rng);
+    assert_eq!(bound_groups(&w, &all_bound).len(), GROUPS_PER_CALLER);
+    assert_eq!(bound_groups(&w, &typical).len(), BOUND_GROUPS_OF_CALLER);
 
     // An allowed request: some grant of a role the caller holds, within its scopes.
     let perms = compiled.permissions(&typical);
@@ -465,8 +486,9 @@ fn bench(c: &mut Criterion) {
             ))
         })
     });
+    let d = compiled.decide(&all_bound, &action, &resource);
+    assert!(d.is_allowed(), "{}", d.explain());
     g.bench_function("entra-governor/allow-all-200-groups-bound", |b| {
-        let d = compiled.decide(&all_bound, &action, &resource);
         b.iter(|| {
             black_box(compiled.decide(
                 black_box(&all_bound),
