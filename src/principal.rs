@@ -44,8 +44,6 @@ pub enum ClientAuth {
 }
 
 impl ClientAuth {
-    // Used by token verification, which lands on another branch; drop this on merge.
-    #[allow(dead_code)]
     pub(crate) fn from_claim(value: Option<&str>) -> Self {
         match value {
             Some("0") => Self::Public,

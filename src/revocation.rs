@@ -233,7 +233,13 @@ fn save(path: &Path, set: &Set) -> Result<(), RevocationError> {
     };
     let json = serde_json::to_vec_pretty(&form).map_err(|e| io_error(path, e))?;
     let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, json).map_err(|e| io_error(&tmp, e))?;
+    // Written and synced before the rename, so a crash leaves the old file or the new one.
+    let write = || -> std::io::Result<()> {
+        let mut file = std::fs::File::create(&tmp)?;
+        std::io::Write::write_all(&mut file, &json)?;
+        file.sync_all()
+    };
+    write().map_err(|e| io_error(&tmp, e))?;
     std::fs::rename(&tmp, path).map_err(|e| io_error(path, e))
 }
 

@@ -1260,6 +1260,11 @@ async fn the_http_mapping_never_echoes_the_token() {
             !www.contains("<script>") && !www.contains("Set-Cookie") && !www.contains("x="),
             "{www}"
         );
+        let body = r.body_json();
+        assert!(
+            !body.contains("<script>") && !body.contains("Set-Cookie") && !body.contains("x="),
+            "{body}"
+        );
         assert!(!www.contains('\r') && !www.contains('\n'));
         assert!(!r.body_json().contains(&token));
     }

@@ -202,6 +202,12 @@ async fn permissions_list_the_effective_grants() {
     let perms = g.permissions(&p);
     assert_eq!(perms.policy_version, g.policy_version());
     assert!(perms.roles.iter().any(|r| r.role == "data-scientist"));
+    assert!(
+        perms
+            .grants
+            .iter()
+            .any(|gr| gr.actions.iter().any(|a| a == "inference.invoke"))
+    );
     assert!(perms.grants.iter().all(|gr| {
         gr.actions
             .iter()

@@ -120,9 +120,11 @@ async fn last_known_good_keys_survive_an_outage() {
     }
     // A JWKS with no usable key never replaces a good set.
     idp.set_mode(Mode::Normal);
-    idp.remove_key(&idp.signing_kid());
+    let kid = idp.signing_kid();
+    idp.remove_key(&kid);
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(g.key_ids().len(), 1);
+    assert_eq!(g.key_ids(), vec![kid]);
 }
 
 #[tokio::test]

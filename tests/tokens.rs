@@ -523,12 +523,22 @@ async fn guests_and_overage_are_recognised() {
 #[tokio::test]
 async fn errors_never_contain_the_token() {
     let (idp, g) = setup().await;
-    let token = idp.token().expires_in(-4000).sign();
-    let err = g.verify(&token).await.unwrap_err();
-    let signature = token.rsplit('.').next().unwrap();
-    for text in [format!("{err}"), format!("{err:?}"), err.www_authenticate()] {
-        assert!(!text.contains(signature));
-        assert!(!text.contains(token.split('.').nth(1).unwrap()));
+    // Errors that quote something from the token (kid, alg, iss) as well as one that
+    // quotes nothing (expired).
+    let tokens = [
+        idp.token().expires_in(-4000).sign(),
+        idp.token().kid("k".repeat(200)).sign(),
+        idp.token().header("alg", json!("HS256".repeat(50))).sign(),
+        idp.token().claim("iss", json!("x".repeat(5000))).sign(),
+    ];
+    for token in tokens {
+        let err = g.verify(&token).await.unwrap_err();
+        let signature = token.rsplit('.').next().unwrap();
+        for text in [format!("{err}"), format!("{err:?}"), err.www_authenticate()] {
+            assert!(!text.contains(signature), "{text}");
+            assert!(!text.contains(token.split('.').nth(1).unwrap()), "{text}");
+            assert!(text.len() < 1024, "{} bytes: {text}", text.len());
+        }
     }
 }
 

@@ -17,7 +17,7 @@ use crate::principal::Principal;
 use crate::revocation::{RevocationError, Revocations};
 use crate::token::Verifier;
 use crate::token::cache::VerifiedTokens;
-use crate::token::unix_now;
+use crate::token::{unix_now, unix_secs};
 
 pub use builder::{
     DEFAULT_CLOCK_SKEW, DEFAULT_HTTP_TIMEOUT, DEFAULT_KEY_REFRESH_COOLDOWN,
@@ -149,7 +149,8 @@ impl Governor {
             .map_or(0, VerifiedTokens::weighed_bytes)
     }
 
-    /// How many revocation entries are live (for dashboards and tests).
+    /// How many revocation entries are held (for dashboards and tests); expired ones are
+    /// pruned on the next revocation.
     pub fn revocation_count(&self) -> usize {
         self.inner.revocations.len()
     }
@@ -468,11 +469,6 @@ fn decision_event(principal: &Principal, decision: &Decision, policy_version: &s
         event = event.with_denied_by(rule);
     }
     event
-}
-
-fn unix_secs(t: std::time::SystemTime) -> u64 {
-    t.duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 /// A decision that must first resolve group membership: the policy it started under and

@@ -87,19 +87,9 @@ impl Fetcher {
         serde_json::from_slice(&body).map_err(|_| FetchError::InvalidJson { host: host_of(url) })
     }
 
-    /// GETs `url` and returns at most `max_body` bytes of body, all within the timeout.
+    /// GETs `url` and returns at most `max_body` bytes of body, all within the timeout
+    /// (which [`exchange`](Self::exchange) applies).
     pub(crate) async fn get_bytes(&self, url: &Url) -> Result<Vec<u8>, FetchError> {
-        tokio::time::timeout(self.timeout, self.get_bytes_unbounded(url))
-            .await
-            .unwrap_or_else(|_| {
-                Err(FetchError::Transport {
-                    host: host_of(url),
-                    reason: "timed out".into(),
-                })
-            })
-    }
-
-    async fn get_bytes_unbounded(&self, url: &Url) -> Result<Vec<u8>, FetchError> {
         let answer = self
             .exchange(self.client.get(url.clone()), url, self.timeout)
             .await?;

@@ -292,6 +292,9 @@ mod tests {
         assert!(json_depth_within(br#"{"a":"\\"}"#, 1));
         assert!(!json_depth_within(br#"{"a":"\\","b":[[]]}"#, 2));
         assert!(json_depth_within(b"]]]]{}", 1));
+        // Past the bracket-count shortcut: closings never make the depth negative.
+        assert!(!json_depth_within(b"]]]][[[", 2));
+        assert!(json_depth_within(br#"{"a":"\\"}{"b":"[[["}"#, 1));
     }
 
     #[test]

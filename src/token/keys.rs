@@ -28,7 +28,7 @@ use serde::Deserialize;
 
 use crate::error::{TokenError, excerpt};
 use crate::fast_hash::FastBuildHasher;
-use crate::ids::{TenantId, is_guid};
+use crate::ids::TenantId;
 use crate::token::fetch::{FetchError, Fetcher, host_of};
 
 const MIN_RSA_BITS: usize = 2048;
@@ -314,12 +314,7 @@ impl KeyStore {
             return Ok(key.clone());
         }
         if self.keys.load().len() == 0 {
-            return Err(TokenError::KeysUnavailable {
-                reason: state
-                    .last_error
-                    .clone()
-                    .unwrap_or_else(|| "no usable signing key published".into()),
-            });
+            return Err(unavailable(&state));
         }
         Err(TokenError::UnknownKey { kid: excerpt(kid) })
     }
@@ -333,12 +328,7 @@ impl KeyStore {
             self.refresh_locked(&mut state, false).await;
         }
         match self.keys.load().len() {
-            0 => Err(TokenError::KeysUnavailable {
-                reason: state
-                    .last_error
-                    .clone()
-                    .unwrap_or_else(|| "no usable signing key published".into()),
-            }),
+            0 => Err(unavailable(&state)),
             n => Ok(n),
         }
     }
@@ -434,7 +424,8 @@ impl KeyStore {
         })
     }
 
-    /// Starts the periodic refresh task; false when there is no runtime or no interval.
+    /// Starts the periodic refresh task. True once nothing remains to start (started, or
+    /// no interval configured); false without a runtime, so a later call retries.
     fn start_refresher(self: &Arc<Self>) -> bool {
         let Some(interval) = self.config.refresh_interval else {
             return true;
@@ -492,19 +483,25 @@ fn check_issuer(expected: &ExpectedIssuer, found: &str) -> Result<Option<TenantI
         ExpectedIssuer::AnyGuid { prefix, suffix } => found
             .strip_prefix(prefix.as_str())
             .and_then(|rest| rest.strip_suffix(suffix.as_str()))
-            .filter(|guid| is_guid(guid))
             .and_then(|guid| TenantId::parse(guid).ok())
             .map(Some)
             .ok_or_else(mismatch),
     }
 }
 
+/// No key is held: why, as the last refresh saw it.
+fn unavailable(state: &RefreshState) -> TokenError {
+    TokenError::KeysUnavailable {
+        reason: state
+            .last_error
+            .clone()
+            .unwrap_or_else(|| "no usable signing key published".into()),
+    }
+}
+
 /// The GUID path segment of an issuer URL, if any (`https://host/{guid}/v2.0`).
 pub(crate) fn issuer_tenant(issuer: &str) -> Option<TenantId> {
-    issuer
-        .split('/')
-        .find(|seg| is_guid(seg))
-        .and_then(|g| TenantId::parse(g).ok())
+    issuer.split('/').find_map(|seg| TenantId::parse(seg).ok())
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 use crate::cloud::Cloud;
 use crate::error::{TokenError, excerpt};
-use crate::ids::{ObjectId, PERSONAL_ACCOUNTS_TENANT, PrincipalId, TenantId, is_guid};
+use crate::ids::{ObjectId, PERSONAL_ACCOUNTS_TENANT, PrincipalId, TenantId};
 use crate::principal::{ClientAuth, DisplayClaims, Groups, Principal, PrincipalKind, TokenVersion};
 use crate::revocation::MAX_TOKEN_LIFETIME_SECS;
 use crate::token::claims::RawClaims;
@@ -62,7 +62,7 @@ pub(crate) fn check(
     rules: &Rules,
     single_tenant: Option<&TenantId>,
     key: &SigningKey,
-    c: RawClaims,
+    mut c: RawClaims,
     now: u64,
 ) -> Result<Principal, TokenError> {
     let expires_at = check_times(rules, &c, now)?;
@@ -71,10 +71,10 @@ pub(crate) fn check(
     check_audience(rules, c.aud.as_ref().map(|a| a.0.as_slice()))?;
     let (client_app_id, client_auth) = match version {
         TokenVersion::V1 => (
-            c.appid.clone(),
+            c.appid.take(),
             ClientAuth::from_claim(c.appidacr.as_deref()),
         ),
-        TokenVersion::V2 => (c.azp.clone(), ClientAuth::from_claim(c.azpacr.as_deref())),
+        TokenVersion::V2 => (c.azp.take(), ClientAuth::from_claim(c.azpacr.as_deref())),
     };
     if let Some(allowed) = &rules.allowed_client_apps
         && !client_app_id.as_ref().is_some_and(|a| allowed.contains(a))
@@ -92,7 +92,7 @@ pub(crate) fn check(
     };
     let subject = c
         .sub
-        .clone()
+        .take()
         .ok_or(TokenError::MissingClaim { claim: "sub" })?;
     let scopes: Vec<String> = c
         .scp
@@ -104,12 +104,12 @@ pub(crate) fn check(
                 .collect()
         })
         .unwrap_or_default();
-    let roles = c.roles.clone().unwrap_or_default();
+    let roles = c.roles.take().unwrap_or_default();
     if scopes.is_empty() && roles.is_empty() && !rules.acl_mode {
         return Err(TokenError::NoScopesOrRoles);
     }
     let kind = principal_kind(c.idtyp.as_deref(), &scopes, oid.as_str(), &subject)?;
-    let groups = groups(&c)?;
+    let groups = groups(&mut c)?;
     let (home_tenant, guest) = home_tenant(&tid, c.idp.as_deref(), c.acct);
     Ok(Principal {
         id: PrincipalId::new(tid, oid),
@@ -238,14 +238,13 @@ fn check_issuer_and_tenant(
             found: excerpt(iss),
         });
     }
-    if !is_guid(tid) || tid.bytes().any(|b| b.is_ascii_uppercase()) {
-        return Err(TokenError::InvalidTenantId {
+    // A lower-case GUID: `parse` checks the shape (and would lower-case the rest).
+    let tenant = TenantId::parse(tid)
+        .ok()
+        .filter(|_| !tid.bytes().any(|b| b.is_ascii_uppercase()))
+        .ok_or_else(|| TokenError::InvalidTenantId {
             found: excerpt(tid),
-        });
-    }
-    let tenant = TenantId::parse(tid).map_err(|_| TokenError::InvalidTenantId {
-        found: excerpt(tid),
-    })?;
+        })?;
     let allowed = match &rules.tenants {
         TenantRule::Single => single_tenant == Some(&tenant),
         TenantRule::AllowList(list) => list.contains(&tenant),
@@ -299,15 +298,15 @@ fn principal_kind(
     }
 }
 
-fn groups(c: &RawClaims) -> Result<Groups, TokenError> {
+fn groups(c: &mut RawClaims) -> Result<Groups, TokenError> {
     if c.groups_overage || c.hasgroups == Some(true) {
         return Ok(Groups::Overage);
     }
-    let Some(list) = &c.groups else {
+    let Some(list) = c.groups.take() else {
         return Ok(Groups::NotEmitted);
     };
-    list.iter()
-        .map(|g| g.0.clone().ok_or(()))
+    list.into_iter()
+        .map(|g| g.0.ok_or(()))
         .collect::<Result<Vec<_>, ()>>()
         .map(Groups::Listed)
         .map_err(|()| TokenError::InvalidClaim {
