@@ -87,7 +87,6 @@
 
 use std::fmt;
 use std::future::{Future, Ready, ready};
-use std::ops::Deref;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -394,40 +393,8 @@ where
 
 // ---------------------------------------------------------------------- extractors
 
-/// The verified caller (shared, not copied), from the request extensions ([`GovernorMiddleware`] or
-/// [`Require`] put it there).
-///
-/// Without either middleware on the route, extraction fails with 500: a server bug, not
-/// something the client can fix.
-#[derive(Clone, Debug)]
-pub struct Authenticated(pub Arc<Principal>);
-
-/// The allowing decision (shared, not copied) of the route's [`Require`], from the request extensions.
-///
-/// Without a `Require` on the route, extraction fails with 500.
-#[derive(Clone, Debug)]
-pub struct Authorized(pub Arc<Decision>);
-
-impl Deref for Authenticated {
-    type Target = Principal;
-
-    fn deref(&self) -> &Principal {
-        &self.0
-    }
-}
-
-impl Deref for Authorized {
-    type Target = Decision;
-
-    fn deref(&self) -> &Decision {
-        &self.0
-    }
-}
-
-fn not_installed(what: &'static str) -> Refusal {
-    tracing::error!("{what}: the route has no entra-governor middleware; answering 500");
-    Refusal::misconfigured("authorization is misconfigured for this route")
-}
+use super::not_installed;
+pub use super::{Authenticated, Authorized};
 
 impl FromRequest for Authenticated {
     type Error = Refusal;

@@ -95,7 +95,6 @@
 
 use std::fmt;
 use std::future::Future;
-use std::ops::Deref;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -418,40 +417,8 @@ impl RequireLayer {
 
 // ---------------------------------------------------------------------- extractors
 
-/// The verified caller (shared, not copied), from the request extensions ([`GovernorLayer`] or
-/// [`RequireLayer`] put it there).
-///
-/// Without either layer on the route, extraction fails with 500: a server bug, not
-/// something the client can fix.
-#[derive(Clone, Debug)]
-pub struct Authenticated(pub Arc<Principal>);
-
-/// The allowing decision (shared, not copied) of the route's [`RequireLayer`], from the request extensions.
-///
-/// Without a `RequireLayer` on the route, extraction fails with 500.
-#[derive(Clone, Debug)]
-pub struct Authorized(pub Arc<Decision>);
-
-impl Deref for Authenticated {
-    type Target = Principal;
-
-    fn deref(&self) -> &Principal {
-        &self.0
-    }
-}
-
-impl Deref for Authorized {
-    type Target = Decision;
-
-    fn deref(&self) -> &Decision {
-        &self.0
-    }
-}
-
-fn not_installed(what: &'static str) -> Refusal {
-    tracing::error!("{what}: the route has no entra-governor layer; answering 500");
-    Refusal::misconfigured("authorization is misconfigured for this route")
-}
+use super::not_installed;
+pub use super::{Authenticated, Authorized};
 
 impl<S: Send + Sync> FromRequestParts<S> for Authenticated {
     type Rejection = Refusal;
