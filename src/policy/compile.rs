@@ -176,7 +176,7 @@ fn class_mask(kinds: &[KindDef], guests: bool) -> u8 {
     mask
 }
 
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub(crate) struct CWhen {
     pub(crate) guest: Option<bool>,
     pub(crate) kind: Option<PrincipalKind>,
@@ -1053,13 +1053,7 @@ fn binding_subject(base: &str, b: &BindingDef) -> Result<SubjectInfo, PolicyErro
 
 fn compile_when(path: &str, when: Option<&WhenDef>) -> Result<CWhen, PolicyError> {
     let Some(w) = when else {
-        return Ok(CWhen {
-            guest: None,
-            kind: None,
-            tenant: None,
-            tenant_in: None,
-            tenant_not_in: None,
-        });
+        return Ok(CWhen::default());
     };
     // `tenant` and `tenant_in` are separate conditions, like every other key: both must
     // hold when both are given.

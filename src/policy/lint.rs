@@ -8,7 +8,7 @@ use std::fmt;
 
 use serde::Serialize;
 
-use super::compile::{CompiledPolicy, intersects, key};
+use super::compile::{CompiledPolicy, has_bit, key};
 use super::model::{BindingDef, PolicyDocument};
 
 /// What a lint warning is about.
@@ -256,11 +256,10 @@ pub(crate) fn lint(doc: &PolicyDocument, c: &CompiledPolicy) -> LintReport {
         let gives = |side: usize| -> Vec<usize> {
             (0..c.bindings.len())
                 .filter(|b| {
-                    let mut set = vec![0u64; c.words];
-                    for r in c.bindings[*b].closure.iter() {
-                        super::compile::set_bit(&mut set, usize::from(*r));
-                    }
-                    intersects(&set, &s.holds[side])
+                    c.bindings[*b]
+                        .closure
+                        .iter()
+                        .any(|r| has_bit(&s.holds[side], usize::from(*r)))
                 })
                 .collect()
         };
