@@ -70,10 +70,20 @@ pub enum Reason {
         /// The rule's name.
         rule: String,
     },
-    /// The caller's groups are unknown (group overage, or no `groups` claim) and a group
-    /// binding could change the answer: resolve membership (Microsoft Graph) and decide
-    /// again.
+    /// The caller's groups could not be resolved (Microsoft Graph failed, was throttled
+    /// or too slow) and a group binding could change the answer: a transient condition
+    /// (HTTP 503 with `Retry-After`).
     GroupMembershipUnavailable,
+    /// The token does not list the caller's groups (group overage, or no `groups` claim)
+    /// and nothing resolves them, while a group binding could change the answer: a
+    /// configuration matter, not an outage (HTTP 403). Configure a group resolver
+    /// (Microsoft Graph), or, when the app registration emits group claims,
+    /// `groups_claim_emitted` so that a missing claim means "no groups".
+    GroupMembershipUnknown {
+        /// `true` for a group overage marker (over 200 groups), `false` for a token
+        /// without a `groups` claim.
+        overage: bool,
+    },
     /// The policy would allow, but a requirement (an authentication context, MFA through
     /// the policy's `mfa_auth_context`, or a recent sign-in) is unmet, and the client can
     /// answer a claims challenge (`xms_cc` has `cp1`): send it back to Entra with
@@ -123,6 +133,7 @@ impl Reason {
             Self::InvalidResource { .. } => "invalid_resource",
             Self::SeparationOfDuties { .. } => "separation_of_duties",
             Self::GroupMembershipUnavailable => "group_membership_unavailable",
+            Self::GroupMembershipUnknown { .. } => "group_membership_unknown",
             Self::StepUpRequired { .. } => "step_up_required",
             Self::StepUpNotPossible { .. } => "step_up_not_possible",
             Self::RequirementNotMet { .. } => "requirement_not_met",
@@ -143,6 +154,10 @@ pub struct Match {
     pub role: String,
     /// The grant that matched, as `<role>#<index>` (the role may be one `role` includes).
     pub grant: String,
+    /// For a claim-value binding with a `tenants` qualifier: the qualifying tenant that
+    /// issued the caller's token (whose administrators assigned the claim value).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<crate::ids::TenantId>,
 }
 
 /// The outcome of one authorization request.
@@ -256,6 +271,9 @@ impl fmt::Display for Decision {
                             f.write_str("; ")?;
                         }
                         write!(f, "role {} via {}", m.role, Escaped(&m.binding))?;
+                        if let Some(t) = &m.tenant {
+                            write!(f, " trusted for tenant {t}")?;
+                        }
                     }
                     f.write_char(')')?;
                 }
@@ -296,8 +314,20 @@ impl fmt::Display for Decision {
             ),
             Reason::GroupMembershipUnavailable => write!(
                 f,
-                "denied: {action} on {resource}: group membership is unavailable (group overage) \
+                "denied: {action} on {resource}: group membership could not be resolved now \
                  and a group binding could decide it"
+            ),
+            Reason::GroupMembershipUnknown { overage: true } => write!(
+                f,
+                "denied: {action} on {resource}: the token has a group overage marker and a \
+                 group binding could decide it; configure a group resolver (Microsoft Graph)"
+            ),
+            Reason::GroupMembershipUnknown { overage: false } => write!(
+                f,
+                "denied: {action} on {resource}: the token has no groups claim and a group \
+                 binding could decide it; if the app registration emits group claims, set \
+                 groups_claim_emitted (a missing claim then means no groups), else configure \
+                 a group resolver (Microsoft Graph)"
             ),
             Reason::StepUpRequired {
                 requirement,
@@ -418,7 +448,15 @@ mod tests {
             ),
             (
                 deny(Reason::GroupMembershipUnavailable),
-                "denied: datasets.write on datasets/pii/x: group membership is unavailable (group overage) and a group binding could decide it",
+                "denied: datasets.write on datasets/pii/x: group membership could not be resolved now and a group binding could decide it",
+            ),
+            (
+                deny(Reason::GroupMembershipUnknown { overage: true }),
+                "denied: datasets.write on datasets/pii/x: the token has a group overage marker and a group binding could decide it; configure a group resolver (Microsoft Graph)",
+            ),
+            (
+                deny(Reason::GroupMembershipUnknown { overage: false }),
+                "denied: datasets.write on datasets/pii/x: the token has no groups claim and a group binding could decide it; if the app registration emits group claims, set groups_claim_emitted (a missing claim then means no groups), else configure a group resolver (Microsoft Graph)",
             ),
             (
                 deny(Reason::StepUpRequired {
@@ -452,15 +490,20 @@ mod tests {
                             binding: "group:g1".into(),
                             role: "ml-engineer".into(),
                             grant: "ml-engineer#0".into(),
+                            tenant: None,
                         },
                         Match {
                             binding: "app_role:ML.Admin".into(),
                             role: "ml-admin".into(),
                             grant: "ml-engineer#0".into(),
+                            tenant: Some(
+                                crate::TenantId::parse("3c4d5e6f-7a8b-4c9d-8e0f-1a2b3c4d5e6f")
+                                    .unwrap(),
+                            ),
                         },
                     ],
                 ),
-                "allowed: training.submit on models/llama-3 by grant ml-engineer#0 (role ml-engineer via group:g1; role ml-admin via app_role:ML.Admin)",
+                "allowed: training.submit on models/llama-3 by grant ml-engineer#0 (role ml-engineer via group:g1; role ml-admin via app_role:ML.Admin trusted for tenant 3c4d5e6f-7a8b-4c9d-8e0f-1a2b3c4d5e6f)",
             ),
         ];
         for (decision, line) in cases {

@@ -404,6 +404,37 @@ pub enum ConfigError {
         /// Why it cannot be used.
         reason: &'static str,
     },
+    /// The governor accepts more than one tenant and the policy has claim-value bindings
+    /// (`app_role`, `app_permission`, `directory_role`) without `tenants`: each tenant's
+    /// administrators set those values, so every such binding must say whose it trusts.
+    #[error(
+        "the governor accepts more than one tenant, so every app_role, app_permission and \
+         directory_role binding must say which tenants' administrators it trusts \
+         (tenants = [\"<tenant id>\"]); unqualified: {}",
+        list_bindings(.bindings)
+    )]
+    UnqualifiedClaimBindings {
+        /// Every unqualified claim-value binding, in policy order.
+        bindings: Vec<crate::policy::UnqualifiedBinding>,
+    },
+}
+
+fn list_bindings(bindings: &[crate::policy::UnqualifiedBinding]) -> String {
+    let names: Vec<String> = bindings.iter().map(ToString::to_string).collect();
+    names.join(", ")
+}
+
+/// Why [`Governor::reload_policy_from_path`](crate::Governor::reload_policy_from_path)
+/// kept the current policy.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReloadError {
+    /// The file could not be read, parsed or validated.
+    #[error(transparent)]
+    Policy(#[from] crate::policy::PolicyError),
+    /// The policy is valid but does not fit this governor's configuration.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
 }
 
 /// A shortened, printable copy of an attacker-controlled string, for error messages:

@@ -31,7 +31,7 @@ pub use audit::{
 };
 pub use cloud::Cloud;
 pub use decision::{Decision, Effect, Match, Reason};
-pub use error::{AuthorizeError, ConfigError, TokenError};
+pub use error::{AuthorizeError, ConfigError, ReloadError, TokenError};
 pub use governor::{
     DEFAULT_CLOCK_SKEW, DEFAULT_HTTP_TIMEOUT, DEFAULT_KEY_REFRESH_COOLDOWN,
     DEFAULT_KEY_REFRESH_INTERVAL, DEFAULT_MAX_TOKEN_BYTES, DEFAULT_TOKEN_CACHE_BYTES, Governor,
@@ -43,6 +43,7 @@ pub use graph::{GroupResolutionError, GroupResolver};
 pub use ids::{GroupId, InvalidId, ObjectId, PrincipalId, TenantId};
 pub use policy::{CompiledPolicy, MembershipView, Permissions, Policy, PolicyError};
 pub use principal::{
-    ClientAuth, DisplayClaims, Groups, Principal, PrincipalBuilder, PrincipalKind, TokenVersion,
+    ClientAuth, DisplayClaims, Groups, GuestStatus, Principal, PrincipalBuilder, PrincipalKind,
+    TokenVersion,
 };
 pub use revocation::RevocationError;

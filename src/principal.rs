@@ -54,6 +54,21 @@ impl ClientAuth {
     }
 }
 
+/// Whether the caller is a guest (B2B) account, as far as the token can tell.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum GuestStatus {
+    /// A member of the tenant that issued the token.
+    Member,
+    /// A guest: `acct = 1`, or an `idp` naming another tenant or provider.
+    Guest,
+    /// Not known: the registration emits `acct` and this user token has none. Fails
+    /// closed: bindings admit it only with `guests = true`, and every deny rule with a
+    /// `guest` condition applies to it.
+    Unknown,
+}
+
 /// What the token says about group membership.
 ///
 /// "No `groups` claim" is not "no groups": Entra omits the claim when the app registration
@@ -104,7 +119,11 @@ pub struct Principal {
     pub(crate) auth_time: Option<u64>,
     pub(crate) client_capabilities: Vec<String>,
     pub(crate) home_tenant: TenantId,
+    /// A guest, or of unknown guest status (which fails closed as a guest).
     pub(crate) guest: bool,
+    /// The token could not say whether the caller is a guest (see
+    /// [`GuestStatus::Unknown`]).
+    pub(crate) guest_unknown: bool,
     pub(crate) token_id: Option<String>,
     pub(crate) issued_at: Option<u64>,
     pub(crate) expires_at: u64,
@@ -245,9 +264,21 @@ impl Principal {
     pub fn home_tenant(&self) -> &TenantId {
         &self.home_tenant
     }
-    /// True for guest (B2B) accounts: `acct = 1`, or a home tenant other than `tid`.
+    /// True for guest (B2B) accounts: `acct = 1`, or a home tenant other than `tid`; also
+    /// true when the guest status is [unknown](GuestStatus::Unknown), which bindings treat
+    /// as a guest.
     pub fn is_guest(&self) -> bool {
         self.guest
+    }
+    /// Member, guest, or unknown (a user token without `acct` where the registration
+    /// emits it: see
+    /// [`GovernorBuilder::acct_claim_emitted`](crate::GovernorBuilder::acct_claim_emitted)).
+    pub fn guest_status(&self) -> GuestStatus {
+        match (self.guest, self.guest_unknown) {
+            (_, true) => GuestStatus::Unknown,
+            (true, false) => GuestStatus::Guest,
+            (false, false) => GuestStatus::Member,
+        }
     }
     /// The token's unique id (`uti`), also recorded in Entra's sign-in logs.
     pub fn token_id(&self) -> Option<&str> {
@@ -293,6 +324,7 @@ impl PrincipalBuilder {
                 auth_time: None,
                 client_capabilities: Vec::new(),
                 guest: false,
+                guest_unknown: false,
                 token_id: None,
                 issued_at: None,
                 expires_at: u64::MAX,
@@ -352,6 +384,14 @@ impl PrincipalBuilder {
         self.principal.client_auth = auth;
         self
     }
+    /// Marks the principal's guest status as unknown (a user token without `acct` where
+    /// the registration emits it): it fails closed as a guest.
+    pub fn guest_unknown(mut self) -> Self {
+        self.principal.guest = true;
+        self.principal.guest_unknown = true;
+        self
+    }
+
     /// Marks the principal as a guest whose account lives in `home_tenant`.
     pub fn guest_from(mut self, home_tenant: TenantId) -> Self {
         self.principal.guest = true;

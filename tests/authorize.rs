@@ -14,7 +14,7 @@ fn example_policy() -> Policy {
 }
 
 async fn setup() -> (TestIdp, Governor) {
-    let idp = TestIdp::start().await;
+    let idp = common::example_idp().await;
     let g = common::builder(&idp)
         .policy(example_policy())
         .build()
@@ -84,6 +84,18 @@ async fn app_permissions_govern_app_only_callers() {
         .await
         .unwrap();
     assert!(d.is_allowed(), "{d}");
+    // The app permission binding trusts the home tenant's consent, and says so.
+    assert_eq!(
+        d.matched[0].tenant.as_ref().map(|t| t.as_str()),
+        Some(common::EXAMPLE_HOME_TENANT)
+    );
+    assert!(
+        d.explain().ends_with(&format!(
+            "trusted for tenant {})",
+            common::EXAMPLE_HOME_TENANT
+        )),
+        "{d}"
+    );
     // The pipeline's role requires certificate client authentication: a secret will not do.
     let with_secret = idp
         .token()
@@ -175,7 +187,8 @@ async fn reload_swaps_the_policy_and_refuses_an_invalid_one() {
     ))
     .unwrap()
         + "\n[[deny]]\nname = \"training-freeze\"\nactions = [\"training.*\"]\nresources = [\"**\"]\n";
-    g.reload_policy(Policy::from_toml_str(&deny_training).unwrap());
+    g.reload_policy(Policy::from_toml_str(&deny_training).unwrap())
+        .unwrap();
     assert_ne!(g.policy_version(), before);
     let d = g
         .authorize(&token, "training.submit", "models/exp-1")

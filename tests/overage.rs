@@ -159,13 +159,16 @@ async fn graph_down_gives_the_distinct_reason_and_503() {
     assert_eq!(d.reason, Reason::GroupMembershipUnavailable);
     let refusal = Refusal::from_decision(&d).unwrap();
     assert_eq!((refusal.status, refusal.retry_after), (503, Some(5)));
-    // Without a resolver, an overage token is never "member of nothing" either.
+    // Without a resolver, an overage token is never "member of nothing" either; nothing
+    // will ever resolve it, so it is a 403 naming the fix, not a 503 to retry.
     let plain = common::builder(&idp).policy(policy()).build().unwrap();
     let d = plain
         .authorize(&token, "datasets.write", "datasets/curated/x")
         .await
         .unwrap();
-    assert_eq!(d.reason, Reason::GroupMembershipUnavailable);
+    assert_eq!(d.reason, Reason::GroupMembershipUnknown { overage: true });
+    let refusal = Refusal::from_decision(&d).unwrap();
+    assert_eq!((refusal.status, refusal.retry_after), (403, None));
 }
 
 #[tokio::test]
@@ -203,7 +206,7 @@ async fn guests_are_denied_by_default_and_admitted_where_bound() {
 
 #[tokio::test]
 async fn app_tokens_do_not_satisfy_user_bindings_and_vice_versa() {
-    let idp = TestIdp::start().await;
+    let idp = common::example_idp().await;
     let g = governor(&idp);
     // Platform.Auditor is bound as a user app role: an app permission of that name is not it.
     let app = idp.token().app_only().roles(["Platform.Auditor"]).sign();

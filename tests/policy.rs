@@ -10,14 +10,17 @@ use entra_governor::policy::model::{
 use entra_governor::policy::{
     BUILTIN_ACTIONS, MembershipView, OnGroupOverage, Policy, PolicyDocument,
 };
-use entra_governor::{ClientAuth, GroupId, Groups, ObjectId, Principal, PrincipalKind, TenantId};
+use entra_governor::{
+    ClientAuth, GroupId, Groups, GuestStatus, ObjectId, Principal, PrincipalKind, TenantId,
+};
 use proptest::prelude::*;
 use proptest::sample::subsequence;
 use proptest::strategy::ValueTree;
 
 // ------------------------------------------------------------ the example policy
 
-const HOME: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+/// The home tenant the example policy's claim-value bindings trust.
+const HOME: &str = "8e6b3a1d-4f2c-4b7a-9d5e-0c1f2a3b4c5d";
 const PARTNER: &str = "3c4d5e6f-7a8b-4c9d-8e0f-1a2b3c4d5e6f";
 const UNIVERSITY: &str = "aa11bb22-cc33-4d44-8e55-ff6677889900";
 const OID: &str = "690222be-ff1a-4d56-abd1-7e4f7d38e474";
@@ -380,12 +383,12 @@ const TABLE: &[(&str, &str, &str, &str, &str)] = &[
         "denied_by_rule",
         "no-guests-on-pii",
     ),
-    // Group overage: distinct from "no role grants it".
+    // Group overage nobody resolves: distinct from "no role grants it".
     (
         "scientist-overage",
         "training.submit",
         "models/exp-42",
-        "group_membership_unavailable",
+        "group_membership_unknown",
         "",
     ),
     (
@@ -720,8 +723,9 @@ fn binding() -> impl Strategy<Value = BindingDef> {
         subsequence(ROLES.to_vec(), 1..=2),
         any::<bool>(),
         kinds,
+        prop::option::of(subsequence(TENANTS.to_vec(), 1..=2)),
     )
-        .prop_map(|((kind, i, j), roles, guests, kinds)| {
+        .prop_map(|((kind, i, j), roles, guests, kinds, qualifier)| {
             let mut b = BindingDef::default();
             b.roles = strs(&roles);
             b.guests = guests;
@@ -739,6 +743,10 @@ fn binding() -> impl Strategy<Value = BindingDef> {
             }
             if b.app_role.is_none() && b.app_permission.is_none() {
                 b.kinds = kinds;
+            }
+            // Claim values are trusted only from the tenants a binding names.
+            if b.app_role.is_some() || b.app_permission.is_some() || b.directory_role.is_some() {
+                b.tenants = qualifier.map(|ts| strs(&ts));
             }
             b
         })
@@ -848,7 +856,7 @@ fn principal() -> impl Strategy<Value = (Principal, View)> {
     ];
     (
         any::<bool>(),
-        any::<bool>(),
+        0..3u8,
         0..TENANTS.len(),
         0..OBJECTS.len(),
         subsequence(SCOPES.to_vec(), 0..=2),
@@ -870,8 +878,10 @@ fn principal() -> impl Strategy<Value = (Principal, View)> {
             } else {
                 b = b.scopes(scopes);
             }
-            if guest {
-                b = b.guest_from(TenantId::parse(UNIVERSITY).unwrap());
+            match guest {
+                0 => {}
+                1 => b = b.guest_from(TenantId::parse(UNIVERSITY).unwrap()),
+                _ => b = b.guest_unknown(),
             }
             (b.build(), view)
         })
@@ -1003,12 +1013,16 @@ fn ref_admits(b: &BindingDef, p: &Principal) -> bool {
 fn ref_subject(b: &BindingDef, p: &Principal, groups: Option<&[GroupId]>) -> Option<bool> {
     let user = p.kind() == PrincipalKind::User;
     let has = |v: &Option<String>| v.as_ref().is_some_and(|v| p.roles().contains(v));
+    let trusted = b
+        .tenants
+        .as_ref()
+        .is_none_or(|ts| ts.iter().any(|t| p.tenant().as_str() == t));
     Some(if let Some(g) = &b.group {
         return groups.map(|gs| gs.iter().any(|x| x.as_str() == g.to_lowercase()));
     } else if b.app_role.is_some() || b.app_permission.is_some() {
-        (user && has(&b.app_role)) || (!user && has(&b.app_permission))
+        trusted && ((user && has(&b.app_role)) || (!user && has(&b.app_permission)))
     } else if let Some(w) = &b.directory_role {
-        p.directory_roles().iter().any(|x| *x == w.to_lowercase())
+        trusted && p.directory_roles().iter().any(|x| *x == w.to_lowercase())
     } else if let Some(t) = &b.tenant {
         p.tenant().as_str() == t.to_lowercase()
     } else {
@@ -1027,7 +1041,9 @@ fn ref_closure(doc: &PolicyDocument, roles: &[String], out: &mut BTreeSet<String
 
 fn ref_when(w: &Option<WhenDef>, p: &Principal) -> bool {
     let Some(w) = w else { return true };
-    w.guest.is_none_or(|g| g == p.is_guest())
+    // An unknown guest status meets both guest conditions (fail closed).
+    w.guest
+        .is_none_or(|g| g == p.is_guest() || p.guest_status() == GuestStatus::Unknown)
         && w.kind.is_none_or(|k| match k {
             KindDef::User => p.kind() == PrincipalKind::User,
             KindDef::Application => p.kind() == PrincipalKind::Application,
@@ -1140,9 +1156,14 @@ fn reference(
     }
     let unknown =
         groups.is_none() && group_binding_applies && doc.on_group_overage == OnGroupOverage::Deny;
+    // A failed lookup is transient; a token nobody resolves is a configuration matter.
+    let unknown_code = match view {
+        View::Unavailable => "group_membership_unavailable",
+        _ => "group_membership_unknown",
+    };
     let Some(grant) = ref_grant(doc, &roles, action, resource) else {
         if unknown && ref_grant(doc, &group_roles, action, resource).is_some() {
-            return ("group_membership_unavailable", String::new());
+            return (unknown_code, String::new());
         }
         return ("no_role_grants", String::new());
     };
@@ -1165,7 +1186,7 @@ fn reference(
             if ref_holds(doc, &possible, &s.actions[0], s)
                 && ref_holds(doc, &possible, &s.actions[1], s)
             {
-                return ("group_membership_unavailable", String::new());
+                return (unknown_code, String::new());
             }
         }
     }
@@ -1233,6 +1254,7 @@ fn random_cases_reach_every_outcome() {
         "invalid_resource",
         "separation_of_duties",
         "group_membership_unavailable",
+        "group_membership_unknown",
     ] {
         assert!(
             seen.get(code).copied().unwrap_or(0) > 0,

@@ -22,14 +22,16 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use entra_governor::http::{self, Refusal};
-use entra_governor::testing::TestIdp;
-use entra_governor::{Cloud, Decision, Governor, Policy, Principal, RequestContext};
+use entra_governor::testing::{Options, TestIdp};
+use entra_governor::{Cloud, Decision, Governor, Policy, Principal, RequestContext, TenantId};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 pub type BoxError = Box<dyn Error + Send + Sync>;
 
 const EXAMPLE_POLICY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/policy.toml");
+/// The home tenant named by `tenants` in the example policy's claim-value bindings.
+pub const DEMO_HOME_TENANT: &str = "8e6b3a1d-4f2c-4b7a-9d5e-0c1f2a3b4c5d";
 
 // ----------------------------------------------------------------------- configuration
 
@@ -71,6 +73,13 @@ pub struct EntraConfig {
     /// Allow a plain-http authority on a loopback host (local look-alikes only).
     #[serde(default)]
     pub dangerous_allow_http_loopback: bool,
+    /// The app registration emits group claims: a token without `groups` is in no group.
+    #[serde(default)]
+    pub groups_claim_emitted: bool,
+    /// The app registration emits the `acct` optional claim: a user token without it is
+    /// of unknown guest status (fails closed).
+    #[serde(default)]
+    pub acct_claim_emitted: bool,
 }
 
 impl Config {
@@ -106,6 +115,8 @@ impl Config {
             .cloud(cloud)
             .client_id(&e.client_id)
             .audit(audit)
+            .groups_claim_emitted(e.groups_claim_emitted)
+            .acct_claim_emitted(e.acct_claim_emitted)
             .policy(Policy::from_path(&self.policy)?);
         builder = match (&e.tenant, e.tenants.is_empty()) {
             (Some(tenant), true) => builder.tenant(tenant),
@@ -166,7 +177,10 @@ pub async fn start() -> Result<Platform, BoxError> {
             }
         }
         None => {
-            let idp = TestIdp::start().await;
+            // The example policy's claim-value bindings trust this home tenant.
+            let idp =
+                TestIdp::start_with(Options::default().tenant(TenantId::parse(DEMO_HOME_TENANT)?))
+                    .await;
             let audit = AuditFile::new(std::env::temp_dir().join(format!(
                 "entra-governor-ai-platform-{}.jsonl",
                 std::process::id()

@@ -102,6 +102,11 @@ pub struct AuditEvent {
     /// The rule that refused the request (a deny rule, a separation-of-duty rule, …).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub denied_by: Option<String>,
+    /// When a claim-value binding with a `tenants` qualifier allowed the request: the
+    /// qualifying tenant whose administrators assigned the app role, app permission or
+    /// directory role.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trusted_tenant: Option<TenantId>,
     /// The token's unique id (`uti`): joins to Entra's sign-in logs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_id: Option<String>,
@@ -144,6 +149,7 @@ impl AuditEvent {
             roles: Vec::new(),
             grant: None,
             denied_by: None,
+            trusted_tenant: None,
             token_id: None,
             correlation_id: None,
             policy_version: None,
@@ -232,6 +238,12 @@ impl AuditEvent {
     /// Sets the rule that refused the request.
     pub fn with_denied_by(mut self, rule: impl Into<String>) -> Self {
         self.denied_by = Some(rule.into());
+        self
+    }
+
+    /// Sets the tenant qualifier of the claim-value binding that allowed the request.
+    pub fn with_trusted_tenant(mut self, tenant: TenantId) -> Self {
+        self.trusted_tenant = Some(tenant);
         self
     }
 

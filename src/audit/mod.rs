@@ -88,6 +88,7 @@
 //! | `roles` | array of strings | always (may be empty) | policy roles the decision was evaluated with |
 //! | `grant` | string | optional | the grant that allowed the request |
 //! | `denied_by` | string | optional | the rule that refused it |
+//! | `trusted_tenant` | GUID string | optional | the `tenants` qualifier of the app role, app permission or directory role binding that allowed it: the tenant whose administrators assigned that value |
 //! | `token_id` | string | when the token has one | the token's `uti`: joins to Entra sign-in logs |
 //! | `correlation_id` | string | when the caller gave one | request / correlation id |
 //! | `policy_version` | string | optional | hash of the loaded policy |

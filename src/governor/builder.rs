@@ -75,6 +75,8 @@ pub struct GovernorBuilder {
     key_refresh_interval: Option<Duration>,
     allow_http_loopback: bool,
     acl_mode: bool,
+    groups_claim_emitted: bool,
+    acct_claim_emitted: bool,
     policy: Option<Policy>,
     revocations_file: Option<std::path::PathBuf>,
     max_revocations: usize,
@@ -117,6 +119,8 @@ impl Default for GovernorBuilder {
             key_refresh_interval: Some(DEFAULT_KEY_REFRESH_INTERVAL),
             allow_http_loopback: false,
             acl_mode: false,
+            groups_claim_emitted: false,
+            acct_claim_emitted: false,
             policy: None,
             revocations_file: None,
             max_revocations: DEFAULT_MAX_REVOCATIONS,
@@ -249,6 +253,35 @@ impl GovernorBuilder {
         self
     }
 
+    /// Say that the app registration emits group claims (`groupMembershipClaims` set to
+    /// `SecurityGroup` or `All`, covering every group the policy binds). Entra omits a
+    /// claim that has no value, so a token without `groups` and without an overage marker
+    /// then means "member of no groups", decided as such: no Microsoft Graph call per
+    /// group-less user and no refusal for unknown membership. Separation-of-duty rules
+    /// then see exactly the token's groups, as for any listed membership.
+    ///
+    /// Leave it off (the default) when the registration emits no groups, or only groups
+    /// assigned to the application (`ApplicationGroup`) while the policy binds others: a
+    /// missing claim is then unknown membership, which a group resolver resolves and
+    /// which, without one, is refused (HTTP 403,
+    /// [`Reason::GroupMembershipUnknown`](crate::Reason::GroupMembershipUnknown)).
+    pub fn groups_claim_emitted(mut self, emitted: bool) -> Self {
+        self.groups_claim_emitted = emitted;
+        self
+    }
+
+    /// Say that the app registration emits the `acct` optional claim (0 member, 1 guest).
+    /// Legacy internal guests carry no `idp` and are recognisable only by `acct = 1`; with
+    /// this setting a user token without `acct` is of unknown guest status and fails
+    /// closed: bindings treat it as a guest (only `guests = true` ones admit it) and every
+    /// deny rule with a `guest` condition, `true` or `false`, applies to it
+    /// ([`Principal::guest_status`](crate::Principal::guest_status)). Off by default: a user
+    /// is then a guest when `acct = 1` or its `idp` is another tenant or provider.
+    pub fn acct_claim_emitted(mut self, emitted: bool) -> Self {
+        self.acct_claim_emitted = emitted;
+        self
+    }
+
     /// Keep revocations in this JSON file: loaded by `build()` (a missing file is an
     /// empty list) and rewritten atomically on every change.
     pub fn revocations_file(mut self, path: impl Into<std::path::PathBuf>) -> Self {
@@ -337,6 +370,7 @@ impl GovernorBuilder {
             });
         }
         let (tenant_rule, segment, expected_issuer) = self.tenant_setup()?;
+        let tenant_scope = tenant_rule.scope();
         let audiences = self.audiences(&client_id)?;
         let allowed_client_apps = self.checked_client_apps()?;
         let mut discovery = format!("{authority}/{segment}/v2.0/.well-known/openid-configuration");
@@ -383,11 +417,14 @@ impl GovernorBuilder {
             allowed_client_apps,
             skew_secs: self.clock_skew.as_secs(),
             acl_mode: self.acl_mode,
+            groups_claim_emitted: self.groups_claim_emitted,
+            acct_claim_emitted: self.acct_claim_emitted,
         };
         let policy = match self.policy {
             Some(p) => p,
             None => Policy::from_toml_str("version = 1").map_err(|_| ConfigError::DenyAllPolicy)?,
         };
+        super::check_tenant_trust(tenant_scope, &policy.compiled())?;
         let revocations = Revocations::open(self.revocations_file.clone(), self.max_revocations)
             .map_err(|e| ConfigError::Revocations(e.to_string()))?;
         Ok(Governor {

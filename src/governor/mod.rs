@@ -9,10 +9,10 @@ use arc_swap::ArcSwap;
 
 use crate::audit::{AuditEvent, AuditLog, AuditOutcome};
 use crate::decision::{Decision, Reason};
-use crate::error::{AuthorizeError, TokenError};
+use crate::error::{AuthorizeError, ConfigError, ReloadError, TokenError};
 use crate::graph::GroupResolver;
 use crate::ids::{PrincipalId, TenantId};
-use crate::policy::{CompiledPolicy, MembershipView, Permissions, Policy, PolicyError};
+use crate::policy::{CompiledPolicy, MembershipView, Permissions, Policy, TenantScope};
 use crate::principal::Principal;
 use crate::revocation::{RevocationError, Revocations};
 use crate::token::Verifier;
@@ -398,22 +398,36 @@ impl Governor {
     /// they started with; later ones use the new one. A [`Policy`] is validated when it
     /// is loaded, so an invalid one never gets this far: see
     /// [`reload_policy_from_path`](Self::reload_policy_from_path).
-    pub fn reload_policy(&self, policy: Policy) {
+    ///
+    /// # Errors
+    /// [`ConfigError::UnqualifiedClaimBindings`] when this governor accepts more than one
+    /// tenant and the policy has claim-value bindings without `tenants`; the current
+    /// policy keeps serving.
+    pub fn reload_policy(&self, policy: Policy) -> Result<(), ConfigError> {
+        check_tenant_trust(self.tenant_scope(), &policy.compiled())?;
         self.inner.policy.store(policy.compiled());
+        Ok(())
     }
 
     /// Loads, validates and swaps in a policy file; on any error the current policy keeps
     /// serving and the error says which file and key were wrong.
     ///
     /// # Errors
-    /// The [`PolicyError`] of the new file.
+    /// The [`PolicyError`] of the new file, or the [`ConfigError`] of
+    /// [`reload_policy`](Self::reload_policy).
     pub fn reload_policy_from_path(
         &self,
         path: impl AsRef<std::path::Path>,
-    ) -> Result<(), PolicyError> {
+    ) -> Result<(), ReloadError> {
         let policy = Policy::from_path(path)?;
-        self.reload_policy(policy);
+        self.reload_policy(policy)?;
         Ok(())
+    }
+
+    /// Whether this governor accepts one tenant or several: what an unqualified
+    /// claim-value binding may mean, and how [`Policy::lint_for`] should lint.
+    pub fn tenant_scope(&self) -> TenantScope {
+        self.inner.verifier.rules.tenants.scope()
     }
 
     /// The current policy's version hash (SHA-256 of its source).
@@ -437,6 +451,22 @@ impl Governor {
         kids.sort();
         kids
     }
+}
+
+/// Refuses a policy whose claim-value bindings would trust other tenants'
+/// administrators: in a governor that accepts several tenants every `app_role`,
+/// `app_permission` and `directory_role` binding must name the tenants it trusts.
+pub(crate) fn check_tenant_trust(
+    scope: TenantScope,
+    policy: &CompiledPolicy,
+) -> Result<(), ConfigError> {
+    let unqualified = policy.unqualified_claim_bindings();
+    if scope == TenantScope::Multiple && !unqualified.is_empty() {
+        return Err(ConfigError::UnqualifiedClaimBindings {
+            bindings: unqualified.to_vec(),
+        });
+    }
+    Ok(())
 }
 
 fn token_outcome(error: &TokenError) -> AuditOutcome {
@@ -464,6 +494,9 @@ fn decision_event(principal: &Principal, decision: &Decision, policy_version: &s
             .with_policy_version(policy_version);
     if let Some(m) = decision.matched.first() {
         event = event.with_grant(m.grant.clone());
+    }
+    if let Some(t) = decision.matched.iter().find_map(|m| m.tenant.clone()) {
+        event = event.with_trusted_tenant(t);
     }
     if let Some(rule) = decision.denied_by() {
         event = event.with_denied_by(rule);

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
 
 use crate::ids::{GroupId, ObjectId, PrincipalId, TenantId};
-use crate::principal::{Principal, PrincipalKind};
+use crate::principal::{GuestStatus, Principal, PrincipalKind};
 
 use super::action::{ActionSet, ActionTable, BUILTIN_ACTIONS, MAX_ACTIONS, SpecError};
 use super::error::{PolicyError, PolicyErrorKind};
@@ -84,6 +84,26 @@ pub struct CompiledPolicy {
     pub(crate) requirement_rules: Vec<CRequirementRule>,
     /// Some role, grant or rule has requirements: without any, a decision never looks.
     pub(crate) has_requirements: bool,
+    /// Claim-value bindings without a `tenants` qualifier, in policy order.
+    pub(crate) unqualified_claim_bindings: Vec<UnqualifiedBinding>,
+}
+
+/// A claim-value binding (`app_role`, `app_permission`, `directory_role`) without a
+/// `tenants` qualifier: it trusts whichever tenant issued the token, so only a governor
+/// that accepts exactly one tenant can use it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[non_exhaustive]
+pub struct UnqualifiedBinding {
+    /// The binding's key path, `bindings[3]`.
+    pub key_path: String,
+    /// The binding's label (its `name`, or `app_role:<value>`, ...).
+    pub label: String,
+}
+
+impl std::fmt::Display for UnqualifiedBinding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.key_path, self.label.escape_debug())
+    }
 }
 
 /// A `[[requirements]]` rule: the requirements of every allow of its actions on its
@@ -153,6 +173,21 @@ pub(crate) struct CBinding {
     pub(crate) closure: Box<[u16]>,
     /// Admission classes (see [`class_of`]).
     pub(crate) admits: u8,
+    /// For claim-value subjects: the issuing tenants whose values the binding trusts
+    /// (`tenants = [...]`); `None` when unqualified.
+    pub(crate) tenants: Option<Box<[TenantId]>>,
+}
+
+impl CBinding {
+    /// Whether the binding trusts claim values issued by the caller's tenant: always for
+    /// object-id subjects and unqualified bindings (which only a single-tenant governor
+    /// accepts), else only for the tenants it names.
+    #[inline]
+    pub(crate) fn trusts_issuer(&self, p: &Principal) -> bool {
+        self.tenants
+            .as_ref()
+            .is_none_or(|ts| ts.contains(p.tenant()))
+    }
 }
 
 /// Admission class of a caller: bit 0 guest, bit 1 application.
@@ -196,7 +231,9 @@ impl CWhen {
 
     #[inline]
     pub(crate) fn matches(&self, p: &Principal) -> bool {
-        self.guest.is_none_or(|g| g == p.is_guest())
+        // An unknown guest status meets both guest conditions: deny rules fail closed.
+        self.guest
+            .is_none_or(|g| g == p.is_guest() || p.guest_status() == GuestStatus::Unknown)
             && self.kind.is_none_or(|k| k == p.kind())
             && self.tenant.as_ref().is_none_or(|t| t == p.tenant())
             && self
@@ -627,6 +664,7 @@ pub(crate) fn compile(
     let mut tenants: BTreeMap<String, Vec<u32>> = BTreeMap::new();
     let mut principals: BTreeMap<String, Vec<u32>> = BTreeMap::new();
     let mut binding_names = HashSet::new();
+    let mut unqualified_claim_bindings = Vec::new();
     for (bi, b) in doc.bindings.iter().enumerate() {
         let base = format!("bindings[{bi}]");
         let ix = bi as u32;
@@ -673,6 +711,13 @@ pub(crate) fn compile(
             }
             (None, _) => default_kinds,
         };
+        let qualifier = binding_tenants(&base, b, &subject)?;
+        if qualifier.is_none() && matches!(subject, Subject::Claim | Subject::DirectoryRole) {
+            unqualified_claim_bindings.push(UnqualifiedBinding {
+                key_path: base.clone(),
+                label: label.clone(),
+            });
+        }
         non_empty(&format!("{base}.roles"), &b.roles, "roles")?;
         let direct = role_refs(&format!("{base}.roles"), &b.roles, &role_index)?;
         let mut closure: Vec<u16> = direct.iter().flat_map(|r| closure_list(*r)).collect();
@@ -716,6 +761,7 @@ pub(crate) fn compile(
             roles: direct.into(),
             closure: closure.into(),
             admits: class_mask(&kinds, b.guests),
+            tenants: qualifier,
         });
     }
 
@@ -947,7 +993,43 @@ pub(crate) fn compile(
         mfa_auth_context,
         requirement_rules,
         has_requirements,
+        unqualified_claim_bindings,
     })
+}
+
+/// Checks a binding's `tenants` qualifier: only on claim-value subjects, a non-empty
+/// list of distinct tenant GUIDs.
+fn binding_tenants(
+    base: &str,
+    b: &BindingDef,
+    subject: &Subject,
+) -> Result<Option<Box<[TenantId]>>, PolicyError> {
+    let Some(list) = &b.tenants else {
+        return Ok(None);
+    };
+    let path = format!("{base}.tenants");
+    let object_subject = match subject {
+        Subject::Group => Some("group"),
+        Subject::Tenant(_) => Some("tenant"),
+        Subject::Principal(_) => Some("principal"),
+        Subject::Claim | Subject::DirectoryRole => None,
+    };
+    if let Some(subject) = object_subject {
+        return Err(err(path, PolicyErrorKind::TenantsNotAllowed { subject }));
+    }
+    let tenants = tenant_list(&path, list)?;
+    for (i, t) in tenants.iter().enumerate() {
+        if tenants[..i].contains(t) {
+            return Err(err(
+                format!("{path}[{i}]"),
+                PolicyErrorKind::Duplicate {
+                    what: "tenant",
+                    name: t.to_string(),
+                },
+            ));
+        }
+    }
+    Ok(Some(tenants))
 }
 
 type SubjectInfo = (String, Subject, Vec<KindDef>, Option<&'static str>);

@@ -158,6 +158,12 @@ pub enum PolicyErrorKind {
         /// The subject key that fixes the kind.
         subject: &'static str,
     },
+    /// `tenants` was given on a binding whose subject is an object id (`group`, `tenant`,
+    /// `principal`): object ids are unique across tenants, so there is nothing to qualify.
+    TenantsNotAllowed {
+        /// The subject key.
+        subject: &'static str,
+    },
     /// A list that must not be empty is empty.
     Empty {
         /// What is empty.
@@ -252,6 +258,11 @@ impl fmt::Display for PolicyErrorKind {
                     "`kinds` cannot be combined with `{subject}`, which fixes the kind"
                 )
             }
+            Self::TenantsNotAllowed { subject } => write!(
+                f,
+                "`tenants` qualifies app_role, app_permission and directory_role bindings; \
+                 a `{subject}` binding names an object id, unique across tenants"
+            ),
             Self::Empty { what } => write!(f, "{what} must not be empty"),
             Self::SeparationOfDutiesActions { found: 2 } => {
                 f.write_str("the two action specs of a separation-of-duty rule overlap")

@@ -36,7 +36,8 @@ use crate::principal::{Groups, Principal, PrincipalKind};
 
 use super::action::ActionSet;
 use super::compile::{
-    CompiledPolicy, GROUP_HIT, MAX_ROLE_WORDS, Subject, class_of, has_bit, intersects, set_bit,
+    CBinding, CompiledPolicy, GROUP_HIT, MAX_ROLE_WORDS, Subject, UnqualifiedBinding, class_of,
+    has_bit, intersects, set_bit,
 };
 use super::model::OnGroupOverage;
 use super::pattern::{MAX_SEGMENTS, split_resource};
@@ -188,6 +189,19 @@ impl HitSink for Vec<u32> {
     }
 }
 
+/// Why group membership that could decide the request is unknown: a lookup that
+/// failed (transient: [`Reason::GroupMembershipUnavailable`]), or a token that does not
+/// list it with nobody resolving it (permanent until configured otherwise:
+/// [`Reason::GroupMembershipUnknown`]).
+fn membership_unknown(principal: &Principal, membership: MembershipView<'_>) -> Reason {
+    match membership {
+        MembershipView::Unavailable => Reason::GroupMembershipUnavailable,
+        MembershipView::FromToken | MembershipView::Resolved(_) => Reason::GroupMembershipUnknown {
+            overage: matches!(principal.groups(), Groups::Overage),
+        },
+    }
+}
+
 /// The outcome of role collection.
 struct Collected {
     /// Group membership was unknown and matters under `on_group_overage = "deny"`.
@@ -293,7 +307,7 @@ impl CompiledPolicy {
                     )
                     .is_some();
             let reason = if could {
-                Reason::GroupMembershipUnavailable
+                membership_unknown(principal, membership)
             } else {
                 Reason::NoRoleGrants
             };
@@ -302,6 +316,10 @@ impl CompiledPolicy {
 
         if let Some(reason) = self.separation_of_duties(roles, &collected, class, a, resource, segs)
         {
+            let reason = match reason {
+                Reason::GroupMembershipUnavailable => membership_unknown(principal, membership),
+                other => other,
+            };
             return Decision::deny(action, resource, reason);
         }
 
@@ -329,7 +347,11 @@ impl CompiledPolicy {
         } else {
             &hits.ids[..hits.len]
         };
-        Decision::allow(action, resource, self.matches(recorded, class, role, grant))
+        Decision::allow(
+            action,
+            resource,
+            self.matches(principal, recorded, role, grant),
+        )
     }
 
     /// Finds a grant covering the request whose role and grant requirements hold, when
@@ -425,7 +447,14 @@ impl CompiledPolicy {
     }
 
     /// Names the caller's bindings that lead to `role`, in policy order.
-    fn matches(&self, recorded: &[u32], class: u8, role: usize, grant: usize) -> Vec<Match> {
+    fn matches(
+        &self,
+        principal: &Principal,
+        recorded: &[u32],
+        role: usize,
+        grant: usize,
+    ) -> Vec<Match> {
+        let class = class_of(principal);
         let grant_label = &self.roles[role].grants[grant].label;
         let (start, len) = self.bindings_by_role[role];
         let mut matched = Vec::new();
@@ -436,12 +465,15 @@ impl CompiledPolicy {
             {
                 continue;
             }
+            // A qualified claim binding matched because it trusts the caller's tenant.
+            let tenant = binding.tenants.as_ref().map(|_| principal.tenant().clone());
             for r in binding.roles.iter() {
                 if has_bit(self.closure_of(*r), role) {
                     matched.push(Match {
                         binding: binding.label[..].to_owned(),
                         role: self.roles[usize::from(*r)].name[..].to_owned(),
                         grant: grant_label[..].to_owned(),
+                        tenant: tenant.clone(),
                     });
                 }
             }
@@ -498,10 +530,10 @@ impl CompiledPolicy {
         hits: &mut S,
     ) -> Collected {
         let bit = 1u8 << class;
-        let mut take = |list: &[u32], check: &dyn Fn(&Subject) -> bool| {
+        let mut take = |list: &[u32], check: &dyn Fn(&CBinding) -> bool| {
             for &b in list {
                 let binding = &self.bindings[b as usize];
-                if binding.admits & bit != 0 && check(&binding.subject) {
+                if binding.admits & bit != 0 && check(binding) {
                     for r in binding.closure.iter() {
                         set_bit(roles, usize::from(*r));
                     }
@@ -509,7 +541,10 @@ impl CompiledPolicy {
                 }
             }
         };
-        let any = |_: &Subject| true;
+        let any = |_: &CBinding| true;
+        // Claim values (`wids`, `roles`) are set by the issuing tenant's administrators:
+        // a binding trusts only the tenants it names.
+        let issuer_trusted = |b: &CBinding| b.trusts_issuer(p);
         if !self.tenants.is_empty()
             && let Some(list) = self.tenants.get(p.tenant().as_str())
         {
@@ -521,13 +556,13 @@ impl CompiledPolicy {
             // Object ids are per tenant: the tenant must match too.
             take(
                 list,
-                &|s| matches!(s, Subject::Principal(id) if id == p.id()),
+                &|b| matches!(&b.subject, Subject::Principal(id) if id == p.id()),
             );
         }
         if !self.directory_roles.is_empty() {
             for w in p.directory_roles() {
                 if let Some(list) = self.directory_roles.get(w.as_str()) {
-                    take(list, &any);
+                    take(list, &issuer_trusted);
                 }
             }
         }
@@ -540,7 +575,7 @@ impl CompiledPolicy {
         if !claim_table.is_empty() {
             for v in p.roles() {
                 if let Some(list) = claim_table.get(v.as_str()) {
-                    take(list, &any);
+                    take(list, &issuer_trusted);
                 }
             }
         }
@@ -788,6 +823,13 @@ impl CompiledPolicy {
     /// was loaded from. Record it with every decision in audit logs.
     pub fn version_hash(&self) -> &str {
         &self.version_hash
+    }
+
+    /// Claim-value bindings (`app_role`, `app_permission`, `directory_role`) without a
+    /// `tenants` qualifier, in policy order. A [`Governor`](crate::Governor) that accepts
+    /// more than one tenant refuses a policy that has any.
+    pub fn unqualified_claim_bindings(&self) -> &[UnqualifiedBinding] {
+        &self.unqualified_claim_bindings
     }
 
     /// What the policy does when group membership is unknown.

@@ -36,6 +36,23 @@ pub enum LintCode {
     SeparationOfDutiesReachable,
     /// A grant every request of which is denied by an unconditional deny rule.
     ShadowedGrant,
+    /// A claim-value binding (`app_role`, `app_permission`, `directory_role`) without
+    /// `tenants`: it trusts the values of whichever tenant issued the token, and a
+    /// governor that accepts several tenants refuses the policy.
+    ClaimBindingWithoutTenants,
+    /// In multi-tenant use, a binding with `guests = true`: it admits the guests of every
+    /// accepted tenant, whom that tenant's administrators invite.
+    GuestsAcrossTenants,
+}
+
+/// How many tenants the policy will serve, for [`Policy::lint_for`](super::Policy::lint_for).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TenantScope {
+    /// A governor that accepts exactly one tenant: unqualified claim bindings mean it.
+    Single,
+    /// A governor that accepts an allow-list of tenants, or any tenant.
+    Multiple,
 }
 
 impl LintCode {
@@ -51,6 +68,8 @@ impl LintCode {
             Self::NoScopeCeilings => "no_scope_ceilings",
             Self::SeparationOfDutiesReachable => "separation_of_duties_reachable",
             Self::ShadowedGrant => "shadowed_grant",
+            Self::ClaimBindingWithoutTenants => "claim_binding_without_tenants",
+            Self::GuestsAcrossTenants => "guests_across_tenants",
         }
     }
 }
@@ -118,14 +137,21 @@ fn compatible(a: &BindingDef, ma: u8, b: &BindingDef, mb: u8) -> bool {
     if ma & mb == 0 {
         return false;
     }
-    let tenant_of = |x: &BindingDef| {
-        x.tenant
+    // The tenants whose callers can match: a tenant or principal binding names one, a
+    // qualified claim binding lists them; `None` is any tenant.
+    let tenants_of = |x: &BindingDef| -> Option<Vec<String>> {
+        let one = x
+            .tenant
             .as_deref()
-            .or(x.principal.as_ref().map(|p| p.tenant.as_str()))
-            .map(str::to_ascii_lowercase)
+            .or(x.principal.as_ref().map(|p| p.tenant.as_str()));
+        match (one, &x.tenants) {
+            (Some(t), _) => Some(vec![t.to_ascii_lowercase()]),
+            (None, Some(list)) => Some(list.iter().map(|t| t.to_ascii_lowercase()).collect()),
+            (None, None) => None,
+        }
     };
-    if let (Some(x), Some(y)) = (tenant_of(a), tenant_of(b))
-        && x != y
+    if let (Some(x), Some(y)) = (tenants_of(a), tenants_of(b))
+        && !x.iter().any(|t| y.contains(t))
     {
         return false;
     }
@@ -137,7 +163,48 @@ fn compatible(a: &BindingDef, ma: u8, b: &BindingDef, mb: u8) -> bool {
     true
 }
 
-pub(crate) fn lint(doc: &PolicyDocument, c: &CompiledPolicy) -> LintReport {
+/// Tenant trust: claim bindings without `tenants` (unless the scope is one tenant), and
+/// guest bindings when several tenants are served.
+fn lint_tenant_trust(
+    doc: &PolicyDocument,
+    c: &CompiledPolicy,
+    scope: Option<TenantScope>,
+    warn: &mut impl FnMut(LintCode, String, String),
+) {
+    if scope != Some(TenantScope::Single) {
+        for u in &c.unqualified_claim_bindings {
+            warn(
+                LintCode::ClaimBindingWithoutTenants,
+                u.key_path.clone(),
+                format!(
+                    "binding {} trusts the claim value whatever tenant issued the token, and \
+                     every tenant's administrators set their own: add tenants = [\"<tenant id>\"] \
+                     (a governor accepting several tenants refuses it)",
+                    u.label.escape_debug()
+                ),
+            );
+        }
+    }
+    if scope == Some(TenantScope::Multiple) {
+        for (i, _) in doc.bindings.iter().enumerate().filter(|(_, b)| b.guests) {
+            warn(
+                LintCode::GuestsAcrossTenants,
+                format!("bindings[{i}]"),
+                format!(
+                    "binding {} admits guests, and in a multi-tenant API that is the guests \
+                     of every accepted tenant, invited by its own administrators",
+                    c.bindings[i].label.escape_debug()
+                ),
+            );
+        }
+    }
+}
+
+pub(crate) fn lint(
+    doc: &PolicyDocument,
+    c: &CompiledPolicy,
+    scope: Option<TenantScope>,
+) -> LintReport {
     let mut out = Vec::new();
     let mut warn = |code, key_path: String, message: String| {
         out.push(LintWarning {
@@ -250,6 +317,8 @@ pub(crate) fn lint(doc: &PolicyDocument, c: &CompiledPolicy) -> LintReport {
             "no scope ceilings are defined: every delegated (user) call will be denied".to_owned(),
         );
     }
+
+    lint_tenant_trust(doc, c, scope, &mut warn);
 
     // Separation of duties reachable through some combination of bindings.
     for (si, s) in c.sod.iter().enumerate() {

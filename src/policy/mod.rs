@@ -236,14 +236,14 @@ pub mod pattern;
 mod requirement;
 
 pub use action::{BUILTIN_ACTIONS, MAX_ACTIONS};
-pub use compile::{CompiledPolicy, MAX_BINDINGS, MAX_ROLES};
+pub use compile::{CompiledPolicy, MAX_BINDINGS, MAX_ROLES, UnqualifiedBinding};
 pub use error::{PolicyError, PolicyErrorKind};
 pub use eval::{
     DenyView, EffectiveGrant, GroupMembership, MembershipView, Permissions, RequirementRuleView,
     RoleAssignment,
 };
 pub use ident::{IdentifierProblem, Script};
-pub use lint::{LintCode, LintReport, LintWarning};
+pub use lint::{LintCode, LintReport, LintWarning, TenantScope};
 pub use model::{OnGroupOverage, PolicyDocument, RequirementRuleDef, RequiresDef};
 pub use pattern::{PathProblem, Pattern};
 pub use requirement::{MAX_AUTH_AGE_SECS, RequirementView};
@@ -388,9 +388,18 @@ impl Policy {
         self.compiled.version_hash()
     }
 
-    /// Warnings about over-broad, unused or conflicting entries; see [`LintCode`].
+    /// Warnings about over-broad, unused or conflicting entries; see [`LintCode`]. Not
+    /// knowing how many tenants the policy serves, it reports every claim-value binding
+    /// without `tenants` ([`LintCode::ClaimBindingWithoutTenants`]).
     pub fn lint(&self) -> LintReport {
-        lint::lint(&self.document, &self.compiled)
+        lint::lint(&self.document, &self.compiled, None)
+    }
+
+    /// Like [`lint`](Self::lint), for a governor that serves `scope`: one tenant
+    /// (unqualified claim bindings mean that tenant, and are not reported) or several
+    /// (guest bindings are reported too: [`LintCode::GuestsAcrossTenants`]).
+    pub fn lint_for(&self, scope: TenantScope) -> LintReport {
+        lint::lint(&self.document, &self.compiled, Some(scope))
     }
 }
 

@@ -207,7 +207,8 @@ pub struct RequirementRuleDef {
 ///
 /// Exactly one subject key is set: `group`, `app_role` and/or `app_permission`,
 /// `directory_role`, `tenant` or `principal`. There is no key for e-mail addresses, UPNs
-/// or display names: they are mutable and cannot be bound.
+/// or display names: they are mutable and cannot be bound. Claim-value subjects
+/// (`app_role`, `app_permission`, `directory_role`) take a `tenants` qualifier.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
@@ -236,6 +237,13 @@ pub struct BindingDef {
     /// Exactly one user or service principal.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub principal: Option<PrincipalRef>,
+    /// The tenants (`tid` GUIDs) whose tokens a claim-value binding (`app_role`,
+    /// `app_permission`, `directory_role`) trusts. Those values are set by each issuing
+    /// tenant's own administrators, so in a governor that accepts several tenants every
+    /// such binding must say whose administrators it trusts. Not allowed on `group`,
+    /// `tenant` and `principal` bindings, whose object ids are unique across tenants.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenants: Option<Vec<String>>,
     /// The roles conferred.
     pub roles: Vec<String>,
     /// Whether guest (B2B) accounts get the roles too. Default `false`.

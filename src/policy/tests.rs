@@ -627,8 +627,13 @@ fn group_overage_denies_distinctly_and_resolution_decides() {
         .groups(Groups::Overage)
         .build();
     assert!(p.needs_group_resolution(&overage));
+    // Nobody resolves the token's groups: a configuration matter (403), not an outage.
     let d = p.decide(&overage, "training.submit", "models/exp-1");
-    assert_eq!(d.reason, Reason::GroupMembershipUnavailable);
+    assert_eq!(d.reason, Reason::GroupMembershipUnknown { overage: true });
+    assert!(
+        d.explain()
+            .ends_with("configure a group resolver (Microsoft Graph)")
+    );
     // A request no group binding could grant is an ordinary "no role grants it".
     let d = p.decide(&overage, "training.submit", "models/prod-1");
     assert_eq!(d.reason, Reason::NoRoleGrants);
@@ -637,8 +642,22 @@ fn group_overage_denies_distinctly_and_resolution_decides() {
         .scopes(["Training.Manage"])
         .groups(Groups::NotEmitted)
         .build();
+    let d = p.decide(&silent, "training.submit", "models/exp-1");
+    assert_eq!(d.reason, Reason::GroupMembershipUnknown { overage: false });
+    assert!(
+        d.explain().contains("set groups_claim_emitted"),
+        "{}",
+        d.explain()
+    );
+    // A resolver that failed is transient: 503 material.
     assert_eq!(
-        p.decide(&silent, "training.submit", "models/exp-1").reason,
+        p.decide_with(
+            &silent,
+            MembershipView::Unavailable,
+            "training.submit",
+            "models/exp-1"
+        )
+        .reason,
         Reason::GroupMembershipUnavailable
     );
     assert_eq!(p.bound_group_ids(), &[GroupId::parse(G1).unwrap()]);
@@ -757,6 +776,16 @@ fn separation_of_duties_denies_holders_of_both() {
     assert_eq!(
         p.decide(&reader_overage, "training.submit", "models/prod-chat")
             .reason,
+        Reason::GroupMembershipUnknown { overage: true }
+    );
+    assert_eq!(
+        p.decide_with(
+            &reader_overage,
+            MembershipView::Unavailable,
+            "training.submit",
+            "models/prod-chat"
+        )
+        .reason,
         Reason::GroupMembershipUnavailable
     );
     let lint = load(SOD).lint();

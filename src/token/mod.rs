@@ -179,6 +179,8 @@ mod tests {
                 allowed_client_apps: None,
                 skew_secs: 300,
                 acl_mode: false,
+                groups_claim_emitted: false,
+                acct_claim_emitted: false,
             },
             max_token_bytes: 32 * 1024,
             keys: store,

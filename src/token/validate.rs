@@ -34,6 +34,18 @@ pub(crate) enum TenantRule {
     Any,
 }
 
+impl TenantRule {
+    /// How many tenants the rule accepts, as the policy's lint and tenant-trust checks
+    /// see it: an allow-list of one is one tenant.
+    pub(crate) fn scope(&self) -> crate::policy::TenantScope {
+        match self {
+            Self::Single => crate::policy::TenantScope::Single,
+            Self::AllowList(set) if set.len() == 1 => crate::policy::TenantScope::Single,
+            Self::AllowList(_) | Self::Any => crate::policy::TenantScope::Multiple,
+        }
+    }
+}
+
 /// The validation settings the builder produced.
 #[derive(Clone, Debug)]
 pub(crate) struct Rules {
@@ -45,6 +57,10 @@ pub(crate) struct Rules {
     pub(crate) allowed_client_apps: Option<HashSet<String>>,
     pub(crate) skew_secs: u64,
     pub(crate) acl_mode: bool,
+    /// The registration emits group claims: no `groups` claim means no groups.
+    pub(crate) groups_claim_emitted: bool,
+    /// The registration emits `acct`: a user token without it is of unknown guest status.
+    pub(crate) acct_claim_emitted: bool,
 }
 
 impl Rules {
@@ -113,8 +129,11 @@ pub(crate) fn check(
         return Err(TokenError::NoScopesOrRoles);
     }
     let kind = principal_kind(c.idtyp.as_deref(), &scopes, oid.as_str(), &subject)?;
-    let groups = groups(&c)?;
+    let groups = groups(&c, rules.groups_claim_emitted)?;
     let (home_tenant, guest) = home_tenant(&tid, c.idp.as_deref(), c.acct);
+    // With `acct` emitted, a user token without it cannot say it is a member.
+    let guest_unknown =
+        !guest && rules.acct_claim_emitted && kind == PrincipalKind::User && c.acct.is_none();
     Ok(Principal {
         id: PrincipalId::new(tid, oid),
         subject,
@@ -131,7 +150,8 @@ pub(crate) fn check(
         auth_time: c.auth_time,
         client_capabilities: c.xms_cc.unwrap_or_default(),
         home_tenant,
-        guest,
+        guest: guest || guest_unknown,
+        guest_unknown,
         token_id: c.uti,
         issued_at: c.iat,
         expires_at,
@@ -302,12 +322,17 @@ fn principal_kind(
     }
 }
 
-fn groups(c: &RawClaims) -> Result<Groups, TokenError> {
+fn groups(c: &RawClaims, emitted: bool) -> Result<Groups, TokenError> {
     if c.groups_overage || c.hasgroups == Some(true) {
         return Ok(Groups::Overage);
     }
     let Some(list) = &c.groups else {
-        return Ok(Groups::NotEmitted);
+        // Entra omits empty claims: when the registration emits groups, none means none.
+        return Ok(if emitted {
+            Groups::Listed(Vec::new())
+        } else {
+            Groups::NotEmitted
+        });
     };
     list.iter()
         .map(|g| g.0.clone().ok_or(()))

@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use entra_governor::testing::TestIdp;
+use entra_governor::TenantId;
+use entra_governor::testing::{Options, TestIdp};
 use entra_governor::{Cloud, Governor, GovernorBuilder};
 
 /// A governor builder for the idp's primary tenant, with no periodic refresh.
@@ -22,4 +23,14 @@ pub async fn setup() -> (TestIdp, Governor) {
     let idp = TestIdp::start().await;
     let governor = builder(&idp).build().expect("valid configuration");
     (idp, governor)
+}
+
+/// The home tenant that `examples/policy.toml`'s claim-value bindings trust
+/// (`tenants = [...]` on its app role and app permission bindings).
+pub const EXAMPLE_HOME_TENANT: &str = "8e6b3a1d-4f2c-4b7a-9d5e-0c1f2a3b4c5d";
+
+/// An idp whose primary tenant is the example policy's home tenant.
+pub async fn example_idp() -> TestIdp {
+    TestIdp::start_with(Options::default().tenant(TenantId::parse(EXAMPLE_HOME_TENANT).unwrap()))
+        .await
 }

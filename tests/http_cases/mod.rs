@@ -263,6 +263,7 @@ pub async fn check_contract(base: &str, idp: &TestIdp, trail: &Trail) {
         idp.authority()
     );
     let overage = idp.token().scopes("Inference.Invoke").overage().sign();
+    let no_groups_claim = idp.token().scopes("Inference.Invoke").sign();
     let guest = idp
         .token()
         .guest(idp.add_tenant())
@@ -415,13 +416,24 @@ pub async fn check_contract(base: &str, idp: &TestIdp, trail: &Trail) {
         )
         .bearer(&scientist)
         .audited(1),
+        // Nobody resolves the overage (no resolver): permanent, so a 403, never a 503 that
+        // clients would retry.
         case(
-            "group overage: membership unavailable",
+            "group overage without a resolver: forbidden",
             M::POST,
             "/v1/models/exp-42/infer",
-            Expect::unavailable("group membership unavailable"),
+            Expect::forbidden(),
         )
-        .bearer(&overage),
+        .bearer(&overage)
+        .audited(1),
+        case(
+            "no groups claim without a resolver: forbidden",
+            M::POST,
+            "/v1/models/exp-42/infer",
+            Expect::forbidden(),
+        )
+        .bearer(&no_groups_claim)
+        .audited(1),
         // Decisions on resources named in the body, made by the handler.
         case(
             "allow: a training job",
