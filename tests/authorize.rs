@@ -227,3 +227,214 @@ async fn permissions_list_the_effective_grants() {
             .all(|a| a.starts_with("inference.") || a == "models.read")
     }));
 }
+
+/// Three unqualified claim-value bindings, one qualified one, one group binding.
+fn policy_with_unqualified_claims(home: &str) -> Policy {
+    Policy::from_toml_str(&format!(
+        r#"version = 1
+[roles.r]
+grants = [{{ actions = ["models.read"], resources = ["models/**"] }}]
+[[bindings]]
+app_role = "Reader"
+roles = ["r"]
+[[bindings]]
+group = "{DATA_SCIENTISTS}"
+roles = ["r"]
+[[bindings]]
+name = "pipeline"
+app_permission = "Models.Read"
+roles = ["r"]
+[[bindings]]
+app_role = "Writer"
+tenants = ["{home}"]
+roles = ["r"]
+[[bindings]]
+directory_role = "62e90394-69f5-4237-9190-012177145e10"
+roles = ["r"]
+[scopes]
+"All" = ["*"]
+"#
+    ))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn multi_tenant_governors_refuse_unqualified_claim_bindings_naming_each() {
+    let idp = TestIdp::start().await;
+    let home = idp.tenant_id();
+    let partner = idp.add_tenant();
+    let policy = policy_with_unqualified_claims(home.as_str());
+    let expected = "the governor accepts more than one tenant, so every app_role, app_permission \
+                    and directory_role binding must say which tenants' administrators it trusts \
+                    (tenants = [\"<tenant id>\"]); unqualified: bindings[0] (app_role:Reader), \
+                    bindings[2] (pipeline), bindings[4] \
+                    (directory_role:62e90394-69f5-4237-9190-012177145e10)";
+    for builder in [
+        common::builder(&idp).tenants([home.as_str(), partner.as_str()]),
+        common::builder(&idp).dangerous_accept_any_tenant(),
+    ] {
+        let err = builder.policy(policy.clone()).build().unwrap_err();
+        assert_eq!(err.to_string(), expected);
+    }
+    // One tenant, by `tenant` or by an allow-list of one: unqualified means that tenant.
+    for builder in [
+        common::builder(&idp),
+        common::builder(&idp).tenants([home.as_str()]),
+    ] {
+        let g = builder.policy(policy.clone()).build().unwrap();
+        assert_eq!(
+            g.tenant_scope(),
+            entra_governor::policy::TenantScope::Single
+        );
+    }
+}
+
+#[tokio::test]
+async fn reloading_an_unqualified_policy_into_a_multi_tenant_governor_keeps_the_old_one() {
+    let idp = TestIdp::start().await;
+    let home = idp.tenant_id();
+    let partner = idp.add_tenant();
+    let g = common::builder(&idp)
+        .tenants([home.as_str(), partner.as_str()])
+        .policy(http_free_policy(home.as_str()))
+        .build()
+        .unwrap();
+    let before = g.policy_version();
+    let err = g
+        .reload_policy(policy_with_unqualified_claims(home.as_str()))
+        .unwrap_err();
+    assert!(
+        matches!(&err, entra_governor::ConfigError::UnqualifiedClaimBindings { bindings } if bindings.len() == 3),
+        "{err}"
+    );
+    assert_eq!(g.policy_version(), before);
+    // From a file: the same refusal, as a ReloadError, and the old policy keeps serving.
+    let dir = std::env::temp_dir().join(format!("eg-reload-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("policy.toml");
+    let text =
+        serde_json::to_string(policy_with_unqualified_claims(home.as_str()).document()).unwrap();
+    std::fs::write(dir.join("policy.json"), text).unwrap();
+    let err = g
+        .reload_policy_from_path(dir.join("policy.json"))
+        .unwrap_err();
+    assert!(
+        matches!(err, entra_governor::ReloadError::Config(_)),
+        "{err}"
+    );
+    assert_eq!(g.policy_version(), before);
+    std::fs::write(&path, "version = 1\n[[bindings]]\napp_role = 1").unwrap();
+    assert!(matches!(
+        g.reload_policy_from_path(&path).unwrap_err(),
+        entra_governor::ReloadError::Policy(_)
+    ));
+    assert_eq!(g.policy_version(), before);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A qualified policy a multi-tenant governor accepts.
+fn http_free_policy(home: &str) -> Policy {
+    Policy::from_toml_str(&format!(
+        "version = 1\n[roles.r]\ngrants = [{{ actions = [\"models.read\"], resources = [\"models/**\"] }}]\n\
+         [[bindings]]\napp_role = \"Reader\"\ntenants = [\"{home}\"]\nroles = [\"r\"]\n\
+         [scopes]\n\"All\" = [\"*\"]\n"
+    ))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_registration_that_emits_groups_makes_a_missing_claim_no_groups() {
+    let idp = common::example_idp().await;
+    let token = idp.token().scopes("Inference.Invoke").sign(); // no `groups` claim
+    // Unknown membership: a group binding could grant it, nobody resolves it: 403.
+    let g = common::builder(&idp)
+        .policy(example_policy())
+        .build()
+        .unwrap();
+    let d = g
+        .authorize(&token, "inference.invoke", "endpoints/chat-prod")
+        .await
+        .unwrap();
+    assert_eq!(d.reason, Reason::GroupMembershipUnknown { overage: false });
+    let refusal = entra_governor::http::Refusal::from_decision(&d).unwrap();
+    assert_eq!((refusal.status, refusal.retry_after), (403, None));
+    // The registration emits groups: no claim means no groups, an ordinary deny.
+    let g = common::builder(&idp)
+        .policy(example_policy())
+        .groups_claim_emitted(true)
+        .build()
+        .unwrap();
+    let d = g
+        .authorize(&token, "inference.invoke", "endpoints/chat-prod")
+        .await
+        .unwrap();
+    assert_eq!(d.reason, Reason::NoRoleGrants);
+    // An overage marker is still unknown membership.
+    let overage = idp.token().scopes("Inference.Invoke").overage().sign();
+    let d = g
+        .authorize(&overage, "inference.invoke", "endpoints/chat-prod")
+        .await
+        .unwrap();
+    assert_eq!(d.reason, Reason::GroupMembershipUnknown { overage: true });
+}
+
+#[tokio::test]
+async fn with_acct_emitted_a_user_token_without_it_is_of_unknown_guest_status() {
+    let idp = common::example_idp().await;
+    let g = common::builder(&idp)
+        .policy(example_policy())
+        .acct_claim_emitted(true)
+        .build()
+        .unwrap();
+    let researcher = "9f8e7d6c-5b4a-4938-a2b1-c0d9e8f7a6b5";
+    let without = idp
+        .token()
+        .scopes("Training.Manage")
+        .groups([DATA_SCIENTISTS, researcher])
+        .without("acct")
+        .sign();
+    let p = g.verify(&without).await.unwrap();
+    assert_eq!(p.guest_status(), entra_governor::GuestStatus::Unknown);
+    // Fail closed: the member-only data-scientist binding does not admit it; the guest
+    // binding does, and the guest-only PII rule applies.
+    let d = g
+        .authorize(&without, "training.submit", "models/exp-1")
+        .await
+        .unwrap();
+    assert_eq!(d.matched[0].binding, "group:external-researchers", "{d}");
+    let d = g
+        .authorize(&without, "datasets.read", "datasets/curated/x")
+        .await
+        .unwrap();
+    assert_eq!(d.reason, Reason::NoRoleGrants, "{d}");
+    let d = g
+        .authorize(&without, "datasets.read", "datasets/pii/x")
+        .await
+        .unwrap();
+    assert_eq!(d.denied_by(), Some("no-guests-on-pii"));
+    // `acct = 0` says member.
+    let member = idp
+        .token()
+        .scopes("Training.Manage")
+        .groups([DATA_SCIENTISTS])
+        .claim("acct", serde_json::json!(0))
+        .sign();
+    assert_eq!(
+        g.verify(&member).await.unwrap().guest_status(),
+        entra_governor::GuestStatus::Member
+    );
+    let d = g
+        .authorize(&member, "datasets.read", "datasets/curated/x")
+        .await
+        .unwrap();
+    assert!(d.is_allowed(), "{d}");
+    // Without the setting, the same token is a member (the documented default).
+    let lenient = common::builder(&idp)
+        .policy(example_policy())
+        .build()
+        .unwrap();
+    assert_eq!(
+        lenient.verify(&without).await.unwrap().guest_status(),
+        entra_governor::GuestStatus::Member
+    );
+}

@@ -126,3 +126,44 @@ fn a_malformed_template_panics_at_start_up() {
         .unwrap();
     let _ = Require::new(governor, "models.read", "models/{model");
 }
+
+/// A governor for `idp`'s primary tenant and one partner tenant, in allow-list mode or in
+/// any-tenant mode, on the cross-tenant policy.
+fn multi_tenant_governor(
+    idp: &TestIdp,
+    partner: &str,
+    any_tenant: bool,
+    trail: &http_cases::Trail,
+) -> Governor {
+    let builder = common::builder(idp);
+    let builder = if any_tenant {
+        builder.dangerous_accept_any_tenant()
+    } else {
+        builder.tenants([idp.tenant_id().as_str(), partner])
+    };
+    builder
+        .policy(http_cases::cross_tenant_policy(idp.tenant_id().as_str()))
+        .audit(trail.log.clone())
+        .build()
+        .unwrap()
+}
+
+#[actix_web::test]
+async fn partner_tenant_claims_confer_nothing_with_an_allow_list() {
+    let idp = TestIdp::start().await;
+    let partner = idp.add_tenant();
+    let trail = http_cases::Trail::new();
+    let governor = multi_tenant_governor(&idp, partner.as_str(), false, &trail);
+    let base = serve(&governor);
+    http_cases::check_cross_tenant(&base, &idp, partner.as_str(), &trail).await;
+}
+
+#[actix_web::test]
+async fn partner_tenant_claims_confer_nothing_in_any_tenant_mode() {
+    let idp = TestIdp::start().await;
+    let partner = idp.add_tenant();
+    let trail = http_cases::Trail::new();
+    let governor = multi_tenant_governor(&idp, partner.as_str(), true, &trail);
+    let base = serve(&governor);
+    http_cases::check_cross_tenant(&base, &idp, partner.as_str(), &trail).await;
+}

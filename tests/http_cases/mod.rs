@@ -574,3 +574,126 @@ pub async fn check_idp_down(base: &str, idp: &TestIdp, trail: &Trail) {
         check(&client, base, trail, c).await;
     }
 }
+
+/// The Global Administrator directory role template id: the same GUID in every tenant.
+pub const GLOBAL_ADMINISTRATOR: &str = "62e90394-69f5-4237-9190-012177145e10";
+
+/// A policy for a multi-tenant API whose three claim-value bindings (an app role, an
+/// app permission, a directory role) trust the `home` tenant's administrators only.
+pub fn cross_tenant_policy(home: &str) -> entra_governor::Policy {
+    entra_governor::Policy::from_toml_str(&format!(
+        r#"
+version = 1
+[roles.deployer]
+grants = [{{ actions = ["inference.invoke"], resources = ["models/**"] }}]
+[[bindings]]
+app_role = "Models.Deploy"
+tenants = ["{home}"]
+roles = ["deployer"]
+[[bindings]]
+app_permission = "Models.Invoke"
+tenants = ["{home}"]
+roles = ["deployer"]
+[[bindings]]
+directory_role = "{GLOBAL_ADMINISTRATOR}"
+tenants = ["{home}"]
+roles = ["deployer"]
+[scopes]
+"Inference.Invoke" = ["inference.*"]
+"#
+    ))
+    .expect("the cross-tenant policy loads")
+}
+
+/// A partner tenant's administrators control the app roles, app permissions and
+/// directory roles in their own tokens: against a governor that accepts `home` and
+/// `partner` (allow-list or any tenant) and uses [`cross_tenant_policy`], every claim
+/// kind is honoured from `home` and worth nothing from `partner`.
+pub async fn check_cross_tenant(base: &str, idp: &TestIdp, partner: &str, trail: &Trail) {
+    let home = idp.tenant_id();
+    let partner = entra_governor::TenantId::parse(partner).unwrap();
+    let app_role = |t: &entra_governor::TenantId| {
+        idp.token()
+            .tenant(t.clone())
+            .scopes("Inference.Invoke")
+            .roles(["Models.Deploy"])
+            .sign()
+    };
+    let app_permission = |t: &entra_governor::TenantId| {
+        idp.token()
+            .tenant(t.clone())
+            .app_only()
+            .roles(["Models.Invoke"])
+            .sign()
+    };
+    let global_admin = |t: &entra_governor::TenantId| {
+        idp.token()
+            .tenant(t.clone())
+            .scopes("Inference.Invoke")
+            .claim("wids", serde_json::json!([GLOBAL_ADMINISTRATOR]))
+            .sign()
+    };
+    let path = "/v1/models/llama-3/infer";
+    let allowed = || Expect::ok("inference.invoke models/llama-3");
+    let cases = vec![
+        case("home app role: allowed", Method::POST, path, allowed()).bearer(&app_role(&home)),
+        case(
+            "partner app role: forbidden",
+            Method::POST,
+            path,
+            Expect::forbidden(),
+        )
+        .bearer(&app_role(&partner)),
+        case(
+            "home app permission: allowed",
+            Method::POST,
+            path,
+            allowed(),
+        )
+        .bearer(&app_permission(&home)),
+        case(
+            "partner app permission: forbidden",
+            Method::POST,
+            path,
+            Expect::forbidden(),
+        )
+        .bearer(&app_permission(&partner)),
+        case("home global admin: allowed", Method::POST, path, allowed())
+            .bearer(&global_admin(&home)),
+        case(
+            "partner global admin: forbidden",
+            Method::POST,
+            path,
+            Expect::forbidden(),
+        )
+        .bearer(&global_admin(&partner)),
+    ];
+    let client = reqwest::Client::new();
+    for c in cases {
+        check(&client, base, trail, c).await;
+    }
+    // The trail says whose administrators were trusted, and refuses the partner's.
+    trail.log.flush().await;
+    let events = trail.sink.events();
+    assert_eq!(events.len(), 6);
+    for (i, e) in events.iter().enumerate() {
+        let from_home = i % 2 == 0;
+        assert_eq!(
+            e.tenant_id.as_ref(),
+            Some(if from_home { &home } else { &partner })
+        );
+        if from_home {
+            assert_eq!(e.outcome, AuditOutcome::Allow, "{e:?}");
+            assert_eq!(e.trusted_tenant.as_ref(), Some(&home), "{e:?}");
+            let explanation = e.explanation.as_deref().unwrap();
+            assert!(
+                explanation.ends_with(&format!("trusted for tenant {home})")),
+                "{explanation}"
+            );
+        } else {
+            assert_eq!(e.outcome, AuditOutcome::Deny, "{e:?}");
+            assert_eq!(e.reason, "no_role_grants", "{e:?}");
+            assert_eq!(e.trusted_tenant, None);
+        }
+    }
+}
