@@ -95,7 +95,11 @@ fn api(config: &mut web::ServiceConfig, governor: &Governor) {
 }
 
 #[actix_web::main]
-async fn main() -> Result<(), platform::BoxError> {
+async fn main() -> std::process::ExitCode {
+    platform::exit_code(run().await)
+}
+
+async fn run() -> Result<(), platform::BoxError> {
     let platform = platform::start().await?;
     let _idp = platform.idp; // the demo's look-alike serves while this is held
     let (governor, audit) = (platform.governor, platform.audit);

@@ -110,7 +110,11 @@ pub(crate) fn app(governor: Governor, audit: AuditFile) -> Router {
 }
 
 #[tokio::main]
-async fn main() -> Result<(), platform::BoxError> {
+async fn main() -> std::process::ExitCode {
+    platform::exit_code(run().await)
+}
+
+async fn run() -> Result<(), platform::BoxError> {
     let platform = platform::start().await?;
     let listener = tokio::net::TcpListener::from_std(platform.listener)?;
     let _idp = platform.idp; // the demo's look-alike serves while this is held

@@ -51,7 +51,8 @@ async fn revoked_callers_are_refused_until_they_get_a_fresh_token() {
     let fresh = idp.token().oid(p.object_id().clone()).issued_at(1).sign();
     assert!(g.verify(&fresh).await.is_ok());
     // A policy reload does not forget revocations.
-    g.reload_policy(Policy::from_toml_str("version = 1").unwrap());
+    g.reload_policy(Policy::from_toml_str("version = 1").unwrap())
+        .unwrap();
     assert!(matches!(
         g.verify(&old).await,
         Err(TokenError::Revoked { .. })

@@ -88,7 +88,8 @@ async fn decisions_stay_consistent_while_keys_rotate_and_the_policy_reloads() {
                 frozen.clone()
             } else {
                 open.clone()
-            });
+            })
+            .unwrap();
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
     }

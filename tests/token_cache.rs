@@ -74,14 +74,15 @@ async fn revocation_and_policy_reload_apply_to_cached_tokens() {
             .as_str(),
     )
     .unwrap();
-    g.reload_policy(open);
+    g.reload_policy(open).unwrap();
     assert!(
         g.authorize(&token, "inference.invoke", "models/m")
             .await
             .unwrap()
             .is_allowed()
     );
-    g.reload_policy(Policy::from_toml_str("version = 1").unwrap());
+    g.reload_policy(Policy::from_toml_str("version = 1").unwrap())
+        .unwrap();
     let d = g
         .authorize(&token, "inference.invoke", "models/m")
         .await

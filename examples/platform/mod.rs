@@ -133,6 +133,18 @@ impl Config {
     }
 }
 
+/// Ends the process: a start-up error (a configuration the governor refuses, naming what
+/// is wrong) is printed as a sentence, not as a debug dump, and exits with status 1.
+pub fn exit_code(result: Result<(), BoxError>) -> std::process::ExitCode {
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 /// The parsed command line: `--config <file>`, or nothing for the demo.
 pub fn config_path() -> Result<Option<PathBuf>, BoxError> {
     let mut args = std::env::args().skip(1);

@@ -413,7 +413,7 @@ impl Governor {
     /// serving and the error says which file and key were wrong.
     ///
     /// # Errors
-    /// The [`PolicyError`] of the new file, or the [`ConfigError`] of
+    /// The [`PolicyError`](crate::PolicyError) of the new file, or the [`ConfigError`] of
     /// [`reload_policy`](Self::reload_policy).
     pub fn reload_policy_from_path(
         &self,

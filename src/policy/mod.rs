@@ -70,7 +70,7 @@
 //! | `on_group_overage` | `"deny"` (default) or `"evaluate_without_groups"`: see [`OnGroupOverage`] |
 //! | `[actions] custom` | actions added to the built-in [`BUILTIN_ACTIONS`] (`family.verb`) |
 //! | `[roles.<name>]` | `grants = [{ actions, resources }]`, `include = ["other-role"]` (no cycles) |
-//! | `[[bindings]]` | one subject (`group`, `app_role`, `app_permission`, `directory_role`, `tenant`, `principal = { tenant, object }`), `roles`, optional `guests`, `kinds`, `name` |
+//! | `[[bindings]]` | one subject (`group`, `app_role`, `app_permission`, `directory_role`, `tenant`, `principal = { tenant, object }`), `roles`, optional `tenants` (claim-value subjects), `guests`, `kinds`, `name` |
 //! | `[scopes]` | `"<scope>" = [action specs]`: the scope ceiling of delegated calls |
 //! | `[[deny]]` | `name`, optional `when`, `actions`, optional `except_actions`, `resources` |
 //! | `[[separation_of_duties]]` | `name`, two `actions`, `resources` |
@@ -97,6 +97,40 @@
 //! - `principal`: one user or service principal, `tid` + `oid`.
 //!
 //! There is no way to bind an e-mail address, UPN or display name.
+//!
+//! ### Whose administrators a binding trusts
+//!
+//! `app_role`, `app_permission` and `directory_role` values are set by the administrators
+//! of the tenant that issued the token: in a multi-tenant API a partner tenant's admin
+//! assigns your app roles to their own users, grants your app permissions to their own
+//! client apps, and their Global Administrator carries the same `wids` GUID as yours.
+//! Such a binding therefore names the tenants whose values it trusts:
+//!
+//! ```toml
+//! [[bindings]]
+//! directory_role = "62e90394-69f5-4237-9190-012177145e10"   # Global Administrator
+//! tenants = ["72f988bf-86f1-41af-91ab-2d7cd011db47"]         # ours, not anyone's
+//! roles = ["auditor"]
+//! ```
+//!
+//! An unqualified claim-value binding applies whatever tenant issued the token; a
+//! [`Governor`](crate::Governor) that accepts exactly one tenant reads it as that tenant,
+//! and one that accepts several tenants, or any tenant, refuses the policy
+//! ([`ConfigError::UnqualifiedClaimBindings`](crate::ConfigError::UnqualifiedClaimBindings),
+//! listing [`CompiledPolicy::unqualified_claim_bindings`]). [`Policy::lint`] reports
+//! them; [`Policy::lint_for`] lints for one or several tenants. `tenants` is refused on
+//! `group`, `tenant` and `principal` bindings: object ids are unique across tenants. An
+//! allow through a qualified binding names the tenant
+//! ([`Match::tenant`](crate::decision::Match::tenant)).
+//!
+//! ### Guests
+//!
+//! A caller is a guest when its token says `acct = 1` or its `idp` is another tenant or
+//! provider. Legacy internal guests carry no `idp`: only the `acct` optional claim shows
+//! them, so guest rules need it configured on the app registration, and
+//! [`GovernorBuilder::acct_claim_emitted`](crate::GovernorBuilder::acct_claim_emitted)
+//! makes a user token without it fail closed (an unknown guest status is a guest to
+//! bindings and meets every `guest` condition of deny rules).
 //!
 //! Guests get nothing from a binding unless it says `guests = true`. `group`,
 //! `directory_role` and `tenant` bindings apply to users unless `kinds` says otherwise
@@ -136,12 +170,17 @@
 //! ## Group overage
 //!
 //! Past 200 groups a token carries an overage marker instead of `groups`, and some app
-//! registrations emit no groups at all. Such a caller's group bindings cannot be
-//! evaluated from the token: with `on_group_overage = "deny"` (the default) a decision
-//! that a group binding could change is denied with
-//! [`Reason::GroupMembershipUnavailable`](crate::decision::Reason) (distinct from "no
-//! role grants it"). Resolve membership for [`CompiledPolicy::bound_group_ids`] and call
-//! [`CompiledPolicy::decide_with`] with [`MembershipView::Resolved`].
+//! registrations emit no groups at all (Entra also omits the claim for a user in no
+//! group, unless told otherwise:
+//! [`GovernorBuilder::groups_claim_emitted`](crate::GovernorBuilder::groups_claim_emitted)).
+//! Such a caller's group bindings cannot be evaluated from the token: with
+//! `on_group_overage = "deny"` (the default) a decision that a group binding could change
+//! is denied with [`Reason::GroupMembershipUnknown`](crate::decision::Reason) (HTTP 403,
+//! distinct from "no role grants it", its explanation naming the fix). Resolve membership
+//! for [`CompiledPolicy::bound_group_ids`] and call [`CompiledPolicy::decide_with`] with
+//! [`MembershipView::Resolved`]; when the lookup failed, [`MembershipView::Unavailable`]
+//! gives [`Reason::GroupMembershipUnavailable`](crate::decision::Reason) (HTTP 503, to be
+//! retried).
 //!
 //! ## Conditional Access requirements and step-up
 //!

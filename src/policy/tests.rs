@@ -1190,10 +1190,8 @@ fn claim_value_bindings_trust_only_the_tenants_they_name() {
     };
     let home = T;
     let partner = OTHER_T;
-    let cases: [(
-        &str,
-        fn(crate::principal::PrincipalBuilder) -> crate::principal::PrincipalBuilder,
-    ); 3] = [
+    type With = fn(crate::principal::PrincipalBuilder) -> crate::principal::PrincipalBuilder;
+    let cases: [(&str, With); 3] = [
         ("app role", |b| b.roles(["Reader"])),
         ("app permission", |b| {
             b.kind(PrincipalKind::Application).roles(["Reader"])

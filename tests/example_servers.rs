@@ -1,0 +1,89 @@
+//! The example servers as a user starts them: the built example binaries, run as
+//! processes with a `--config` file, against the local Entra look-alike.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use entra_governor::testing::TestIdp;
+
+/// `target/<profile>/examples/<name>`, built by `cargo test` beside this test binary.
+fn example_binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("the test binary has a path");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test binaries live in target/<profile>/deps");
+    let path = profile_dir.join("examples").join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: `cargo test --all-features` builds the examples first \
+         (or run `cargo build --examples --all-features`)",
+        path.display()
+    );
+    path
+}
+
+/// A configuration for two tenants of `idp`, with the policy in `policy`.
+fn multi_tenant_config(dir: &Path, idp: &TestIdp, partner: &str, policy: &str) -> PathBuf {
+    std::fs::write(dir.join("policy.toml"), policy).unwrap();
+    let config = dir.join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"listen = "127.0.0.1:0"
+policy = "policy.toml"
+audit_log = "decisions.jsonl"
+[entra]
+authority = "{}"
+dangerous_allow_http_loopback = true
+tenants = ["{}", "{partner}"]
+client_id = "{}"
+"#,
+            idp.authority(),
+            idp.tenant_id(),
+            idp.client_id()
+        ),
+    )
+    .unwrap();
+    config
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("eg-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[tokio::test]
+async fn a_multi_tenant_server_refuses_to_start_with_an_unqualified_claim_binding() {
+    let idp = TestIdp::start().await;
+    let partner = idp.add_tenant();
+    let dir = temp_dir("refuse");
+    let policy = r#"version = 1
+[roles.auditor]
+grants = [{ actions = ["audit.read"], resources = ["audit/**"] }]
+[[bindings]]
+name = "auditors-by-app-role"
+app_role = "Platform.Auditor"
+roles = ["auditor"]
+[scopes]
+"Audit.Read" = ["audit.read"]
+"#;
+    let config = multi_tenant_config(&dir, &idp, partner.as_str(), policy);
+    for example in ["ai_platform", "actix_platform"] {
+        let out = Command::new(example_binary(example))
+            .arg("--config")
+            .arg(&config)
+            .output()
+            .unwrap_or_else(|e| panic!("{example} did not run: {e}"));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{example}: {stderr}");
+        assert!(
+            stderr.contains("unqualified: bindings[0] (auditors-by-app-role)"),
+            "{example}: {stderr}"
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
