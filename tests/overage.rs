@@ -244,3 +244,53 @@ async fn app_tokens_do_not_satisfy_user_bindings_and_vice_versa() {
             .is_allowed()
     );
 }
+
+#[tokio::test]
+async fn group_less_users_cost_no_graph_call_when_the_registration_emits_groups() {
+    let idp = TestIdp::start().await;
+    let no_groups_claim = |i: u32| {
+        let oid = ObjectId::parse(&format!("6a000000-0000-4000-8000-{i:012x}")).unwrap();
+        idp.set_memberships(&oid, Vec::new()); // Graph knows them: in no group
+        idp.token().oid(oid).scopes("Inference.Invoke").sign()
+    };
+    // Without the setting, a missing claim is unknown membership: one Graph call per user.
+    let asks = governor(&idp);
+    for i in 0..3 {
+        let d = asks
+            .authorize(
+                &no_groups_claim(i),
+                "inference.invoke",
+                "endpoints/chat-prod",
+            )
+            .await
+            .unwrap();
+        assert_eq!(d.reason, Reason::NoRoleGrants, "{d}");
+    }
+    assert_eq!(idp.check_member_groups_requests(), 3);
+    // With it, a missing claim is "no groups": decided at once, Graph never asked.
+    let emits = common::builder(&idp)
+        .policy(policy())
+        .group_resolver(resolver(&idp))
+        .groups_claim_emitted(true)
+        .build()
+        .unwrap();
+    for i in 10..13 {
+        let d = emits
+            .authorize(
+                &no_groups_claim(i),
+                "inference.invoke",
+                "endpoints/chat-prod",
+            )
+            .await
+            .unwrap();
+        assert_eq!(d.reason, Reason::NoRoleGrants, "{d}");
+    }
+    assert_eq!(idp.check_member_groups_requests(), 3);
+    // An overage marker still resolves through Graph.
+    let overage = idp.token().scopes("Inference.Invoke").overage().sign();
+    emits
+        .authorize(&overage, "inference.invoke", "endpoints/chat-prod")
+        .await
+        .unwrap();
+    assert_eq!(idp.check_member_groups_requests(), 4);
+}
