@@ -7,15 +7,18 @@
 
 use entra_governor::graph::{ClientCredential, GraphGroupResolver};
 use entra_governor::http::Refusal;
-use entra_governor::testing::TestIdp;
+use entra_governor::testing::{Options, TestIdp};
 use entra_governor::{
-    ClientAuth, Cloud, Governor, GroupId, ObjectId, Policy, Principal, TokenError,
+    ClientAuth, Cloud, Governor, GroupId, ObjectId, Policy, Principal, TenantId, TokenError,
 };
 use serde_json::json;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let idp = TestIdp::start().await;
+    // The home tenant whose administrators `examples/policy.toml`'s app role and app
+    // permission bindings trust (`tenants = [..]`).
+    let home = TenantId::parse("8e6b3a1d-4f2c-4b7a-9d5e-0c1f2a3b4c5d")?;
+    let idp = TestIdp::start_with(Options::default().tenant(home)).await;
     // Microsoft Graph (served by the look-alike too) resolves callers with >200 groups.
     let graph = GraphGroupResolver::builder(
         &Cloud::custom(idp.authority()),

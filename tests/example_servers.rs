@@ -87,3 +87,39 @@ roles = ["auditor"]
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn the_quickstart_shows_the_decisions_its_comments_promise() {
+    let out = Command::new(example_binary("quickstart"))
+        .output()
+        .expect("the quickstart runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = |persona: &str, action: &str| -> String {
+        stdout
+            .lines()
+            .find(|l| l.starts_with(persona) && l.contains(action))
+            .unwrap_or_else(|| panic!("no {persona} {action} line in:\n{stdout}"))
+            .to_owned()
+    };
+    // Claim-value bindings trust the home tenant, and say so.
+    for (persona, action) in [
+        ("CI pipeline (app-only)", "allowed: training.submit"),
+        ("auditor (app role)", "allowed: audit.read"),
+    ] {
+        let l = line(persona, action);
+        assert!(
+            l.ends_with("trusted for tenant 8e6b3a1d-4f2c-4b7a-9d5e-0c1f2a3b4c5d)"),
+            "{l}"
+        );
+    }
+    assert!(
+        line("CI pipeline (secret)", "training.submit")
+            .contains("requirement role:training-pipeline not met")
+    );
+    assert!(line("engineer, 300 groups", "datasets.write").contains("allowed"));
+}
