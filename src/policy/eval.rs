@@ -314,12 +314,12 @@ impl CompiledPolicy {
             return Decision::deny(action, resource, reason);
         };
 
-        if let Some(reason) = self.separation_of_duties(roles, &collected, class, a, resource, segs)
+        // When groups are unknown, a conflict they could complete fails closed.
+        let unknown = collected
+            .groups_unknown
+            .then(|| membership_unknown(principal, membership));
+        if let Some(reason) = self.separation_of_duties(roles, unknown, class, a, resource, segs)
         {
-            let reason = match reason {
-                Reason::GroupMembershipUnavailable => membership_unknown(principal, membership),
-                other => other,
-            };
             return Decision::deny(action, resource, reason);
         }
 
@@ -639,7 +639,7 @@ impl CompiledPolicy {
     fn separation_of_duties(
         &self,
         roles: &[u64],
-        collected: &Collected,
+        groups_unknown: Option<Reason>,
         class: u8,
         action: u16,
         resource: &str,
@@ -661,7 +661,7 @@ impl CompiledPolicy {
                 });
             }
         }
-        if collected.groups_unknown {
+        if let Some(unknown) = groups_unknown {
             // Unknown groups could complete a conflict: fail closed.
             let group_roles = &self.group_roles_by_class[usize::from(class)];
             let mut possible = [0u64; MAX_ROLE_WORDS];
@@ -675,7 +675,7 @@ impl CompiledPolicy {
                 .filter(|s| covers(s))
                 .any(|s| intersects(possible, &s.holds[0]) && intersects(possible, &s.holds[1]))
             {
-                return Some(Reason::GroupMembershipUnavailable);
+                return Some(unknown);
             }
         }
         None
