@@ -64,6 +64,7 @@ async fn a_hundred_concurrent_new_kid_requests_make_one_fetch() {
 async fn unknown_kids_refresh_at_most_once_per_cooldown() {
     let idp = TestIdp::start().await;
     let g = builder(&idp)
+        .dangerous_fast_key_refresh()
         .key_refresh_cooldown(Duration::from_millis(300))
         .build()
         .unwrap();
@@ -104,6 +105,7 @@ async fn many_tasks_verify_concurrently() {
 async fn last_known_good_keys_survive_an_outage() {
     let idp = TestIdp::start().await;
     let g = builder(&idp)
+        .dangerous_fast_key_refresh()
         .key_refresh_interval(Some(Duration::from_millis(50)))
         .build()
         .unwrap();
@@ -131,6 +133,7 @@ async fn last_known_good_keys_survive_an_outage() {
 async fn periodic_refresh_stops_when_the_governor_is_dropped() {
     let idp = TestIdp::start().await;
     let g = builder(&idp)
+        .dangerous_fast_key_refresh()
         .key_refresh_interval(Some(Duration::from_millis(20)))
         .build()
         .unwrap();

@@ -463,7 +463,16 @@ fn jittered(interval: Duration) -> Duration {
         Ok(()) => f64::from(u32::from_le_bytes(bytes)) / f64::from(u32::MAX),
         Err(_) => 0.5,
     };
-    interval + interval.mul_f64(0.1 * fraction)
+    with_jitter(interval, fraction)
+}
+
+/// `interval` plus `fraction` (0 to 1) of 10% of it, without any arithmetic that can
+/// panic: the builder bounds the interval, but the refresh task must not depend on it.
+fn with_jitter(interval: Duration, fraction: f64) -> Duration {
+    Duration::try_from_secs_f64(interval.as_secs_f64() * 0.1 * fraction)
+        .ok()
+        .and_then(|jitter| interval.checked_add(jitter))
+        .unwrap_or(interval)
 }
 
 /// Checks the discovered issuer; returns the tenant id when the expectation names one.
@@ -669,6 +678,16 @@ pub(crate) mod tests {
         );
         assert!(check_issuer(&any, "https://l/contoso.com/v2.0").is_err());
         assert!(check_issuer(&any, &format!("https://evil/{t}/v2.0")).is_err());
+    }
+
+    #[test]
+    fn jitter_adds_up_to_a_tenth_and_never_overflows() {
+        let hour = Duration::from_secs(3600);
+        assert_eq!(with_jitter(hour, 0.0), hour);
+        assert_eq!(with_jitter(hour, 1.0), Duration::from_secs(3960));
+        assert_eq!(with_jitter(Duration::MAX, 1.0), Duration::MAX);
+        assert_eq!(with_jitter(hour, f64::NAN), hour);
+        let _ = jittered(Duration::MAX);
     }
 
     #[test]
