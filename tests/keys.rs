@@ -237,3 +237,40 @@ async fn custom_signing_keys_use_the_appid_query() {
     assert_eq!(idp.appid_requests(), 1);
     assert_eq!(idp.jwks_requests(), 1);
 }
+
+#[tokio::test]
+async fn a_slow_periodic_refresh_cannot_bring_back_a_rolled_key() {
+    let idp = TestIdp::start().await;
+    // JWKS request 1 is the first fetch, 2 the first periodic refresh, 3 the unknown-kid
+    // refresh after the roll, 4 the next periodic refresh.
+    let mut periodic = idp.hold_jwks_request(2);
+    let mut next_periodic = idp.hold_jwks_request(4);
+    let g = builder(&idp)
+        .dangerous_fast_key_refresh()
+        .key_refresh_interval(Some(Duration::from_millis(10)))
+        // Far beyond the test: the held answer must arrive, not time out.
+        .http_timeout(Duration::from_secs(120))
+        .build()
+        .unwrap();
+    let old_kid = idp.signing_kid();
+    let before = idp.token().sign();
+    g.verify(&before).await.unwrap();
+    // The periodic refresh has read the key set that still holds the old key.
+    periodic.arrived().await;
+    // An emergency roll: the old key is withdrawn, and a token under the new key makes
+    // the governor fetch the new set on demand.
+    let new_kid = idp.rotate();
+    g.verify(&idp.token().sign()).await.unwrap();
+    assert_eq!(g.key_ids(), vec![new_kid.clone()]);
+    let unknown = TokenError::UnknownKey {
+        kid: old_kid.clone(),
+    };
+    assert_eq!(g.verify(&before).await.unwrap_err(), unknown);
+    // The slow periodic answer arrives late; request 4 arriving means the refresher's
+    // loop has finished with it.
+    periodic.release();
+    next_periodic.arrived().await;
+    assert_eq!(g.key_ids(), vec![new_kid]);
+    assert_eq!(g.verify(&before).await.unwrap_err(), unknown);
+    assert_eq!(idp.jwks_requests(), 4);
+}
