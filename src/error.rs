@@ -177,10 +177,18 @@ pub enum TokenError {
         /// The audiences seen (shortened).
         found: Vec<String>,
     },
+    /// The token lacks the claim naming the calling client application (`azp` in v2,
+    /// `appid` in v1) that every Entra access token carries: it is an ID token (or
+    /// another token that is not an access token) and proves nothing to an API.
+    #[error("not an access token: no {missing:?} claim (ID tokens are not accepted)")]
+    NotAnAccessToken {
+        /// The claim that is missing or empty: `"azp"` or `"appid"`.
+        missing: &'static str,
+    },
     /// The calling client application is not on the allow-list.
     #[error("client application {found:?} is not allowed")]
     ClientAppNotAllowed {
-        /// `azp` / `appid` (shortened), or "none".
+        /// `azp` / `appid` (shortened).
         found: String,
     },
     /// A claim holds a value that contradicts the rest of the token.
@@ -262,6 +270,7 @@ impl TokenError {
             Self::KeyIssuerMismatch { .. } => "key_issuer_mismatch",
             Self::GraphToken => "graph_token",
             Self::AudienceMismatch { .. } => "audience_mismatch",
+            Self::NotAnAccessToken { .. } => "not_an_access_token",
             Self::ClientAppNotAllowed { .. } => "client_app_not_allowed",
             Self::InvalidClaim { .. } => "invalid_claim",
             Self::NoScopesOrRoles => "no_scopes_or_roles",
@@ -293,6 +302,7 @@ impl TokenError {
             Self::IssuerMismatch { .. } | Self::KeyIssuerMismatch { .. } => "invalid issuer",
             Self::InvalidTenantId { .. } | Self::TenantNotAllowed { .. } => "tenant not allowed",
             Self::GraphToken | Self::AudienceMismatch { .. } => "invalid audience",
+            Self::NotAnAccessToken { .. } => "not an access token",
             Self::ClientAppNotAllowed { .. } => "client application not allowed",
             Self::NoScopesOrRoles => "no scopes or roles",
             Self::Revoked { .. } => "token revoked",
@@ -482,6 +492,17 @@ mod tests {
         assert_eq!(
             e.www_authenticate(),
             "Bearer error=\"invalid_token\", error_description=\"token expired\""
+        );
+        let id_token = TokenError::NotAnAccessToken { missing: "azp" };
+        assert_eq!(
+            id_token.to_string(),
+            "not an access token: no \"azp\" claim (ID tokens are not accepted)"
+        );
+        assert_eq!(id_token.http_status(), 401);
+        assert_eq!(id_token.code(), "not_an_access_token");
+        assert_eq!(
+            id_token.www_authenticate(),
+            "Bearer error=\"invalid_token\", error_description=\"not an access token\""
         );
         let down = TokenError::KeysUnavailable {
             reason: "timeout".into(),

@@ -35,7 +35,8 @@ pub use error::{AuthorizeError, ConfigError, ReloadError, TokenError};
 pub use governor::{
     DEFAULT_CLOCK_SKEW, DEFAULT_HTTP_TIMEOUT, DEFAULT_KEY_REFRESH_COOLDOWN,
     DEFAULT_KEY_REFRESH_INTERVAL, DEFAULT_MAX_TOKEN_BYTES, DEFAULT_TOKEN_CACHE_BYTES, Governor,
-    GovernorBuilder, MAX_METADATA_BYTES, RequestContext,
+    GovernorBuilder, KEY_REFRESH_COOLDOWN_RANGE, KEY_REFRESH_INTERVAL_RANGE, MAX_METADATA_BYTES,
+    RequestContext,
 };
 #[cfg(feature = "graph")]
 pub use graph::{ClientCredential, GraphGroupResolver, GraphGroupResolverBuilder};

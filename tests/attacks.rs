@@ -1269,3 +1269,38 @@ async fn the_http_mapping_never_echoes_the_token() {
         assert!(!r.body_json().contains(&token));
     }
 }
+
+#[tokio::test]
+async fn id_tokens_of_our_own_app_are_not_access_tokens() {
+    let (idp, g) = warm().await;
+    let azp = TokenError::NotAnAccessToken { missing: "azp" };
+    let appid = TokenError::NotAnAccessToken { missing: "appid" };
+    let phrase = "not an access token";
+    // A v2 ID token: our client id as audience, a nonce, the user's app roles, no `azp`.
+    let id_token = idp.token().id_token().roles(["Trainer"]).sign();
+    expect(&g, &id_token, azp.clone(), phrase).await;
+    // Without roles it is still an ID token, not a token lacking scopes or roles.
+    expect(&g, &idp.token().id_token().sign(), azp.clone(), phrase).await;
+    let empty = idp.token().claim("azp", json!("")).sign();
+    expect(&g, &empty, azp.clone(), phrase).await;
+    // v1: a token without `appid`, and a v1 ID token.
+    let v1 = idp.token().v1().without("appid").sign();
+    expect(&g, &v1, appid.clone(), phrase).await;
+    let v1_id = idp.token().v1().id_token().roles(["Trainer"]).sign();
+    expect(&g, &v1_id, appid.clone(), phrase).await;
+    // The client-claim of the other version does not stand in for the missing one.
+    let crossed = idp
+        .token()
+        .without("azp")
+        .claim("appid", json!(idp.client_app_id()))
+        .sign();
+    expect(&g, &crossed, azp.clone(), phrase).await;
+    // Neither ACL mode nor a client-app allow-list lets an ID token through.
+    let acl = builder(&idp)
+        .dangerous_accept_tokens_without_scopes_or_roles()
+        .allowed_client_apps([idp.client_app_id()])
+        .build()
+        .unwrap();
+    refused(acl.verify(&id_token).await, &azp, phrase);
+    refused(acl.verify(&v1_id).await, &appid, phrase);
+}

@@ -270,6 +270,7 @@ async fn no_token_or_secret_reaches_a_log_line() {
         .policy(policy())
         .audit(log)
         .group_resolver(resolver)
+        .dangerous_fast_key_refresh()
         .key_refresh_interval(Some(std::time::Duration::from_millis(30)))
         .build()
         .unwrap();

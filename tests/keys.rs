@@ -64,6 +64,7 @@ async fn a_hundred_concurrent_new_kid_requests_make_one_fetch() {
 async fn unknown_kids_refresh_at_most_once_per_cooldown() {
     let idp = TestIdp::start().await;
     let g = builder(&idp)
+        .dangerous_fast_key_refresh()
         .key_refresh_cooldown(Duration::from_millis(300))
         .build()
         .unwrap();
@@ -104,6 +105,7 @@ async fn many_tasks_verify_concurrently() {
 async fn last_known_good_keys_survive_an_outage() {
     let idp = TestIdp::start().await;
     let g = builder(&idp)
+        .dangerous_fast_key_refresh()
         .key_refresh_interval(Some(Duration::from_millis(50)))
         .build()
         .unwrap();
@@ -131,6 +133,7 @@ async fn last_known_good_keys_survive_an_outage() {
 async fn periodic_refresh_stops_when_the_governor_is_dropped() {
     let idp = TestIdp::start().await;
     let g = builder(&idp)
+        .dangerous_fast_key_refresh()
         .key_refresh_interval(Some(Duration::from_millis(20)))
         .build()
         .unwrap();
@@ -233,4 +236,41 @@ async fn custom_signing_keys_use_the_appid_query() {
     g.verify(&idp.token().sign()).await.unwrap();
     assert_eq!(idp.appid_requests(), 1);
     assert_eq!(idp.jwks_requests(), 1);
+}
+
+#[tokio::test]
+async fn a_slow_periodic_refresh_cannot_bring_back_a_rolled_key() {
+    let idp = TestIdp::start().await;
+    // JWKS request 1 is the first fetch, 2 the first periodic refresh, 3 the unknown-kid
+    // refresh after the roll, 4 the next periodic refresh.
+    let mut periodic = idp.hold_jwks_request(2);
+    let mut next_periodic = idp.hold_jwks_request(4);
+    let g = builder(&idp)
+        .dangerous_fast_key_refresh()
+        .key_refresh_interval(Some(Duration::from_millis(10)))
+        // Far beyond the test: the held answer must arrive, not time out.
+        .http_timeout(Duration::from_secs(120))
+        .build()
+        .unwrap();
+    let old_kid = idp.signing_kid();
+    let before = idp.token().sign();
+    g.verify(&before).await.unwrap();
+    // The periodic refresh has read the key set that still holds the old key.
+    periodic.arrived().await;
+    // An emergency roll: the old key is withdrawn, and a token under the new key makes
+    // the governor fetch the new set on demand.
+    let new_kid = idp.rotate();
+    g.verify(&idp.token().sign()).await.unwrap();
+    assert_eq!(g.key_ids(), vec![new_kid.clone()]);
+    let unknown = TokenError::UnknownKey {
+        kid: old_kid.clone(),
+    };
+    assert_eq!(g.verify(&before).await.unwrap_err(), unknown);
+    // The slow periodic answer arrives late; request 4 arriving means the refresher's
+    // loop has finished with it.
+    periodic.release();
+    next_periodic.arrived().await;
+    assert_eq!(g.key_ids(), vec![new_kid]);
+    assert_eq!(g.verify(&before).await.unwrap_err(), unknown);
+    assert_eq!(idp.jwks_requests(), 4);
 }

@@ -42,6 +42,7 @@ async fn decisions_stay_consistent_while_keys_rotate_and_the_policy_reloads() {
     let g = common::builder(&idp)
         .policy(open.clone())
         .audit(log.clone())
+        .dangerous_fast_key_refresh()
         .key_refresh_cooldown(std::time::Duration::from_millis(10))
         .build()
         .unwrap();

@@ -35,6 +35,26 @@ pub const DEFAULT_CLOCK_SKEW: Duration = Duration::from_secs(300);
 pub const DEFAULT_KEY_REFRESH_COOLDOWN: Duration = Duration::from_secs(300);
 /// Default periodic key refresh: every 12 hours (plus up to 10% jitter).
 pub const DEFAULT_KEY_REFRESH_INTERVAL: Duration = Duration::from_secs(12 * 3600);
+/// Bounds of [`GovernorBuilder::key_refresh_cooldown`]: 1 s to 1 hour.
+///
+/// The minimum is Microsoft's configuration manager's (`MinimumRefreshInterval`): below it,
+/// a flood of unknown `kid`s becomes a flood of JWKS fetches. The maximum bounds an outage:
+/// after an emergency key roll, tokens signed with the new key are refused until the next
+/// unknown-`kid` refresh, so a cooldown of hours would refuse every fresh token for hours.
+pub const KEY_REFRESH_COOLDOWN_RANGE: std::ops::RangeInclusive<Duration> =
+    Duration::from_secs(1)..=Duration::from_secs(3600);
+/// Bounds of [`GovernorBuilder::key_refresh_interval`]: 5 minutes to 24 hours.
+///
+/// The minimum is Microsoft's configuration manager's (`MinimumAutomaticRefreshInterval`).
+/// The maximum bounds how long a key that Entra has withdrawn (a compromised key removed
+/// in an emergency roll) stays trusted when no unknown `kid` triggers a refresh: twice
+/// Microsoft's 12-hour default, and short enough that nothing overflows.
+pub const KEY_REFRESH_INTERVAL_RANGE: std::ops::RangeInclusive<Duration> =
+    Duration::from_secs(300)..=Duration::from_secs(24 * 3600);
+/// The lower bounds that [`GovernorBuilder::dangerous_fast_key_refresh`] allows instead
+/// (tests only): cooldown 1 ms, periodic refresh 10 ms.
+const FAST_KEY_REFRESH_MINIMUMS: (Duration, Duration) =
+    (Duration::from_millis(1), Duration::from_millis(10));
 /// Default deadline for one identity-provider request: 10 s.
 pub const DEFAULT_HTTP_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default memory bound of the verified-token cache: 64 MiB (about 16,000 Entra tokens
@@ -73,6 +93,7 @@ pub struct GovernorBuilder {
     http_timeout: Duration,
     key_refresh_cooldown: Duration,
     key_refresh_interval: Option<Duration>,
+    fast_key_refresh: bool,
     allow_http_loopback: bool,
     acl_mode: bool,
     groups_claim_emitted: bool,
@@ -117,6 +138,7 @@ impl Default for GovernorBuilder {
             http_timeout: DEFAULT_HTTP_TIMEOUT,
             key_refresh_cooldown: DEFAULT_KEY_REFRESH_COOLDOWN,
             key_refresh_interval: Some(DEFAULT_KEY_REFRESH_INTERVAL),
+            fast_key_refresh: false,
             allow_http_loopback: false,
             acl_mode: false,
             groups_claim_emitted: false,
@@ -226,16 +248,29 @@ impl GovernorBuilder {
         self
     }
 
-    /// Minimum time between two key refreshes caused by unknown `kid`s (default 5 min).
+    /// Minimum time between two key refreshes caused by unknown `kid`s (default 5 min;
+    /// 1 s to 1 h, see [`KEY_REFRESH_COOLDOWN_RANGE`]).
     pub fn key_refresh_cooldown(mut self, cooldown: Duration) -> Self {
         self.key_refresh_cooldown = cooldown;
         self
     }
 
     /// Periodic key refresh interval, or `None` to refresh only on unknown `kid`s
-    /// (default 12 h, plus up to 10% jitter).
+    /// (default 12 h, plus up to 10% jitter; 5 min to 24 h, see
+    /// [`KEY_REFRESH_INTERVAL_RANGE`]).
     pub fn key_refresh_interval(mut self, interval: Option<Duration>) -> Self {
         self.key_refresh_interval = interval;
+        self
+    }
+
+    /// For tests against a local identity provider only (feature `testing`): lowers the
+    /// minimum [`key_refresh_cooldown`](Self::key_refresh_cooldown) to 1 ms and the minimum
+    /// [`key_refresh_interval`](Self::key_refresh_interval) to 10 ms, so rotation tests run
+    /// in milliseconds. The maximums stay. Dangerous against Entra: unknown-`kid` floods
+    /// turn into JWKS request floods.
+    #[cfg(feature = "testing")]
+    pub fn dangerous_fast_key_refresh(mut self) -> Self {
+        self.fast_key_refresh = true;
         self
     }
 
@@ -360,15 +395,7 @@ impl GovernorBuilder {
                 reason: "above zero, at most 120 s",
             });
         }
-        if self
-            .key_refresh_interval
-            .is_some_and(|i| i < Duration::from_millis(10))
-        {
-            return Err(ConfigError::OutOfRange {
-                setting: "key_refresh_interval",
-                reason: "at least 10 ms",
-            });
-        }
+        self.check_key_refresh()?;
         let (tenant_rule, segment, expected_issuer) = self.tenant_setup()?;
         let tenant_scope = tenant_rule.scope();
         let audiences = self.audiences(&client_id)?;
@@ -442,6 +469,38 @@ impl GovernorBuilder {
                 policy: ArcSwap::new(policy.compiled()),
             }),
         })
+    }
+
+    fn check_key_refresh(&self) -> Result<(), ConfigError> {
+        let (cooldown, interval) = (&KEY_REFRESH_COOLDOWN_RANGE, &KEY_REFRESH_INTERVAL_RANGE);
+        let (min_cooldown, min_interval, cooldown_reason, interval_reason) =
+            if self.fast_key_refresh {
+                let (c, i) = FAST_KEY_REFRESH_MINIMUMS;
+                (c, i, "1 ms to 1 h", "10 ms to 24 h")
+            } else {
+                (
+                    *cooldown.start(),
+                    *interval.start(),
+                    "1 s to 1 h",
+                    "5 min to 24 h",
+                )
+            };
+        if !(min_cooldown..=*cooldown.end()).contains(&self.key_refresh_cooldown) {
+            return Err(ConfigError::OutOfRange {
+                setting: "key_refresh_cooldown",
+                reason: cooldown_reason,
+            });
+        }
+        if self
+            .key_refresh_interval
+            .is_some_and(|i| !(min_interval..=*interval.end()).contains(&i))
+        {
+            return Err(ConfigError::OutOfRange {
+                setting: "key_refresh_interval",
+                reason: interval_reason,
+            });
+        }
+        Ok(())
     }
 
     fn checked_client_id(&self) -> Result<String, ConfigError> {
@@ -641,6 +700,86 @@ mod tests {
         ];
         for (builder, expected) in cases {
             assert_eq!(builder.build().unwrap_err(), expected);
+        }
+    }
+
+    #[test]
+    fn key_refresh_timings_are_bounded_at_both_ends() {
+        let cooldown = |reason| ConfigError::OutOfRange {
+            setting: "key_refresh_cooldown",
+            reason,
+        };
+        let interval = |reason| ConfigError::OutOfRange {
+            setting: "key_refresh_interval",
+            reason,
+        };
+        let (secs, ms) = (Duration::from_secs, Duration::from_millis);
+        for ok in [secs(1), secs(300), secs(3600)] {
+            assert!(base().key_refresh_cooldown(ok).build().is_ok(), "{ok:?}");
+        }
+        for bad in [Duration::ZERO, ms(999), secs(3601), Duration::MAX] {
+            let err = base().key_refresh_cooldown(bad).build().unwrap_err();
+            assert_eq!(err, cooldown("1 s to 1 h"), "{bad:?}");
+        }
+        for ok in [
+            None,
+            Some(secs(300)),
+            Some(secs(12 * 3600)),
+            Some(secs(86_400)),
+        ] {
+            assert!(base().key_refresh_interval(ok).build().is_ok(), "{ok:?}");
+        }
+        for bad in [
+            Duration::ZERO,
+            ms(10),
+            secs(299),
+            secs(86_401),
+            Duration::MAX,
+        ] {
+            let err = base().key_refresh_interval(Some(bad)).build().unwrap_err();
+            assert_eq!(err, interval("5 min to 24 h"), "{bad:?}");
+        }
+    }
+
+    #[test]
+    #[cfg(feature = "testing")]
+    fn fast_key_refresh_lowers_only_the_minimums() {
+        let (secs, ms) = (Duration::from_secs, Duration::from_millis);
+        let fast = || base().dangerous_fast_key_refresh();
+        assert!(
+            fast()
+                .key_refresh_cooldown(ms(1))
+                .key_refresh_interval(Some(ms(10)))
+                .build()
+                .is_ok()
+        );
+        let cases = [
+            (
+                fast().key_refresh_cooldown(Duration::ZERO),
+                "key_refresh_cooldown",
+                "1 ms to 1 h",
+            ),
+            (
+                fast().key_refresh_cooldown(secs(3601)),
+                "key_refresh_cooldown",
+                "1 ms to 1 h",
+            ),
+            (
+                fast().key_refresh_interval(Some(ms(9))),
+                "key_refresh_interval",
+                "10 ms to 24 h",
+            ),
+            (
+                fast().key_refresh_interval(Some(Duration::MAX)),
+                "key_refresh_interval",
+                "10 ms to 24 h",
+            ),
+        ];
+        for (builder, setting, reason) in cases {
+            assert_eq!(
+                builder.build().unwrap_err(),
+                ConfigError::OutOfRange { setting, reason }
+            );
         }
     }
 

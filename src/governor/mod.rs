@@ -22,7 +22,7 @@ use crate::token::{unix_now, unix_secs};
 pub use builder::{
     DEFAULT_CLOCK_SKEW, DEFAULT_HTTP_TIMEOUT, DEFAULT_KEY_REFRESH_COOLDOWN,
     DEFAULT_KEY_REFRESH_INTERVAL, DEFAULT_MAX_TOKEN_BYTES, DEFAULT_TOKEN_CACHE_BYTES,
-    GovernorBuilder, MAX_METADATA_BYTES,
+    GovernorBuilder, KEY_REFRESH_COOLDOWN_RANGE, KEY_REFRESH_INTERVAL_RANGE, MAX_METADATA_BYTES,
 };
 
 /// Verifies Entra access tokens and answers authorization questions.

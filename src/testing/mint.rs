@@ -1,4 +1,5 @@
-//! [`TokenBuilder`]: mints Entra-shaped v1 and v2 access tokens for a [`TestIdp`].
+//! [`TokenBuilder`]: mints Entra-shaped v1 and v2 access tokens (and, for refusal tests, ID
+//! tokens) for a [`TestIdp`].
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -54,7 +55,8 @@ where
 /// A consuming builder for one access token; start it with [`TestIdp::token`].
 ///
 /// Defaults: a v2 delegated user token for the idp's primary tenant, audience
-/// [`TestIdp::client_id`], client app [`TestIdp::client_app_id`], scope `access_as_user`,
+/// [`TestIdp::client_id`], client app [`TestIdp::client_app_id`] (`azp` in v2, `appid` in
+/// v1, as every Entra access token carries), scope `access_as_user`,
 /// valid from now for one hour, signed with the current key. Setters can be called in any
 /// order: version, kind and tenant are combined when the claims are computed, and the
 /// `claim` / `without` edits are applied last, in call order. No setter panics.
@@ -64,6 +66,7 @@ pub struct TokenBuilder {
     now: i64,
     version: Version,
     app_only: bool,
+    id_token: bool,
     tenant: TenantId,
     guest_home: Option<TenantId>,
     audience: Value,
@@ -102,6 +105,7 @@ impl TokenBuilder {
             now: now(),
             version: Version::V2,
             app_only: false,
+            id_token: false,
             tenant: state.primary.clone(),
             guest_home: None,
             audience: Value::String(state.client_id.clone()),
@@ -152,6 +156,15 @@ impl TokenBuilder {
     /// client authenticated with a secret (`azpacr`/`appidacr` "1"), no user names.
     pub fn app_only(mut self) -> Self {
         self.app_only = true;
+        self
+    }
+
+    /// An ID token of the same app registration instead of an access token: `aud` is still
+    /// [`TestIdp::client_id`], but there is no `azp`/`azpacr` (v2) or `appid`/`appidacr`
+    /// (v1), no default `scp`, and a `nonce`. Combine with [`roles`](Self::roles) for an ID
+    /// token that carries the user's app roles. A verifier must refuse it.
+    pub fn id_token(mut self) -> Self {
+        self.id_token = true;
         self
     }
 
@@ -488,9 +501,13 @@ impl TokenBuilder {
         } else {
             ("azp", "azpacr")
         };
-        set(client_claim, json!(self.client_app));
-        if let Some(client_auth) = client_auth {
-            set(client_auth_claim, json!(client_auth));
+        if self.id_token {
+            set("nonce", json!(random_b64::<16>()));
+        } else {
+            set(client_claim, json!(self.client_app));
+            if let Some(client_auth) = client_auth {
+                set(client_auth_claim, json!(client_auth));
+            }
         }
 
         if self.app_only {
@@ -507,7 +524,8 @@ impl TokenBuilder {
 
         match (&self.scopes, self.app_only) {
             (Some(scopes), _) => set("scp", json!(scopes)),
-            (None, false) => set("scp", json!("access_as_user")),
+            (None, false) if !self.id_token => set("scp", json!("access_as_user")),
+            (None, false) => {}
             (None, true) => {}
         }
         match (&self.amr, v1 && !self.app_only) {

@@ -8,8 +8,9 @@
 //!
 //! Every knob a verifier must survive is here: key rotation and unpublished keys
 //! ([`TestIdp::rotate`], [`TestIdp::remove_key`]), odd JWKS entries
-//! ([`TestIdp::publish_raw_jwk`]), outages and hostile answers ([`Mode`]), request counters
-//! to prove caching, and a [`TokenBuilder`] for every claim Entra sends.
+//! ([`TestIdp::publish_raw_jwk`]), outages and hostile answers ([`Mode`]), held JWKS answers
+//! ([`TestIdp::hold_jwks_request`]), request counters to prove caching, and a
+//! [`TokenBuilder`] for every claim Entra sends.
 //!
 //! The authority is plain `http://`: a verifier must be told explicitly that it may talk to
 //! it. The server runs on the current tokio runtime (which needs its IO and time drivers, as
@@ -49,6 +50,7 @@
 //! ```
 
 mod graph;
+mod hold;
 mod keys;
 mod mint;
 mod server;
@@ -68,6 +70,7 @@ use tokio::task::JoinHandle;
 use crate::ids::TenantId;
 
 pub use graph::GraphMode;
+pub use hold::JwksHold;
 use keys::RsaKey;
 pub use mint::TokenBuilder;
 
@@ -137,6 +140,8 @@ pub(crate) struct State {
     jwks_mode: Mutex<Option<Mode>>,
     discovery_requests: AtomicUsize,
     jwks_requests: AtomicUsize,
+    /// JWKS answers the test holds back, by request number.
+    pub(crate) jwks_holds: hold::Holds,
     pub(crate) appid_requests: AtomicUsize,
     /// The token endpoint and Microsoft Graph look-alike.
     pub(crate) graph: graph::GraphState,
@@ -204,8 +209,9 @@ impl State {
         self.discovery_requests.fetch_add(1, Ordering::SeqCst);
     }
 
-    pub(crate) fn count_jwks(&self) {
-        self.jwks_requests.fetch_add(1, Ordering::SeqCst);
+    /// Counts a JWKS request and returns its number (1-based).
+    pub(crate) fn count_jwks(&self) -> usize {
+        self.jwks_requests.fetch_add(1, Ordering::SeqCst) + 1
     }
 
     /// The never-published key behind [`TokenBuilder::sign_with_foreign_key`], made once.
@@ -285,6 +291,7 @@ impl TestIdp {
             jwks_mode: Mutex::new(None),
             discovery_requests: AtomicUsize::new(0),
             jwks_requests: AtomicUsize::new(0),
+            jwks_holds: hold::Holds::default(),
             appid_requests: AtomicUsize::new(0),
             graph: graph::GraphState::new(),
         });
@@ -451,6 +458,16 @@ impl TestIdp {
     /// that only the key set has, while discovery is fine.
     pub fn set_jwks_mode(&self, mode: Option<Mode>) {
         *lock(&self.state().jwks_mode) = mode;
+    }
+
+    /// Holds back the answer to JWKS request number `n` (1-based, as
+    /// [`jwks_requests`](Self::jwks_requests) counts them; [`reset_counters`](Self::reset_counters)
+    /// starts the numbering again): that request reads the key set when it arrives, then
+    /// answers only once the returned [`JwksHold`] is released or dropped. For ordering a
+    /// slow key refresh against a key roll deterministically. Applies in [`Mode::Normal`]
+    /// (and the modes that answer with the key set).
+    pub fn hold_jwks_request(&self, n: usize) -> JwksHold {
+        self.state().jwks_holds.add(n)
     }
 
     /// Discovery requests received (v1 and v2, any tenant, any answer, including [`Mode::Down`]).

@@ -175,10 +175,13 @@ async fn answer(
             "Only GET is served.",
         ));
     }
-    match endpoint {
-        Endpoint::Discovery(_) => state.count_discovery(),
-        Endpoint::Jwks(_) => state.count_jwks(),
-    }
+    let jwks_number = match endpoint {
+        Endpoint::Discovery(_) => {
+            state.count_discovery();
+            None
+        }
+        Endpoint::Jwks(_) => Some(state.count_jwks()),
+    };
 
     let mode = match endpoint {
         Endpoint::Discovery(_) => state.mode(),
@@ -216,6 +219,9 @@ async fn answer(
             json!({ "keys": state.keys().jwks(&issuer) })
         }
     };
+    if let Some(n) = jwks_number {
+        state.jwks_holds.wait(n).await;
+    }
     let mut body = serde_json::to_vec(&document).unwrap_or_default();
     if let Mode::HugeBody(len) = mode {
         body = pad(body, len);

@@ -336,6 +336,23 @@ async fn v1_and_app_only_tokens_have_their_shapes() {
 }
 
 #[tokio::test]
+async fn id_tokens_name_no_client_app_and_carry_a_nonce() {
+    let idp = TestIdp::start().await;
+    let v2 = idp.token().id_token().roles(["Trainer"]).claims();
+    assert_eq!(v2["aud"], idp.client_id());
+    assert_eq!(v2["ver"], "2.0");
+    assert_eq!(v2["roles"], json!(["Trainer"]));
+    assert_eq!(v2["nonce"].as_str().unwrap().len(), 22);
+    let v1 = idp.token().v1().id_token().claims();
+    assert_eq!(v1["ver"], "1.0");
+    assert!(v1["nonce"].is_string());
+    for absent in ["azp", "azpacr", "appid", "appidacr", "scp"] {
+        assert!(v2.get(absent).is_none(), "v2 {absent}");
+        assert!(v1.get(absent).is_none(), "v1 {absent}");
+    }
+}
+
+#[tokio::test]
 async fn builder_setters_shape_the_claims() {
     let idp = TestIdp::start().await;
     let a = idp.authority();

@@ -14,9 +14,13 @@
 //!   discovered issuer), so a shared multi-tenant key set cannot vouch for another issuer.
 //! - An optional periodic refresh (default every 12 hours, with up to 10% jitter) picks up
 //!   rotations and drops removed keys; it stops when the last `Governor` clone is dropped.
+//!   It runs beside the on-demand refreshes, not behind their lock: a result older than
+//!   one already stored (a slow periodic fetch overtaken by an unknown-`kid` fetch after
+//!   an emergency roll) is dropped, so a removed key never comes back.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Weak};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use arc_swap::{ArcSwap, ArcSwapOption};
@@ -249,6 +253,12 @@ pub(crate) struct KeyStore {
     keys: ArcSwap<KeySet>,
     discovered: ArcSwapOption<Discovered>,
     state: tokio::sync::Mutex<RefreshState>,
+    /// Numbers JWKS requests as they are sent. The periodic refresh does not take `state`'s lock
+    /// (an unknown `kid` must not wait behind it), so a slow periodic fetch can end after
+    /// a newer on-demand one: its older key set must then be dropped, not stored.
+    jwks_requests_sent: AtomicU64,
+    /// The number of the JWKS request whose key set is stored; held while storing.
+    stored_request: Mutex<u64>,
     /// Dropped with the store: tells the periodic refresher to stop.
     _stop: tokio::sync::watch::Sender<()>,
     stop_rx: tokio::sync::watch::Receiver<()>,
@@ -269,6 +279,8 @@ impl KeyStore {
                 last_error: None,
                 refresher_started: false,
             }),
+            jwks_requests_sent: AtomicU64::new(0),
+            stored_request: Mutex::new(0),
             _stop: stop,
             stop_rx,
         })
@@ -368,7 +380,8 @@ impl KeyStore {
     }
 
     /// Discovery (when not yet known, or when `rediscover`) and the JWKS. Replaces the key
-    /// set only with a non-empty parsed one.
+    /// set only with a non-empty parsed one, and only when no JWKS request sent later has
+    /// stored its key set already.
     async fn fetch(&self, rediscover: bool) -> Result<(), String> {
         let discovered = match self.discovered.load_full() {
             Some(d) if !rediscover => d,
@@ -378,6 +391,8 @@ impl KeyStore {
                 d
             }
         };
+        // Numbered as the JWKS request leaves: a later number read a later key set.
+        let number = self.jwks_requests_sent.fetch_add(1, Ordering::SeqCst) + 1;
         let body = self
             .fetcher
             .get_bytes(&discovered.jwks_uri)
@@ -395,9 +410,31 @@ impl KeyStore {
                 host_of(&discovered.jwks_uri)
             ));
         }
-        let set = set.keeping_unchanged(&self.keys.load());
-        self.keys.store(Arc::new(set));
+        let stored = self.store_if_newest(number, || {
+            let set = set.keeping_unchanged(&self.keys.load());
+            self.keys.store(Arc::new(set));
+        });
+        if !stored {
+            tracing::debug!(
+                "a newer key refresh finished first; dropping this one's older key set"
+            );
+        }
         Ok(())
+    }
+
+    /// Runs `store` for JWKS request `number` unless a request sent later already stored;
+    /// true when it ran. Serialised, so two fetches never interleave their stores.
+    fn store_if_newest(&self, number: u64, store: impl FnOnce()) -> bool {
+        let mut stored = self
+            .stored_request
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if *stored >= number {
+            return false;
+        }
+        store();
+        *stored = number;
+        true
     }
 
     async fn discover(&self) -> Result<Discovered, String> {
@@ -463,7 +500,16 @@ fn jittered(interval: Duration) -> Duration {
         Ok(()) => f64::from(u32::from_le_bytes(bytes)) / f64::from(u32::MAX),
         Err(_) => 0.5,
     };
-    interval + interval.mul_f64(0.1 * fraction)
+    with_jitter(interval, fraction)
+}
+
+/// `interval` plus `fraction` (0 to 1) of 10% of it, without any arithmetic that can
+/// panic: the builder bounds the interval, but the refresh task must not depend on it.
+fn with_jitter(interval: Duration, fraction: f64) -> Duration {
+    Duration::try_from_secs_f64(interval.as_secs_f64() * 0.1 * fraction)
+        .ok()
+        .and_then(|jitter| interval.checked_add(jitter))
+        .unwrap_or(interval)
 }
 
 /// Checks the discovered issuer; returns the tenant id when the expectation names one.
@@ -669,6 +715,16 @@ pub(crate) mod tests {
         );
         assert!(check_issuer(&any, "https://l/contoso.com/v2.0").is_err());
         assert!(check_issuer(&any, &format!("https://evil/{t}/v2.0")).is_err());
+    }
+
+    #[test]
+    fn jitter_adds_up_to_a_tenth_and_never_overflows() {
+        let hour = Duration::from_secs(3600);
+        assert_eq!(with_jitter(hour, 0.0), hour);
+        assert_eq!(with_jitter(hour, 1.0), Duration::from_secs(3960));
+        assert_eq!(with_jitter(Duration::MAX, 1.0), Duration::MAX);
+        assert_eq!(with_jitter(hour, f64::NAN), hour);
+        let _ = jittered(Duration::MAX);
     }
 
     #[test]

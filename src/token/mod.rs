@@ -10,7 +10,8 @@
 //! 6. claims typed strictly; `exp`, `nbf`, `iat` with the clock skew;
 //! 7. `ver` selects the issuer form; `iss` byte-exact; `tid` a GUID, allowed, the tenant in
 //!    `iss`; the key bound to that issuer;
-//! 8. `aud` one of ours; the calling app on the allow-list, if any;
+//! 8. `aud` one of ours; an access token, naming its calling app (`azp` in v2, `appid` in
+//!    v1: ID tokens do not); that app on the allow-list, if any;
 //! 9. `scp` or `roles` present (unless ACL mode), then the [`Principal`] is built.
 
 pub(crate) mod cache;

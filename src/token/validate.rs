@@ -89,18 +89,12 @@ pub(crate) fn check(
     let version = check_version(rules, c.ver.as_deref())?;
     let tid = check_issuer_and_tenant(rules, single_tenant, key, &c, version)?;
     check_audience(rules, c.aud.as_ref().map(|a| a.0.as_slice()))?;
-    let (client_app_id, client_auth) = match version {
-        TokenVersion::V1 => (
-            c.appid.clone(),
-            ClientAuth::from_claim(c.appidacr.as_deref()),
-        ),
-        TokenVersion::V2 => (c.azp.clone(), ClientAuth::from_claim(c.azpacr.as_deref())),
-    };
+    let (client_app_id, client_auth) = client_app(version, &c)?;
     if let Some(allowed) = &rules.allowed_client_apps
-        && !client_app_id.as_ref().is_some_and(|a| allowed.contains(a))
+        && !allowed.contains(&client_app_id)
     {
         return Err(TokenError::ClientAppNotAllowed {
-            found: client_app_id.as_deref().map_or("none".into(), excerpt),
+            found: excerpt(&client_app_id),
         });
     }
     let oid = match c.oid.as_deref() {
@@ -139,7 +133,7 @@ pub(crate) fn check(
         subject,
         kind,
         version,
-        client_app_id,
+        client_app_id: Some(client_app_id),
         client_auth,
         scopes,
         roles,
@@ -288,6 +282,22 @@ fn check_issuer_and_tenant(
         });
     }
     Ok(tenant)
+}
+
+/// The calling client app (`azp` in v2, `appid` in v1) and how it authenticated. Every
+/// Entra access token names it; ID tokens of our own app registration (our client id as
+/// audience) never do, so a token without it is refused before any other rule sees it.
+fn client_app(version: TokenVersion, c: &RawClaims) -> Result<(String, ClientAuth), TokenError> {
+    let (app, auth, missing) = match version {
+        TokenVersion::V1 => (&c.appid, &c.appidacr, "appid"),
+        TokenVersion::V2 => (&c.azp, &c.azpacr, "azp"),
+    };
+    match app.as_deref() {
+        Some(app) if !app.is_empty() => {
+            Ok((app.to_owned(), ClientAuth::from_claim(auth.as_deref())))
+        }
+        _ => Err(TokenError::NotAnAccessToken { missing }),
+    }
 }
 
 fn check_audience(rules: &Rules, aud: Option<&[String]>) -> Result<(), TokenError> {

@@ -242,6 +242,8 @@ pub async fn check_contract(base: &str, idp: &TestIdp, trail: &Trail) {
         .groups([DATA_SCIENTISTS])
         .sign();
     let forged = idp.token().sign_with_foreign_key().sign();
+    // An ID token of the API's own app registration, with the user's app roles.
+    let id_token = idp.token().id_token().roles(["Trainer"]).sign();
     // Reading personal data needs authentication context c1 (`pii-needs-c1`).
     let engineer = |cp1: bool, acrs: &[&str]| {
         let token = idp
@@ -332,6 +334,13 @@ pub async fn check_contract(base: &str, idp: &TestIdp, trail: &Trail) {
             Expect::invalid_token("invalid signature"),
         )
         .bearer(&forged),
+        case(
+            "an ID token of our own app is not an access token",
+            M::GET,
+            "/v1/me",
+            Expect::invalid_token("not an access token"),
+        )
+        .bearer(&id_token),
         case(
             "garbage token",
             M::GET,
