@@ -9,9 +9,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use entra_governor::graph::{
     ClientCredential, GraphGroupResolver, GraphGroupResolverBuilder, GroupResolutionError,
-    GroupResolver,
+    GroupResolver, MAX_GRAPH_RETRY_AFTER,
 };
-use entra_governor::testing::{GraphMode, TestIdp};
+use entra_governor::testing::{GraphMode, GraphTokenMode, TestIdp};
 use entra_governor::{Cloud, GroupId, Groups, ObjectId, Principal, PrincipalKind, TenantId};
 
 fn resolver_for(idp: &TestIdp, credential: ClientCredential) -> GraphGroupResolverBuilder {
@@ -208,6 +208,68 @@ async fn a_429_storm_ends_in_throttled_with_bounded_calls() {
         }
     );
     assert_eq!(idp.check_member_groups_requests(), 3);
+}
+
+#[tokio::test]
+async fn a_huge_retry_after_from_graph_or_the_token_endpoint_is_clamped_not_a_panic() {
+    assert_eq!(MAX_GRAPH_RETRY_AFTER, Duration::from_secs(300));
+    let idp = TestIdp::start().await;
+    let resolver = graph_resolver(&idp).build().unwrap();
+    let user = user(&idp);
+    idp.set_memberships(user.object_id(), groups(0..5));
+    let throttled = GroupResolutionError::Throttled {
+        retry_after_secs: 300,
+    };
+
+    // Graph: `Retry-After: 18446744073709551615` ends as throttled for 5 minutes.
+    idp.set_graph_mode(GraphMode::TooManyRequests {
+        retry_after_secs: u64::MAX,
+        times: 1,
+    });
+    assert_eq!(
+        resolver.resolve(&user, &groups(0..3)).await.unwrap_err(),
+        throttled
+    );
+    assert_eq!(idp.check_member_groups_requests(), 1);
+
+    // The token endpoint of another tenant: the same.
+    let other = principal(idp.add_tenant(), PrincipalKind::User, 3600);
+    idp.set_memberships(other.object_id(), groups(0..5));
+    idp.set_graph_token_mode(GraphTokenMode::TooManyRequests {
+        retry_after_secs: u64::MAX,
+        times: 1,
+    });
+    assert_eq!(
+        resolver.resolve(&other, &groups(0..3)).await.unwrap_err(),
+        throttled
+    );
+    assert_eq!(idp.graph_token_requests(), 2);
+    assert_eq!(idp.check_member_groups_requests(), 1);
+}
+
+#[tokio::test]
+async fn a_huge_expires_in_is_clamped_not_a_panic() {
+    let idp = TestIdp::start().await;
+    let resolver = graph_resolver(&idp).build().unwrap();
+    let users: Vec<Principal> = (0..2).map(|_| user(&idp)).collect();
+    for u in &users {
+        idp.set_memberships(u.object_id(), groups(0..5));
+    }
+    idp.set_graph_token_mode(GraphTokenMode::ExpiresIn(u64::MAX));
+    for u in &users {
+        assert_eq!(
+            resolver.resolve(u, &groups(3..8)).await.unwrap(),
+            groups(3..5)
+        );
+    }
+    // The token was kept (for at most 24 h) and used for both users.
+    assert_eq!(
+        (
+            idp.graph_token_requests(),
+            idp.check_member_groups_requests()
+        ),
+        (1, 2)
+    );
 }
 
 fn patient_resolver(idp: &TestIdp, retries: u32) -> GraphGroupResolver {

@@ -14,14 +14,16 @@
 //!
 //! - it signs in as the API's own application with client credentials (a client secret or
 //!   a certificate) at the cloud's token endpoint of the **principal's** tenant, and caches
-//!   the Graph token per tenant until shortly before it expires;
+//!   the Graph token per tenant until shortly before it expires (an `expires_in` above 24 h
+//!   counts as 24 h);
 //! - it asks the least it needs: `checkMemberGroups` with only the candidate group ids,
 //!   20 per call (or, when configured, `getMemberObjects`, intersected with the candidates);
 //!   users under `/users/{oid}`, app-only callers under `/servicePrincipals/{oid}`;
 //! - it caches answers per `(tid, oid)` with a bounded capacity and a lifetime that never
 //!   outlives the caller's token, and merges concurrent lookups of one principal into one;
-//! - it honours `429 Retry-After`, retries 5xx and transport failures with a bounded,
-//!   jittered backoff, and gives up when the time budget of the decision is spent.
+//! - it honours `429 Retry-After` (at most [`MAX_GRAPH_RETRY_AFTER`], 5 minutes: a longer
+//!   or absurd value counts as 5 minutes), retries 5xx and transport failures with a
+//!   bounded, jittered backoff, and gives up when the time budget of the decision is spent.
 //!
 //! The operator grants the API's app registration the Microsoft Graph **application**
 //! permissions `User.Read.All` and `GroupMember.Read.All`, with admin consent, in every
@@ -111,7 +113,7 @@ pub use credentials::ClientCredential;
 pub use resolver::{
     DEFAULT_GRAPH_CACHE_CAPACITY, DEFAULT_GRAPH_CACHE_TTL, DEFAULT_GRAPH_MAX_RETRIES,
     DEFAULT_GRAPH_TIME_BUDGET, GraphGroupResolver, GraphGroupResolverBuilder,
-    MAX_GRAPH_RESPONSE_BYTES,
+    MAX_GRAPH_RESPONSE_BYTES, MAX_GRAPH_RETRY_AFTER,
 };
 
 /// The reason a decision gives when group membership could not be resolved, whatever the

@@ -35,6 +35,9 @@ pub const DEFAULT_GRAPH_CACHE_TTL: Duration = Duration::from_secs(3600);
 pub const DEFAULT_GRAPH_TIME_BUDGET: Duration = Duration::from_secs(5);
 /// Default number of retries after a 429, a 5xx or a transport failure: 3.
 pub const DEFAULT_GRAPH_MAX_RETRIES: u32 = 3;
+/// Longest `Retry-After` taken from Microsoft Graph or the token endpoint: 5 minutes.
+/// A longer (or absurd, up to `u64::MAX`) value counts as 5 minutes.
+pub const MAX_GRAPH_RETRY_AFTER: Duration = Duration::from_secs(300);
 /// Largest Microsoft Graph or token endpoint answer read: 1 MiB.
 pub const MAX_GRAPH_RESPONSE_BYTES: usize = 1024 * 1024;
 
@@ -42,6 +45,8 @@ pub const MAX_GRAPH_RESPONSE_BYTES: usize = 1024 * 1024;
 const CHECK_MEMBER_GROUPS_BATCH: usize = 20;
 /// Tenants whose Graph tokens are kept at once.
 const TOKEN_CACHE_CAPACITY: u64 = 1_000;
+/// Longest life taken from a token endpoint's `expires_in` (Entra issues about 1 h).
+const MAX_GRAPH_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 /// A Graph token is replaced this long before it expires (at most half its life).
 const TOKEN_REFRESH_MARGIN: Duration = Duration::from_secs(300);
 /// `getMemberObjects` pages followed at most (100 ids per page: 100 000 objects).
@@ -396,7 +401,7 @@ impl GraphGroupResolver {
     /// credential (e.g. `invalid_client`), or another variant when it cannot be reached.
     pub async fn prefetch_token(&self) -> Result<(), GroupResolutionError> {
         let budget = self.inner.time_budget;
-        let deadline = Instant::now() + budget;
+        let deadline = deadline_in(budget);
         let tenant = &self.inner.home_tenant;
         tokio::time::timeout_at(deadline, self.inner.graph_token(tenant, deadline))
             .await
@@ -438,7 +443,7 @@ impl GroupResolver for GraphGroupResolver {
             return Ok(Vec::new());
         }
         let budget = self.inner.time_budget;
-        let deadline = Instant::now() + budget;
+        let deadline = deadline_in(budget);
         tokio::time::timeout_at(deadline, self.inner.lookup(principal, &wanted, deadline))
             .await
             .unwrap_or(Err(GroupResolutionError::BudgetExceeded { budget }))
@@ -503,7 +508,7 @@ impl Inner {
         // Fixed before asking: the answer must not outlive the caller's token, nor the
         // configured TTL counted from when the question was asked.
         let token_life = Duration::from_secs(principal.expires_at().saturating_sub(unix_now()));
-        let valid_until = std::time::Instant::now() + self.cache_ttl.min(token_life);
+        let valid_until = valid_for(self.cache_ttl.min(token_life));
         let members = if self.use_get_member_objects {
             let all = self.get_member_objects(principal, deadline).await?;
             ask.iter().filter(|g| all.contains(*g)).cloned().collect()
@@ -725,11 +730,13 @@ impl Inner {
                 if token.access_token.is_empty() {
                     return Err(unusable(&url));
                 }
-                let life = Duration::from_secs(token.expires_in);
+                // A hostile `expires_in` (up to u64::MAX) must neither overflow nor pin a
+                // token for ever.
+                let life = Duration::from_secs(token.expires_in).min(MAX_GRAPH_TOKEN_LIFETIME);
                 let keep = life.saturating_sub(TOKEN_REFRESH_MARGIN.min(life / 2));
                 Ok(Arc::new(GraphToken {
                     access_token: token.access_token,
-                    valid_until: std::time::Instant::now() + keep,
+                    valid_until: valid_for(keep),
                 }))
             }
             400 | 401 | 403 => Err(GroupResolutionError::Unauthorized {
@@ -777,9 +784,10 @@ impl Inner {
                 Ok(answer)
                     if answer.status == 429 || matches!(answer.status, 500 | 502 | 503 | 504) =>
                 {
-                    let wait = answer
-                        .retry_after
-                        .map_or_else(|| backoff(retries), Duration::from_secs);
+                    let wait = answer.retry_after.map_or_else(
+                        || backoff(retries),
+                        |secs| Duration::from_secs(secs).min(MAX_GRAPH_RETRY_AFTER),
+                    );
                     let failure = if answer.status == 429 {
                         GroupResolutionError::Throttled {
                             retry_after_secs: wait.as_secs(),
@@ -814,7 +822,9 @@ impl Inner {
                     });
                 }
             };
-            if retries >= self.max_retries || Instant::now() + wait > deadline {
+            if retries >= self.max_retries
+                || wait > deadline.saturating_duration_since(Instant::now())
+            {
                 return Err(failure);
             }
             tracing::debug!(
@@ -827,6 +837,19 @@ impl Inner {
             tokio::time::sleep(wait).await;
         }
     }
+}
+
+/// The deadline `budget` from now (now itself if that is past the clock's range).
+fn deadline_in(budget: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(budget).unwrap_or(now)
+}
+
+/// The end of a life of `life` from now (now itself, i.e. already over, if that is past
+/// the clock's range): never a panic, never longer than asked.
+fn valid_for(life: Duration) -> std::time::Instant {
+    let now = std::time::Instant::now();
+    now.checked_add(life).unwrap_or(now)
 }
 
 fn not_found(principal: &Principal) -> GroupResolutionError {

@@ -67,7 +67,7 @@ use tokio::task::JoinHandle;
 
 use crate::ids::TenantId;
 
-pub use graph::GraphMode;
+pub use graph::{GraphMode, GraphTokenMode};
 use keys::RsaKey;
 pub use mint::TokenBuilder;
 
