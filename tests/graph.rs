@@ -9,9 +9,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use entra_governor::graph::{
     ClientCredential, GraphGroupResolver, GraphGroupResolverBuilder, GroupResolutionError,
-    GroupResolver,
+    GroupResolver, MAX_GRAPH_RETRY_AFTER,
 };
-use entra_governor::testing::{GraphMode, TestIdp};
+use entra_governor::testing::{GraphMode, GraphTokenMode, TestIdp};
 use entra_governor::{Cloud, GroupId, Groups, ObjectId, Principal, PrincipalKind, TenantId};
 
 fn resolver_for(idp: &TestIdp, credential: ClientCredential) -> GraphGroupResolverBuilder {
@@ -210,6 +210,68 @@ async fn a_429_storm_ends_in_throttled_with_bounded_calls() {
     assert_eq!(idp.check_member_groups_requests(), 3);
 }
 
+#[tokio::test]
+async fn a_huge_retry_after_from_graph_or_the_token_endpoint_is_clamped_not_a_panic() {
+    assert_eq!(MAX_GRAPH_RETRY_AFTER, Duration::from_secs(300));
+    let idp = TestIdp::start().await;
+    let resolver = graph_resolver(&idp).build().unwrap();
+    let user = user(&idp);
+    idp.set_memberships(user.object_id(), groups(0..5));
+    let throttled = GroupResolutionError::Throttled {
+        retry_after_secs: 300,
+    };
+
+    // Graph: `Retry-After: 18446744073709551615` ends as throttled for 5 minutes.
+    idp.set_graph_mode(GraphMode::TooManyRequests {
+        retry_after_secs: u64::MAX,
+        times: 1,
+    });
+    assert_eq!(
+        resolver.resolve(&user, &groups(0..3)).await.unwrap_err(),
+        throttled
+    );
+    assert_eq!(idp.check_member_groups_requests(), 1);
+
+    // The token endpoint of another tenant: the same.
+    let other = principal(idp.add_tenant(), PrincipalKind::User, 3600);
+    idp.set_memberships(other.object_id(), groups(0..5));
+    idp.set_graph_token_mode(GraphTokenMode::TooManyRequests {
+        retry_after_secs: u64::MAX,
+        times: 1,
+    });
+    assert_eq!(
+        resolver.resolve(&other, &groups(0..3)).await.unwrap_err(),
+        throttled
+    );
+    assert_eq!(idp.graph_token_requests(), 2);
+    assert_eq!(idp.check_member_groups_requests(), 1);
+}
+
+#[tokio::test]
+async fn a_huge_expires_in_is_clamped_not_a_panic() {
+    let idp = TestIdp::start().await;
+    let resolver = graph_resolver(&idp).build().unwrap();
+    let users: Vec<Principal> = (0..2).map(|_| user(&idp)).collect();
+    for u in &users {
+        idp.set_memberships(u.object_id(), groups(0..5));
+    }
+    idp.set_graph_token_mode(GraphTokenMode::ExpiresIn(u64::MAX));
+    for u in &users {
+        assert_eq!(
+            resolver.resolve(u, &groups(3..8)).await.unwrap(),
+            groups(3..5)
+        );
+    }
+    // The token was kept (for at most 24 h) and used for both users.
+    assert_eq!(
+        (
+            idp.graph_token_requests(),
+            idp.check_member_groups_requests()
+        ),
+        (1, 2)
+    );
+}
+
 fn patient_resolver(idp: &TestIdp, retries: u32) -> GraphGroupResolver {
     graph_resolver(idp)
         .max_retries(retries)
@@ -239,14 +301,6 @@ async fn server_errors_are_retried_max_retries_times_then_unavailable() {
     );
     assert_eq!(idp.check_member_groups_requests(), 4);
     assert_eq!(resolver.graph_calls(), 4);
-
-    // Failures are not cached: once Graph is back, the next resolve asks again.
-    idp.set_graph_mode(GraphMode::Normal);
-    assert_eq!(
-        resolver.resolve(&user, &groups(0..3)).await.unwrap(),
-        groups(0..3)
-    );
-    assert_eq!(idp.check_member_groups_requests(), 5);
 }
 
 #[tokio::test]
@@ -266,7 +320,9 @@ async fn graph_refusals_and_unknown_objects_are_typed_errors() {
         }
     );
 
-    // The application permissions were not granted: 403, not retried.
+    // The application permissions were not granted: 403, not retried. (Another user: the
+    // first one's NotFound is remembered for a while.)
+    let user = self::user(&idp);
     idp.set_memberships(user.object_id(), groups(0..5));
     idp.set_graph_mode(GraphMode::Status(403));
     let error = resolver.resolve(&user, &groups(0..1)).await.unwrap_err();
@@ -584,4 +640,227 @@ async fn a_slow_graph_is_cut_off_by_the_time_budget() {
     let error = resolver.resolve(&user, &groups(0..1)).await.unwrap_err();
     assert_eq!(error, GroupResolutionError::BudgetExceeded { budget });
     assert_eq!(idp.check_member_groups_requests(), 1);
+}
+
+// --- Remembered failures and throttling ------------------------------------------------------
+
+/// A resolver that never retries and remembers failures for 60 s: long enough that every
+/// "within the window" step of a test falls inside it on any machine.
+fn remembering_resolver(idp: &TestIdp) -> GraphGroupResolver {
+    graph_resolver(idp)
+        .max_retries(0)
+        .time_budget(Duration::from_secs(1))
+        .failure_ttl(Duration::from_secs(60))
+        .build()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_lookup_is_remembered_for_its_principal_one_graph_call_in_all() {
+    let idp = TestIdp::start().await;
+    let resolver = Arc::new(remembering_resolver(&idp));
+    let (unknown, known) = (user(&idp), user(&idp));
+    idp.set_memberships(known.object_id(), groups(0..5));
+    let not_found = GroupResolutionError::NotFound {
+        kind: "user",
+        tenant: idp.tenant_id(),
+        object: unknown.object_id().clone(),
+    };
+
+    // 20 concurrent lookups, then 10 sequential ones: one Graph call, the same error.
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let (resolver, unknown) = (resolver.clone(), unknown.clone());
+            tokio::spawn(async move { resolver.resolve(&unknown, &groups(0..3)).await })
+        })
+        .collect();
+    for task in tasks {
+        assert_eq!(task.await.unwrap().unwrap_err(), not_found);
+    }
+    for _ in 0..10 {
+        assert_eq!(
+            resolver.resolve(&unknown, &groups(5..9)).await.unwrap_err(),
+            not_found
+        );
+    }
+    assert_eq!(paths_of(&idp, &unknown).len(), 1);
+
+    // Known to Graph by now, but still within the window: remembered, no call.
+    idp.set_memberships(unknown.object_id(), groups(0..5));
+    assert_eq!(
+        resolver.resolve(&unknown, &groups(0..3)).await.unwrap_err(),
+        not_found
+    );
+    assert_eq!(paths_of(&idp, &unknown).len(), 1);
+
+    // A failure about one principal does not hold back the others of its tenant.
+    assert_eq!(
+        resolver.resolve(&known, &groups(3..8)).await.unwrap(),
+        groups(3..5)
+    );
+    assert_eq!(idp.check_member_groups_requests(), 2);
+}
+
+#[tokio::test]
+async fn graph_or_its_token_endpoint_failing_holds_back_the_tenant_and_only_it() {
+    let idp = TestIdp::start().await;
+    let resolver = remembering_resolver(&idp);
+    let users: Vec<Principal> = (0..4).map(|_| user(&idp)).collect();
+    let elsewhere = principal(idp.add_tenant(), PrincipalKind::User, 3600);
+    for u in users.iter().chain([&elsewhere]) {
+        idp.set_memberships(u.object_id(), groups(0..5));
+    }
+    let down = GroupResolutionError::Unavailable {
+        reason: "Microsoft Graph answered HTTP 500 (1 attempt)".into(),
+    };
+
+    // Graph fails for the first user: every user of the tenant gets that error, no call.
+    idp.set_graph_mode(GraphMode::Status(500));
+    for u in &users {
+        assert_eq!(resolver.resolve(u, &groups(0..3)).await.unwrap_err(), down);
+    }
+    assert_eq!(idp.check_member_groups_requests(), 1);
+
+    // Another tenant is not held back.
+    idp.set_graph_mode(GraphMode::Normal);
+    assert_eq!(
+        resolver.resolve(&elsewhere, &groups(0..3)).await.unwrap(),
+        groups(0..3)
+    );
+    assert_eq!(idp.check_member_groups_requests(), 2);
+
+    // The token endpoint of a third tenant fails: its users make no further requests.
+    let tenant = idp.add_tenant();
+    let third: Vec<Principal> = (0..3)
+        .map(|_| principal(tenant.clone(), PrincipalKind::User, 3600))
+        .collect();
+    idp.set_graph_token_mode(GraphTokenMode::Status(503));
+    let token_down = GroupResolutionError::Unavailable {
+        reason: "the token endpoint answered HTTP 503 (1 attempt)".into(),
+    };
+    let before = idp.graph_token_requests();
+    for u in &third {
+        assert_eq!(
+            resolver.resolve(u, &groups(0..3)).await.unwrap_err(),
+            token_down
+        );
+    }
+    assert_eq!(idp.graph_token_requests(), before + 1);
+}
+
+#[tokio::test]
+async fn remembered_failures_end_after_the_failure_ttl() {
+    let idp = TestIdp::start().await;
+    let resolver = graph_resolver(&idp)
+        .max_retries(0)
+        .failure_ttl(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let (first, second) = (user(&idp), user(&idp));
+    for u in [&first, &second] {
+        idp.set_memberships(u.object_id(), groups(0..5));
+    }
+    idp.set_graph_mode(GraphMode::Status(500));
+    resolver.resolve(&first, &groups(0..3)).await.unwrap_err();
+    idp.set_graph_mode(GraphMode::Normal);
+
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    for u in [&first, &second] {
+        assert_eq!(
+            resolver.resolve(u, &groups(0..3)).await.unwrap(),
+            groups(0..3)
+        );
+    }
+    assert_eq!(idp.check_member_groups_requests(), 3);
+}
+
+#[tokio::test]
+async fn a_429_holds_back_every_lookup_of_its_tenant_for_its_retry_after() {
+    let idp = TestIdp::start().await;
+    let resolver = remembering_resolver(&idp);
+    let (a, b) = (user(&idp), user(&idp));
+    let elsewhere = principal(idp.add_tenant(), PrincipalKind::User, 3600);
+    for u in [&a, &b, &elsewhere] {
+        idp.set_memberships(u.object_id(), groups(0..5));
+    }
+
+    // User A gets a 429 whose Retry-After (60 s) does not fit in the 1 s budget.
+    idp.set_graph_mode(GraphMode::TooManyRequests {
+        retry_after_secs: 60,
+        times: 1,
+    });
+    assert_eq!(
+        resolver.resolve(&a, &groups(0..3)).await.unwrap_err(),
+        GroupResolutionError::Throttled {
+            retry_after_secs: 60
+        }
+    );
+    assert_eq!(idp.check_member_groups_requests(), 1);
+
+    // User B of the same tenant: throttled for the time left, without a call (Graph
+    // itself would answer by now).
+    let tokens = idp.graph_token_requests();
+    for _ in 0..5 {
+        match resolver.resolve(&b, &groups(0..3)).await.unwrap_err() {
+            GroupResolutionError::Throttled { retry_after_secs } => {
+                assert!((1..=60).contains(&retry_after_secs), "{retry_after_secs}");
+            }
+            other => panic!("expected Throttled, got {other:?}"),
+        }
+    }
+    assert_eq!(idp.check_member_groups_requests(), 1);
+    assert_eq!(idp.graph_token_requests(), tokens);
+
+    // Another tenant is not held back.
+    assert_eq!(
+        resolver.resolve(&elsewhere, &groups(0..3)).await.unwrap(),
+        groups(0..3)
+    );
+    assert_eq!(idp.check_member_groups_requests(), 2);
+
+    // A 429 of the token endpoint holds back its tenant the same way.
+    let tenant = idp.add_tenant();
+    let (c, d) = (
+        principal(tenant.clone(), PrincipalKind::User, 3600),
+        principal(tenant, PrincipalKind::User, 3600),
+    );
+    idp.set_graph_token_mode(GraphTokenMode::TooManyRequests {
+        retry_after_secs: 60,
+        times: 1,
+    });
+    let tokens = idp.graph_token_requests();
+    for u in [&c, &d] {
+        assert!(matches!(
+            resolver.resolve(u, &groups(0..3)).await.unwrap_err(),
+            GroupResolutionError::Throttled { .. }
+        ));
+    }
+    assert_eq!(idp.graph_token_requests(), tokens + 1);
+}
+
+#[tokio::test]
+async fn after_a_429s_retry_after_passes_lookups_of_the_tenant_resume() {
+    let idp = TestIdp::start().await;
+    let resolver = graph_resolver(&idp)
+        .time_budget(Duration::from_millis(500))
+        .build()
+        .unwrap();
+    let (a, b) = (user(&idp), user(&idp));
+    for u in [&a, &b] {
+        idp.set_memberships(u.object_id(), groups(0..5));
+    }
+    idp.set_graph_mode(GraphMode::TooManyRequests {
+        retry_after_secs: 1,
+        times: 1,
+    });
+    resolver.resolve(&a, &groups(0..3)).await.unwrap_err();
+
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    for u in [&a, &b] {
+        assert_eq!(
+            resolver.resolve(u, &groups(0..3)).await.unwrap(),
+            groups(0..3)
+        );
+    }
+    assert_eq!(idp.check_member_groups_requests(), 3);
 }

@@ -14,14 +14,26 @@
 //!
 //! - it signs in as the API's own application with client credentials (a client secret or
 //!   a certificate) at the cloud's token endpoint of the **principal's** tenant, and caches
-//!   the Graph token per tenant until shortly before it expires;
+//!   the Graph token per tenant until shortly before it expires (an `expires_in` above 24 h
+//!   counts as 24 h);
 //! - it asks the least it needs: `checkMemberGroups` with only the candidate group ids,
 //!   20 per call (or, when configured, `getMemberObjects`, intersected with the candidates);
 //!   users under `/users/{oid}`, app-only callers under `/servicePrincipals/{oid}`;
 //! - it caches answers per `(tid, oid)` with a bounded capacity and a lifetime that never
 //!   outlives the caller's token, and merges concurrent lookups of one principal into one;
-//! - it honours `429 Retry-After`, retries 5xx and transport failures with a bounded,
-//!   jittered backoff, and gives up when the time budget of the decision is spent.
+//! - it honours `429 Retry-After` (at most [`MAX_GRAPH_RETRY_AFTER`], 5 minutes: a longer
+//!   or absurd value counts as 5 minutes), retries 5xx and transport failures with a
+//!   bounded, jittered backoff, and gives up when the time budget of the decision is spent;
+//! - it does not storm a failing or throttling Graph: a failed lookup is remembered for
+//!   the principal for `failure_ttl` (default [`DEFAULT_GRAPH_FAILURE_TTL`], 5 s; as many
+//!   principals as the membership cache holds), and the principal's lookups in that window
+//!   get the same error without a call. Failures of Graph or of the token endpoint as a
+//!   whole (5xx or transport failures after the retries, a refused application or
+//!   credential) hold back every lookup of the **tenant** for the same time, and a 429
+//!   holds back every lookup of its tenant until its `Retry-After` has passed: those fail
+//!   fast with [`GroupResolutionError::Throttled`] and the time left. Other tenants are
+//!   never held back. Every held-back error is still a transient one to a decision: a deny
+//!   for [`GROUP_MEMBERSHIP_UNAVAILABLE`], answered 503 with `Retry-After`.
 //!
 //! The operator grants the API's app registration the Microsoft Graph **application**
 //! permissions `User.Read.All` and `GroupMember.Read.All`, with admin consent, in every
@@ -109,9 +121,9 @@ use crate::principal::Principal;
 pub use credentials::ClientCredential;
 #[cfg(feature = "graph")]
 pub use resolver::{
-    DEFAULT_GRAPH_CACHE_CAPACITY, DEFAULT_GRAPH_CACHE_TTL, DEFAULT_GRAPH_MAX_RETRIES,
-    DEFAULT_GRAPH_TIME_BUDGET, GraphGroupResolver, GraphGroupResolverBuilder,
-    MAX_GRAPH_RESPONSE_BYTES,
+    DEFAULT_GRAPH_CACHE_CAPACITY, DEFAULT_GRAPH_CACHE_TTL, DEFAULT_GRAPH_FAILURE_TTL,
+    DEFAULT_GRAPH_MAX_RETRIES, DEFAULT_GRAPH_TIME_BUDGET, GraphGroupResolver,
+    GraphGroupResolverBuilder, MAX_GRAPH_RESPONSE_BYTES, MAX_GRAPH_RETRY_AFTER,
 };
 
 /// The reason a decision gives when group membership could not be resolved, whatever the
@@ -150,10 +162,12 @@ pub enum GroupResolutionError {
         reason: String,
     },
     /// Microsoft Graph kept answering 429 and its `Retry-After` did not fit in the time
-    /// budget (or the retries were spent).
+    /// budget (or the retries were spent), or the tenant is held back by an earlier 429
+    /// whose `Retry-After` has not passed.
     #[error("Microsoft Graph is throttling this application (Retry-After {retry_after_secs} s)")]
     Throttled {
-        /// The last `Retry-After` asked for, in seconds.
+        /// The last `Retry-After` asked for (at most 300), or while held back the time
+        /// left of it rounded up, in seconds.
         retry_after_secs: u64,
     },
     /// The time budget of the decision ran out before an answer arrived.

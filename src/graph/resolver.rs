@@ -1,5 +1,6 @@
 //! [`GraphGroupResolver`]: group membership through Microsoft Graph, with a Graph token per
-//! tenant, a membership cache per `(tid, oid)`, single flight, retries and a time budget.
+//! tenant, a membership cache per `(tid, oid)`, single flight, retries, a time budget, and
+//! failures (and 429s) remembered per principal and per tenant.
 
 use std::collections::HashSet;
 use std::fmt;
@@ -33,15 +34,26 @@ pub const DEFAULT_GRAPH_CACHE_CAPACITY: u64 = 10_000;
 pub const DEFAULT_GRAPH_CACHE_TTL: Duration = Duration::from_secs(3600);
 /// Default total time one `resolve` may take, retries and waits included: 5 s.
 pub const DEFAULT_GRAPH_TIME_BUDGET: Duration = Duration::from_secs(5);
+/// Default time a failed lookup is remembered, per principal and (for failures of Graph or
+/// the token endpoint as a whole) per tenant: 5 s, the `Retry-After` of the 503 a
+/// decision becomes.
+pub const DEFAULT_GRAPH_FAILURE_TTL: Duration = Duration::from_secs(5);
 /// Default number of retries after a 429, a 5xx or a transport failure: 3.
 pub const DEFAULT_GRAPH_MAX_RETRIES: u32 = 3;
+/// Longest `Retry-After` taken from Microsoft Graph or the token endpoint: 5 minutes.
+/// A longer (or absurd, up to `u64::MAX`) value counts as 5 minutes.
+pub const MAX_GRAPH_RETRY_AFTER: Duration = Duration::from_secs(300);
 /// Largest Microsoft Graph or token endpoint answer read: 1 MiB.
 pub const MAX_GRAPH_RESPONSE_BYTES: usize = 1024 * 1024;
 
 /// `checkMemberGroups` accepts at most 20 group ids per call.
 const CHECK_MEMBER_GROUPS_BATCH: usize = 20;
-/// Tenants whose Graph tokens are kept at once.
+/// Tenants whose Graph tokens are kept at once; also the bound on tenants held back.
 const TOKEN_CACHE_CAPACITY: u64 = 1_000;
+/// Longest configurable `failure_ttl`.
+const MAX_FAILURE_TTL: Duration = Duration::from_secs(60);
+/// Longest life taken from a token endpoint's `expires_in` (Entra issues about 1 h).
+const MAX_GRAPH_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 /// A Graph token is replaced this long before it expires (at most half its life).
 const TOKEN_REFRESH_MARGIN: Duration = Duration::from_secs(300);
 /// `getMemberObjects` pages followed at most (100 ids per page: 100 000 objects).
@@ -68,6 +80,7 @@ pub struct GraphGroupResolverBuilder {
     http_client: Option<reqwest::Client>,
     cache_capacity: u64,
     cache_ttl: Duration,
+    failure_ttl: Duration,
     time_budget: Duration,
     max_retries: u32,
     use_get_member_objects: bool,
@@ -93,6 +106,15 @@ impl GraphGroupResolverBuilder {
     /// zero, at most 24 h). An entry never outlives the token it was resolved for.
     pub fn cache_ttl(mut self, ttl: Duration) -> Self {
         self.cache_ttl = ttl;
+        self
+    }
+
+    /// How long a failed lookup is remembered (default [`DEFAULT_GRAPH_FAILURE_TTL`];
+    /// above zero, at most 60 s): the principal's next lookups, and every lookup of its
+    /// tenant when Graph or the token endpoint failed as a whole, get the same error
+    /// without a call. A 429 holds back its tenant for its `Retry-After` instead.
+    pub fn failure_ttl(mut self, ttl: Duration) -> Self {
+        self.failure_ttl = ttl;
         self
     }
 
@@ -159,6 +181,12 @@ impl GraphGroupResolverBuilder {
                 reason: "above zero, at most 24 h",
             });
         }
+        if self.failure_ttl.is_zero() || self.failure_ttl > MAX_FAILURE_TTL {
+            return Err(ConfigError::OutOfRange {
+                setting: "failure_ttl",
+                reason: "above zero, at most 60 s",
+            });
+        }
         if self.time_budget.is_zero() || self.time_budget > Duration::from_secs(120) {
             return Err(ConfigError::OutOfRange {
                 setting: "time_budget",
@@ -195,7 +223,16 @@ impl GraphGroupResolverBuilder {
                 .max_capacity(TOKEN_CACHE_CAPACITY)
                 .expire_after(UntilValid)
                 .build(),
+            failures: Cache::builder()
+                .max_capacity(self.cache_capacity)
+                .expire_after(UntilValid)
+                .build(),
+            tenant_holds: Cache::builder()
+                .max_capacity(TOKEN_CACHE_CAPACITY)
+                .expire_after(UntilValid)
+                .build(),
             cache_ttl: self.cache_ttl,
+            failure_ttl: self.failure_ttl,
             time_budget: self.time_budget,
             max_retries: self.max_retries,
             use_get_member_objects: self.use_get_member_objects,
@@ -219,6 +256,7 @@ impl fmt::Debug for GraphGroupResolverBuilder {
             .field("credential", &self.credential)
             .field("cache_capacity", &self.cache_capacity)
             .field("cache_ttl", &self.cache_ttl)
+            .field("failure_ttl", &self.failure_ttl)
             .field("time_budget", &self.time_budget)
             .field("max_retries", &self.max_retries)
             .field("use_get_member_objects", &self.use_get_member_objects)
@@ -247,7 +285,12 @@ struct Inner {
     fetcher: Fetcher,
     memberships: Cache<PrincipalId, Arc<Membership>>,
     tokens: Cache<TenantId, Arc<GraphToken>>,
+    /// Recent failures per principal (bounded like `memberships`).
+    failures: Cache<PrincipalId, Arc<Held>>,
+    /// Tenants held back: throttled, or Graph or their token endpoint failing as a whole.
+    tenant_holds: Cache<TenantId, Arc<Held>>,
     cache_ttl: Duration,
+    failure_ttl: Duration,
     time_budget: Duration,
     max_retries: u32,
     use_get_member_objects: bool,
@@ -266,6 +309,7 @@ impl fmt::Debug for GraphGroupResolver {
             .field("client_id", &inner.client_id)
             .field("credential", &inner.credential)
             .field("cache_ttl", &inner.cache_ttl)
+            .field("failure_ttl", &inner.failure_ttl)
             .field("time_budget", &inner.time_budget)
             .field("max_retries", &inner.max_retries)
             .field("use_get_member_objects", &inner.use_get_member_objects)
@@ -306,6 +350,30 @@ impl fmt::Debug for GraphToken {
     }
 }
 
+/// A remembered failure: what lookups are answered until `until`, without a call.
+struct Held {
+    /// The error to answer; `None` for a 429, answered as `Throttled` for the time left.
+    error: Option<GroupResolutionError>,
+    until: std::time::Instant,
+}
+
+impl Held {
+    /// The error for a lookup at `now`, or `None` once the hold is over.
+    fn answer(&self, now: std::time::Instant) -> Option<GroupResolutionError> {
+        let left = self.until.saturating_duration_since(now);
+        if left.is_zero() {
+            return None;
+        }
+        Some(self.error.clone().unwrap_or_else(|| {
+            // Whole seconds, rounded up: never "retry after 0 s" while still held.
+            let secs = left.as_secs() + u64::from(left.subsec_nanos() > 0);
+            GroupResolutionError::Throttled {
+                retry_after_secs: secs,
+            }
+        }))
+    }
+}
+
 /// Cached values that carry their own end of life.
 trait ValidUntil {
     fn valid_until(&self) -> std::time::Instant;
@@ -314,6 +382,12 @@ trait ValidUntil {
 impl ValidUntil for Membership {
     fn valid_until(&self) -> std::time::Instant {
         self.valid_until
+    }
+}
+
+impl ValidUntil for Held {
+    fn valid_until(&self) -> std::time::Instant {
+        self.until
     }
 }
 
@@ -365,8 +439,8 @@ struct TokenAnswer {
 impl GraphGroupResolver {
     /// Starts a configuration: the cloud (whose authority and Graph base are used), the
     /// API's own tenant, the API's application (client) id, and its credential. Defaults:
-    /// `checkMemberGroups`, 10 000 cached principals for at most 1 h, 5 s per resolve,
-    /// 3 retries, https only.
+    /// `checkMemberGroups`, 10 000 cached principals for at most 1 h, failures remembered
+    /// for 5 s, 5 s per resolve, 3 retries, https only.
     pub fn builder(
         cloud: &Cloud,
         tenant: TenantId,
@@ -381,6 +455,7 @@ impl GraphGroupResolver {
             http_client: None,
             cache_capacity: DEFAULT_GRAPH_CACHE_CAPACITY,
             cache_ttl: DEFAULT_GRAPH_CACHE_TTL,
+            failure_ttl: DEFAULT_GRAPH_FAILURE_TTL,
             time_budget: DEFAULT_GRAPH_TIME_BUDGET,
             max_retries: DEFAULT_GRAPH_MAX_RETRIES,
             use_get_member_objects: false,
@@ -396,7 +471,7 @@ impl GraphGroupResolver {
     /// credential (e.g. `invalid_client`), or another variant when it cannot be reached.
     pub async fn prefetch_token(&self) -> Result<(), GroupResolutionError> {
         let budget = self.inner.time_budget;
-        let deadline = Instant::now() + budget;
+        let deadline = deadline_in(budget);
         let tenant = &self.inner.home_tenant;
         tokio::time::timeout_at(deadline, self.inner.graph_token(tenant, deadline))
             .await
@@ -438,7 +513,7 @@ impl GroupResolver for GraphGroupResolver {
             return Ok(Vec::new());
         }
         let budget = self.inner.time_budget;
-        let deadline = Instant::now() + budget;
+        let deadline = deadline_in(budget);
         tokio::time::timeout_at(deadline, self.inner.lookup(principal, &wanted, deadline))
             .await
             .unwrap_or(Err(GroupResolutionError::BudgetExceeded { budget }))
@@ -461,7 +536,9 @@ impl Inner {
                 .memberships
                 .try_get_with(key.clone(), async {
                     fetched_here.store(true, Ordering::SeqCst);
-                    self.fetch(principal, &ask, deadline).await.map(Arc::new)
+                    self.fetch_guarded(principal, &ask, deadline)
+                        .await
+                        .map(Arc::new)
                 })
                 .await
                 .map_err(|e| (*e).clone())?;
@@ -489,8 +566,79 @@ impl Inner {
                 .await;
         }
         // Still racing with callers that want other groups: answer this call uncached.
-        let membership = self.fetch(principal, wanted, deadline).await?;
+        let membership = self.fetch_guarded(principal, wanted, deadline).await?;
         Ok(membership.members_among(wanted))
+    }
+
+    /// [`fetch`](Self::fetch), unless the principal or its tenant is held back; a failure
+    /// is remembered for the principal (a 429 already holds back its tenant). Runs inside
+    /// the single flight, so callers that arrive after a failure find it remembered.
+    async fn fetch_guarded(
+        &self,
+        principal: &Principal,
+        ask: &[GroupId],
+        deadline: Instant,
+    ) -> Result<Membership, GroupResolutionError> {
+        if let Some(error) = self.held_back(principal).await {
+            return Err(error);
+        }
+        let budget = self.time_budget;
+        let result = tokio::time::timeout_at(deadline, self.fetch(principal, ask, deadline))
+            .await
+            .unwrap_or(Err(GroupResolutionError::BudgetExceeded { budget }));
+        if let Err(error) = &result
+            && !matches!(error, GroupResolutionError::Throttled { .. })
+        {
+            let held = Held {
+                error: Some(error.clone()),
+                until: valid_for(self.failure_ttl),
+            };
+            self.failures
+                .insert(principal.id().clone(), Arc::new(held))
+                .await;
+        }
+        result
+    }
+
+    /// The error a lookup of `principal` gets without a call, while its tenant or the
+    /// principal itself is held back.
+    async fn held_back(&self, principal: &Principal) -> Option<GroupResolutionError> {
+        if let Some(error) = self
+            .tenant_holds
+            .get(principal.tenant())
+            .await
+            .and_then(|h| h.answer(std::time::Instant::now()))
+        {
+            return Some(error);
+        }
+        self.failures
+            .get(principal.id())
+            .await
+            .and_then(|h| h.answer(std::time::Instant::now()))
+    }
+
+    /// Holds back every lookup of `tenant` for `time`: with `error`, or (`None`) as
+    /// throttled for the time left.
+    async fn hold_tenant(
+        &self,
+        tenant: &TenantId,
+        error: Option<GroupResolutionError>,
+        time: Duration,
+    ) {
+        let held = Arc::new(Held {
+            error,
+            until: valid_for(time),
+        });
+        // A shorter hold never cuts a longer one (a 429's) short.
+        self.tenant_holds
+            .entry(tenant.clone())
+            .and_compute_with(|current| async move {
+                match current {
+                    Some(entry) if entry.value().until >= held.until => Op::Nop,
+                    _ => Op::Put(held),
+                }
+            })
+            .await;
     }
 
     /// Asks Graph which of `ask` the principal is a member of.
@@ -503,7 +651,7 @@ impl Inner {
         // Fixed before asking: the answer must not outlive the caller's token, nor the
         // configured TTL counted from when the question was asked.
         let token_life = Duration::from_secs(principal.expires_at().saturating_sub(unix_now()));
-        let valid_until = std::time::Instant::now() + self.cache_ttl.min(token_life);
+        let valid_until = valid_for(self.cache_ttl.min(token_life));
         let members = if self.use_get_member_objects {
             let all = self.get_member_objects(principal, deadline).await?;
             ask.iter().filter(|g| all.contains(*g)).cloned().collect()
@@ -612,6 +760,7 @@ impl Inner {
             let token = self.graph_token(tenant, deadline).await?;
             let answer = self
                 .send(
+                    tenant,
                     GRAPH,
                     &self.graph_calls,
                     || {
@@ -638,11 +787,15 @@ impl Inner {
                     self.forget_token(tenant, &token).await;
                 }
                 401 | 403 => {
-                    return Err(GroupResolutionError::Unauthorized {
+                    // Graph refuses the application, whoever is asked about.
+                    let error = GroupResolutionError::Unauthorized {
                         service: GRAPH,
                         status: answer.status,
                         code: graph_error_code(&answer.body),
-                    });
+                    };
+                    self.hold_tenant(tenant, Some(error.clone()), self.failure_ttl)
+                        .await;
+                    return Err(error);
                 }
                 404 => return Err(not_found(principal)),
                 status => {
@@ -663,10 +816,22 @@ impl Inner {
         tenant: &TenantId,
         deadline: Instant,
     ) -> Result<Arc<GraphToken>, GroupResolutionError> {
-        self.tokens
+        let result = self
+            .tokens
             .try_get_with(tenant.clone(), self.request_token(tenant, deadline))
             .await
-            .map_err(|e| (*e).clone())
+            .map_err(|e| (*e).clone());
+        // Without a token no lookup of the tenant can succeed: hold them all back. (A 429
+        // is held for its Retry-After by `send`; a spent budget is this caller's.)
+        if let Err(
+            error @ (GroupResolutionError::Unauthorized { .. }
+            | GroupResolutionError::Unavailable { .. }),
+        ) = &result
+        {
+            self.hold_tenant(tenant, Some(error.clone()), self.failure_ttl)
+                .await;
+        }
+        result
     }
 
     async fn forget_token(&self, tenant: &TenantId, token: &Arc<GraphToken>) {
@@ -696,6 +861,7 @@ impl Inner {
         let scope = format!("{}/.default", self.graph_base);
         let answer = self
             .send(
+                tenant,
                 TOKEN_ENDPOINT,
                 &self.token_requests,
                 || {
@@ -725,11 +891,13 @@ impl Inner {
                 if token.access_token.is_empty() {
                     return Err(unusable(&url));
                 }
-                let life = Duration::from_secs(token.expires_in);
+                // A hostile `expires_in` (up to u64::MAX) must neither overflow nor pin a
+                // token for ever.
+                let life = Duration::from_secs(token.expires_in).min(MAX_GRAPH_TOKEN_LIFETIME);
                 let keep = life.saturating_sub(TOKEN_REFRESH_MARGIN.min(life / 2));
                 Ok(Arc::new(GraphToken {
                     access_token: token.access_token,
-                    valid_until: std::time::Instant::now() + keep,
+                    valid_until: valid_for(keep),
                 }))
             }
             400 | 401 | 403 => Err(GroupResolutionError::Unauthorized {
@@ -749,9 +917,11 @@ impl Inner {
     /// Sends a request (made afresh per attempt) and returns the first answer that is
     /// neither a 429 nor a 5xx. 429s wait for `Retry-After`, 5xx and transport failures
     /// back off; both stop after `max_retries` retries or when the wait would not fit in
-    /// the budget.
+    /// the budget. A 429 holds back the tenant for its wait at once; a 5xx or transport
+    /// failure that ends the retries holds it back for `failure_ttl`.
     async fn send(
         &self,
+        tenant: &TenantId,
         service: &'static str,
         counter: &AtomicU64,
         make: impl Fn() -> Result<reqwest::RequestBuilder, GroupResolutionError>,
@@ -777,10 +947,13 @@ impl Inner {
                 Ok(answer)
                     if answer.status == 429 || matches!(answer.status, 500 | 502 | 503 | 504) =>
                 {
-                    let wait = answer
-                        .retry_after
-                        .map_or_else(|| backoff(retries), Duration::from_secs);
+                    let wait = answer.retry_after.map_or_else(
+                        || backoff(retries),
+                        |secs| Duration::from_secs(secs).min(MAX_GRAPH_RETRY_AFTER),
+                    );
                     let failure = if answer.status == 429 {
+                        // Every lookup of the tenant waits for it, not only this one.
+                        self.hold_tenant(tenant, None, wait).await;
                         GroupResolutionError::Throttled {
                             retry_after_secs: wait.as_secs(),
                         }
@@ -814,7 +987,14 @@ impl Inner {
                     });
                 }
             };
-            if retries >= self.max_retries || Instant::now() + wait > deadline {
+            if retries >= self.max_retries
+                || wait > deadline.saturating_duration_since(Instant::now())
+            {
+                if !matches!(failure, GroupResolutionError::Throttled { .. }) {
+                    // The service is failing for everyone in the tenant, not this one.
+                    self.hold_tenant(tenant, Some(failure.clone()), self.failure_ttl)
+                        .await;
+                }
                 return Err(failure);
             }
             tracing::debug!(
@@ -827,6 +1007,19 @@ impl Inner {
             tokio::time::sleep(wait).await;
         }
     }
+}
+
+/// The deadline `budget` from now (now itself if that is past the clock's range).
+fn deadline_in(budget: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(budget).unwrap_or(now)
+}
+
+/// The end of a life of `life` from now (now itself, i.e. already over, if that is past
+/// the clock's range): never a panic, never longer than asked.
+fn valid_for(life: Duration) -> std::time::Instant {
+    let now = std::time::Instant::now();
+    now.checked_add(life).unwrap_or(now)
 }
 
 fn not_found(principal: &Principal) -> GroupResolutionError {
@@ -996,6 +1189,20 @@ mod tests {
                 },
             ),
             (
+                builder(&cloud).failure_ttl(Duration::ZERO),
+                ConfigError::OutOfRange {
+                    setting: "failure_ttl",
+                    reason: "above zero, at most 60 s",
+                },
+            ),
+            (
+                builder(&cloud).failure_ttl(Duration::from_secs(61)),
+                ConfigError::OutOfRange {
+                    setting: "failure_ttl",
+                    reason: "above zero, at most 60 s",
+                },
+            ),
+            (
                 builder(&cloud).time_budget(Duration::from_secs(600)),
                 ConfigError::OutOfRange {
                     setting: "time_budget",
@@ -1054,6 +1261,33 @@ mod tests {
         let graph = br#"{"error":{"code":"Authorization_RequestDenied","message":"Insufficient privileges to complete the operation."}}"#;
         assert_eq!(graph_error_code(graph), "Authorization_RequestDenied");
         assert_eq!(graph_error_code(b"{}"), "unknown");
+    }
+
+    #[test]
+    fn a_throttled_hold_answers_the_time_left_rounded_up_then_nothing() {
+        let now = std::time::Instant::now();
+        let held = Held {
+            error: None,
+            until: now + Duration::from_millis(1500),
+        };
+        assert_eq!(
+            held.answer(now),
+            Some(GroupResolutionError::Throttled {
+                retry_after_secs: 2
+            })
+        );
+        let failed = GroupResolutionError::Unavailable { reason: "x".into() };
+        let held = Held {
+            error: Some(failed.clone()),
+            until: now + Duration::from_secs(60),
+        };
+        assert_eq!(held.answer(now), Some(failed));
+        assert_eq!(held.answer(now + Duration::from_secs(60)), None);
+        let over = Held {
+            error: None,
+            until: now,
+        };
+        assert_eq!(over.answer(now), None);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The Microsoft Graph side of [`TestIdp`]: the client credentials token endpoint and the
 //! transitive membership actions `checkMemberGroups` and `getMemberObjects`, for users and
-//! service principals, with fault modes ([`GraphMode`]) and request counters.
+//! service principals, with fault modes ([`GraphMode`] for Graph, [`GraphTokenMode`] for
+//! the token endpoint) and request counters.
 //!
 //! The Graph base URL is the authority, as [`Cloud::custom`](crate::Cloud::custom) assumes:
 //!
@@ -52,7 +53,8 @@ const DEFAULT_TOKEN_LIFETIME_SECS: u64 = 3599;
 const ASSERTION_SKEW_SECS: u64 = 300;
 
 /// How the Microsoft Graph endpoints (`checkMemberGroups`, `getMemberObjects`) answer; set
-/// with [`TestIdp::set_graph_mode`]. The token endpoint is not affected.
+/// with [`TestIdp::set_graph_mode`]. The token endpoint is not affected (see
+/// [`GraphTokenMode`]).
 ///
 /// Requests are counted whatever the mode; the `Authorization` header is checked first.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -77,6 +79,34 @@ pub enum GraphMode {
     Slow(Duration),
 }
 
+/// How the client credentials token endpoint answers; set with
+/// [`TestIdp::set_graph_token_mode`]. The Graph endpoints are not affected.
+///
+/// Requests are counted whatever the mode; the mode applies before the request is
+/// checked, except [`GraphTokenMode::ExpiresIn`], which applies to tokens it issues.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum GraphTokenMode {
+    /// Answer like Entra.
+    #[default]
+    Normal,
+    /// Answer with this HTTP status and an Entra-style JSON error body (codes outside
+    /// `200..=999` are answered as 500).
+    Status(u16),
+    /// Answer the next `times` requests with `429 Too Many Requests` and
+    /// `Retry-After: retry_after_secs` (any `u64`, e.g. `u64::MAX` for a hostile answer),
+    /// then normally (the mode switches back to [`GraphTokenMode::Normal`]).
+    TooManyRequests {
+        /// The `Retry-After` value, in seconds.
+        retry_after_secs: u64,
+        /// How many requests are throttled.
+        times: usize,
+    },
+    /// Issue tokens normally but with this `expires_in` (any `u64`, e.g. `u64::MAX` for a
+    /// hostile answer), overriding [`TestIdp::set_graph_token_lifetime`].
+    ExpiresIn(u64),
+}
+
 /// The Graph look-alike's state, inside the idp's [`State`].
 pub(crate) struct GraphState {
     client_secret: String,
@@ -88,6 +118,7 @@ pub(crate) struct GraphState {
     assertions_seen: Mutex<HashSet<String>>,
     memberships: Mutex<HashMap<ObjectId, Vec<GroupId>>>,
     mode: Mutex<GraphMode>,
+    token_mode: Mutex<GraphTokenMode>,
     paths: Mutex<Vec<String>>,
     token_requests: AtomicUsize,
     check_member_groups_requests: AtomicUsize,
@@ -105,6 +136,7 @@ impl GraphState {
             assertions_seen: Mutex::new(HashSet::new()),
             memberships: Mutex::new(HashMap::new()),
             mode: Mutex::new(GraphMode::Normal),
+            token_mode: Mutex::new(GraphTokenMode::Normal),
             paths: Mutex::new(Vec::new()),
             token_requests: AtomicUsize::new(0),
             check_member_groups_requests: AtomicUsize::new(0),
@@ -143,6 +175,24 @@ impl GraphState {
         }
         match current {
             GraphMode::TooManyRequests { times: 0, .. } => GraphMode::Normal,
+            other => other,
+        }
+    }
+
+    /// The token endpoint's mode for this request; consumes one throttled request of
+    /// `TooManyRequests`.
+    fn take_token_mode(&self) -> GraphTokenMode {
+        let mut mode = lock(&self.token_mode);
+        let current = mode.clone();
+        if let GraphTokenMode::TooManyRequests { times, .. } = &mut *mode {
+            if *times <= 1 {
+                *mode = GraphTokenMode::Normal;
+            } else {
+                *times -= 1;
+            }
+        }
+        match current {
+            GraphTokenMode::TooManyRequests { times: 0, .. } => GraphTokenMode::Normal,
             other => other,
         }
     }
@@ -192,6 +242,11 @@ impl TestIdp {
     /// Sets how the Graph endpoints answer from now on.
     pub fn set_graph_mode(&self, mode: GraphMode) {
         *lock(&self.state().graph.mode) = mode;
+    }
+
+    /// Sets how the token endpoint answers from now on.
+    pub fn set_graph_token_mode(&self, mode: GraphTokenMode) {
+        *lock(&self.state().graph.token_mode) = mode;
     }
 
     /// Token endpoint requests received (any tenant, any answer).
@@ -280,8 +335,16 @@ pub(crate) async fn answer(
     match route {
         Route::Token { tenant } => {
             state.graph.token_requests.fetch_add(1, Ordering::SeqCst);
+            let lifetime = match state.graph.take_token_mode() {
+                GraphTokenMode::Status(code) => return token_fault(code),
+                GraphTokenMode::TooManyRequests {
+                    retry_after_secs, ..
+                } => return throttled(retry_after_secs),
+                GraphTokenMode::ExpiresIn(secs) => secs,
+                GraphTokenMode::Normal => state.graph.token_lifetime_secs.load(Ordering::SeqCst),
+            };
             match read_body(req).await {
-                Some(body) => token(state, &tenant, &body),
+                Some(body) => token(state, &tenant, &body, lifetime),
                 None => too_large(),
             }
         }
@@ -353,7 +416,8 @@ fn skiptoken(query: Option<&str>) -> Option<Option<usize>> {
     )
 }
 
-fn token(state: &State, tenant: &str, body: &[u8]) -> Response<Full<Bytes>> {
+/// Answers a token request whose tokens live `lifetime` seconds (`expires_in`).
+fn token(state: &State, tenant: &str, body: &[u8], lifetime: u64) -> Response<Full<Bytes>> {
     let tenant = match TenantId::parse(tenant) {
         Ok(t) if state.serves(&t) => t,
         _ => return invalid_tenant(&state.authority, tenant),
@@ -409,7 +473,6 @@ fn token(state: &State, tenant: &str, body: &[u8]) -> Response<Full<Bytes>> {
     }
     let access_token = random_b64::<32>();
     lock(&state.graph.issued).insert(access_token.clone(), tenant);
-    let lifetime = state.graph.token_lifetime_secs.load(Ordering::SeqCst);
     let body = json!({
         "token_type": "Bearer",
         "expires_in": lifetime,
@@ -592,6 +655,20 @@ fn graph_fault(code: u16) -> Response<Full<Bytes>> {
     graph_error(
         status,
         "generalException",
+        &format!("TestIdp fault injection: HTTP {}.", status.as_u16()),
+    )
+}
+
+/// The token endpoint's answer to [`GraphTokenMode::Status`].
+fn token_fault(code: u16) -> Response<Full<Bytes>> {
+    let status = match code {
+        200..=999 => StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    entra_error(
+        status,
+        "temporarily_unavailable",
+        50196,
         &format!("TestIdp fault injection: HTTP {}.", status.as_u16()),
     )
 }
@@ -897,5 +974,43 @@ mod tests {
         idp.set_graph_mode(GraphMode::Status(503));
         issue(&idp).await;
         assert_eq!(idp.check_member_groups_requests(), 6);
+    }
+
+    #[tokio::test]
+    async fn token_modes_answer_as_documented() {
+        let idp = TestIdp::start().await;
+        let url = format!("{}/{}/oauth2/v2.0/token", idp.authority(), idp.tenant_id());
+        let good = good_form(&idp);
+        let send = || {
+            let (url, body) = (url.clone(), form(&refs(&good)));
+            async move { post(&url, None, "application/x-www-form-urlencoded", body).await }
+        };
+
+        idp.set_graph_token_mode(GraphTokenMode::TooManyRequests {
+            retry_after_secs: u64::MAX,
+            times: 2,
+        });
+        for _ in 0..2 {
+            let (status, retry_after, _) = send().await;
+            assert_eq!(
+                (status, retry_after.as_deref()),
+                (429, Some("18446744073709551615"))
+            );
+        }
+        assert_eq!(send().await.0, 200);
+
+        idp.set_graph_token_mode(GraphTokenMode::Status(503));
+        let (status, _, body) = send().await;
+        assert_eq!(
+            (status, &body["error"]),
+            (503, &json!("temporarily_unavailable"))
+        );
+        idp.set_graph_token_mode(GraphTokenMode::ExpiresIn(u64::MAX));
+        let (status, _, body) = send().await;
+        assert_eq!((status, &body["expires_in"]), (200, &json!(u64::MAX)));
+        idp.set_graph_token_mode(GraphTokenMode::Normal);
+        assert_eq!(send().await.2["expires_in"], 3599);
+        assert_eq!(idp.graph_token_requests(), 6);
+        assert_eq!(idp.issued_graph_tokens().len(), 3);
     }
 }

@@ -69,7 +69,7 @@ use tokio::task::JoinHandle;
 
 use crate::ids::TenantId;
 
-pub use graph::GraphMode;
+pub use graph::{GraphMode, GraphTokenMode};
 pub use hold::JwksHold;
 use keys::RsaKey;
 pub use mint::TokenBuilder;
