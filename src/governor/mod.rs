@@ -246,7 +246,7 @@ impl Governor {
                 let event = AuditEvent::new(token_outcome(&error), action, resource)
                     .with_reason(error.code())
                     .with_explanation(error.to_string());
-                Box::pin(self.record(event, context, started)).await?;
+                self.record_unauthenticated(event, context, started)?;
                 Err(AuthorizeError::InvalidToken(error))
             }
         }
@@ -269,7 +269,7 @@ impl Governor {
 
     /// Records a request refused before a token could even be read (no, several or a
     /// malformed `Authorization` header).
-    pub(crate) async fn record_bad_request(
+    pub(crate) fn record_bad_request(
         &self,
         code: &'static str,
         explanation: &str,
@@ -284,7 +284,7 @@ impl Governor {
         .with_reason(code)
         .with_explanation(explanation);
         // The request is refused whatever the trail says; strict mode changes nothing here.
-        let _ = self.record(event, context, Instant::now()).await;
+        let _ = self.record_unauthenticated(event, context, Instant::now());
     }
 
     /// Decides for a caller verified earlier (by [`verify`](Self::verify), or by your own
@@ -416,13 +416,26 @@ impl Governor {
         let Some(audit) = &self.inner.audit else {
             return Ok(());
         };
-        let mut event = event.with_latency(started.elapsed());
-        if let Some(id) = &context.correlation_id {
-            event = event.with_correlation_id(id.clone());
-        }
         audit
-            .record(event)
+            .record(with_request(event, context, started))
             .await
+            .map_err(|_| AuthorizeError::AuditUnavailable)
+    }
+
+    /// Records a refusal made before any caller was authenticated on the audit log's
+    /// side queue, which never waits: a flood of them cannot hold up real decisions (see
+    /// [`AuditLog::record_unauthenticated`]). In strict mode a failing trail refuses.
+    fn record_unauthenticated(
+        &self,
+        event: AuditEvent,
+        context: &RequestContext,
+        started: Instant,
+    ) -> Result<(), AuthorizeError> {
+        let Some(audit) = &self.inner.audit else {
+            return Ok(());
+        };
+        audit
+            .record_unauthenticated(with_request(event, context, started))
             .map_err(|_| AuthorizeError::AuditUnavailable)
     }
 
@@ -482,6 +495,15 @@ impl Governor {
         let mut kids: Vec<String> = set.kids().map(str::to_owned).collect();
         kids.sort();
         kids
+    }
+}
+
+/// `event` with the request's latency so far and correlation id.
+fn with_request(event: AuditEvent, context: &RequestContext, started: Instant) -> AuditEvent {
+    let event = event.with_latency(started.elapsed());
+    match &context.correlation_id {
+        Some(id) => event.with_correlation_id(id.clone()),
+        None => event,
     }
 }
 
