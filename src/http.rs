@@ -317,9 +317,7 @@ where
     let token = match bearer_token(authorization) {
         Ok(token) => token,
         Err(e) => {
-            governor
-                .record_bad_request(e.code(), &e.to_string(), path, context)
-                .await;
+            governor.record_bad_request(e.code(), &e.to_string(), path, context);
             return Err(Refusal::from_bearer_error(e));
         }
     };

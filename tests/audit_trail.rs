@@ -324,3 +324,127 @@ async fn no_token_or_secret_reaches_a_log_line() {
         );
     }
 }
+
+/// A sink that announces each write, then waits until the test opens it: the test decides
+/// when the trail makes progress.
+struct Stalled {
+    inner: MemorySink,
+    entered: tokio::sync::mpsc::UnboundedSender<usize>,
+    open: Arc<tokio::sync::Semaphore>,
+}
+
+#[async_trait::async_trait]
+impl entra_governor::AuditSink for Stalled {
+    async fn write(
+        &self,
+        batch: &[entra_governor::AuditEvent],
+    ) -> Result<(), entra_governor::AuditSinkError> {
+        let _ = self.entered.send(batch.len());
+        let _permit = self.open.acquire().await.expect("never closed");
+        self.inner.write(batch).await
+    }
+}
+
+/// Fails the test if `what` does not finish within a generous bound: a failure detector,
+/// not a performance assertion.
+async fn finishes<T>(what: &str, future: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(std::time::Duration::from_secs(10), future)
+        .await
+        .unwrap_or_else(|_| panic!("{what}: still waiting after 10 s"))
+}
+
+#[tokio::test]
+async fn a_flood_of_invalid_tokens_against_a_stalled_sink_never_holds_up_decisions() {
+    const SIDE: usize = 8;
+    const FLOOD: usize = 50;
+    let idp = TestIdp::start().await;
+    let written = MemorySink::new();
+    let (entered, mut entries) = tokio::sync::mpsc::unbounded_channel();
+    let open = Arc::new(tokio::sync::Semaphore::new(0));
+    let sink = Stalled {
+        inner: written.clone(),
+        entered,
+        open: Arc::clone(&open),
+    };
+    let log = AuditLog::builder(sink)
+        .capacity(4)
+        .unauthenticated_capacity(SIDE)
+        .build();
+    let g = governor(&idp, log.clone());
+    g.prefetch_keys().await.unwrap();
+    let authorize = |token: String, action: &'static str, resource: &'static str, id| {
+        let g = g.clone();
+        async move {
+            let ctx = RequestContext::with_correlation_id(id);
+            g.authorize_with(&token, action, resource, &ctx).await
+        }
+    };
+    let garbage = || "a.b.c".to_owned();
+
+    // The sink takes a first refusal and stalls on it.
+    let refused = authorize(garbage(), "models.read", "models/m", "first");
+    assert!(matches!(
+        finishes("the first refusal", refused).await,
+        Err(AuthorizeError::InvalidToken(_))
+    ));
+    assert_eq!(
+        finishes("the sink's first write", entries.recv()).await,
+        Some(1)
+    );
+
+    for i in 0..FLOOD {
+        let refused = authorize(garbage(), "models.read", "models/m", "flood");
+        let outcome = finishes(&format!("invalid token {i} of the flood"), refused).await;
+        assert!(matches!(outcome, Err(AuthorizeError::InvalidToken(_))));
+    }
+    let token = idp
+        .token()
+        .scopes("Training.Manage")
+        .groups([DATA_SCIENTISTS])
+        .sign();
+    let allow = authorize(token.clone(), "training.submit", "models/exp-1", "allow");
+    assert!(
+        finishes("the allowed decision", allow)
+            .await
+            .unwrap()
+            .is_allowed()
+    );
+    let deny = authorize(token, "models.deploy", "models/prod-1", "deny");
+    assert!(
+        !finishes("the denied decision", deny)
+            .await
+            .unwrap()
+            .is_allowed()
+    );
+    // Both decisions returned while the refusals before them are still stuck.
+    assert_eq!(written.len(), 0);
+    assert_eq!(log.dropped_unauthenticated(), (FLOOD - SIDE) as u64);
+    assert_eq!(log.dropped(), (FLOOD - SIDE) as u64);
+
+    open.add_permits(tokio::sync::Semaphore::MAX_PERMITS / 2);
+    finishes("flushing the trail", log.flush()).await;
+    let events = written.events();
+    let with_id = |id: &str| {
+        events
+            .iter()
+            .filter(|e| e.correlation_id.as_deref() == Some(id))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(with_id("allow").len(), 1);
+    assert_eq!(with_id("allow")[0].outcome, AuditOutcome::Allow);
+    assert_eq!(with_id("deny").len(), 1);
+    assert_eq!(with_id("deny")[0].outcome, AuditOutcome::Deny);
+    assert_eq!(with_id("first").len(), 1);
+    assert_eq!(with_id("flood").len(), SIDE);
+    let summaries: Vec<_> = events
+        .iter()
+        .filter(|e| e.outcome == AuditOutcome::Dropped)
+        .collect();
+    assert_eq!(summaries.len(), 1);
+    assert_eq!(summaries[0].dropped_events, Some((FLOOD - SIDE) as u64));
+    assert_eq!(summaries[0].reason, "unauthenticated_refusals_dropped");
+    assert_eq!(events.len(), 1 + SIDE + 2 + 1);
+    assert_eq!(log.recorded(), (1 + FLOOD + 2) as u64);
+    assert_eq!(log.written(), (1 + SIDE + 2) as u64);
+    assert_eq!(log.pending(), 0);
+}

@@ -436,5 +436,93 @@ async fn with_acct_emitted_a_user_token_without_it_is_of_unknown_guest_status() 
     assert_eq!(
         lenient.verify(&without).await.unwrap().guest_status(),
         entra_governor::GuestStatus::Member
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// A data scientist (allowed `inference.invoke` on `models/exp-42`) whose token expires
+/// at `exp`.
+fn scientist_expiring_at(idp: &TestIdp, exp: u64) -> entra_governor::Principal {
+    let oid = entra_governor::ObjectId::parse("0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0").unwrap();
+    entra_governor::Principal::builder(idp.tenant_id().clone(), oid)
+        .scopes(["Inference.Invoke"])
+        .groups(entra_governor::Groups::Listed(vec![
+            entra_governor::GroupId::parse(DATA_SCIENTISTS).unwrap(),
+        ]))
+        .expires_at(exp)
+        .build()
+}
+
+#[tokio::test]
+async fn authorize_principal_refuses_a_principal_whose_token_expired_since() {
+    let (idp, g) = setup().await;
+    let ctx = entra_governor::RequestContext::default();
+    // Within the 300 s clock skew, as verify() allows: still decided.
+    let recent = scientist_expiring_at(&idp, unix_now() - 10);
+    let d = g
+        .authorize_principal(&recent, "inference.invoke", "models/exp-42", &ctx)
+        .await
+        .unwrap();
+    assert!(d.is_allowed(), "{d}");
+    let exp = unix_now() - 3600;
+    let expired = scientist_expiring_at(&idp, exp);
+    let err = g
+        .authorize_principal(&expired, "inference.invoke", "models/exp-42", &ctx)
+        .await
+        .unwrap_err();
+    match &err {
+        AuthorizeError::InvalidToken(TokenError::Expired {
+            expired_at,
+            skew_secs,
+            ..
+        }) => assert_eq!((*expired_at, *skew_secs), (exp, 300)),
+        other => panic!("expected an expiry refusal, got {other:?}"),
+    }
+    assert_eq!(
+        entra_governor::http::Refusal::from_authorize_error(&err).status,
+        401
+    );
+}
+
+#[tokio::test]
+async fn authorize_principal_refuses_a_principal_revoked_since() {
+    let (idp, g) = setup().await;
+    let ctx = entra_governor::RequestContext::default();
+    let token = idp
+        .token()
+        .issued_at(-60)
+        .scopes("Inference.Invoke")
+        .groups([DATA_SCIENTISTS])
+        .sign();
+    let caller = g.verify(&token).await.unwrap();
+    let d = g
+        .authorize_principal(&caller, "inference.invoke", "models/exp-42", &ctx)
+        .await
+        .unwrap();
+    assert!(d.is_allowed(), "{d}");
+    let at = std::time::SystemTime::now();
+    g.revoke(caller.id(), at).unwrap();
+    let err = g
+        .authorize_principal(&caller, "inference.invoke", "models/exp-42", &ctx)
+        .await
+        .unwrap_err();
+    let before = at.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    assert_eq!(
+        err,
+        AuthorizeError::InvalidToken(TokenError::Revoked {
+            revoked_before: before,
+            challenge: None
+        })
+    );
+    let refusal = entra_governor::http::Refusal::from_authorize_error(&err);
+    assert_eq!(
+        (refusal.status, refusal.www_authenticate.as_deref()),
+        (
+            401,
+            Some("Bearer error=\"invalid_token\", error_description=\"token revoked\"")
+        )
     );
 }

@@ -102,6 +102,57 @@ async fn the_http_contract() {
     http_cases::check_contract(&base, &idp, &trail).await;
 }
 
+/// Every route behind `a`'s authentication; `Require` of `a`, `b` or `c` (see
+/// `http_cases::check_two_governors`). One worker thread.
+fn serve_two_governors(a: &Governor, b: &Governor, c: &Governor) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (a, b, c) = (a.clone(), b.clone(), c.clone());
+    let server = HttpServer::new(move || {
+        let infer = |prefix: &str, g: &Governor| {
+            web::resource(format!("{prefix}/models/{{model}}/infer"))
+                .route(web::post().to(decided))
+                .wrap(Require::new(
+                    g.clone(),
+                    "inference.invoke",
+                    "models/{model}",
+                ))
+        };
+        App::new().service(
+            web::scope("/v1")
+                .wrap(GovernorMiddleware::new(a.clone()))
+                .service(infer("", &a))
+                .service(infer("/b", &b))
+                .service(infer("/c", &c)),
+        )
+    })
+    .workers(1)
+    .disable_signals()
+    .listen(listener)
+    .unwrap()
+    .run();
+    actix_web::rt::spawn(server);
+    base
+}
+
+#[actix_web::test]
+async fn require_of_another_governor_does_not_trust_the_principal_in_the_extensions() {
+    let idp = TestIdp::start().await;
+    let trail = http_cases::Trail::new();
+    let governor = |client_id: &str| {
+        common::builder(&idp)
+            .client_id(client_id)
+            .policy(http_cases::example_policy())
+            .audit(trail.log.clone())
+            .build()
+            .unwrap()
+    };
+    let (a, b) = (governor(&idp.client_id()), governor(&idp.client_id()));
+    let c = governor(http_cases::OTHER_CLIENT_ID);
+    let base = serve_two_governors(&a, &b, &c);
+    http_cases::check_two_governors(&base, &idp, &trail, &b).await;
+}
+
 #[actix_web::test]
 async fn identity_provider_down_is_503_with_retry_after() {
     let idp = TestIdp::start().await;

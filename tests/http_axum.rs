@@ -73,10 +73,30 @@ fn app(governor: &Governor) -> Router {
     governed.merge(alone).with_state(governor.clone())
 }
 
+/// Every route behind `a`'s authentication; `Require` of `a`, `b` or `c` (see
+/// `http_cases::check_two_governors`).
+fn two_governors_app(a: &Governor, b: &Governor, c: &Governor) -> Router {
+    let infer = |g: &Governor| {
+        post(decided).route_layer(RequireLayer::new(
+            g.clone(),
+            "inference.invoke",
+            "models/{model}",
+        ))
+    };
+    Router::new()
+        .route("/v1/models/{model}/infer", infer(a))
+        .route("/v1/b/models/{model}/infer", infer(b))
+        .route("/v1/c/models/{model}/infer", infer(c))
+        .layer(GovernorLayer::new(a.clone()))
+}
+
 async fn serve(governor: &Governor) -> String {
+    serve_app(app(governor)).await
+}
+
+async fn serve_app(app: Router) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr: SocketAddr = listener.local_addr().unwrap();
-    let app = app(governor);
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     format!("http://{addr}")
 }
@@ -92,6 +112,24 @@ async fn the_http_contract() {
         .unwrap();
     let base = serve(&governor).await;
     http_cases::check_contract(&base, &idp, &trail).await;
+}
+
+#[tokio::test]
+async fn require_of_another_governor_does_not_trust_the_principal_in_the_extensions() {
+    let idp = TestIdp::start().await;
+    let trail = http_cases::Trail::new();
+    let governor = |client_id: &str| {
+        common::builder(&idp)
+            .client_id(client_id)
+            .policy(http_cases::example_policy())
+            .audit(trail.log.clone())
+            .build()
+            .unwrap()
+    };
+    let (a, b) = (governor(&idp.client_id()), governor(&idp.client_id()));
+    let c = governor(http_cases::OTHER_CLIENT_ID);
+    let base = serve_app(two_governors_app(&a, &b, &c)).await;
+    http_cases::check_two_governors(&base, &idp, &trail, &b).await;
 }
 
 #[tokio::test]

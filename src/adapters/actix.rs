@@ -2,9 +2,9 @@
 //! that authorizes per resource, and extractors for handlers.
 //!
 //! - [`GovernorMiddleware`] verifies the bearer token of every request and puts the
-//!   caller's [`Principal`] (as an `Arc<Principal>`, shared with the verified-token
-//!   cache: no copy per request) in the request extensions, or answers the refusal (400, 401,
-//!   503).
+//!   caller's [`Principal`](crate::Principal) (shared with the verified-token cache: no
+//!   copy per request, and tagged with the governor that verified it) in the request
+//!   extensions, or answers the refusal (400, 401, 503).
 //! - [`Require`] requires an action on a resource named by the route's match info
 //!   (`inference.invoke` on `models/{model}`); on allow it puts the [`Decision`] (an
 //!   `Arc<Decision>`) in the request extensions, otherwise it answers 403 (or 503). Wrap the
@@ -98,7 +98,7 @@ use actix_web::http::header::{AUTHORIZATION, HeaderMap};
 use actix_web::{Error, FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseError};
 
 use crate::http::{self, RenderError, ResourceTemplate};
-use crate::{Decision, Governor, Principal, RequestContext};
+use crate::{Decision, Governor, RequestContext};
 
 pub use crate::http::Refusal;
 
@@ -141,7 +141,7 @@ fn refuse<B>(request: ServiceRequest, refusal: &Refusal) -> ServiceResponse<Eith
 // ------------------------------------------------------------------- authentication
 
 /// Middleware that verifies the bearer token of every request and inserts the caller's
-/// [`Principal`] into the request extensions; refuses with 400, 401 or 503 otherwise.
+/// [`Principal`](crate::Principal) into the request extensions; refuses with 400, 401 or 503 otherwise.
 ///
 /// ```
 /// # use actix_web::{App, web};
@@ -222,7 +222,9 @@ where
             .await;
             match outcome {
                 Ok(principal) => {
-                    request.extensions_mut().insert(principal);
+                    request
+                        .extensions_mut()
+                        .insert(Verified::new(principal, &governor));
                     Ok(service.call(request).await?.map_into_left_body())
                 }
                 Err(refusal) => Ok(refuse(request, &refusal)),
@@ -234,11 +236,15 @@ where
 // -------------------------------------------------------------------- authorization
 
 /// Middleware that requires an action on a resource named by the route's match info;
-/// inserts the allowing [`Decision`] (and the [`Principal`]) into the request extensions,
+/// inserts the allowing [`Decision`] (and the [`Principal`](crate::Principal)) into the request extensions,
 /// or refuses.
 ///
-/// The caller is the [`Principal`] a [`GovernorMiddleware`] put in the extensions;
+/// The caller is the [`Principal`](crate::Principal) a [`GovernorMiddleware`] put in the extensions;
 /// without one, this middleware verifies the bearer token itself (same refusals).
+/// A caller verified by another governor (another audience, another revocation list)
+/// is not trusted: the bearer token is verified again by this one. The caller is also
+/// checked again for expiry and revocation before the decision
+/// ([`Governor::authorize_principal`]).
 ///
 /// ```
 /// # use actix_web::{App, web};
@@ -278,9 +284,10 @@ impl Require {
     /// Authenticates (unless done), fills the template, decides; on allow the principal
     /// and the decision are in the request extensions.
     async fn check(&self, request: &ServiceRequest) -> Result<(), Refusal> {
-        let existing = request.extensions_mut().remove::<Arc<Principal>>();
+        let existing = request.extensions_mut().remove::<Verified>();
         let context = context(request.headers());
-        let principal = match existing {
+        // A caller verified by another governor is verified again by this one.
+        let principal = match existing.and_then(|v| v.for_governor(&self.governor)) {
             Some(principal) => principal,
             None => {
                 let headers = authorization(request.headers());
@@ -313,7 +320,7 @@ impl Require {
         )
         .await?;
         let mut extensions = request.extensions_mut();
-        extensions.insert(principal);
+        extensions.insert(Verified::new(principal, &self.governor));
         extensions.insert(Arc::new(decision));
         Ok(())
     }
@@ -393,16 +400,16 @@ where
 
 // ---------------------------------------------------------------------- extractors
 
-use super::not_installed;
 pub use super::{Authenticated, Authorized};
+use super::{Verified, not_installed};
 
 impl FromRequest for Authenticated {
     type Error = Refusal;
     type Future = Ready<Result<Self, Refusal>>;
 
     fn from_request(request: &HttpRequest, _payload: &mut Payload) -> Self::Future {
-        ready(match request.extensions().get::<Arc<Principal>>() {
-            Some(principal) => Ok(Self(principal.clone())),
+        ready(match request.extensions().get::<Verified>() {
+            Some(verified) => Ok(Self(Arc::clone(verified.principal()))),
             None => Err(not_installed(
                 "Authenticated extractor without GovernorMiddleware or Require",
             )),

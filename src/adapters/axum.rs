@@ -2,8 +2,9 @@
 //! that authorizes, and extractors for handlers.
 //!
 //! - [`GovernorLayer`] verifies the bearer token of every request and puts the caller's
-//!   [`Principal`] (as an `Arc<Principal>`, shared with the verified-token cache: no
-//!   copy per request) in the request extensions, or answers the refusal (400, 401, 503).
+//!   [`Principal`](crate::Principal) (shared with the verified-token cache: no copy per
+//!   request, and tagged with the governor that verified it) in the request extensions,
+//!   or answers the refusal (400, 401, 503).
 //! - [`RequireLayer`] requires an action on a resource named by the route's parameters
 //!   (`inference.invoke` on `models/{model}`); on allow it puts the [`Decision`] (an
 //!   `Arc<Decision>`) in the request extensions, otherwise it answers 403 (or 503). Use it with
@@ -108,7 +109,7 @@ use ::axum::response::{IntoResponse, Response};
 use tower::{Layer, Service};
 
 use crate::http::{self, RenderError, ResourceTemplate};
-use crate::{Decision, Governor, Principal, RequestContext};
+use crate::{Decision, Governor, RequestContext};
 
 pub use crate::http::Refusal;
 
@@ -170,7 +171,7 @@ fn take_ready<S: Clone>(slot: &mut S) -> S {
 
 // ------------------------------------------------------------------- authentication
 
-/// Verifies the bearer token of every request and inserts the caller's [`Principal`] into
+/// Verifies the bearer token of every request and inserts the caller's [`Principal`](crate::Principal) into
 /// the request extensions; refuses with 400, 401 or 503 otherwise.
 ///
 /// ```
@@ -237,7 +238,7 @@ where
                 let outcome = http::authenticate(&governor, headers, path, &context).await;
                 match outcome {
                     Ok(principal) => {
-                        parts.extensions.insert(principal);
+                        parts.extensions.insert(Verified::new(principal, &governor));
                         inner.call(Request::from_parts(parts, body)).await
                     }
                     Err(refusal) => Ok(refusal.into_response()),
@@ -250,10 +251,14 @@ where
 // -------------------------------------------------------------------- authorization
 
 /// Requires an action on a resource named by the route's path parameters; inserts the
-/// allowing [`Decision`] (and the [`Principal`]) into the request extensions, or refuses.
+/// allowing [`Decision`] (and the [`Principal`](crate::Principal)) into the request extensions, or refuses.
 ///
-/// The caller is the [`Principal`] a [`GovernorLayer`] put in the extensions; without
+/// The caller is the [`Principal`](crate::Principal) a [`GovernorLayer`] put in the extensions; without
 /// one, this layer verifies the bearer token itself (same refusals).
+/// A caller verified by another governor (another audience, another revocation list)
+/// is not trusted: the bearer token is verified again by this one. The caller is also
+/// checked again for expiry and revocation before the decision
+/// ([`Governor::authorize_principal`]).
 ///
 /// ```
 /// # use axum::{Router, routing::post};
@@ -344,7 +349,9 @@ impl RequireLayer {
     /// and the decision are in `parts.extensions`.
     async fn check(&self, parts: &mut Parts) -> Result<(), Refusal> {
         let context = context(&parts.headers);
-        let principal = match parts.extensions.remove::<Arc<Principal>>() {
+        let verified = parts.extensions.remove::<Verified>();
+        // A caller verified by another governor is verified again by this one.
+        let principal = match verified.and_then(|v| v.for_governor(&self.governor)) {
             Some(principal) => principal,
             None => {
                 let path = parts.uri.path().to_owned();
@@ -377,7 +384,9 @@ impl RequireLayer {
             &context,
         )
         .await?;
-        parts.extensions.insert(principal);
+        parts
+            .extensions
+            .insert(Verified::new(principal, &self.governor));
         parts.extensions.insert(Arc::new(decision));
         Ok(())
     }
@@ -417,15 +426,15 @@ impl RequireLayer {
 
 // ---------------------------------------------------------------------- extractors
 
-use super::not_installed;
 pub use super::{Authenticated, Authorized};
+use super::{Verified, not_installed};
 
 impl<S: Send + Sync> FromRequestParts<S> for Authenticated {
     type Rejection = Refusal;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Refusal> {
-        match parts.extensions.get::<Arc<Principal>>() {
-            Some(principal) => Ok(Self(principal.clone())),
+        match parts.extensions.get::<Verified>() {
+            Some(verified) => Ok(Self(Arc::clone(verified.principal()))),
             None => Err(not_installed(
                 "Authenticated extractor without GovernorLayer or RequireLayer",
             )),

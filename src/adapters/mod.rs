@@ -12,7 +12,37 @@ mod extractors {
     use std::sync::Arc;
 
     use crate::http::Refusal;
-    use crate::{Decision, Principal};
+    use crate::{Decision, Governor, Principal};
+
+    /// What the adapters keep in the request extensions for a verified caller: the
+    /// principal and the governor that verified it. Private to the crate, so no other
+    /// middleware can plant a principal, and a `Require` of another governor (another
+    /// audience, another revocation list) verifies the token itself instead of trusting it.
+    #[derive(Clone, Debug)]
+    pub(crate) struct Verified {
+        principal: Arc<Principal>,
+        governor: u64,
+    }
+
+    impl Verified {
+        /// A caller `governor` has just verified.
+        pub(crate) fn new(principal: Arc<Principal>, governor: &Governor) -> Self {
+            Self {
+                principal,
+                governor: governor.instance(),
+            }
+        }
+
+        /// The caller, if `governor` is the one that verified it.
+        pub(crate) fn for_governor(self, governor: &Governor) -> Option<Arc<Principal>> {
+            (self.governor == governor.instance()).then_some(self.principal)
+        }
+
+        /// The caller, whoever verified it (for the `Authenticated` extractor).
+        pub(crate) fn principal(&self) -> &Arc<Principal> {
+            &self.principal
+        }
+    }
 
     /// The verified caller (shared, not copied), from the request extensions, where the
     /// governor's layer or middleware (axum `GovernorLayer` / `RequireLayer`, actix-web
@@ -57,6 +87,6 @@ mod extractors {
 }
 
 #[cfg(any(feature = "axum", feature = "actix"))]
-use extractors::not_installed;
-#[cfg(any(feature = "axum", feature = "actix"))]
 pub use extractors::{Authenticated, Authorized};
+#[cfg(any(feature = "axum", feature = "actix"))]
+use extractors::{Verified, not_installed};

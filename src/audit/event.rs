@@ -24,6 +24,10 @@ pub enum AuditOutcome {
     /// The request was refused because a dependency was unavailable: signing keys,
     /// Microsoft Graph, or (in strict mode) the audit trail itself.
     Unavailable,
+    /// Not a request: a summary written by the audit log itself, saying that
+    /// [`dropped_events`](AuditEvent::dropped_events) refusals before authentication were
+    /// not recorded because their queue was full (see [the module docs](super)).
+    Dropped,
 }
 
 impl AuditOutcome {
@@ -35,6 +39,7 @@ impl AuditOutcome {
             Self::StepUp => "step_up",
             Self::InvalidToken => "invalid_token",
             Self::Unavailable => "unavailable",
+            Self::Dropped => "dropped",
         }
     }
 }
@@ -119,6 +124,9 @@ pub struct AuditEvent {
     /// How long the decision took, in microseconds.
     #[serde(default)]
     pub latency_us: u64,
+    /// Only in a [`Dropped`](AuditOutcome::Dropped) summary: how many events it stands for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dropped_events: Option<u64>,
 }
 
 impl AuditEvent {
@@ -154,6 +162,7 @@ impl AuditEvent {
             correlation_id: None,
             policy_version: None,
             latency_us: 0,
+            dropped_events: None,
         }
     }
 

@@ -29,7 +29,9 @@
 //! # What is recorded, and what never is
 //!
 //! Every call to the governor's `authorize()` — allow, deny, step-up, invalid token, or
-//! refused because a dependency was unavailable — produces one event. It names the caller
+//! refused because a dependency was unavailable — produces one event (refusals before
+//! authentication may be dropped under a flood, and are then counted and summarised: see
+//! [below](#refusals-before-authentication-a-separate-lossy-path)). It names the caller
 //! by `(tid, oid)` and the token by its `uti`, never by the token itself: no field of
 //! [`AuditEvent`] can hold a bearer token, a signature or a secret, and nothing in this
 //! module formats one. Display names are personal, mutable data and are recorded only
@@ -57,8 +59,40 @@
 //! original reason), because the caller is going to refuse the request: the trail never
 //! says "allowed" for a request that was refused.
 //!
-//! [`AuditLog::flush`] returns once every event recorded before it is written and the
-//! sink flushed. [`AuditLog::shutdown`] drains the queue, flushes and stops the worker.
+//! ## Refusals before authentication: a separate, lossy path
+//!
+//! Refusals made before any caller was authenticated — a rejected token (outcome
+//! `invalid_token`, or `unavailable` when keys could not be fetched) and a missing,
+//! repeated or malformed `Authorization` header — do not go through that queue. Anyone on
+//! the network can send them at any rate, so sharing the lossless queue would let a flood
+//! of garbage tokens against a slow sink hold up every real decision (in
+//! [`OnFull::Wait`] each `authorize()` would wait behind the flood). The governor records
+//! them with [`AuditLog::record_unauthenticated`] on a bounded side queue
+//! ([`unauthenticated_capacity`](AuditLogBuilder::unauthenticated_capacity), default
+//! [`DEFAULT_UNAUTHENTICATED_CAPACITY`]) that is never waited on:
+//!
+//! - **Lossless, as above**: every decision about a verified caller — allow, deny,
+//!   step-up, group membership unavailable, invalid resource, and a verified principal
+//!   refused because its token expired or its caller was revoked since.
+//! - **Lossy**: refusals before authentication. When the side queue is full the event is
+//!   dropped and counted in [`AuditLog::dropped_unauthenticated`] (and
+//!   [`AuditLog::dropped`]); the worker then writes a summary event, outcome `dropped`,
+//!   reason [`DROPPED_UNAUTHENTICATED_REASON`], with `dropped_events` saying how many were
+//!   lost since the last summary, so the trail itself says that refusals are missing. A
+//!   summary is written whenever the worker has caught up, on flush and shutdown, and
+//!   while drops go on at most once per
+//!   [`drop_summary_interval`](AuditLogBuilder::drop_summary_interval) (default
+//!   [`DEFAULT_DROP_SUMMARY_INTERVAL`]). Summaries are not counted in
+//!   [`recorded`](AuditLog::recorded) or [`written`](AuditLog::written).
+//!
+//! The worker takes decisions before side-queue events, so the two queues' events may be
+//! interleaved out of time order in the sink (each carries its `time`). Strict mode
+//! applies to both: while the sink is failing, `record_unauthenticated` returns
+//! [`AuditError::SinkUnhealthy`] too (the request is refused anyway); a full side queue is
+//! never an error.
+//!
+//! [`AuditLog::flush`] returns once every event recorded before it (on either queue) is
+//! written and the sink flushed. [`AuditLog::shutdown`] drains the queue, flushes and stops the worker.
 //! Dropping the last [`AuditLog`] handle closes the queue; the worker still writes
 //! everything queued and flushes the sink before it ends. Both need the Tokio runtime to
 //! keep running: call `shutdown()` before the runtime stops. The counters satisfy
@@ -74,7 +108,7 @@
 //! |---|---|---|---|
 //! | `schema_version` | integer | always | `1` |
 //! | `time` | string | always | decision time, RFC 3339 UTC with milliseconds: `2026-11-23T22:15:01.123Z` |
-//! | `outcome` | string | always | `allow`, `deny`, `step_up`, `invalid_token` or `unavailable` |
+//! | `outcome` | string | always | `allow`, `deny`, `step_up`, `invalid_token`, `unavailable`, or `dropped` (a summary of lost refusals, see above) |
 //! | `reason` | string | always | stable snake_case reason code: `no_role_grants`, `expired`, `audit_unavailable`, … |
 //! | `explanation` | string | optional | one line of human-readable text |
 //! | `tenant_id` | string | when a token was verified | the caller's tenant (`tid`), a lower-case GUID |
@@ -93,6 +127,7 @@
 //! | `correlation_id` | string | when the caller gave one | request / correlation id |
 //! | `policy_version` | string | optional | hash of the loaded policy |
 //! | `latency_us` | integer | always | decision latency in microseconds |
+//! | `dropped_events` | integer | `dropped` summaries only | how many refusals before authentication were lost since the last summary |
 //!
 //! ```json
 //! {"schema_version":1,"time":"2026-11-23T22:15:01.123Z","outcome":"deny","reason":"no_role_grants","tenant_id":"72f988bf-86f1-41af-91ab-2d7cd011db47","object_id":"0f5e3b8a-8c1d-4c53-9a6b-2d6c6c0c9e11","principal_kind":"user","guest":false,"client_app_id":"6e74172b-be56-4843-9ff4-e66a39bb12e3","action":"Training.Submit","resource":"models/exp-1","roles":["Inference.User"],"token_id":"AbCdEf0123456789xyzABC","correlation_id":"req-42","policy_version":"3f1c9a","latency_us":35}
@@ -140,6 +175,7 @@ mod sink;
 pub use event::{AuditEvent, AuditOutcome};
 pub use pipeline::{
     AUDIT_HEALTH_TARGET, AUDIT_UNAVAILABLE_REASON, AuditError, AuditLog, AuditLogBuilder,
-    DEFAULT_CAPACITY, DEFAULT_INITIAL_BACKOFF, DEFAULT_MAX_BACKOFF, DEFAULT_MAX_BATCH, OnFull,
+    DEFAULT_CAPACITY, DEFAULT_DROP_SUMMARY_INTERVAL, DEFAULT_INITIAL_BACKOFF, DEFAULT_MAX_BACKOFF,
+    DEFAULT_MAX_BATCH, DEFAULT_UNAUTHENTICATED_CAPACITY, DROPPED_UNAUTHENTICATED_REASON, OnFull,
 };
 pub use sink::{AUDIT_TARGET, AuditSink, AuditSinkError, JsonLinesSink, MemorySink, TracingSink};

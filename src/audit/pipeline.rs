@@ -3,7 +3,7 @@
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -14,6 +14,15 @@ use super::sink::AuditSink;
 pub const DEFAULT_CAPACITY: usize = 10_000;
 /// Default largest batch handed to the sink.
 pub const DEFAULT_MAX_BATCH: usize = 256;
+/// Default capacity of the side queue of refusals before authentication, in events.
+pub const DEFAULT_UNAUTHENTICATED_CAPACITY: usize = 1024;
+/// Default shortest interval between two summaries of dropped refusals while refusals
+/// keep being dropped (a summary is also written whenever the worker has caught up, and
+/// on flush and shutdown).
+pub const DEFAULT_DROP_SUMMARY_INTERVAL: Duration = Duration::from_secs(5);
+/// The reason code of a [`Dropped`](AuditOutcome::Dropped) summary.
+pub const DROPPED_UNAUTHENTICATED_REASON: &str = "unauthenticated_refusals_dropped";
+
 /// Default first delay before retrying a failed sink call.
 pub const DEFAULT_INITIAL_BACKOFF: Duration = Duration::from_millis(10);
 /// Default longest delay between retries of a failed sink call.
@@ -81,9 +90,14 @@ struct Shared {
     capacity: usize,
     on_full: OnFull,
     strict: bool,
+    unauthenticated_capacity: usize,
     recorded: AtomicU64,
     written: AtomicU64,
     dropped: AtomicU64,
+    /// Refusals before authentication dropped because the side queue was full.
+    dropped_unauthenticated: AtomicU64,
+    /// Of those, the ones no summary has reported yet.
+    unreported_drops: AtomicU64,
     sink_failures: AtomicU64,
     /// Failed sink calls since the last success: 0 means healthy.
     consecutive_failures: AtomicU64,
@@ -122,6 +136,8 @@ impl Drop for Unsent<'_> {
 #[derive(Clone)]
 pub struct AuditLog {
     tx: mpsc::Sender<Msg>,
+    /// The side queue of refusals before authentication: never waited on.
+    side: mpsc::Sender<AuditEvent>,
     shared: Arc<Shared>,
 }
 
@@ -130,6 +146,8 @@ pub struct AuditLog {
 pub struct AuditLogBuilder {
     sink: Arc<dyn AuditSink>,
     capacity: usize,
+    unauthenticated_capacity: usize,
+    drop_summary_interval: Duration,
     max_batch: usize,
     on_full: OnFull,
     strict: bool,
@@ -147,6 +165,8 @@ impl AuditLog {
         AuditLogBuilder {
             sink: Arc::new(sink),
             capacity: DEFAULT_CAPACITY,
+            unauthenticated_capacity: DEFAULT_UNAUTHENTICATED_CAPACITY,
+            drop_summary_interval: DEFAULT_DROP_SUMMARY_INTERVAL,
             max_batch: DEFAULT_MAX_BATCH,
             on_full: OnFull::Wait,
             strict: false,
@@ -215,6 +235,45 @@ impl AuditLog {
         }
     }
 
+    /// Queues a refusal made before any caller was authenticated (a rejected token, a
+    /// missing or malformed `Authorization` header) on the side queue, which is never
+    /// waited on: when it is full the event is dropped and counted in
+    /// [`dropped_unauthenticated`](Self::dropped_unauthenticated) (and
+    /// [`dropped`](Self::dropped)), and a [`Dropped`](AuditOutcome::Dropped) summary
+    /// later says how many were lost. So a flood of garbage tokens against a slow sink
+    /// never holds up the decisions queued by [`record`](Self::record).
+    ///
+    /// # Errors
+    /// In strict mode [`AuditError::SinkUnhealthy`] while the sink is failing (the event
+    /// is still queued if there is room); [`AuditError::Closed`] after
+    /// [`shutdown`](Self::shutdown). A full side queue is never an error: the request is
+    /// refused anyway.
+    pub fn record_unauthenticated(&self, event: AuditEvent) -> Result<(), AuditError> {
+        let shared = &*self.shared;
+        shared.recorded.fetch_add(1, Ordering::Relaxed);
+        let failures = shared.consecutive_failures.load(Ordering::SeqCst);
+        match self.side.try_send(event) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                shared.dropped.fetch_add(1, Ordering::Relaxed);
+                shared
+                    .dropped_unauthenticated
+                    .fetch_add(1, Ordering::Relaxed);
+                shared.unreported_drops.fetch_add(1, Ordering::SeqCst);
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                shared.dropped.fetch_add(1, Ordering::Relaxed);
+                return Err(AuditError::Closed);
+            }
+        }
+        if shared.strict && failures > 0 {
+            return Err(AuditError::SinkUnhealthy {
+                consecutive_failures: failures,
+            });
+        }
+        Ok(())
+    }
+
     /// Waits until every event recorded before this call has been written and the sink
     /// flushed. Waits as long as the sink keeps failing; bound it with
     /// `tokio::time::timeout` if needed.
@@ -264,10 +323,19 @@ impl AuditLog {
         self.shared.written.load(Ordering::Relaxed)
     }
 
-    /// Events lost: dropped because the queue was full ([`OnFull::Drop`]), recorded
-    /// after shutdown, or abandoned by a cancelled `record` call.
+    /// Events lost: dropped because the queue was full ([`OnFull::Drop`]), refusals
+    /// before authentication that found the side queue full
+    /// ([`dropped_unauthenticated`](Self::dropped_unauthenticated)), recorded after
+    /// shutdown, or abandoned by a cancelled `record` call.
     pub fn dropped(&self) -> u64 {
         self.shared.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Refusals before authentication (passed to
+    /// [`record_unauthenticated`](Self::record_unauthenticated)) dropped because the side
+    /// queue was full. Included in [`dropped`](Self::dropped).
+    pub fn dropped_unauthenticated(&self) -> u64 {
+        self.shared.dropped_unauthenticated.load(Ordering::Relaxed)
     }
 
     /// Failed sink calls (writes and flushes) since the log started.
@@ -287,12 +355,17 @@ impl fmt::Debug for AuditLog {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AuditLog")
             .field("capacity", &self.shared.capacity)
+            .field(
+                "unauthenticated_capacity",
+                &self.shared.unauthenticated_capacity,
+            )
             .field("on_full", &self.shared.on_full)
             .field("strict", &self.shared.strict)
             .field("healthy", &self.is_healthy())
             .field("recorded", &self.recorded())
             .field("written", &self.written())
             .field("dropped", &self.dropped())
+            .field("dropped_unauthenticated", &self.dropped_unauthenticated())
             .field("sink_failures", &self.sink_failures())
             .finish()
     }
@@ -302,6 +375,20 @@ impl AuditLogBuilder {
     /// Sets the queue capacity in events (at least 1).
     pub fn capacity(mut self, events: usize) -> Self {
         self.capacity = events.max(1);
+        self
+    }
+
+    /// Sets the capacity of the side queue of refusals before authentication, in events
+    /// (at least 1); see [`AuditLog::record_unauthenticated`].
+    pub fn unauthenticated_capacity(mut self, events: usize) -> Self {
+        self.unauthenticated_capacity = events.max(1);
+        self
+    }
+
+    /// Sets the shortest interval between two summaries of dropped refusals while they
+    /// keep being dropped (default [`DEFAULT_DROP_SUMMARY_INTERVAL`]).
+    pub fn drop_summary_interval(mut self, interval: Duration) -> Self {
+        self.drop_summary_interval = interval;
         self
     }
 
@@ -345,13 +432,17 @@ impl AuditLogBuilder {
     /// Outside a Tokio runtime, unless [`runtime`](Self::runtime) was given.
     pub fn build(self) -> AuditLog {
         let (tx, rx) = mpsc::channel(self.capacity);
+        let (side, side_rx) = mpsc::channel(self.unauthenticated_capacity);
         let shared = Arc::new(Shared {
             capacity: self.capacity,
+            unauthenticated_capacity: self.unauthenticated_capacity,
             on_full: self.on_full,
             strict: self.strict,
             recorded: AtomicU64::new(0),
             written: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
+            dropped_unauthenticated: AtomicU64::new(0),
+            unreported_drops: AtomicU64::new(0),
             sink_failures: AtomicU64::new(0),
             consecutive_failures: AtomicU64::new(0),
             closed: AtomicBool::new(false),
@@ -359,6 +450,10 @@ impl AuditLogBuilder {
         });
         let worker = Worker {
             rx,
+            side_rx,
+            side_open: true,
+            summary_interval: self.drop_summary_interval,
+            last_summary: Instant::now(),
             sink: self.sink,
             shared: Arc::clone(&shared),
             max_batch: self.max_batch,
@@ -367,7 +462,7 @@ impl AuditLogBuilder {
         };
         let runtime = self.runtime.unwrap_or_else(tokio::runtime::Handle::current);
         runtime.spawn(worker.run());
-        AuditLog { tx, shared }
+        AuditLog { tx, side, shared }
     }
 }
 
@@ -375,6 +470,8 @@ impl fmt::Debug for AuditLogBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AuditLogBuilder")
             .field("capacity", &self.capacity)
+            .field("unauthenticated_capacity", &self.unauthenticated_capacity)
+            .field("drop_summary_interval", &self.drop_summary_interval)
             .field("max_batch", &self.max_batch)
             .field("on_full", &self.on_full)
             .field("strict", &self.strict)
@@ -384,9 +481,15 @@ impl fmt::Debug for AuditLogBuilder {
     }
 }
 
-/// The background task: the only reader of the queue and the only caller of the sink.
+/// The background task: the only reader of the queues and the only caller of the sink.
 struct Worker {
     rx: mpsc::Receiver<Msg>,
+    /// Refusals before authentication; read only when the main queue is empty.
+    side_rx: mpsc::Receiver<AuditEvent>,
+    /// False once `side_rx` is closed and drained.
+    side_open: bool,
+    summary_interval: Duration,
+    last_summary: Instant,
     sink: Arc<dyn AuditSink>,
     shared: Arc<Shared>,
     max_batch: usize,
@@ -408,11 +511,12 @@ impl Worker {
             // Gather whatever is queued, up to one batch, without waiting; wait only when
             // there is nothing to write.
             let msg = if batch.is_empty() {
-                self.rx.recv().await
+                self.report_drops(true).await;
+                self.next().await
             } else {
-                match self.rx.try_recv() {
-                    Ok(msg) => Some(msg),
-                    Err(_) => {
+                match self.try_next() {
+                    Some(msg) => Some(msg),
+                    None => {
                         self.write(&mut batch).await;
                         continue;
                     }
@@ -423,10 +527,12 @@ impl Worker {
                     batch.push(event);
                     if batch.len() >= self.max_batch {
                         self.write(&mut batch).await;
+                        self.report_drops(false).await;
                     }
                 }
                 Some(Msg::Flush(done)) => {
-                    self.write(&mut batch).await;
+                    self.write_side_queue(&mut batch).await;
+                    self.report_drops(true).await;
                     self.call(Call::Flush, Arc::from([])).await;
                     let _ = done.send(());
                 }
@@ -434,16 +540,78 @@ impl Worker {
                     // Refuse new events, then drain what is already queued.
                     self.shared.closed.store(true, Ordering::SeqCst);
                     self.rx.close();
+                    self.side_rx.close();
                 }
                 None => {
                     // Every handle is gone (or shutdown drained the queue): write the
                     // rest and flush. Nothing queued is lost.
-                    self.write(&mut batch).await;
+                    self.side_rx.close();
+                    self.write_side_queue(&mut batch).await;
+                    self.report_drops(true).await;
                     self.call(Call::Flush, Arc::from([])).await;
                     return;
                 }
             }
         }
+    }
+
+    /// The next message, waiting for one; decisions come before refusals before
+    /// authentication. `None` once the main queue is closed and drained.
+    async fn next(&mut self) -> Option<Msg> {
+        loop {
+            let side_open = self.side_open;
+            let side = tokio::select! {
+                biased;
+                msg = self.rx.recv() => return msg,
+                event = self.side_rx.recv(), if side_open => event,
+            };
+            match side {
+                Some(event) => return Some(Msg::Event(event)),
+                None => self.side_open = false,
+            }
+        }
+    }
+
+    /// The next queued message without waiting, decisions first.
+    fn try_next(&mut self) -> Option<Msg> {
+        if let Ok(msg) = self.rx.try_recv() {
+            return Some(msg);
+        }
+        self.side_rx.try_recv().ok().map(Msg::Event)
+    }
+
+    /// Writes `batch` and everything on the side queue now.
+    async fn write_side_queue(&mut self, batch: &mut Vec<AuditEvent>) {
+        while let Ok(event) = self.side_rx.try_recv() {
+            batch.push(event);
+            if batch.len() >= self.max_batch {
+                self.write(batch).await;
+            }
+        }
+        self.write(batch).await;
+    }
+
+    /// Writes a [`Dropped`](AuditOutcome::Dropped) summary of the refusals dropped since
+    /// the last one, if any: always when `now`, otherwise once the summary interval has
+    /// passed. Summaries are not counted in `recorded`/`written`.
+    async fn report_drops(&mut self, now: bool) {
+        let pending = self.shared.unreported_drops.load(Ordering::SeqCst);
+        if pending == 0 || (!now && self.last_summary.elapsed() < self.summary_interval) {
+            return;
+        }
+        let count = self.shared.unreported_drops.swap(0, Ordering::SeqCst);
+        self.last_summary = Instant::now();
+        let mut summary = AuditEvent::new(
+            AuditOutcome::Dropped,
+            crate::http::AUTHENTICATE_ACTION,
+            "",
+        )
+        .with_reason(DROPPED_UNAUTHENTICATED_REASON)
+        .with_explanation(format!(
+            "{count} refusal(s) before authentication were not recorded: their queue was full"
+        ));
+        summary.dropped_events = Some(count);
+        self.call(Call::Write, Arc::from([summary])).await;
     }
 
     async fn write(&self, batch: &mut Vec<AuditEvent>) {

@@ -136,6 +136,7 @@ impl AuditSink for TracingSink {
                 correlation_id = e.correlation_id.as_deref(),
                 policy_version = e.policy_version.as_deref(),
                 latency_us = e.latency_us,
+                dropped_events = e.dropped_events,
                 "authorization audit event"
             );
         }

@@ -456,6 +456,7 @@ impl GovernorBuilder {
             .map_err(|e| ConfigError::Revocations(e.to_string()))?;
         Ok(Governor {
             inner: Arc::new(Inner {
+                instance: super::next_instance(),
                 revocations,
                 audit: self.audit,
                 audit_display_names: self.audit_display_names,

@@ -35,6 +35,9 @@ pub struct Governor {
 }
 
 pub(crate) struct Inner {
+    /// Unique in the process: ties a principal the adapters put in the request
+    /// extensions to the governor that verified it.
+    pub(crate) instance: u64,
     pub(crate) verifier: Verifier,
     pub(crate) policy: ArcSwap<CompiledPolicy>,
     pub(crate) revocations: Revocations,
@@ -66,6 +69,15 @@ impl std::fmt::Debug for Governor {
             .field("audiences", &self.inner.verifier.rules.audiences)
             .finish_non_exhaustive()
     }
+}
+
+/// The next [`Inner::instance`]; never reused, so a principal verified by a dropped
+/// governor can never pass for one verified by a later one.
+static NEXT_INSTANCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+/// A fresh governor instance id.
+pub(crate) fn next_instance() -> u64 {
+    NEXT_INSTANCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 impl Governor {
@@ -234,7 +246,7 @@ impl Governor {
                 let event = AuditEvent::new(token_outcome(&error), action, resource)
                     .with_reason(error.code())
                     .with_explanation(error.to_string());
-                Box::pin(self.record(event, context, started)).await?;
+                self.record_unauthenticated(event, context, started)?;
                 Err(AuthorizeError::InvalidToken(error))
             }
         }
@@ -257,7 +269,7 @@ impl Governor {
 
     /// Records a request refused before a token could even be read (no, several or a
     /// malformed `Authorization` header).
-    pub(crate) async fn record_bad_request(
+    pub(crate) fn record_bad_request(
         &self,
         code: &'static str,
         explanation: &str,
@@ -272,15 +284,20 @@ impl Governor {
         .with_reason(code)
         .with_explanation(explanation);
         // The request is refused whatever the trail says; strict mode changes nothing here.
-        let _ = self.record(event, context, Instant::now()).await;
+        let _ = self.record_unauthenticated(event, context, Instant::now());
     }
 
     /// Decides for a caller verified earlier (by [`verify`](Self::verify), or by your own
     /// middleware), under the policy current at the time of the call, and records it.
     ///
+    /// The principal is checked again first, as [`verify`](Self::verify) would check its
+    /// token now: a token that has expired since (beyond this governor's clock skew) or a
+    /// caller revoked since is refused with the same [`TokenError`] (HTTP 401).
+    ///
     /// # Errors
-    /// [`AuthorizeError::AuditUnavailable`] in strict audit mode while the audit trail is
-    /// failing.
+    /// [`AuthorizeError::InvalidToken`] with [`TokenError::Expired`] or
+    /// [`TokenError::Revoked`]; [`AuthorizeError::AuditUnavailable`] in strict audit mode
+    /// while the audit trail is failing.
     pub async fn authorize_principal(
         &self,
         principal: &Principal,
@@ -288,8 +305,37 @@ impl Governor {
         resource: &str,
         context: &RequestContext,
     ) -> Result<Decision, AuthorizeError> {
-        self.decide_and_record(principal, action, resource, context, Instant::now())
+        let started = Instant::now();
+        if let Err(error) = self.check_still_valid(principal) {
+            let event =
+                AuditEvent::from_principal(principal, token_outcome(&error), action, resource)
+                    .with_reason(error.code())
+                    .with_explanation(error.to_string());
+            Box::pin(self.record(event, context, started)).await?;
+            return Err(AuthorizeError::InvalidToken(error));
+        }
+        self.decide_and_record(principal, action, resource, context, started)
             .await
+    }
+
+    /// The checks of [`verify`](Self::verify) that time can change: expiry (with the
+    /// clock skew) and revocation.
+    fn check_still_valid(&self, principal: &Principal) -> Result<(), TokenError> {
+        let (now, skew) = (unix_now(), self.inner.verifier.rules.skew_secs);
+        let exp = principal.expires_at();
+        if now >= exp.saturating_add(skew) {
+            return Err(TokenError::Expired {
+                expired_at: exp,
+                now,
+                skew_secs: skew,
+            });
+        }
+        self.check_revocation(principal)
+    }
+
+    /// This governor's process-unique instance id; its clones share it.
+    pub(crate) fn instance(&self) -> u64 {
+        self.inner.instance
     }
 
     async fn decide_and_record(
@@ -370,13 +416,26 @@ impl Governor {
         let Some(audit) = &self.inner.audit else {
             return Ok(());
         };
-        let mut event = event.with_latency(started.elapsed());
-        if let Some(id) = &context.correlation_id {
-            event = event.with_correlation_id(id.clone());
-        }
         audit
-            .record(event)
+            .record(with_request(event, context, started))
             .await
+            .map_err(|_| AuthorizeError::AuditUnavailable)
+    }
+
+    /// Records a refusal made before any caller was authenticated on the audit log's
+    /// side queue, which never waits: a flood of them cannot hold up real decisions (see
+    /// [`AuditLog::record_unauthenticated`]). In strict mode a failing trail refuses.
+    fn record_unauthenticated(
+        &self,
+        event: AuditEvent,
+        context: &RequestContext,
+        started: Instant,
+    ) -> Result<(), AuthorizeError> {
+        let Some(audit) = &self.inner.audit else {
+            return Ok(());
+        };
+        audit
+            .record_unauthenticated(with_request(event, context, started))
             .map_err(|_| AuthorizeError::AuditUnavailable)
     }
 
@@ -467,6 +526,15 @@ pub(crate) fn check_tenant_trust(
         });
     }
     Ok(())
+}
+
+/// `event` with the request's latency so far and correlation id.
+fn with_request(event: AuditEvent, context: &RequestContext, started: Instant) -> AuditEvent {
+    let event = event.with_latency(started.elapsed());
+    match &context.correlation_id {
+        Some(id) => event.with_correlation_id(id.clone()),
+        None => event,
+    }
 }
 
 fn token_outcome(error: &TokenError) -> AuditOutcome {

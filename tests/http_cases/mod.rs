@@ -705,4 +705,71 @@ pub async fn check_cross_tenant(base: &str, idp: &TestIdp, partner: &str, trail:
             assert_eq!(e.trusted_tenant, None);
         }
     }
+/// The client id of governor C in [`check_two_governors`]: not the audience of the
+/// idp's tokens.
+pub const OTHER_CLIENT_ID: &str = "3b9f2c1d-7e6a-4d5c-9b8a-1f2e3d4c5b6a";
+
+/// The two-governor contract. The app (`serve_two_governors` in each test file) has
+/// every route behind the authentication middleware of governor A:
+///
+/// | route | `Require` of |
+/// |---|---|
+/// | `POST /v1/models/{model}/infer` | A (the same governor) |
+/// | `POST /v1/b/models/{model}/infer` | `b`: same audience, its own revocation list |
+/// | `POST /v1/c/models/{model}/infer` | C: audience [`OTHER_CLIENT_ID`] |
+///
+/// A caller in the extensions is trusted only by the governor that verified it: B (where
+/// the caller gets revoked) and C verify the bearer token themselves.
+pub async fn check_two_governors(
+    base: &str,
+    idp: &TestIdp,
+    trail: &Trail,
+    b: &entra_governor::Governor,
+) {
+    let token = idp
+        .token()
+        .issued_at(-60)
+        .scopes("Inference.Invoke")
+        .groups([DATA_SCIENTISTS])
+        .sign();
+    let caller = b.verify(&token).await.expect("B accepts the token");
+    b.revoke(caller.id(), std::time::SystemTime::now()).unwrap();
+    let client = reqwest::Client::new();
+    for c in [
+        case(
+            "two governors: authenticate and require of the same governor",
+            Method::POST,
+            "/v1/models/exp-42/infer",
+            Expect::ok("inference.invoke models/exp-42"),
+        )
+        .bearer(&token),
+        case(
+            "two governors: require of a governor where the caller is revoked",
+            Method::POST,
+            "/v1/b/models/exp-42/infer",
+            Expect::invalid_token("token revoked"),
+        )
+        .bearer(&token),
+        case(
+            "two governors: require of a governor of another audience",
+            Method::POST,
+            "/v1/c/models/exp-42/infer",
+            Expect::invalid_token("invalid audience"),
+        )
+        .bearer(&token),
+    ] {
+        check(&client, base, trail, c).await;
+    }
+    let events = trail.sink.events();
+    let revoked = events
+        .iter()
+        .find(|e| {
+            e.correlation_id.as_deref()
+                == Some("two-governors-require-of-a-governor-where-the-caller-is-revoked")
+        })
+        .expect("B's refusal was recorded");
+    assert_eq!(
+        (revoked.outcome, revoked.reason.as_str()),
+        (AuditOutcome::InvalidToken, "revoked")
+    );
 }
