@@ -5,7 +5,8 @@
 //! cargo run --example actix_platform --features actix -- --config examples/ai_platform.toml
 //! ```
 
-mod platform;
+// `pub(crate)`: `tests/example_demo_actix.rs` includes this file to serve the same API.
+pub(crate) mod platform;
 
 use actix_web::{App, HttpResponse, HttpServer, web};
 use entra_governor::Governor;
@@ -94,6 +95,25 @@ fn api(config: &mut web::ServiceConfig, governor: &Governor) {
     );
 }
 
+/// The API behind the governor's middleware, serving on `listener`; the demo test
+/// (`tests/example_demo_actix.rs`) runs this very server.
+pub(crate) fn server(
+    governor: Governor,
+    audit: AuditFile,
+    listener: std::net::TcpListener,
+) -> std::io::Result<actix_web::dev::Server> {
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(web::Data::new(governor.clone()))
+            .app_data(web::Data::new(audit.clone()))
+            .route("/healthz", web::get().to(|| async { "ok" }))
+            .configure(|config| api(config, &governor))
+    })
+    .listen(listener)?
+    .run();
+    Ok(server)
+}
+
 #[actix_web::main]
 async fn main() -> std::process::ExitCode {
     platform::exit_code(run().await)
@@ -102,16 +122,6 @@ async fn main() -> std::process::ExitCode {
 async fn run() -> Result<(), platform::BoxError> {
     let platform = platform::start().await?;
     let _idp = platform.idp; // the demo's look-alike serves while this is held
-    let (governor, audit) = (platform.governor, platform.audit);
-    HttpServer::new(move || {
-        App::new()
-            .app_data(web::Data::new(governor.clone()))
-            .app_data(web::Data::new(audit.clone()))
-            .route("/healthz", web::get().to(|| async { "ok" }))
-            .configure(|config| api(config, &governor))
-    })
-    .listen(platform.listener)?
-    .run()
-    .await?;
+    server(platform.governor, platform.audit, platform.listener)?.await?;
     Ok(())
 }

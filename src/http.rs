@@ -26,6 +26,7 @@ use std::fmt;
 
 use serde::Serialize;
 
+use crate::policy::PathProblem;
 use crate::{Decision, Governor, Principal, RequestContext};
 
 /// Why the `Authorization` header could not yield a bearer token (HTTP 400, or 401 when it
@@ -391,8 +392,12 @@ pub fn request_context(request_id: Option<&[u8]>) -> RequestContext {
 /// - `{*name}` takes the rest of a wildcard route (`/files/{*path}` in axum,
 ///   `/files/{path:.*}` in actix-web) and may contain `/`, but not `%`.
 ///
-/// The filled path is then checked by the policy like any resource: `.`, `..` and empty
-/// segments, wildcards and control characters are refused there (403).
+/// The literal text must already be a valid resource once each placeholder holds one
+/// letter: `\`, fullwidth `／` and `．`, control and default-ignorable characters are
+/// refused when the template is parsed (see [`PathProblem`]). The filled path is then
+/// checked by the policy like any resource: `.`, `..` and empty segments, wildcards and
+/// the same characters in a parameter's value are refused there (403). A handler uses
+/// the filled, authorized path verbatim and never decodes or normalises it again.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ResourceTemplate {
     source: String,
@@ -414,6 +419,8 @@ pub struct TemplateError {
     pub template: String,
     /// What is wrong with it.
     pub reason: &'static str,
+    /// The resource rule the template's literal text breaks, when that is what is wrong.
+    pub problem: Option<PathProblem>,
 }
 
 /// Why a [`ResourceTemplate`] could not be filled for a request.
@@ -444,6 +451,7 @@ impl ResourceTemplate {
         let error = |reason| TemplateError {
             template: template.to_owned(),
             reason,
+            problem: None,
         };
         if template.is_empty() {
             return Err(error("empty template"));
@@ -488,9 +496,24 @@ impl ResourceTemplate {
                 }
             }
         }
-        Ok(Self {
+        let parsed = Self {
             source: template.to_owned(),
             parts,
+        };
+        parsed.check_literal_text()?;
+        Ok(parsed)
+    }
+
+    /// Refuses literal text no filled path could make valid: with every placeholder
+    /// holding one letter, the path must pass the resource rules.
+    fn check_literal_text(&self) -> Result<(), TemplateError> {
+        let sample = self
+            .render(|_| Some("x"))
+            .expect("every placeholder is filled");
+        crate::policy::pattern::validate_resource(&sample).map_err(|problem| TemplateError {
+            template: self.source.clone(),
+            reason: problem.as_str(),
+            problem: Some(problem),
         })
     }
 
@@ -685,6 +708,40 @@ mod tests {
         assert_eq!(
             ResourceTemplate::parse("models/{").unwrap_err().to_string(),
             "invalid resource template \"models/{\": unclosed '{'"
+        );
+    }
+
+    /// The literal text of a template follows the resource rules, class by class.
+    #[test]
+    fn templates_refuse_second_spellings_in_literal_text() {
+        for (template, problem) in [
+            ("models\\{m}", PathProblem::Backslash),
+            ("models/{m}\\x", PathProblem::Backslash),
+            ("models\u{FF0F}{m}", PathProblem::SeparatorLookalike),
+            (
+                "models/{m}/\u{FF0E}\u{FF0E}/x",
+                PathProblem::SeparatorLookalike,
+            ),
+            ("models/\u{200B}{m}", PathProblem::ForbiddenCharacter),
+            ("models/{m}\u{FE0F}", PathProblem::ForbiddenCharacter),
+            ("models/{m}/\u{E0041}", PathProblem::ForbiddenCharacter),
+            ("models/{m}\u{3164}", PathProblem::ForbiddenCharacter),
+            ("models/../{m}", PathProblem::DotSegment),
+            ("models//{m}", PathProblem::EmptySegment),
+        ] {
+            let e = ResourceTemplate::parse(template).unwrap_err();
+            assert_eq!(e.problem, Some(problem), "{template:?}");
+            assert_eq!(e.reason, problem.as_str(), "{template:?}");
+        }
+        assert_eq!(
+            ResourceTemplate::parse("models\\{m}")
+                .unwrap_err()
+                .to_string(),
+            "invalid resource template \"models\\\\{m}\": '\\' in a path"
+        );
+        assert_eq!(
+            ResourceTemplate::parse("models/{").unwrap_err().problem,
+            None
         );
     }
 

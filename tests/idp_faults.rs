@@ -281,10 +281,15 @@ async fn rotation_under_load() {
     assert_eq!(g.key_ids(), vec![new_kid]);
 }
 
-fn random_kid(i: usize) -> String {
-    let mut bytes = [0u8; 12];
-    aws_lc_rs::rand::fill(&mut bytes).unwrap();
-    format!("{i}-{}", b64(bytes))
+/// A distinct, unpublished, random-looking `kid` for each `i`: derived from `i`
+/// (splitmix64), so every run sends the same kids.
+fn unknown_kid(i: usize) -> String {
+    let mut z = (i as u64)
+        .wrapping_add(1)
+        .wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    format!("{i}-{}", b64((z ^ (z >> 31)).to_le_bytes()))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -297,7 +302,7 @@ async fn a_flood_of_unknown_kids_makes_one_fetch_and_valid_tokens_keep_verifying
     let (_, rest) = template.split_once('.').unwrap();
     let mut tasks = Vec::new();
     for i in 0..1000 {
-        let kid = random_kid(i);
+        let kid = unknown_kid(i);
         let header = json!({"typ":"JWT","alg":"RS256","kid":kid}).to_string();
         let token = format!("{}.{rest}", b64(header));
         let gc = g.clone();

@@ -1,6 +1,8 @@
 //! Policy engine: table-driven decisions against `examples/policy.toml`, and property
 //! tests against a straightforward reference evaluator.
 
+mod seeded;
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use entra_governor::decision::Reason;
@@ -1230,8 +1232,7 @@ fn load(doc: &PolicyDocument) -> Option<Policy> {
 /// properties below would hold vacuously.
 #[test]
 fn random_cases_reach_every_outcome() {
-    use proptest::test_runner::{Config, TestRunner};
-    let mut runner = TestRunner::new(Config::default());
+    let mut runner = seeded::runner(256);
     let strategy = (document(), principal());
     let mut seen: BTreeMap<&'static str, usize> = BTreeMap::new();
     for _ in 0..256 {
@@ -1258,14 +1259,15 @@ fn random_cases_reach_every_outcome() {
     ] {
         assert!(
             seen.get(code).copied().unwrap_or(0) > 0,
-            "{code} never seen: {seen:?}"
+            "{code} never seen: {seen:?}; {}",
+            seeded::describe()
         );
     }
     eprintln!("{seen:?}");
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    #![proptest_config(seeded::config(256))]
 
     #[test]
     fn compiled_evaluator_agrees_with_the_reference(doc in document(), (p, view) in principal()) {

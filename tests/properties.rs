@@ -6,6 +6,7 @@
 //! live on a multi-threaded runtime so the look-alike answers while a case blocks on it.
 
 mod common;
+mod seeded;
 
 use std::sync::OnceLock;
 
@@ -66,7 +67,7 @@ fn token_byte() -> impl Strategy<Value = u8> {
 const POLICY_EXAMPLE: &str = include_str!("../examples/policy.toml");
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    #![proptest_config(seeded::config(256))]
 
     #[test]
     fn any_string_is_an_error_never_a_panic(s in any::<String>()) {

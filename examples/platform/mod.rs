@@ -22,8 +22,10 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use entra_governor::http::{self, Refusal};
-use entra_governor::testing::{Options, TestIdp};
-use entra_governor::{Cloud, Decision, Governor, Policy, Principal, RequestContext, TenantId};
+use entra_governor::testing::{Options, TestIdp, TokenBuilder};
+use entra_governor::{
+    ClientAuth, Cloud, Decision, Governor, Policy, Principal, RequestContext, TenantId,
+};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -189,30 +191,9 @@ pub async fn start() -> Result<Platform, BoxError> {
             }
         }
         None => {
-            // The example policy's claim-value bindings trust this home tenant.
-            let idp =
-                TestIdp::start_with(Options::default().tenant(TenantId::parse(DEMO_HOME_TENANT)?))
-                    .await;
-            let audit = AuditFile::new(std::env::temp_dir().join(format!(
-                "entra-governor-ai-platform-{}.jsonl",
-                std::process::id()
-            )));
-            let governor = Governor::builder()
-                .audit(audit.writer()?)
-                .cloud(Cloud::custom(idp.authority()))
-                .tenant(idp.tenant_id().as_str())
-                .client_id(idp.client_id())
-                .dangerous_allow_http_loopback() // the look-alike speaks plain http on 127.0.0.1
-                .policy(Policy::from_path(EXAMPLE_POLICY)?)
-                .build()?;
             let listener = bind(([127, 0, 0, 1], 8080).into())
                 .or_else(|_| bind(([127, 0, 0, 1], 0).into()))?;
-            Platform {
-                governor,
-                audit,
-                listener,
-                idp: Some(idp),
-            }
+            demo(listener).await?
         }
     };
     let addr = platform.listener.local_addr()?;
@@ -223,7 +204,35 @@ pub async fn start() -> Result<Platform, BoxError> {
     Ok(platform)
 }
 
-fn bind(addr: SocketAddr) -> Result<std::net::TcpListener, BoxError> {
+/// The demo on `listener`: a local Entra look-alike, the example policy, and an audit
+/// trail in the temporary directory. Sign the personas' tokens with [`persona_tokens`].
+pub async fn demo(listener: std::net::TcpListener) -> Result<Platform, BoxError> {
+    // The example policy's claim-value bindings trust this home tenant.
+    let idp =
+        TestIdp::start_with(Options::default().tenant(TenantId::parse(DEMO_HOME_TENANT)?)).await;
+    let audit = AuditFile::new(std::env::temp_dir().join(format!(
+        "entra-governor-ai-platform-{}-{}.jsonl",
+        std::process::id(),
+        listener.local_addr()?.port()
+    )));
+    let governor = Governor::builder()
+        .audit(audit.writer()?)
+        .cloud(Cloud::custom(idp.authority()))
+        .tenant(idp.tenant_id().as_str())
+        .client_id(idp.client_id())
+        .dangerous_allow_http_loopback() // the look-alike speaks plain http on 127.0.0.1
+        .policy(Policy::from_path(EXAMPLE_POLICY)?)
+        .build()?;
+    Ok(Platform {
+        governor,
+        audit,
+        listener,
+        idp: Some(idp),
+    })
+}
+
+/// Binds a non-blocking listener on `addr`.
+pub fn bind(addr: SocketAddr) -> Result<std::net::TcpListener, BoxError> {
     let listener =
         std::net::TcpListener::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     listener.set_nonblocking(true)?;
@@ -235,57 +244,273 @@ const ML_ENGINEERS: &str = "8a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d";
 const RELEASE_MANAGERS: &str = "2b7e4f1a-9c3d-4e8b-a5f6-1d0c9b8a7e6f";
 const EXTERNAL_RESEARCHERS: &str = "9f8e7d6c-5b4a-4938-a2b1-c0d9e8f7a6b5";
 
-/// Prints tokens for personas and ready-to-paste `curl` commands.
-fn print_demo(idp: &TestIdp, addr: SocketAddr, audit: &AuditFile) {
-    let personas = [
-        (
-            "DATA_SCIENTIST",
-            "a data scientist (group data-scientists)",
+/// A persona of the demo: the shell variable holding its token, who it is, and how its
+/// token is minted.
+pub struct Persona {
+    /// The shell variable the printed `export` sets.
+    pub var: &'static str,
+    /// Who this is, printed above the token.
+    pub who: &'static str,
+    /// The token's claims.
+    pub mint: fn(&TestIdp) -> TokenBuilder,
+}
+
+/// The demo's callers. `examples/policy.toml` decides what each may do.
+pub const PERSONAS: &[Persona] = &[
+    Persona {
+        var: "DATA_SCIENTIST",
+        who: "a data scientist (group data-scientists)",
+        mint: |idp| {
             idp.token()
                 .scopes("Inference.Invoke Training.Manage")
                 .groups([DATA_SCIENTISTS])
-                .sign(),
-        ),
-        (
-            "ML_ENGINEER",
-            "an ML engineer (group ml-engineers)",
-            idp.token()
-                .scopes("Inference.Invoke Training.Manage Models.Manage")
-                .groups([ML_ENGINEERS])
-                .sign(),
-        ),
-        (
-            "RELEASE_MANAGER",
-            "a release manager (group release-managers)",
+        },
+    },
+    Persona {
+        var: "ML_ENGINEER",
+        who: "an ML engineer (group ml-engineers) in a client that handles claims challenges \
+              (xms_cc cp1), signed in without the PII auth context c1",
+        mint: |idp| ml_engineer(idp).client_capabilities(["cp1"]),
+    },
+    Persona {
+        var: "ML_ENGINEER_C1",
+        who: "the same ML engineer after the step-up: signed in with auth context c1 \
+              (compliant device + MFA)",
+        mint: |idp| ml_engineer(idp).client_capabilities(["cp1"]).acrs(["c1"]),
+    },
+    Persona {
+        var: "RELEASE_MANAGER",
+        who: "a release manager (group release-managers), signed in with MFA \
+              (auth context c2, the policy's mfa_auth_context)",
+        mint: |idp| {
             idp.token()
                 .scopes("Models.Manage")
                 .groups([RELEASE_MANAGERS])
-                .sign(),
-        ),
-        (
-            "AUDITOR",
-            "an auditor (app role Platform.Auditor)",
+                .acrs(["c2"])
+        },
+    },
+    Persona {
+        var: "AUDITOR",
+        who: "an auditor (app role Platform.Auditor)",
+        mint: |idp| {
             idp.token()
                 .scopes("Audit.Read")
                 .roles(["Platform.Auditor"])
                 .groups(Vec::<String>::new())
-                .sign(),
-        ),
-        (
-            "CI_PIPELINE",
-            "the CI pipeline (app-only, application permission Training.Pipeline)",
-            idp.token().app_only().roles(["Training.Pipeline"]).sign(),
-        ),
-        (
-            "GUEST",
-            "a guest researcher from a partner university (group external-researchers)",
+        },
+    },
+    Persona {
+        var: "CI_PIPELINE",
+        who: "the CI pipeline (app-only, application permission Training.Pipeline), \
+              authenticated with a certificate (azpacr 2)",
+        mint: |idp| pipeline(idp).client_auth(ClientAuth::Certificate),
+    },
+    Persona {
+        var: "CI_PIPELINE_SECRET",
+        who: "the same pipeline authenticated with a client secret (azpacr 1)",
+        mint: |idp| pipeline(idp).client_auth(ClientAuth::Secret),
+    },
+    Persona {
+        var: "GUEST",
+        who: "a guest researcher from a partner university (group external-researchers)",
+        mint: |idp| {
             idp.token()
                 .guest(idp.add_tenant())
                 .scopes("Training.Manage")
                 .groups([EXTERNAL_RESEARCHERS])
-                .sign(),
-        ),
-    ];
+        },
+    },
+];
+
+fn ml_engineer(idp: &TestIdp) -> TokenBuilder {
+    idp.token()
+        .scopes("Inference.Invoke Training.Manage Models.Manage")
+        .groups([ML_ENGINEERS])
+}
+
+fn pipeline(idp: &TestIdp) -> TokenBuilder {
+    idp.token().app_only().roles(["Training.Pipeline"])
+}
+
+/// One request the demo prints as a `curl` command, and the status it gets.
+pub struct Try {
+    /// What it shows.
+    pub what: &'static str,
+    /// The persona whose token it sends ([`Persona::var`]); `None`: no token.
+    pub persona: Option<&'static str>,
+    /// `GET` or `POST`.
+    pub method: &'static str,
+    /// The path and query.
+    pub path: &'static str,
+    /// A JSON body.
+    pub body: Option<&'static str>,
+    /// The status the demo answers.
+    pub status: u16,
+}
+
+const fn get(what: &'static str, persona: &'static str, path: &'static str, status: u16) -> Try {
+    Try {
+        what,
+        persona: Some(persona),
+        method: "GET",
+        path,
+        body: None,
+        status,
+    }
+}
+
+const fn post(
+    what: &'static str,
+    persona: &'static str,
+    path: &'static str,
+    body: Option<&'static str>,
+    status: u16,
+) -> Try {
+    Try {
+        what,
+        persona: Some(persona),
+        method: "POST",
+        path,
+        body,
+        status,
+    }
+}
+
+const PII: &str = "/v1/datasets/pii/patients";
+const JOBS: &str = "/v1/training/jobs";
+const DEPLOY: &str = "/v1/models/staging-7/deploy";
+
+/// What the demo prints, in order; `tests/example_demo_axum.rs` and
+/// `tests/example_demo_actix.rs` send every one to the running server and check the status.
+pub const TRIES: &[Try] = &[
+    post(
+        "a data scientist calls a research model",
+        "DATA_SCIENTIST",
+        "/v1/models/exp-42/infer",
+        Some(r#"{"input":"hello"}"#),
+        200,
+    ),
+    post(
+        "... and submits a training job on curated data",
+        "DATA_SCIENTIST",
+        JOBS,
+        Some(r#"{"dataset":"curated/chat-v2","base_model":"exp-42"}"#),
+        202,
+    ),
+    get(
+        "... but may not read personal data (no role grants it)",
+        "DATA_SCIENTIST",
+        PII,
+        403,
+    ),
+    get(
+        "an ML engineer may read personal data, but only after signing in with auth context \
+         c1: a claims challenge (WWW-Authenticate: insufficient_claims) her client answers",
+        "ML_ENGINEER",
+        PII,
+        401,
+    ),
+    get(
+        "... and with a c1 token she reads it",
+        "ML_ENGINEER_C1",
+        PII,
+        200,
+    ),
+    post(
+        "... but does not deploy (no role grants it)",
+        "ML_ENGINEER",
+        DEPLOY,
+        None,
+        403,
+    ),
+    post(
+        "a release manager signed in with MFA deploys a release candidate",
+        "RELEASE_MANAGER",
+        DEPLOY,
+        None,
+        200,
+    ),
+    post(
+        "the CI pipeline, authenticated with a certificate, retrains a release candidate",
+        "CI_PIPELINE",
+        JOBS,
+        Some(r#"{"dataset":"curated/chat-v2","base_model":"staging-7"}"#),
+        202,
+    ),
+    post(
+        "... but not with a client secret (the role requires a certificate)",
+        "CI_PIPELINE_SECRET",
+        JOBS,
+        Some(r#"{"dataset":"curated/chat-v2","base_model":"staging-7"}"#),
+        403,
+    ),
+    post(
+        "... and never touches personal data (deny rule apps-never-touch-pii)",
+        "CI_PIPELINE",
+        JOBS,
+        Some(r#"{"dataset":"pii/patients","base_model":"staging-7"}"#),
+        403,
+    ),
+    post(
+        "a guest trains a research model on public data",
+        "GUEST",
+        JOBS,
+        Some(r#"{"dataset":"public/wiki","base_model":"exp-1"}"#),
+        202,
+    ),
+    get(
+        "... but reads no personal data (deny rule no-guests-on-pii)",
+        "GUEST",
+        PII,
+        403,
+    ),
+    get(
+        "the auditor reads the audit trail",
+        "AUDITOR",
+        "/v1/audit",
+        200,
+    ),
+    get(
+        "... which nobody else may",
+        "DATA_SCIENTIST",
+        "/v1/audit",
+        403,
+    ),
+    get("who am I, and what may I do", "ML_ENGINEER", "/v1/me", 200),
+    Try {
+        what: "no token",
+        persona: None,
+        method: "GET",
+        path: "/v1/me",
+        body: None,
+        status: 401,
+    },
+];
+
+/// Every persona's token, signed by `idp` (valid for one hour).
+pub fn persona_tokens(idp: &TestIdp) -> Vec<(&'static Persona, String)> {
+    PERSONAS.iter().map(|p| (p, (p.mint)(idp).sign())).collect()
+}
+
+impl Try {
+    /// The `curl` command for this request against `base` (`http://127.0.0.1:8080`).
+    pub fn curl(&self, base: &str) -> String {
+        let mut command = match self.method {
+            "GET" => format!("curl -i {base}{}", self.path),
+            method => format!("curl -i -X {method} {base}{}", self.path),
+        };
+        if let Some(var) = self.persona {
+            command.push_str(&format!(" -H \"authorization: Bearer ${var}\""));
+        }
+        if let Some(body) = self.body {
+            command.push_str(&format!(" -H 'content-type: application/json' -d '{body}'"));
+        }
+        command
+    }
+}
+
+/// Prints tokens for personas and ready-to-paste `curl` commands.
+fn print_demo(idp: &TestIdp, addr: SocketAddr, audit: &AuditFile) {
     let base = format!("http://{addr}");
     println!("AI platform demo on {base}");
     println!(
@@ -297,86 +522,12 @@ fn print_demo(idp: &TestIdp, addr: SocketAddr, audit: &AuditFile) {
     println!("Policy: {EXAMPLE_POLICY}");
     println!("Audit trail (JSON Lines): {}", audit.path().display());
     println!("\n# Tokens (valid for one hour; restart for new ones). Paste into a shell:");
-    for (var, who, token) in &personas {
-        println!("# {who}\nexport {var}={token}");
+    for (persona, token) in persona_tokens(idp) {
+        println!("# {}\nexport {}={token}", persona.who, persona.var);
     }
-    let json = "-H 'content-type: application/json'";
-    let tries = [
-        (
-            "a data scientist calls a research model: 200",
-            format!(
-                "curl -i -X POST {base}/v1/models/exp-42/infer -H \"authorization: Bearer $DATA_SCIENTIST\" {json} -d '{{\"input\":\"hello\"}}'"
-            ),
-        ),
-        (
-            "... and submits a training job on curated data: 202",
-            format!(
-                "curl -i -X POST {base}/v1/training/jobs -H \"authorization: Bearer $DATA_SCIENTIST\" {json} -d '{{\"dataset\":\"curated/chat-v2\",\"base_model\":\"exp-42\"}}'"
-            ),
-        ),
-        (
-            "... but may not read personal data: 403",
-            format!(
-                "curl -i {base}/v1/datasets/pii/patients -H \"authorization: Bearer $DATA_SCIENTIST\""
-            ),
-        ),
-        (
-            "an ML engineer reads personal data: 200",
-            format!(
-                "curl -i {base}/v1/datasets/pii/patients -H \"authorization: Bearer $ML_ENGINEER\""
-            ),
-        ),
-        (
-            "... but does not deploy: 403",
-            format!(
-                "curl -i -X POST {base}/v1/models/staging-7/deploy -H \"authorization: Bearer $ML_ENGINEER\""
-            ),
-        ),
-        (
-            "a release manager deploys a release candidate: 200",
-            format!(
-                "curl -i -X POST {base}/v1/models/staging-7/deploy -H \"authorization: Bearer $RELEASE_MANAGER\""
-            ),
-        ),
-        (
-            "the CI pipeline retrains a release candidate: 202",
-            format!(
-                "curl -i -X POST {base}/v1/training/jobs -H \"authorization: Bearer $CI_PIPELINE\" {json} -d '{{\"dataset\":\"curated/chat-v2\",\"base_model\":\"staging-7\"}}'"
-            ),
-        ),
-        (
-            "... and never touches personal data: 403",
-            format!(
-                "curl -i -X POST {base}/v1/training/jobs -H \"authorization: Bearer $CI_PIPELINE\" {json} -d '{{\"dataset\":\"pii/patients\",\"base_model\":\"staging-7\"}}'"
-            ),
-        ),
-        (
-            "a guest trains a research model on public data: 202",
-            format!(
-                "curl -i -X POST {base}/v1/training/jobs -H \"authorization: Bearer $GUEST\" {json} -d '{{\"dataset\":\"public/wiki\",\"base_model\":\"exp-1\"}}'"
-            ),
-        ),
-        (
-            "... but reads no personal data: 403",
-            format!("curl -i {base}/v1/datasets/pii/patients -H \"authorization: Bearer $GUEST\""),
-        ),
-        (
-            "the auditor reads the audit trail: 200",
-            format!("curl -i {base}/v1/audit -H \"authorization: Bearer $AUDITOR\""),
-        ),
-        (
-            "... which nobody else may: 403",
-            format!("curl -i {base}/v1/audit -H \"authorization: Bearer $DATA_SCIENTIST\""),
-        ),
-        (
-            "who am I, and what may I do: 200",
-            format!("curl -s {base}/v1/me -H \"authorization: Bearer $ML_ENGINEER\""),
-        ),
-        ("no token: 401", format!("curl -i {base}/v1/me")),
-    ];
     println!("\n# Try:");
-    for (what, command) in tries {
-        println!("# {what}\n{command}");
+    for t in TRIES {
+        println!("# {}: {}\n{}", t.what, t.status, t.curl(&base));
     }
     println!();
 }

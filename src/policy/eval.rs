@@ -318,8 +318,7 @@ impl CompiledPolicy {
         let unknown = collected
             .groups_unknown
             .then(|| membership_unknown(principal, membership));
-        if let Some(reason) = self.separation_of_duties(roles, unknown, class, a, resource, segs)
-        {
+        if let Some(reason) = self.separation_of_duties(roles, unknown, class, a, resource, segs) {
             return Decision::deny(action, resource, reason);
         }
 

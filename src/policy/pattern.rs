@@ -9,13 +9,28 @@
 //! - segments are separated by `/`; there is no leading `/`, no trailing `/` and no empty
 //!   segment (`a//b`);
 //! - `.` and `..` are not segments (no path traversal, no second spelling of a path);
-//! - no control, bidirectional-control or invisible formatting characters, and no `*`;
+//! - no `\` (a second path separator to Windows file APIs and some URL parsers);
+//! - no character that Unicode compatibility normalisation (NFKC) turns into `/`, `.`
+//!   or `\`: the fullwidth solidus U+FF0F, fullwidth full stop U+FF0E, fullwidth reverse
+//!   solidus U+FF3C, small full stop U+FE52, small reverse solidus U+FE68 and the dot
+//!   leaders U+2024–U+2026;
+//! - no control characters and no default-ignorable code points (Unicode's
+//!   `Default_Ignorable_Code_Point`: bidirectional controls, zero-width characters, soft
+//!   hyphen, variation selectors, Hangul fillers, tag characters, …), and no `*`;
 //! - at most [`MAX_RESOURCE_LEN`] bytes and [`MAX_SEGMENTS`] segments.
 //!
 //! Everything else is literal and compared byte for byte: no case folding, no Unicode
 //! normalisation, no percent-decoding (`models%2Fx` is one segment). A request for a
 //! malformed resource is denied with [`Reason::InvalidResource`](crate::decision::Reason);
 //! it never panics and never matches a pattern.
+//!
+//! # Handlers use the authorized resource verbatim
+//!
+//! A decision is about the exact string it was given. A handler must open, read or
+//! write exactly that string: it must never percent-decode, case-fold,
+//! Unicode-normalise, resolve or otherwise re-spell the resource after the decision,
+//! since the re-spelled path is one the policy never saw (`datasets/pii%2Fx` or
+//! `datasets／pii` turned into `datasets/pii` after a decision about something else).
 //!
 //! # Patterns
 //!
@@ -66,17 +81,24 @@ pub enum PathProblem {
     EmptySegment,
     /// The path has a `.` or `..` segment.
     DotSegment,
-    /// The path contains a control, bidirectional-control or invisible character.
+    /// The path contains a control character or a default-ignorable code point
+    /// (bidirectional controls, zero-width and other invisible characters).
     ForbiddenCharacter,
+    /// The path contains `\`, which some file systems and URL parsers read as `/`.
+    Backslash,
+    /// The path contains a character that NFKC normalisation turns into `/`, `.` or
+    /// `\` (fullwidth solidus U+FF0F, fullwidth full stop U+FF0E, and the like).
+    SeparatorLookalike,
     /// A requested resource contains `*`; wildcards belong in patterns only.
     Wildcard,
     /// A pattern uses `**` other than as a whole segment.
     MisplacedDoubleStar,
 }
 
-impl fmt::Display for PathProblem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl PathProblem {
+    /// A short description of the problem, the text [`Display`](fmt::Display) prints.
+    pub fn as_str(&self) -> &'static str {
+        match self {
             Self::Empty => "empty path",
             Self::TooLong => "path longer than 1024 bytes",
             Self::TooDeep => "path deeper than 32 segments",
@@ -84,9 +106,17 @@ impl fmt::Display for PathProblem {
             Self::EmptySegment => "empty segment",
             Self::DotSegment => "'.' or '..' segment",
             Self::ForbiddenCharacter => "control, bidirectional or invisible character",
+            Self::Backslash => "'\\' in a path",
+            Self::SeparatorLookalike => "a character that normalises to '/', '.' or '\\'",
             Self::Wildcard => "'*' in a resource",
             Self::MisplacedDoubleStar => "'**' must be a whole segment",
-        })
+        }
+    }
+}
+
+impl fmt::Display for PathProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -112,11 +142,14 @@ fn check_path<'a>(
         if seg == "." || seg == ".." {
             return Err(PathProblem::DotSegment);
         }
-        // Control characters are ASCII or C1; bidi and invisible characters are not ASCII.
-        if seg.bytes().any(|b| b < 0x20 || b == 0x7f || b >= 0x80)
-            && seg.chars().any(is_forbidden_in_path)
+        // Every forbidden character is an ASCII control, `\\` or not ASCII: the byte scan
+        // spares plain paths the character decoding.
+        if seg
+            .bytes()
+            .any(|b| b < 0x20 || b == 0x7f || b == b'\\' || b >= 0x80)
+            && let Some(problem) = seg.chars().find_map(character_problem)
         {
-            return Err(PathProblem::ForbiddenCharacter);
+            return Err(problem);
         }
         if n == MAX_SEGMENTS {
             return Err(PathProblem::TooDeep);
@@ -125,6 +158,21 @@ fn check_path<'a>(
         n += 1;
     }
     Ok(n)
+}
+
+/// What is wrong with `c` in a path, if anything.
+fn character_problem(c: char) -> Option<PathProblem> {
+    match c {
+        '\\' => Some(PathProblem::Backslash),
+        '\u{FF0F}'
+        | '\u{FF0E}'
+        | '\u{FF3C}'
+        | '\u{FE52}'
+        | '\u{FE68}'
+        | '\u{2024}'..='\u{2026}' => Some(PathProblem::SeparatorLookalike),
+        c if is_forbidden_in_path(c) => Some(PathProblem::ForbiddenCharacter),
+        _ => None,
+    }
 }
 
 /// The `/`-separated segments of `path`, found with a byte scan (the standard `split`
@@ -630,6 +678,123 @@ mod tests {
             Err(PathProblem::TooLong)
         );
         assert_eq!(validate_resource(&"a".repeat(MAX_RESOURCE_LEN)), Ok(()));
+    }
+
+    /// Every character that spells a path a second way, class by class: each code point
+    /// of each range is refused in resources and patterns, and its neighbours outside the
+    /// ranges are not.
+    #[test]
+    fn second_spellings_are_refused_class_by_class() {
+        use PathProblem::{Backslash, ForbiddenCharacter, SeparatorLookalike};
+        /// A class: its name, its code-point ranges, the problem it gets.
+        type Class = (&'static str, &'static [(u32, u32)], PathProblem);
+        let table: &[Class] = &[
+            ("backslash", &[(0x5C, 0x5C)], Backslash),
+            ("fullwidth solidus", &[(0xFF0F, 0xFF0F)], SeparatorLookalike),
+            (
+                "fullwidth full stop",
+                &[(0xFF0E, 0xFF0E)],
+                SeparatorLookalike,
+            ),
+            (
+                "fullwidth reverse solidus",
+                &[(0xFF3C, 0xFF3C)],
+                SeparatorLookalike,
+            ),
+            (
+                "small full stop, small reverse solidus",
+                &[(0xFE52, 0xFE52), (0xFE68, 0xFE68)],
+                SeparatorLookalike,
+            ),
+            ("dot leaders", &[(0x2024, 0x2026)], SeparatorLookalike),
+            ("soft hyphen", &[(0xAD, 0xAD)], ForbiddenCharacter),
+            (
+                "combining grapheme joiner",
+                &[(0x34F, 0x34F)],
+                ForbiddenCharacter,
+            ),
+            ("arabic letter mark", &[(0x61C, 0x61C)], ForbiddenCharacter),
+            (
+                "hangul fillers",
+                &[(0x115F, 0x1160), (0x3164, 0x3164), (0xFFA0, 0xFFA0)],
+                ForbiddenCharacter,
+            ),
+            (
+                "khmer inherent vowels",
+                &[(0x17B4, 0x17B5)],
+                ForbiddenCharacter,
+            ),
+            (
+                "mongolian variation selectors",
+                &[(0x180B, 0x180F)],
+                ForbiddenCharacter,
+            ),
+            (
+                "zero width, LRM, RLM",
+                &[(0x200B, 0x200F)],
+                ForbiddenCharacter,
+            ),
+            (
+                "bidi embeddings and overrides",
+                &[(0x202A, 0x202E)],
+                ForbiddenCharacter,
+            ),
+            (
+                "word joiner, invisible operators, isolates, deprecated formats",
+                &[(0x2060, 0x206F)],
+                ForbiddenCharacter,
+            ),
+            (
+                "variation selectors",
+                &[(0xFE00, 0xFE0F)],
+                ForbiddenCharacter,
+            ),
+            ("byte order mark", &[(0xFEFF, 0xFEFF)], ForbiddenCharacter),
+            (
+                "unassigned specials",
+                &[(0xFFF0, 0xFFF8)],
+                ForbiddenCharacter,
+            ),
+            (
+                "shorthand format controls",
+                &[(0x1BCA0, 0x1BCA3)],
+                ForbiddenCharacter,
+            ),
+            (
+                "musical symbol formats",
+                &[(0x1D173, 0x1D17A)],
+                ForbiddenCharacter,
+            ),
+            (
+                "tags and variation selectors supplement",
+                &[(0xE0000, 0xE0FFF)],
+                ForbiddenCharacter,
+            ),
+        ];
+        let mut failed = Vec::new();
+        for (class, ranges, problem) in table {
+            let refused = |path: &str| {
+                validate_resource(path) == Err(*problem)
+                    && Pattern::parse(path) == Err(*problem)
+                    && !p("**").matches(path)
+            };
+            let chars = ranges.iter().flat_map(|&(lo, hi)| lo..=hi);
+            if let Some(c) = chars
+                .filter_map(char::from_u32)
+                .find(|c| !refused(&format!("datasets/pii{c}x")))
+            {
+                failed.push(format!("{class} (U+{:04X})", c as u32));
+            }
+        }
+        assert!(failed.is_empty(), "accepted: {failed:#?}");
+        // The neighbours are ordinary characters (the ranges are not too wide).
+        for cp in [
+            0x5B, 0x5D, 0xFF0D, 0xFF10, 0x2023, 0x2027, 0x17B3, 0x17B6, 0x180A, 0x2070, 0xFE10,
+            0xFFA1, 0x1D172, 0x1D17B, 0xE1000,
+        ] {
+            let path = format!("models/a{}b", char::from_u32(cp).unwrap());
+            assert_eq!(validate_resource(&path), Ok(()), "U+{cp:04X}");
+        }
     }
 
     #[test]

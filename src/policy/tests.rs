@@ -598,6 +598,9 @@ fn invalid_input_is_a_deny_never_a_panic() {
         ("models/../models/exp-1", PathProblem::DotSegment),
         ("models/exp-*", PathProblem::Wildcard),
         ("models/exp-1\u{202e}", PathProblem::ForbiddenCharacter),
+        ("models/exp-1\u{fe0f}", PathProblem::ForbiddenCharacter),
+        ("models\\exp-1", PathProblem::Backslash),
+        ("models\u{ff0f}exp-1", PathProblem::SeparatorLookalike),
     ] {
         assert_eq!(
             p.decide(&u, "training.submit", resource).reason,
