@@ -436,6 +436,9 @@ async fn with_acct_emitted_a_user_token_without_it_is_of_unknown_guest_status() 
     assert_eq!(
         lenient.verify(&without).await.unwrap().guest_status(),
         entra_governor::GuestStatus::Member
+    );
+}
+
 fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -705,6 +705,8 @@ pub async fn check_cross_tenant(base: &str, idp: &TestIdp, partner: &str, trail:
             assert_eq!(e.trusted_tenant, None);
         }
     }
+}
+
 /// The client id of governor C in [`check_two_governors`]: not the audience of the
 /// idp's tokens.
 pub const OTHER_CLIENT_ID: &str = "3b9f2c1d-7e6a-4d5c-9b8a-1f2e3d4c5b6a";
