@@ -5,7 +5,7 @@
 //! cargo run --example actix_platform --features actix -- --config examples/ai_platform.toml
 //! ```
 
-// `pub(crate)`: `tests/example_demo_actix.rs` includes this file to serve the same API.
+// `pub(crate)`: `tests/http/demo_actix.rs` includes this file to serve the same API.
 pub(crate) mod platform;
 
 use actix_web::{App, HttpResponse, HttpServer, web};
@@ -96,7 +96,7 @@ fn api(config: &mut web::ServiceConfig, governor: &Governor) {
 }
 
 /// The API behind the governor's middleware, serving on `listener`; the demo test
-/// (`tests/example_demo_actix.rs`) runs this very server.
+/// (`tests/http/demo_actix.rs`) runs this very server.
 pub(crate) fn server(
     governor: Governor,
     audit: AuditFile,

@@ -380,8 +380,8 @@ const PII: &str = "/v1/datasets/pii/patients";
 const JOBS: &str = "/v1/training/jobs";
 const DEPLOY: &str = "/v1/models/staging-7/deploy";
 
-/// What the demo prints, in order; `tests/example_demo_axum.rs` and
-/// `tests/example_demo_actix.rs` send every one to the running server and check the status.
+/// What the demo prints, in order; `tests/http/demo_axum.rs` and
+/// `tests/http/demo_actix.rs` send every one to the running server and check the status.
 pub const TRIES: &[Try] = &[
     post(
         "a data scientist calls a research model",

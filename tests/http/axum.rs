@@ -1,9 +1,9 @@
 //! The axum adapter end to end: real servers on loopback, a real HTTP client, tokens from
 //! the local Entra look-alike, the example policy. The contract is shared with the
-//! actix-web tests (`tests/http_cases/mod.rs`).
+//! actix-web tests (`tests/http/contract.rs`).
 
-mod common;
-mod http_cases;
+use crate::common;
+use crate::contract;
 
 use std::net::SocketAddr;
 
@@ -74,7 +74,7 @@ fn app(governor: &Governor) -> Router {
 }
 
 /// Every route behind `a`'s authentication; `Require` of `a`, `b` or `c` (see
-/// `http_cases::check_two_governors`).
+/// `contract::check_two_governors`).
 fn two_governors_app(a: &Governor, b: &Governor, c: &Governor) -> Router {
     let infer = |g: &Governor| {
         post(decided).route_layer(RequireLayer::new(
@@ -104,46 +104,46 @@ async fn serve_app(app: Router) -> String {
 #[tokio::test]
 async fn the_http_contract() {
     let idp = TestIdp::start().await;
-    let trail = http_cases::Trail::new();
+    let trail = contract::Trail::new();
     let governor = common::builder(&idp)
-        .policy(http_cases::example_policy())
+        .policy(contract::example_policy())
         .audit(trail.log.clone())
         .build()
         .unwrap();
     let base = serve(&governor).await;
-    http_cases::check_contract(&base, &idp, &trail).await;
+    contract::check_contract(&base, &idp, &trail).await;
 }
 
 #[tokio::test]
 async fn require_of_another_governor_does_not_trust_the_principal_in_the_extensions() {
     let idp = TestIdp::start().await;
-    let trail = http_cases::Trail::new();
+    let trail = contract::Trail::new();
     let governor = |client_id: &str| {
         common::builder(&idp)
             .client_id(client_id)
-            .policy(http_cases::example_policy())
+            .policy(contract::example_policy())
             .audit(trail.log.clone())
             .build()
             .unwrap()
     };
     let (a, b) = (governor(&idp.client_id()), governor(&idp.client_id()));
-    let c = governor(http_cases::OTHER_CLIENT_ID);
+    let c = governor(contract::OTHER_CLIENT_ID);
     let base = serve_app(two_governors_app(&a, &b, &c)).await;
-    http_cases::check_two_governors(&base, &idp, &trail, &b).await;
+    contract::check_two_governors(&base, &idp, &trail, &b).await;
 }
 
 #[tokio::test]
 async fn identity_provider_down_is_503_with_retry_after() {
     let idp = TestIdp::start().await;
-    let trail = http_cases::Trail::new();
+    let trail = contract::Trail::new();
     let governor = common::builder(&idp)
-        .policy(http_cases::example_policy())
+        .policy(contract::example_policy())
         .audit(trail.log.clone())
         .build()
         .unwrap();
     idp.set_mode(Mode::Down);
     let base = serve(&governor).await;
-    http_cases::check_idp_down(&base, &idp, &trail).await;
+    contract::check_idp_down(&base, &idp, &trail).await;
 }
 
 #[test]
@@ -163,7 +163,7 @@ fn multi_tenant_governor(
     idp: &TestIdp,
     partner: &str,
     any_tenant: bool,
-    trail: &http_cases::Trail,
+    trail: &contract::Trail,
 ) -> Governor {
     let builder = common::builder(idp);
     let builder = if any_tenant {
@@ -172,7 +172,7 @@ fn multi_tenant_governor(
         builder.tenants([idp.tenant_id().as_str(), partner])
     };
     builder
-        .policy(http_cases::cross_tenant_policy(idp.tenant_id().as_str()))
+        .policy(contract::cross_tenant_policy(idp.tenant_id().as_str()))
         .audit(trail.log.clone())
         .build()
         .unwrap()
@@ -182,18 +182,18 @@ fn multi_tenant_governor(
 async fn partner_tenant_claims_confer_nothing_with_an_allow_list() {
     let idp = TestIdp::start().await;
     let partner = idp.add_tenant();
-    let trail = http_cases::Trail::new();
+    let trail = contract::Trail::new();
     let governor = multi_tenant_governor(&idp, partner.as_str(), false, &trail);
     let base = serve(&governor).await;
-    http_cases::check_cross_tenant(&base, &idp, partner.as_str(), &trail).await;
+    contract::check_cross_tenant(&base, &idp, partner.as_str(), &trail).await;
 }
 
 #[tokio::test]
 async fn partner_tenant_claims_confer_nothing_in_any_tenant_mode() {
     let idp = TestIdp::start().await;
     let partner = idp.add_tenant();
-    let trail = http_cases::Trail::new();
+    let trail = contract::Trail::new();
     let governor = multi_tenant_governor(&idp, partner.as_str(), true, &trail);
     let base = serve(&governor).await;
-    http_cases::check_cross_tenant(&base, &idp, partner.as_str(), &trail).await;
+    contract::check_cross_tenant(&base, &idp, partner.as_str(), &trail).await;
 }

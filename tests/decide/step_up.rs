@@ -1,7 +1,7 @@
 //! Conditional Access requirements and step-up, end to end: real tokens from the local
 //! Entra look-alike, `Governor::authorize`, and the exact HTTP answer a client gets.
 
-mod common;
+use crate::common;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

@@ -1,5 +1,5 @@
 //! The HTTP contract both adapters must meet, run over loopback with a real client against
-//! an axum server (`tests/http_axum.rs`) and an actix-web server (`tests/http_actix.rs`).
+//! an axum server (`tests/http/axum.rs`) and an actix-web server (`tests/http/actix.rs`).
 //! Both test files serve the same routes:
 //!
 //! | route | protection | handler answers |

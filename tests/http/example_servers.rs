@@ -1,8 +1,6 @@
 //! The example servers as a user starts them: the built example binaries, run as
 //! processes with a `--config` file, against the local Entra look-alike.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

@@ -1,7 +1,7 @@
 //! The governor's audit trail: one event per authorization, the right fields, nothing
 //! lost, and never a token.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

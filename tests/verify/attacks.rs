@@ -3,7 +3,7 @@
 //! ([`Refusal::from_token_error`]). Every token is presented to a governor whose keys are
 //! loaded from the local Entra look-alike, over real loopback HTTP.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

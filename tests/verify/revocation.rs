@@ -1,6 +1,6 @@
 //! Revocation before expiry (ENTRA.md §5, CAE style), over loopback HTTP.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

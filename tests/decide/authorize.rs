@@ -1,7 +1,7 @@
 //! `Governor::authorize()` end to end: a real token from the local Entra look-alike,
 //! verified, then decided against `examples/policy.toml`.
 
-mod common;
+use crate::common;
 
 use entra_governor::testing::TestIdp;
 use entra_governor::{AuthorizeError, ClientAuth, Governor, Policy, Reason, TokenError};

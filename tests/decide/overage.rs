@@ -1,7 +1,7 @@
 //! Group overage end to end: an overage token from the look-alike, membership resolved
 //! through its Microsoft Graph, decided against `examples/policy.toml`.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

@@ -2,7 +2,7 @@
 //! past `exp`, never after their key is gone, and never around a revocation or a policy
 //! reload.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, SystemTime};
 

@@ -5,8 +5,8 @@
 //! One local Entra look-alike and one governor with its keys loaded serve every case; they
 //! live on a multi-threaded runtime so the look-alike answers while a case blocks on it.
 
-mod common;
-mod seeded;
+use crate::common;
+use crate::seeded;
 
 use std::sync::OnceLock;
 
@@ -64,7 +64,7 @@ fn token_byte() -> impl Strategy<Value = u8> {
     ]
 }
 
-const POLICY_EXAMPLE: &str = include_str!("../examples/policy.toml");
+const POLICY_EXAMPLE: &str = include_str!("../../examples/policy.toml");
 
 proptest! {
     #![proptest_config(seeded::config(256))]

@@ -1,9 +1,9 @@
 //! The actix-web adapter end to end: real servers on loopback, a real HTTP client, tokens
 //! from the local Entra look-alike, the example policy. The contract is shared with the
-//! axum tests (`tests/http_cases/mod.rs`).
+//! axum tests (`tests/http/contract.rs`).
 
-mod common;
-mod http_cases;
+use crate::common;
+use crate::contract;
 
 use actix_web::{App, HttpServer, web};
 use entra_governor::Governor;
@@ -92,18 +92,18 @@ fn serve(governor: &Governor) -> String {
 #[actix_web::test]
 async fn the_http_contract() {
     let idp = TestIdp::start().await;
-    let trail = http_cases::Trail::new();
+    let trail = contract::Trail::new();
     let governor = common::builder(&idp)
-        .policy(http_cases::example_policy())
+        .policy(contract::example_policy())
         .audit(trail.log.clone())
         .build()
         .unwrap();
     let base = serve(&governor);
-    http_cases::check_contract(&base, &idp, &trail).await;
+    contract::check_contract(&base, &idp, &trail).await;
 }
 
 /// Every route behind `a`'s authentication; `Require` of `a`, `b` or `c` (see
-/// `http_cases::check_two_governors`). One worker thread.
+/// `contract::check_two_governors`). One worker thread.
 fn serve_two_governors(a: &Governor, b: &Governor, c: &Governor) -> String {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
@@ -138,33 +138,33 @@ fn serve_two_governors(a: &Governor, b: &Governor, c: &Governor) -> String {
 #[actix_web::test]
 async fn require_of_another_governor_does_not_trust_the_principal_in_the_extensions() {
     let idp = TestIdp::start().await;
-    let trail = http_cases::Trail::new();
+    let trail = contract::Trail::new();
     let governor = |client_id: &str| {
         common::builder(&idp)
             .client_id(client_id)
-            .policy(http_cases::example_policy())
+            .policy(contract::example_policy())
             .audit(trail.log.clone())
             .build()
             .unwrap()
     };
     let (a, b) = (governor(&idp.client_id()), governor(&idp.client_id()));
-    let c = governor(http_cases::OTHER_CLIENT_ID);
+    let c = governor(contract::OTHER_CLIENT_ID);
     let base = serve_two_governors(&a, &b, &c);
-    http_cases::check_two_governors(&base, &idp, &trail, &b).await;
+    contract::check_two_governors(&base, &idp, &trail, &b).await;
 }
 
 #[actix_web::test]
 async fn identity_provider_down_is_503_with_retry_after() {
     let idp = TestIdp::start().await;
-    let trail = http_cases::Trail::new();
+    let trail = contract::Trail::new();
     let governor = common::builder(&idp)
-        .policy(http_cases::example_policy())
+        .policy(contract::example_policy())
         .audit(trail.log.clone())
         .build()
         .unwrap();
     idp.set_mode(Mode::Down);
     let base = serve(&governor);
-    http_cases::check_idp_down(&base, &idp, &trail).await;
+    contract::check_idp_down(&base, &idp, &trail).await;
 }
 
 #[test]
@@ -184,7 +184,7 @@ fn multi_tenant_governor(
     idp: &TestIdp,
     partner: &str,
     any_tenant: bool,
-    trail: &http_cases::Trail,
+    trail: &contract::Trail,
 ) -> Governor {
     let builder = common::builder(idp);
     let builder = if any_tenant {
@@ -193,7 +193,7 @@ fn multi_tenant_governor(
         builder.tenants([idp.tenant_id().as_str(), partner])
     };
     builder
-        .policy(http_cases::cross_tenant_policy(idp.tenant_id().as_str()))
+        .policy(contract::cross_tenant_policy(idp.tenant_id().as_str()))
         .audit(trail.log.clone())
         .build()
         .unwrap()
@@ -203,18 +203,18 @@ fn multi_tenant_governor(
 async fn partner_tenant_claims_confer_nothing_with_an_allow_list() {
     let idp = TestIdp::start().await;
     let partner = idp.add_tenant();
-    let trail = http_cases::Trail::new();
+    let trail = contract::Trail::new();
     let governor = multi_tenant_governor(&idp, partner.as_str(), false, &trail);
     let base = serve(&governor);
-    http_cases::check_cross_tenant(&base, &idp, partner.as_str(), &trail).await;
+    contract::check_cross_tenant(&base, &idp, partner.as_str(), &trail).await;
 }
 
 #[actix_web::test]
 async fn partner_tenant_claims_confer_nothing_in_any_tenant_mode() {
     let idp = TestIdp::start().await;
     let partner = idp.add_tenant();
-    let trail = http_cases::Trail::new();
+    let trail = contract::Trail::new();
     let governor = multi_tenant_governor(&idp, partner.as_str(), true, &trail);
     let base = serve(&governor);
-    http_cases::check_cross_tenant(&base, &idp, partner.as_str(), &trail).await;
+    contract::check_cross_tenant(&base, &idp, partner.as_str(), &trail).await;
 }

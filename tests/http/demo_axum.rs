@@ -3,9 +3,9 @@
 //! loopback port and sends every printed command.
 
 #[allow(dead_code)] // only `app` and the platform module are used here
-#[path = "../examples/ai_platform.rs"]
+#[path = "../../examples/ai_platform.rs"]
 mod ai_platform;
-mod example_demo;
+use crate::example_demo;
 
 use ai_platform::platform::{self, TRIES};
 use example_demo::Sent;

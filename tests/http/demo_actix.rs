@@ -3,9 +3,9 @@
 //! loopback port and sends every printed command.
 
 #[allow(dead_code)] // only `server` and the platform module are used here
-#[path = "../examples/actix_platform.rs"]
+#[path = "../../examples/actix_platform.rs"]
 mod actix_platform;
-mod example_demo;
+use crate::example_demo;
 
 use actix_platform::platform::{self, TRIES};
 use example_demo::Sent;

@@ -1,7 +1,7 @@
 //! Group overage resolution through Microsoft Graph, over real loopback HTTP against the
 //! TestIdp's Graph look-alike.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -1,7 +1,7 @@
 //! Key path: discovery, JWKS caching, rotation, single flight, outages, over real
 //! loopback HTTP against the local Entra look-alike.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;

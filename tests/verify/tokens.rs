@@ -1,7 +1,7 @@
 //! One test per validation rule, over real loopback HTTP against the local Entra
 //! look-alike: each asserts the exact error variant.
 
-mod common;
+use crate::common;
 
 use entra_governor::testing::TestIdp;
 use entra_governor::{ClientAuth, Groups, PrincipalKind, TenantId, TokenError, TokenVersion};

@@ -1,7 +1,7 @@
 //! Policy engine: table-driven decisions against `examples/policy.toml`, and property
 //! tests against a straightforward reference evaluator.
 
-mod seeded;
+use crate::seeded;
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -1,10 +1,10 @@
 //! A failing identity provider and a failing Microsoft Graph, against the local look-alike:
 //! faults of the JWKS endpoint alone, unusable keys that reuse a real modulus, rotation and
-//! unknown-`kid` floods under load, Graph storms under load. Complements `tests/keys.rs`
-//! (discovery faults, cache, single flight) and `tests/graph.rs` (the resolver alone).
+//! unknown-`kid` floods under load, Graph storms under load. Complements `tests/verify/keys.rs`
+//! (discovery faults, cache, single flight) and `tests/decide/graph.rs` (the resolver alone).
 //! Every assertion is on an outcome or a request count, never on elapsed time.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;

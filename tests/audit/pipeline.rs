@@ -3,7 +3,7 @@
 //! mode, shutdown and drop. No assertion depends on timing: tests wait on counters,
 //! `flush()`, and the memory sink's notifications.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
