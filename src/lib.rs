@@ -16,6 +16,7 @@ pub mod http;
 pub mod ids;
 pub mod policy;
 pub mod principal;
+pub mod resource;
 pub mod revocation;
 #[cfg(feature = "testing")]
 pub mod testing;

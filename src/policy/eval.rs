@@ -40,7 +40,7 @@ use super::compile::{
     has_bit, intersects, set_bit,
 };
 use super::model::OnGroupOverage;
-use super::pattern::{MAX_SEGMENTS, split_resource};
+use crate::resource::{MAX_SEGMENTS, split_resource};
 use super::requirement::{Clock, RequirementView, Unmet};
 
 /// Where a decision takes the caller's group membership from.
