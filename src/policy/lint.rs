@@ -8,7 +8,8 @@ use std::fmt;
 
 use serde::Serialize;
 
-use super::compile::{CompiledPolicy, has_bit, key};
+use super::compile::key;
+use super::compiled::{CompiledPolicy, has_bit, set_bit};
 use super::model::{BindingDef, PolicyDocument};
 
 /// What a lint warning is about.
@@ -261,11 +262,11 @@ pub(crate) fn lint(
     let mut used = vec![0u64; c.words];
     for b in &c.bindings {
         for r in b.closure.iter() {
-            super::compile::set_bit(&mut used, usize::from(*r));
+            set_bit(&mut used, usize::from(*r));
         }
     }
     for (r, role) in c.roles.iter().enumerate() {
-        if !super::compile::has_bit(&used, r) {
+        if !has_bit(&used, r) {
             warn(
                 LintCode::UnusedRole,
                 format!("roles.{}", key(&role.name)),

@@ -265,26 +265,28 @@ use std::sync::Arc;
 
 pub mod action;
 mod compile;
+mod compiled;
+mod decide;
 mod error;
-mod eval;
 
 pub mod ident;
 mod lint;
 pub mod model;
 pub mod pattern;
+mod permissions;
 mod requirement;
 
 pub use action::{BUILTIN_ACTIONS, MAX_ACTIONS};
-pub use compile::{CompiledPolicy, MAX_BINDINGS, MAX_ROLES, UnqualifiedBinding};
+pub use compiled::{CompiledPolicy, MAX_BINDINGS, MAX_ROLES, UnqualifiedBinding};
+pub use decide::MembershipView;
 pub use error::{PolicyError, PolicyErrorKind};
-pub use eval::{
-    DenyView, EffectiveGrant, GroupMembership, MembershipView, Permissions, RequirementRuleView,
-    RoleAssignment,
-};
 pub use ident::{IdentifierProblem, Script};
 pub use lint::{LintCode, LintReport, LintWarning, TenantScope};
 pub use model::{OnGroupOverage, PolicyDocument, RequirementRuleDef, RequiresDef};
 pub use pattern::{PathProblem, Pattern};
+pub use permissions::{
+    DenyView, EffectiveGrant, GroupMembership, Permissions, RequirementRuleView, RoleAssignment,
+};
 pub use requirement::{MAX_AUTH_AGE_SECS, RequirementView};
 
 /// A validated, compiled policy, with its source document for linting and tooling.

@@ -32,7 +32,6 @@ use std::fmt;
 pub use crate::resource::{MAX_RESOURCE_LEN, MAX_SEGMENTS, PathProblem, validate_resource};
 use crate::resource::{check_path, split_resource};
 
-
 /// One segment of a compiled pattern.
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Token {
