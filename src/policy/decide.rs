@@ -32,7 +32,7 @@
 //! request. Everything else is: more deny rules, fewer bindings or narrower scopes never
 
 use crate::decision::{Decision, Match, Reason};
-use crate::principal::{Groups, Principal, PrincipalKind};
+use crate::principal::{Principal, PrincipalKind, TokenGroups};
 use crate::resource::{MAX_SEGMENTS, split_resource};
 
 use super::compiled::{
@@ -45,7 +45,7 @@ use crate::ids::GroupId;
 
 /// Where a decision takes the caller's group membership from.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum MembershipView<'a> {
+pub enum MembershipSource<'a> {
     /// The token's `groups` claim; an overage marker or a missing claim means unknown.
     #[default]
     FromToken,
@@ -55,6 +55,10 @@ pub enum MembershipView<'a> {
     /// Membership is unknown.
     Unavailable,
 }
+
+/// The old name of [`MembershipSource`].
+#[deprecated(note = "renamed to `MembershipSource`: where a decision reads membership from")]
+pub type MembershipView<'a> = MembershipSource<'a>;
 
 /// Collects binding indices without allocating, up to a limit.
 pub(super) trait HitSink {
@@ -89,12 +93,14 @@ impl HitSink for Vec<u32> {
 /// failed (transient: [`Reason::GroupMembershipUnavailable`]), or a token that does not
 /// list it with nobody resolving it (permanent until configured otherwise:
 /// [`Reason::GroupMembershipUnknown`]).
-fn membership_unknown(principal: &Principal, membership: MembershipView<'_>) -> Reason {
+fn membership_unknown(principal: &Principal, membership: MembershipSource<'_>) -> Reason {
     match membership {
-        MembershipView::Unavailable => Reason::GroupMembershipUnavailable,
-        MembershipView::FromToken | MembershipView::Resolved(_) => Reason::GroupMembershipUnknown {
-            overage: matches!(principal.groups(), Groups::Overage),
-        },
+        MembershipSource::Unavailable => Reason::GroupMembershipUnavailable,
+        MembershipSource::FromToken | MembershipSource::Resolved(_) => {
+            Reason::GroupMembershipUnknown {
+                overage: matches!(principal.groups(), TokenGroups::Overage),
+            }
+        }
     }
 }
 
@@ -114,7 +120,7 @@ impl CompiledPolicy {
     /// not this function's business: it must have been rejected before a [`Principal`]
     /// existed.
     pub fn decide(&self, principal: &Principal, action: &str, resource: &str) -> Decision {
-        self.decide_with(principal, MembershipView::FromToken, action, resource)
+        self.decide_with(principal, MembershipSource::FromToken, action, resource)
     }
 
     /// Like [`decide`](Self::decide), with group membership from `membership` (for group
@@ -122,7 +128,7 @@ impl CompiledPolicy {
     pub fn decide_with(
         &self,
         principal: &Principal,
-        membership: MembershipView<'_>,
+        membership: MembershipSource<'_>,
         action: &str,
         resource: &str,
     ) -> Decision {
@@ -135,7 +141,7 @@ impl CompiledPolicy {
     pub fn decide_at(
         &self,
         principal: &Principal,
-        membership: MembershipView<'_>,
+        membership: MembershipSource<'_>,
         action: &str,
         resource: &str,
         now: u64,
@@ -146,7 +152,7 @@ impl CompiledPolicy {
     fn decide_impl(
         &self,
         principal: &Principal,
-        membership: MembershipView<'_>,
+        membership: MembershipSource<'_>,
         action: &str,
         resource: &str,
         mut clock: Clock,
@@ -383,7 +389,7 @@ impl CompiledPolicy {
     pub(super) fn collect<S: HitSink>(
         &self,
         p: &Principal,
-        membership: MembershipView<'_>,
+        membership: MembershipSource<'_>,
         class: u8,
         roles: &mut [u64],
         hits: &mut S,
@@ -439,12 +445,12 @@ impl CompiledPolicy {
             }
         }
         let groups = match membership {
-            MembershipView::FromToken => match p.groups() {
-                Groups::Listed(g) => Some(g.as_slice()),
-                Groups::Overage | Groups::NotEmitted => None,
+            MembershipSource::FromToken => match p.groups() {
+                TokenGroups::Listed(g) => Some(g.as_slice()),
+                TokenGroups::Overage | TokenGroups::NotEmitted => None,
             },
-            MembershipView::Resolved(g) => Some(g),
-            MembershipView::Unavailable => None,
+            MembershipSource::Resolved(g) => Some(g),
+            MembershipSource::Unavailable => None,
         };
         let relevant = self.groups_matter(class);
         match groups {
@@ -543,7 +549,8 @@ impl CompiledPolicy {
     /// (overage or no `groups` claim): resolve them and use
     /// [`decide_with`](Self::decide_with).
     pub fn needs_group_resolution(&self, principal: &Principal) -> bool {
-        !matches!(principal.groups(), Groups::Listed(_)) && self.groups_matter(class_of(principal))
+        !matches!(principal.groups(), TokenGroups::Listed(_))
+            && self.groups_matter(class_of(principal))
     }
 }
 

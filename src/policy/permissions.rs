@@ -9,14 +9,14 @@ use crate::principal::{Principal, PrincipalKind};
 
 use super::action::ActionSet;
 use super::compiled::{CompiledPolicy, GROUP_HIT, MAX_ROLE_WORDS, class_of, has_bit, intersects};
-use super::decide::MembershipView;
+use super::decide::MembershipSource;
 use super::requirement::RequirementView;
 
 /// Whether the caller's group membership was known for a listing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
-pub enum GroupMembership {
+pub enum MembershipKnowledge {
     /// Groups were known (token or resolved) and evaluated.
     Evaluated,
     /// Groups were unknown and some group binding applies to callers of this kind: the
@@ -25,6 +25,10 @@ pub enum GroupMembership {
     /// Groups were unknown, but no group binding applies to callers of this kind.
     NotNeeded,
 }
+
+/// The old name of [`MembershipKnowledge`].
+#[deprecated(note = "renamed to `MembershipKnowledge`: whether a listing knew the groups")]
+pub type GroupMembership = MembershipKnowledge;
 
 /// A role the caller holds, and how.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
@@ -98,7 +102,7 @@ pub struct Permissions {
     /// The policy's [`version_hash`](CompiledPolicy::version_hash).
     pub policy_version: String,
     /// Whether group membership was known.
-    pub groups: GroupMembership,
+    pub groups: MembershipKnowledge,
     /// Roles held, sorted by name.
     pub roles: Vec<RoleAssignment>,
     /// Grants of the held roles, narrowed by the scope ceiling; grants the scopes reduce
@@ -119,14 +123,14 @@ pub struct Permissions {
 impl CompiledPolicy {
     /// Lists what `principal` may do, taking group membership from the token.
     pub fn permissions(&self, principal: &Principal) -> Permissions {
-        self.permissions_with(principal, MembershipView::FromToken)
+        self.permissions_with(principal, MembershipSource::FromToken)
     }
 
     /// Lists what `principal` may do, with group membership from `membership`.
     pub fn permissions_with(
         &self,
         principal: &Principal,
-        membership: MembershipView<'_>,
+        membership: MembershipSource<'_>,
     ) -> Permissions {
         let class = class_of(principal);
         let mut buf = [0u64; MAX_ROLE_WORDS];
@@ -216,9 +220,9 @@ impl CompiledPolicy {
             guest: principal.is_guest(),
             policy_version: self.version_hash.clone(),
             groups: match (collected.groups_missing, relevant) {
-                (false, _) => GroupMembership::Evaluated,
-                (true, true) => GroupMembership::Unavailable,
-                (true, false) => GroupMembership::NotNeeded,
+                (false, _) => MembershipKnowledge::Evaluated,
+                (true, true) => MembershipKnowledge::Unavailable,
+                (true, false) => MembershipKnowledge::NotNeeded,
             },
             roles: assignments,
             grants,

@@ -3,7 +3,7 @@
 use super::*;
 use crate::decision::Reason;
 use crate::ids::{GroupId, ObjectId, TenantId};
-use crate::principal::{Groups, Principal, PrincipalKind};
+use crate::principal::{Principal, PrincipalKind, TokenGroups};
 
 const T: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
 const OTHER_T: &str = "3c4d5e6f-7a8b-4c9d-8e0f-1a2b3c4d5e6f";
@@ -15,8 +15,8 @@ fn user() -> crate::principal::PrincipalBuilder {
     Principal::builder(TenantId::parse(T).unwrap(), ObjectId::parse(OID).unwrap())
 }
 
-fn groups(ids: &[&str]) -> Groups {
-    Groups::Listed(ids.iter().map(|g| GroupId::parse(g).unwrap()).collect())
+fn groups(ids: &[&str]) -> TokenGroups {
+    TokenGroups::Listed(ids.iter().map(|g| GroupId::parse(g).unwrap()).collect())
 }
 
 fn load(src: &str) -> Policy {
@@ -627,7 +627,7 @@ fn group_overage_denies_distinctly_and_resolution_decides() {
     let p = load(BASE).compiled();
     let overage = user()
         .scopes(["Training.Manage"])
-        .groups(Groups::Overage)
+        .groups(TokenGroups::Overage)
         .build();
     assert!(p.needs_group_resolution(&overage));
     // Nobody resolves the token's groups: a configuration matter (403), not an outage.
@@ -643,7 +643,7 @@ fn group_overage_denies_distinctly_and_resolution_decides() {
     // Not emitted is not "no groups" either.
     let silent = user()
         .scopes(["Training.Manage"])
-        .groups(Groups::NotEmitted)
+        .groups(TokenGroups::NotEmitted)
         .build();
     let d = p.decide(&silent, "training.submit", "models/exp-1");
     assert_eq!(d.reason, Reason::GroupMembershipUnknown { overage: false });
@@ -656,7 +656,7 @@ fn group_overage_denies_distinctly_and_resolution_decides() {
     assert_eq!(
         p.decide_with(
             &silent,
-            MembershipView::Unavailable,
+            MembershipSource::Unavailable,
             "training.submit",
             "models/exp-1"
         )
@@ -667,7 +667,7 @@ fn group_overage_denies_distinctly_and_resolution_decides() {
     let resolved = [GroupId::parse(G1).unwrap()];
     let d = p.decide_with(
         &overage,
-        MembershipView::Resolved(&resolved),
+        MembershipSource::Resolved(&resolved),
         "training.submit",
         "models/exp-1",
     );
@@ -677,7 +677,7 @@ fn group_overage_denies_distinctly_and_resolution_decides() {
             .scopes(["Training.Manage"])
             .groups(groups(&[G1]))
             .build(),
-        MembershipView::Unavailable,
+        MembershipSource::Unavailable,
         "training.submit",
         "models/exp-1",
     );
@@ -685,7 +685,7 @@ fn group_overage_denies_distinctly_and_resolution_decides() {
     // Applications are not admitted by the group binding: their overage does not matter.
     let app = user()
         .kind(PrincipalKind::Application)
-        .groups(Groups::Overage)
+        .groups(TokenGroups::Overage)
         .build();
     assert!(!p.needs_group_resolution(&app));
     assert_eq!(
@@ -770,7 +770,7 @@ fn separation_of_duties_denies_holders_of_both() {
     let reader_overage = user()
         .scopes(["All"])
         .roles(["Reader"])
-        .groups(Groups::Overage)
+        .groups(TokenGroups::Overage)
         .build();
     assert!(
         p.decide(&reader_overage, "models.read", "models/prod-chat")
@@ -784,7 +784,7 @@ fn separation_of_duties_denies_holders_of_both() {
     assert_eq!(
         p.decide_with(
             &reader_overage,
-            MembershipView::Unavailable,
+            MembershipSource::Unavailable,
             "training.submit",
             "models/prod-chat"
         )
@@ -814,7 +814,7 @@ fn permissions_list_effective_grants() {
         .groups(groups(&[G1]))
         .build();
     let perms = p.permissions(&u);
-    assert_eq!(perms.groups, GroupMembership::Evaluated);
+    assert_eq!(perms.groups, MembershipKnowledge::Evaluated);
     let roles: Vec<_> = perms.roles.iter().map(|r| r.role.as_str()).collect();
     assert_eq!(roles, ["reader", "trainer"]);
     assert_eq!(perms.roles[0].included_by, ["trainer"]);
@@ -835,8 +835,11 @@ fn permissions_list_effective_grants() {
         .groups(groups(&[G1]))
         .build();
     assert!(p.permissions(&narrow).grants.is_empty());
-    let overage = user().groups(Groups::Overage).build();
-    assert_eq!(p.permissions(&overage).groups, GroupMembership::Unavailable);
+    let overage = user().groups(TokenGroups::Overage).build();
+    assert_eq!(
+        p.permissions(&overage).groups,
+        MembershipKnowledge::Unavailable
+    );
 }
 
 #[test]
@@ -851,7 +854,10 @@ fn allow_names_every_binding_that_led_to_the_grant() {
         ids.push(GroupId::parse(&g).unwrap());
     }
     let p = load(&src).compiled();
-    let u = user().scopes(["S"]).groups(Groups::Listed(ids)).build();
+    let u = user()
+        .scopes(["S"])
+        .groups(TokenGroups::Listed(ids))
+        .build();
     let d = p.decide(&u, "models.read", "models/x");
     // More than the on-stack hit buffer holds: the allow path recollects.
     assert_eq!(d.matched.len(), 300);
@@ -1043,7 +1049,7 @@ fn auth_age_steps_up_through_the_blocks_own_context() {
     let at = |now| {
         policy.decide_at(
             &p,
-            MembershipView::FromToken,
+            MembershipSource::FromToken,
             "training.submit",
             "models/x",
             now,
