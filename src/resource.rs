@@ -1,8 +1,8 @@
 //! Resource paths: how requests spell resources, and what is wrong with a malformed one.
 //!
-//! A foundation of the decision stage: [`crate::decision`] (which echoes resources and
-//! names a [`PathProblem`]) and the policy engine (whose patterns follow the same rules)
-//! both import it, and it imports neither.
+//! A foundation of the decision stage: decisions (which echo resources and name a
+//! [`PathProblem`]) and the policy engine (whose patterns follow the same rules) both
+//! import it, and it imports neither.
 //!
 //! # Resources
 //!
@@ -24,7 +24,7 @@
 //!
 //! Everything else is literal and compared byte for byte: no case folding, no Unicode
 //! normalisation, no percent-decoding (`models%2Fx` is one segment). A request for a
-//! malformed resource is denied with [`Reason::InvalidResource`](crate::decision::Reason::InvalidResource);
+//! malformed resource is denied with [`Reason::InvalidResource`](crate::Reason::InvalidResource);
 //! it never panics and never matches a pattern.
 //!
 //! # Handlers use the authorized resource verbatim
@@ -200,7 +200,7 @@ pub fn validate_resource(resource: &str) -> Result<(), PathProblem> {
 /// Unicode's `Default_Ignorable_Code_Point` property (DerivedCoreProperties.txt): code
 /// points that render as nothing, so two paths differing only by one look the same. It
 /// includes the bidirectional controls and the invisible characters that identifiers
-/// refuse too ([`crate::policy::IdentifierProblem`]).
+/// refuse too.
 fn is_default_ignorable(c: char) -> bool {
     matches!(
         c,

@@ -7,7 +7,11 @@
 //! one table into another (a role's closure row, the roles an action's grants mention,
 //! the bindings holding a role, a group entry's roles and bindings) are read through the
 //! `#[inline]` methods at the end of this file, so that the arithmetic lives beside the
-//! layout it describes.
+//! layout it describes: [`decide`](super::decide), [`permissions`](super::permissions)
+//! and [`lint`](super::lint) never index one table by another's spans themselves. The
+//! fields stay visible to `policy` (`pub(super)`) because [`compile`](super::compile)
+//! assembles them and the evaluator walks the rule and binding lists directly; wrapping
+//! each of those reads in a method would add names without narrowing anything.
 //!
 //! The compiled requirement blocks ([`Requires`]) stay in
 //! [`requirement`](super::requirement), beside their validation and their check against

@@ -529,7 +529,7 @@ impl CompiledPolicy {
             // Unknown groups could complete a conflict: fail closed.
             let group_roles = self.possible_group_roles(class);
             let mut possible = [0u64; MAX_ROLE_WORDS];
-            let possible = &mut possible[..self.words];
+            let possible = &mut possible[..self.words()];
             for ((p, r), g) in possible.iter_mut().zip(roles).zip(group_roles.iter()) {
                 *p = r | g;
             }

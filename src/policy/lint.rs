@@ -277,7 +277,7 @@ fn lint_grants(
 
 /// Roles no binding confers, directly or through includes.
 fn lint_unused_roles(c: &CompiledPolicy, warn: &mut impl FnMut(LintCode, String, String)) {
-    let mut used = vec![0u64; c.words];
+    let mut used = vec![0u64; c.words()];
     for b in &c.bindings {
         for r in b.closure.iter() {
             set_bit(&mut used, usize::from(*r));
