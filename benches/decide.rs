@@ -24,7 +24,7 @@ use cedar_policy::{
 };
 use criterion::{Criterion, criterion_group, criterion_main};
 use entra_governor::policy::{BUILTIN_ACTIONS, Policy};
-use entra_governor::{GroupId, Groups, ObjectId, Principal, TenantId};
+use entra_governor::{GroupId, ObjectId, Principal, TenantId, TokenGroups};
 
 const ROLES: usize = 500;
 const BINDINGS: usize = 5_000;
@@ -276,7 +276,7 @@ fn uid(ty: &str, id: &str) -> EntityUid {
 
 /// Cedar's view of the caller, built from the same principal for every request.
 fn cedar_entities(w: &World, p: &Principal) -> Entities {
-    let Groups::Listed(groups) = p.groups() else {
+    let TokenGroups::Listed(groups) = p.groups() else {
         unreachable!()
     };
     let mut parents = HashSet::new();
@@ -404,14 +404,14 @@ fn caller(w: &World, bound: usize, keep: &[GroupId], rng: &mut Rng) -> Principal
     )
     .scopes(["Inference.Invoke", "Training.Manage"])
     .roles(["App.Role7"])
-    .groups(Groups::Listed(groups))
+    .groups(TokenGroups::Listed(groups))
     .build()
 }
 
 /// The groups of `p` that the policy binds.
 fn bound_groups(w: &World, p: &Principal) -> Vec<GroupId> {
     match p.groups() {
-        Groups::Listed(g) => g
+        TokenGroups::Listed(g) => g
             .iter()
             .filter(|g| w.bindings.contains_key(g.as_str()))
             .cloned()

@@ -18,7 +18,7 @@ use std::fmt::{self, Write as _};
 
 use serde::Serialize;
 
-use crate::policy::pattern::{MAX_RESOURCE_LEN, PathProblem};
+use crate::resource::{MAX_RESOURCE_LEN, PathProblem};
 
 /// Allow or deny.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]

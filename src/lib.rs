@@ -16,6 +16,7 @@ pub mod http;
 pub mod ids;
 pub mod policy;
 pub mod principal;
+pub mod resource;
 pub mod revocation;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -42,9 +43,13 @@ pub use governor::{
 pub use graph::{ClientCredential, GraphGroupResolver, GraphGroupResolverBuilder};
 pub use graph::{GroupResolutionError, GroupResolver};
 pub use ids::{GroupId, InvalidId, ObjectId, PrincipalId, TenantId};
-pub use policy::{CompiledPolicy, MembershipView, Permissions, Policy, PolicyError};
+#[allow(deprecated)]
+pub use policy::MembershipView;
+pub use policy::{CompiledPolicy, MembershipSource, Permissions, Policy, PolicyError};
+#[allow(deprecated)]
+pub use principal::Groups;
 pub use principal::{
-    ClientAuth, DisplayClaims, Groups, GuestStatus, Principal, PrincipalBuilder, PrincipalKind,
-    TokenVersion,
+    ClientAuth, DisplayClaims, GuestStatus, Principal, PrincipalBuilder, PrincipalKind,
+    TokenGroups, TokenVersion,
 };
 pub use revocation::RevocationError;

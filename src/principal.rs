@@ -75,7 +75,7 @@ pub enum GuestStatus {
 /// does not ask for groups, and replaces it with an overage marker past 200 groups.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case", tag = "kind", content = "ids")]
-pub enum Groups {
+pub enum TokenGroups {
     /// The token lists the caller's groups (possibly none).
     Listed(Vec<GroupId>),
     /// Too many groups to list (`_claim_names`/`_claim_sources`, or `hasgroups`):
@@ -84,6 +84,10 @@ pub enum Groups {
     /// The token carries no group information at all.
     NotEmitted,
 }
+
+/// The old name of [`TokenGroups`].
+#[deprecated(note = "renamed to `TokenGroups`: what the token says about groups")]
+pub type Groups = TokenGroups;
 
 /// Mutable, display-only claims. Never used for a decision; audit includes them only when
 /// the operator opts in.
@@ -112,7 +116,7 @@ pub struct Principal {
     pub(crate) client_auth: ClientAuth,
     pub(crate) scopes: Vec<String>,
     pub(crate) roles: Vec<String>,
-    pub(crate) groups: Groups,
+    pub(crate) groups: TokenGroups,
     pub(crate) directory_roles: Vec<String>,
     pub(crate) auth_contexts: Vec<String>,
     pub(crate) auth_methods: Vec<String>,
@@ -143,8 +147,8 @@ impl Principal {
         }
         let optional = |s: &Option<String>| s.as_deref().map_or(0, text);
         let groups = match &self.groups {
-            Groups::Listed(g) => g.capacity() * std::mem::size_of::<GroupId>(),
-            Groups::Overage | Groups::NotEmitted => 0,
+            TokenGroups::Listed(g) => g.capacity() * std::mem::size_of::<GroupId>(),
+            TokenGroups::Overage | TokenGroups::NotEmitted => 0,
         };
         let d = &self.display;
         2 * std::mem::size_of::<usize>() // the Arc's counts
@@ -171,8 +175,8 @@ impl Principal {
     pub(crate) fn touch(&self) {
         let first = |v: &[String]| v.first().and_then(|s| s.as_bytes().first().copied());
         let group = match &self.groups {
-            Groups::Listed(g) => g.first().map(|g| g.as_bytes()[0]),
-            Groups::Overage | Groups::NotEmitted => None,
+            TokenGroups::Listed(g) => g.first().map(|g| g.as_bytes()[0]),
+            TokenGroups::Overage | TokenGroups::NotEmitted => None,
         };
         std::hint::black_box((group, first(&self.scopes), first(&self.roles)));
     }
@@ -230,7 +234,7 @@ impl Principal {
         &self.roles
     }
     /// Group membership as the token states it.
-    pub fn groups(&self) -> &Groups {
+    pub fn groups(&self) -> &TokenGroups {
         &self.groups
     }
     /// Directory role template ids (`wids`).
@@ -317,7 +321,7 @@ impl PrincipalBuilder {
                 client_auth: ClientAuth::Unknown,
                 scopes: Vec::new(),
                 roles: Vec::new(),
-                groups: Groups::Listed(Vec::new()),
+                groups: TokenGroups::Listed(Vec::new()),
                 directory_roles: Vec::new(),
                 auth_contexts: Vec::new(),
                 auth_methods: Vec::new(),
@@ -349,7 +353,7 @@ impl PrincipalBuilder {
         self
     }
     /// Sets the group membership.
-    pub fn groups(mut self, groups: Groups) -> Self {
+    pub fn groups(mut self, groups: TokenGroups) -> Self {
         self.principal.groups = groups;
         self
     }

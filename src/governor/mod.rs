@@ -12,7 +12,7 @@ use crate::decision::{Decision, Reason};
 use crate::error::{AuthorizeError, ConfigError, ReloadError, TokenError};
 use crate::graph::GroupResolver;
 use crate::ids::{PrincipalId, TenantId};
-use crate::policy::{CompiledPolicy, MembershipView, Permissions, Policy, TenantScope};
+use crate::policy::{CompiledPolicy, MembershipSource, Permissions, Policy, TenantScope};
 use crate::principal::Principal;
 use crate::revocation::{RevocationError, Revocations};
 use crate::token::Verifier;
@@ -590,13 +590,13 @@ async fn decide_resolving(
     match resolver.resolve(principal, policy.bound_group_ids()).await {
         Ok(groups) => policy.decide_with(
             principal,
-            MembershipView::Resolved(&groups),
+            MembershipSource::Resolved(&groups),
             action,
             resource,
         ),
         Err(error) => {
             tracing::warn!(%error, principal = %principal.id(), "group membership unavailable");
-            policy.decide_with(principal, MembershipView::Unavailable, action, resource)
+            policy.decide_with(principal, MembershipSource::Unavailable, action, resource)
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Group overage: resolving group membership that did not fit in the token.
 //!
 //! Entra puts at most 200 groups in an access token. Past that it drops the `groups` claim
-//! and sends an overage marker instead ([`Groups::Overage`](crate::Groups::Overage)), whose
+//! and sends an overage marker instead ([`TokenGroups::Overage`](crate::TokenGroups::Overage)), whose
 //! `_claim_sources` endpoint points at the retired Azure AD Graph and is never followed.
 //! An overage token is **not** "member of nothing": membership must be asked of Microsoft
 //! Graph, and when that fails the decision is a deny for "group membership unavailable",
@@ -69,7 +69,7 @@
 //! # {
 //! use entra_governor::graph::{ClientCredential, GraphGroupResolver, GroupResolver};
 //! use entra_governor::testing::TestIdp;
-//! use entra_governor::{Cloud, GroupId, Groups, Principal};
+//! use entra_governor::{Cloud, GroupId, TokenGroups, Principal};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -93,7 +93,7 @@
 //! #     .dangerous_allow_http_loopback()
 //! #     .build()?;
 //! let principal: Principal = governor.verify(&token).await?;
-//! assert_eq!(principal.groups(), &Groups::Overage);
+//! assert_eq!(principal.groups(), &TokenGroups::Overage);
 //! idp.set_memberships(principal.object_id(), vec![trainers.clone()]);
 //!
 //! let member_of = resolver.resolve(&principal, &[trainers.clone(), viewers]).await?;

@@ -3,7 +3,7 @@
 use std::fmt::{self, Write as _};
 
 use super::ident::IdentifierProblem;
-use super::pattern::PathProblem;
+use crate::resource::PathProblem;
 
 /// A policy that could not be loaded: where (file, key path) and what.
 ///

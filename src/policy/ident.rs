@@ -109,38 +109,6 @@ pub(crate) fn is_invisible(c: char) -> bool {
     )
 }
 
-/// Unicode's `Default_Ignorable_Code_Point` property (DerivedCoreProperties.txt): code
-/// points that render as nothing, so two paths differing only by one look the same. It
-/// includes the bidirectional controls and the invisible characters above.
-pub(crate) fn is_default_ignorable(c: char) -> bool {
-    matches!(
-        c,
-        '\u{00AD}'
-            | '\u{034F}'
-            | '\u{061C}'
-            | '\u{115F}'..='\u{1160}'
-            | '\u{17B4}'..='\u{17B5}'
-            | '\u{180B}'..='\u{180F}'
-            | '\u{200B}'..='\u{200F}'
-            | '\u{202A}'..='\u{202E}'
-            | '\u{2060}'..='\u{206F}'
-            | '\u{3164}'
-            | '\u{FE00}'..='\u{FE0F}'
-            | '\u{FEFF}'
-            | '\u{FFA0}'
-            | '\u{FFF0}'..='\u{FFF8}'
-            | '\u{1BCA0}'..='\u{1BCA3}'
-            | '\u{1D173}'..='\u{1D17A}'
-            | '\u{E0000}'..='\u{E0FFF}'
-    )
-}
-
-/// True for characters that must never appear in a resource path or pattern: control
-/// characters and default-ignorable code points.
-pub(crate) fn is_forbidden_in_path(c: char) -> bool {
-    c.is_control() || is_default_ignorable(c)
-}
-
 fn script_of(c: char) -> Option<Script> {
     if !c.is_alphabetic() {
         return None;

@@ -8,7 +8,8 @@ use std::fmt;
 
 use serde::Serialize;
 
-use super::compile::{CompiledPolicy, has_bit, key};
+use super::compile::key;
+use super::compiled::{CompiledPolicy, has_bit, set_bit};
 use super::model::{BindingDef, PolicyDocument};
 
 /// What a lint warning is about.
@@ -213,6 +214,22 @@ pub(crate) fn lint(
             message,
         })
     };
+    lint_grants(doc, c, &mut warn);
+    lint_unused_roles(c, &mut warn);
+    lint_single_principal_bindings(doc, c, &mut warn);
+    lint_scopes(doc, c, &mut warn);
+    lint_tenant_trust(doc, c, scope, &mut warn);
+    lint_separation_of_duties(doc, c, &mut warn);
+    LintReport { warnings: out }
+}
+
+/// Grants of every action on everything, wildcard actions on unbounded resources, and
+/// grants a deny rule for everyone covers entirely.
+fn lint_grants(
+    doc: &PolicyDocument,
+    c: &CompiledPolicy,
+    warn: &mut impl FnMut(LintCode, String, String),
+) {
     let all_actions = c.actions.all();
 
     // Grants.
@@ -256,16 +273,18 @@ pub(crate) fn lint(
             }
         }
     }
+}
 
-    // Roles nobody gets.
-    let mut used = vec![0u64; c.words];
+/// Roles no binding confers, directly or through includes.
+fn lint_unused_roles(c: &CompiledPolicy, warn: &mut impl FnMut(LintCode, String, String)) {
+    let mut used = vec![0u64; c.words()];
     for b in &c.bindings {
         for r in b.closure.iter() {
-            super::compile::set_bit(&mut used, usize::from(*r));
+            set_bit(&mut used, usize::from(*r));
         }
     }
     for (r, role) in c.roles.iter().enumerate() {
-        if !super::compile::has_bit(&used, r) {
+        if !has_bit(&used, r) {
             warn(
                 LintCode::UnusedRole,
                 format!("roles.{}", key(&role.name)),
@@ -276,8 +295,14 @@ pub(crate) fn lint(
             );
         }
     }
+}
 
-    // Bindings to one principal.
+/// Bindings to one principal, which access reviews and revocation cannot see.
+fn lint_single_principal_bindings(
+    doc: &PolicyDocument,
+    c: &CompiledPolicy,
+    warn: &mut impl FnMut(LintCode, String, String),
+) {
     for (i, b) in doc.bindings.iter().enumerate() {
         if b.principal.is_some() {
             warn(
@@ -291,8 +316,14 @@ pub(crate) fn lint(
             );
         }
     }
+}
 
-    // Scope ceilings.
+/// Scope ceilings that set no ceiling or allow nothing, and their absence.
+fn lint_scopes(
+    doc: &PolicyDocument,
+    c: &CompiledPolicy,
+    warn: &mut impl FnMut(LintCode, String, String),
+) {
     for (name, specs) in &doc.scopes {
         let path = format!("scopes.{}", key(name));
         if specs.iter().any(|s| s == "*") {
@@ -317,10 +348,14 @@ pub(crate) fn lint(
             "no scope ceilings are defined: every delegated (user) call will be denied".to_owned(),
         );
     }
+}
 
-    lint_tenant_trust(doc, c, scope, &mut warn);
-
-    // Separation of duties reachable through some combination of bindings.
+/// Separation-of-duty rules reachable through some combination of bindings.
+fn lint_separation_of_duties(
+    doc: &PolicyDocument,
+    c: &CompiledPolicy,
+    warn: &mut impl FnMut(LintCode, String, String),
+) {
     for (si, s) in c.sod.iter().enumerate() {
         let gives = |side: usize| -> Vec<usize> {
             (0..c.bindings.len())
@@ -365,5 +400,4 @@ pub(crate) fn lint(
             );
         }
     }
-    LintReport { warnings: out }
 }

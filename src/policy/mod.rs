@@ -7,7 +7,7 @@
 //!
 //! ```
 //! use entra_governor::policy::Policy;
-//! use entra_governor::{GroupId, Groups, ObjectId, Principal, TenantId};
+//! use entra_governor::{GroupId, TokenGroups, ObjectId, Principal, TenantId};
 //!
 //! let policy = Policy::from_toml_str(r#"
 //! version = 1
@@ -46,7 +46,7 @@
 //! // A data scientist, through an app that obtained only Inference.Invoke.
 //! let caller = Principal::builder(tenant, user)
 //!     .scopes(["Inference.Invoke"])
-//!     .groups(Groups::Listed(vec![engineers]))
+//!     .groups(TokenGroups::Listed(vec![engineers]))
 //!     .build();
 //!
 //! let ok = compiled.decide(&caller, "inference.invoke", "models/llama-3-70b");
@@ -87,7 +87,7 @@
 //! normalisation; GUIDs are stored in lower case as Entra emits them):
 //!
 //! - `group`: a group object id, from the token's `groups` claim or a resolver
-//!   ([`MembershipView`]);
+//!   ([`MembershipSource`]);
 //! - `app_role`: a value of the `roles` claim of a **user** token (an app role assignment);
 //! - `app_permission`: a value of the `roles` claim of an **app-only** token (an
 //!   application permission). The two are distinct: a binding that wants both says both
@@ -178,7 +178,7 @@
 //! is denied with [`Reason::GroupMembershipUnknown`](crate::decision::Reason) (HTTP 403,
 //! distinct from "no role grants it", its explanation naming the fix). Resolve membership
 //! for [`CompiledPolicy::bound_group_ids`] and call [`CompiledPolicy::decide_with`] with
-//! [`MembershipView::Resolved`]; when the lookup failed, [`MembershipView::Unavailable`]
+//! [`MembershipSource::Resolved`]; when the lookup failed, [`MembershipSource::Unavailable`]
 //! gives [`Reason::GroupMembershipUnavailable`](crate::decision::Reason) (HTTP 503, to be
 //! retried).
 //!
@@ -265,26 +265,32 @@ use std::sync::Arc;
 
 pub mod action;
 mod compile;
+mod compiled;
+mod decide;
 mod error;
-mod eval;
 
 pub mod ident;
 mod lint;
 pub mod model;
 pub mod pattern;
+mod permissions;
 mod requirement;
 
 pub use action::{BUILTIN_ACTIONS, MAX_ACTIONS};
-pub use compile::{CompiledPolicy, MAX_BINDINGS, MAX_ROLES, UnqualifiedBinding};
+pub use compiled::{CompiledPolicy, MAX_BINDINGS, MAX_ROLES, UnqualifiedBinding};
+pub use decide::MembershipSource;
+#[allow(deprecated)]
+pub use decide::MembershipView;
 pub use error::{PolicyError, PolicyErrorKind};
-pub use eval::{
-    DenyView, EffectiveGrant, GroupMembership, MembershipView, Permissions, RequirementRuleView,
-    RoleAssignment,
-};
 pub use ident::{IdentifierProblem, Script};
 pub use lint::{LintCode, LintReport, LintWarning, TenantScope};
 pub use model::{OnGroupOverage, PolicyDocument, RequirementRuleDef, RequiresDef};
 pub use pattern::{PathProblem, Pattern};
+#[allow(deprecated)]
+pub use permissions::GroupMembership;
+pub use permissions::{
+    DenyView, EffectiveGrant, MembershipKnowledge, Permissions, RequirementRuleView, RoleAssignment,
+};
 pub use requirement::{MAX_AUTH_AGE_SECS, RequirementView};
 
 /// A validated, compiled policy, with its source document for linting and tooling.

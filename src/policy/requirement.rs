@@ -39,7 +39,7 @@ impl MinClientAuth {
 
 /// One compiled requirement block, with the label decisions name it by.
 #[derive(Debug)]
-pub(crate) struct CRequires {
+pub(crate) struct Requires {
     /// `role:<name>`, `grant:<role>#<i>` or `requirements:<name>`.
     pub(crate) label: Box<str>,
     pub(crate) mfa: bool,
@@ -134,7 +134,7 @@ pub(crate) fn compile_requires(
     path: &str,
     label: String,
     def: &RequiresDef,
-) -> Result<CRequires, PolicyError> {
+) -> Result<Requires, PolicyError> {
     let err = |p: String, kind| PolicyError::new(p, kind);
     if !def.mfa
         && def.auth_context.is_none()
@@ -216,7 +216,7 @@ pub(crate) fn compile_requires(
             Some(out.into())
         }
     };
-    Ok(CRequires {
+    Ok(Requires {
         label: label.into(),
         mfa: def.mfa,
         auth_context,
@@ -243,7 +243,7 @@ fn client_auth_name(found: ClientAuth) -> &'static str {
     }
 }
 
-impl CRequires {
+impl Requires {
     /// Checks the block against the caller: the first failure no step-up can fix, else
     /// the first a step-up can, else `None`.
     pub(crate) fn check<'a>(

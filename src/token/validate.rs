@@ -6,7 +6,9 @@ use std::collections::HashSet;
 use crate::cloud::Cloud;
 use crate::error::{TokenError, excerpt};
 use crate::ids::{ObjectId, PERSONAL_ACCOUNTS_TENANT, PrincipalId, TenantId};
-use crate::principal::{ClientAuth, DisplayClaims, Groups, Principal, PrincipalKind, TokenVersion};
+use crate::principal::{
+    ClientAuth, DisplayClaims, Principal, PrincipalKind, TokenGroups, TokenVersion,
+};
 use crate::revocation::MAX_TOKEN_LIFETIME_SECS;
 use crate::token::claims::RawClaims;
 use crate::token::keys::{SigningKey, issuer_tenant};
@@ -332,22 +334,22 @@ fn principal_kind(
     }
 }
 
-fn groups(c: &RawClaims, emitted: bool) -> Result<Groups, TokenError> {
+fn groups(c: &RawClaims, emitted: bool) -> Result<TokenGroups, TokenError> {
     if c.groups_overage || c.hasgroups == Some(true) {
-        return Ok(Groups::Overage);
+        return Ok(TokenGroups::Overage);
     }
     let Some(list) = &c.groups else {
         // Entra omits empty claims: when the registration emits groups, none means none.
         return Ok(if emitted {
-            Groups::Listed(Vec::new())
+            TokenGroups::Listed(Vec::new())
         } else {
-            Groups::NotEmitted
+            TokenGroups::NotEmitted
         });
     };
     list.iter()
         .map(|g| g.0.clone().ok_or(()))
         .collect::<Result<Vec<_>, ()>>()
-        .map(Groups::Listed)
+        .map(TokenGroups::Listed)
         .map_err(|()| TokenError::InvalidClaim {
             claim: "groups",
             reason: "an entry is not a lower-case GUID",

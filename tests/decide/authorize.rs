@@ -452,7 +452,7 @@ fn scientist_expiring_at(idp: &TestIdp, exp: u64) -> entra_governor::Principal {
     let oid = entra_governor::ObjectId::parse("0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0").unwrap();
     entra_governor::Principal::builder(idp.tenant_id().clone(), oid)
         .scopes(["Inference.Invoke"])
-        .groups(entra_governor::Groups::Listed(vec![
+        .groups(entra_governor::TokenGroups::Listed(vec![
             entra_governor::GroupId::parse(DATA_SCIENTISTS).unwrap(),
         ]))
         .expires_at(exp)

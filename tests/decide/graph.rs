@@ -12,7 +12,7 @@ use entra_governor::graph::{
     GroupResolver, MAX_GRAPH_RETRY_AFTER,
 };
 use entra_governor::testing::{GraphMode, GraphTokenMode, TestIdp};
-use entra_governor::{Cloud, GroupId, Groups, ObjectId, Principal, PrincipalKind, TenantId};
+use entra_governor::{Cloud, GroupId, ObjectId, Principal, PrincipalKind, TenantId, TokenGroups};
 
 fn resolver_for(idp: &TestIdp, credential: ClientCredential) -> GraphGroupResolverBuilder {
     GraphGroupResolver::builder(
@@ -54,7 +54,7 @@ fn now() -> u64 {
 fn principal(tenant: TenantId, kind: PrincipalKind, lifetime: u64) -> Principal {
     Principal::builder(tenant, new_oid())
         .kind(kind)
-        .groups(Groups::Overage)
+        .groups(TokenGroups::Overage)
         .expires_at(now() + lifetime)
         .build()
 }
@@ -79,7 +79,7 @@ async fn an_overage_user_is_asked_only_about_the_candidates_20_at_a_time_then_ca
     // A real overage token, verified: the groups are not in it.
     let token = idp.token().overage().sign();
     let user = governor.verify(&token).await.unwrap();
-    assert_eq!(user.groups(), &Groups::Overage);
+    assert_eq!(user.groups(), &TokenGroups::Overage);
     let memberships = groups(0..300);
     idp.set_memberships(user.object_id(), memberships);
 

@@ -10,10 +10,10 @@ use entra_governor::policy::model::{
     BindingDef, DenyDef, GrantDef, KindDef, PrincipalRef, RoleDef, SeparationOfDutiesDef, WhenDef,
 };
 use entra_governor::policy::{
-    BUILTIN_ACTIONS, MembershipView, OnGroupOverage, Policy, PolicyDocument,
+    BUILTIN_ACTIONS, MembershipSource, OnGroupOverage, Policy, PolicyDocument,
 };
 use entra_governor::{
-    ClientAuth, GroupId, Groups, GuestStatus, ObjectId, Principal, PrincipalKind, TenantId,
+    ClientAuth, GroupId, GuestStatus, ObjectId, Principal, PrincipalKind, TenantId, TokenGroups,
 };
 use proptest::prelude::*;
 use proptest::sample::subsequence;
@@ -39,8 +39,8 @@ fn example() -> Policy {
     Policy::from_path(path).unwrap_or_else(|e| panic!("{e}"))
 }
 
-fn listed(ids: &[&str]) -> Groups {
-    Groups::Listed(ids.iter().map(|g| GroupId::parse(g).unwrap()).collect())
+fn listed(ids: &[&str]) -> TokenGroups {
+    TokenGroups::Listed(ids.iter().map(|g| GroupId::parse(g).unwrap()).collect())
 }
 
 fn in_tenant(tenant: &str) -> entra_governor::PrincipalBuilder {
@@ -107,7 +107,7 @@ fn caller(name: &str) -> Principal {
             .build(),
         "scientist-overage" => user()
             .scopes(["Inference.Invoke", "Training.Manage"])
-            .groups(Groups::Overage)
+            .groups(TokenGroups::Overage)
             .build(),
         "pipeline" => app()
             .roles(["Training.Pipeline"])
@@ -594,7 +594,7 @@ fn example_overage_is_resolved_through_bound_groups() {
         .collect();
     let d = compiled.decide_with(
         &who,
-        MembershipView::Resolved(&resolved),
+        MembershipSource::Resolved(&resolved),
         "training.submit",
         "models/exp-42",
     );
@@ -846,8 +846,8 @@ enum View {
 fn principal() -> impl Strategy<Value = (Principal, View)> {
     let groups = prop_oneof![
         subsequence(GROUPS.to_vec(), 0..=GROUPS.len()).prop_map(|g| listed(&g)),
-        Just(Groups::Overage),
-        Just(Groups::NotEmitted),
+        Just(TokenGroups::Overage),
+        Just(TokenGroups::NotEmitted),
     ];
     let view = prop_oneof![
         3 => Just(View::FromToken),
@@ -1135,7 +1135,7 @@ fn reference(
     }
     let groups: Option<Vec<GroupId>> = match view {
         View::FromToken => match p.groups() {
-            Groups::Listed(g) => Some(g.clone()),
+            TokenGroups::Listed(g) => Some(g.clone()),
             _ => None,
         },
         View::Resolved(g) => Some(g.clone()),
@@ -1205,8 +1205,12 @@ fn decide(
     let compiled = policy.compiled();
     let d = match view {
         View::FromToken => compiled.decide(p, action, resource),
-        View::Resolved(g) => compiled.decide_with(p, MembershipView::Resolved(g), action, resource),
-        View::Unavailable => compiled.decide_with(p, MembershipView::Unavailable, action, resource),
+        View::Resolved(g) => {
+            compiled.decide_with(p, MembershipSource::Resolved(g), action, resource)
+        }
+        View::Unavailable => {
+            compiled.decide_with(p, MembershipSource::Unavailable, action, resource)
+        }
     };
     let detail = match &d.reason {
         Reason::Allow => {

@@ -4,7 +4,7 @@
 use crate::common;
 
 use entra_governor::testing::TestIdp;
-use entra_governor::{ClientAuth, Groups, PrincipalKind, TenantId, TokenError, TokenVersion};
+use entra_governor::{ClientAuth, PrincipalKind, TenantId, TokenError, TokenGroups, TokenVersion};
 use serde_json::json;
 
 use common::{builder, setup};
@@ -33,7 +33,7 @@ async fn valid_v2_user_token_yields_a_principal() {
     assert_eq!(p.roles(), ["Platform.Auditor"]);
     assert_eq!(
         p.groups(),
-        &Groups::Listed(vec![
+        &TokenGroups::Listed(vec![
             "0b1f2e3d-0000-4000-8000-000000000001".parse().unwrap()
         ])
     );
@@ -513,11 +513,11 @@ async fn guests_and_overage_are_recognised() {
     assert_eq!(p.home_tenant(), &home);
     assert_eq!(p.tenant(), &idp.tenant_id());
     let p = g.verify(&idp.token().overage().sign()).await.unwrap();
-    assert_eq!(p.groups(), &Groups::Overage);
+    assert_eq!(p.groups(), &TokenGroups::Overage);
     let p = g.verify(&idp.token().has_groups().sign()).await.unwrap();
-    assert_eq!(p.groups(), &Groups::Overage);
+    assert_eq!(p.groups(), &TokenGroups::Overage);
     let p = g.verify(&idp.token().sign()).await.unwrap();
-    assert_eq!(p.groups(), &Groups::NotEmitted);
+    assert_eq!(p.groups(), &TokenGroups::NotEmitted);
 }
 
 #[tokio::test]

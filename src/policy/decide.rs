@@ -1,4 +1,8 @@
-//! Evaluation: [`CompiledPolicy::decide`] and [`CompiledPolicy::permissions`].
+//! The hot path: [`CompiledPolicy::decide`], the evaluation of one request.
+//!
+//! The access-review listing ([`CompiledPolicy::permissions`]) is in
+//! [`permissions`](super::permissions); it shares role collection ([`CompiledPolicy::collect`])
+//! with this module and nothing else.
 //!
 //! A decision runs these steps, first answer wins:
 //!
@@ -26,26 +30,22 @@
 //!
 //! Separation of duties is deliberately not monotonic: holding *more* roles can deny a
 //! request. Everything else is: more deny rules, fewer bindings or narrower scopes never
-//! allow more.
-
-use serde::Serialize;
 
 use crate::decision::{Decision, Match, Reason};
-use crate::ids::{GroupId, PrincipalId};
-use crate::principal::{Groups, Principal, PrincipalKind};
+use crate::principal::{Principal, PrincipalKind, TokenGroups};
+use crate::resource::{MAX_SEGMENTS, split_resource};
 
-use super::action::ActionSet;
-use super::compile::{
-    CBinding, CompiledPolicy, GROUP_HIT, MAX_ROLE_WORDS, Subject, UnqualifiedBinding, class_of,
+use super::compiled::{
+    Binding, CompiledPolicy, GROUP_HIT, MAX_ROLE_WORDS, SeparationOfDuties, Subject, class_of,
     has_bit, intersects, set_bit,
 };
 use super::model::OnGroupOverage;
-use super::pattern::{MAX_SEGMENTS, split_resource};
-use super::requirement::{Clock, RequirementView, Unmet};
+use super::requirement::{Clock, Unmet};
+use crate::ids::GroupId;
 
 /// Where a decision takes the caller's group membership from.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum MembershipView<'a> {
+pub enum MembershipSource<'a> {
     /// The token's `groups` claim; an overage marker or a missing claim means unknown.
     #[default]
     FromToken,
@@ -56,112 +56,12 @@ pub enum MembershipView<'a> {
     Unavailable,
 }
 
-/// Whether the caller's group membership was known for a listing.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum GroupMembership {
-    /// Groups were known (token or resolved) and evaluated.
-    Evaluated,
-    /// Groups were unknown and some group binding applies to callers of this kind: the
-    /// listing may miss roles (and a separation-of-duty conflict).
-    Unavailable,
-    /// Groups were unknown, but no group binding applies to callers of this kind.
-    NotNeeded,
-}
-
-/// A role the caller holds, and how.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
-#[non_exhaustive]
-pub struct RoleAssignment {
-    /// The role.
-    pub role: String,
-    /// Labels of the caller's bindings that name this role.
-    pub bindings: Vec<String>,
-    /// Held roles that include this role directly.
-    pub included_by: Vec<String>,
-}
-
-/// One grant of a held role, as it applies to this caller.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
-#[non_exhaustive]
-pub struct EffectiveGrant {
-    /// The grant, as `<role>#<index>`.
-    pub grant: String,
-    /// The role that defines it.
-    pub role: String,
-    /// The actions it gives, after the scope ceiling of a delegated call.
-    pub actions: Vec<String>,
-    /// The resource patterns it covers.
-    pub resources: Vec<String>,
-    /// True when the token's scopes removed some of the grant's actions.
-    pub narrowed_by_scopes: bool,
-    /// Conditional Access requirements on this grant: its role's, then its own.
-    /// `[[requirements]]` rules are in [`Permissions::requirement_rules`].
-    pub requires: Vec<RequirementView>,
-}
-
-/// A `[[requirements]]` rule, as listed for access reviews.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
-#[non_exhaustive]
-pub struct RequirementRuleView {
-    /// The actions it covers.
-    pub actions: Vec<String>,
-    /// The resource patterns it covers.
-    pub resources: Vec<String>,
-    /// What every allow of those requests needs.
-    pub requires: RequirementView,
-}
-
-/// A deny rule that applies to this caller.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
-#[non_exhaustive]
-pub struct DenyView {
-    /// The rule's name.
-    pub rule: String,
-    /// The actions it denies (after `except_actions`).
-    pub actions: Vec<String>,
-    /// The resource patterns it covers.
-    pub resources: Vec<String>,
-}
-
-/// What a caller may do under a policy: for user interfaces and access reviews.
-///
-/// Effective access is: some grant below covers the action and resource, no deny rule
-/// below covers them, and no separation-of-duty rule below covers them; and then the
-/// grant's `requires` and every covering requirement rule must be met by the token.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
-#[non_exhaustive]
-pub struct Permissions {
-    /// The caller.
-    pub principal: PrincipalId,
-    /// User or application.
-    pub kind: PrincipalKind,
-    /// Whether the caller is a guest.
-    pub guest: bool,
-    /// The policy's [`version_hash`](CompiledPolicy::version_hash).
-    pub policy_version: String,
-    /// Whether group membership was known.
-    pub groups: GroupMembership,
-    /// Roles held, sorted by name.
-    pub roles: Vec<RoleAssignment>,
-    /// Grants of the held roles, narrowed by the scope ceiling; grants the scopes reduce
-    /// to nothing are left out.
-    pub grants: Vec<EffectiveGrant>,
-    /// For a delegated call: every action the token's scopes allow. `None` for app-only.
-    pub scope_ceiling: Option<Vec<String>>,
-    /// Deny rules that apply to this caller.
-    pub deny_rules: Vec<DenyView>,
-    /// Separation-of-duty rules whose two sides the caller holds: requests they cover are
-    /// denied.
-    pub separation_of_duties: Vec<String>,
-    /// `[[requirements]]` rules: what an allow of the requests they cover needs, whatever
-    /// the grant.
-    pub requirement_rules: Vec<RequirementRuleView>,
-}
+/// The old name of [`MembershipSource`].
+#[deprecated(note = "renamed to `MembershipSource`: where a decision reads membership from")]
+pub type MembershipView<'a> = MembershipSource<'a>;
 
 /// Collects binding indices without allocating, up to a limit.
-trait HitSink {
+pub(super) trait HitSink {
     fn push(&mut self, binding: u32);
 }
 
@@ -193,21 +93,23 @@ impl HitSink for Vec<u32> {
 /// failed (transient: [`Reason::GroupMembershipUnavailable`]), or a token that does not
 /// list it with nobody resolving it (permanent until configured otherwise:
 /// [`Reason::GroupMembershipUnknown`]).
-fn membership_unknown(principal: &Principal, membership: MembershipView<'_>) -> Reason {
+fn membership_unknown(principal: &Principal, membership: MembershipSource<'_>) -> Reason {
     match membership {
-        MembershipView::Unavailable => Reason::GroupMembershipUnavailable,
-        MembershipView::FromToken | MembershipView::Resolved(_) => Reason::GroupMembershipUnknown {
-            overage: matches!(principal.groups(), Groups::Overage),
-        },
+        MembershipSource::Unavailable => Reason::GroupMembershipUnavailable,
+        MembershipSource::FromToken | MembershipSource::Resolved(_) => {
+            Reason::GroupMembershipUnknown {
+                overage: matches!(principal.groups(), TokenGroups::Overage),
+            }
+        }
     }
 }
 
 /// The outcome of role collection.
-struct Collected {
+pub(super) struct Collected {
     /// Group membership was unknown and matters under `on_group_overage = "deny"`.
-    groups_unknown: bool,
+    pub(super) groups_unknown: bool,
     /// Group membership was unknown (whatever the setting).
-    groups_missing: bool,
+    pub(super) groups_missing: bool,
 }
 
 impl CompiledPolicy {
@@ -218,7 +120,7 @@ impl CompiledPolicy {
     /// not this function's business: it must have been rejected before a [`Principal`]
     /// existed.
     pub fn decide(&self, principal: &Principal, action: &str, resource: &str) -> Decision {
-        self.decide_with(principal, MembershipView::FromToken, action, resource)
+        self.decide_with(principal, MembershipSource::FromToken, action, resource)
     }
 
     /// Like [`decide`](Self::decide), with group membership from `membership` (for group
@@ -226,7 +128,7 @@ impl CompiledPolicy {
     pub fn decide_with(
         &self,
         principal: &Principal,
-        membership: MembershipView<'_>,
+        membership: MembershipSource<'_>,
         action: &str,
         resource: &str,
     ) -> Decision {
@@ -239,7 +141,7 @@ impl CompiledPolicy {
     pub fn decide_at(
         &self,
         principal: &Principal,
-        membership: MembershipView<'_>,
+        membership: MembershipSource<'_>,
         action: &str,
         resource: &str,
         now: u64,
@@ -250,7 +152,7 @@ impl CompiledPolicy {
     fn decide_impl(
         &self,
         principal: &Principal,
-        membership: MembershipView<'_>,
+        membership: MembershipSource<'_>,
         action: &str,
         resource: &str,
         mut clock: Clock,
@@ -288,7 +190,7 @@ impl CompiledPolicy {
 
         let class = class_of(principal);
         let mut buf = [0u64; MAX_ROLE_WORDS];
-        let roles = &mut buf[..self.words];
+        let roles = &mut buf[..self.words()];
         let mut hits = HitBuf {
             ids: [0; 256],
             len: 0,
@@ -299,12 +201,7 @@ impl CompiledPolicy {
         let Some((role, grant)) = self.find_grant(roles, a, resource, segs) else {
             let could = collected.groups_unknown
                 && self
-                    .find_grant(
-                        &self.group_roles_by_class[usize::from(class)],
-                        a,
-                        resource,
-                        segs,
-                    )
+                    .find_grant(self.possible_group_roles(class), a, resource, segs)
                     .is_some();
             let reason = if could {
                 membership_unknown(principal, membership)
@@ -339,7 +236,7 @@ impl CompiledPolicy {
                 principal,
                 membership,
                 class,
-                &mut scratch[..self.words],
+                &mut scratch[..self.words()],
                 &mut all,
             );
             &all
@@ -429,8 +326,7 @@ impl CompiledPolicy {
         segs: &[&str],
         mut f: impl FnMut(usize, usize) -> bool,
     ) {
-        let a = usize::from(action);
-        let by_action = &self.roles_by_action[a * self.words..(a + 1) * self.words];
+        let by_action = self.roles_granting(action);
         for (w, (held, granting)) in roles.iter().zip(by_action).enumerate() {
             let mut bits = held & granting;
             while bits != 0 {
@@ -455,9 +351,8 @@ impl CompiledPolicy {
     ) -> Vec<Match> {
         let class = class_of(principal);
         let grant_label = &self.roles[role].grants[grant].label;
-        let (start, len) = self.bindings_by_role[role];
         let mut matched = Vec::new();
-        for &b in &self.bindings_by_role_ids[start as usize..(start + len) as usize] {
+        for &b in self.bindings_holding(role) {
             let binding = &self.bindings[b as usize];
             if binding.admits & (1 << class) == 0
                 || !recorded.contains(&self.binding_hit_key[b as usize])
@@ -480,22 +375,6 @@ impl CompiledPolicy {
         matched
     }
 
-    /// Expands hits (bindings and group entries) to the bindings admitting `class`.
-    fn for_each_binding(&self, hits: &[u32], class: u8, mut f: impl FnMut(u32)) {
-        for &h in hits {
-            if h & GROUP_HIT == 0 {
-                f(h);
-                continue;
-            }
-            let (start, len) = self.group_entries[(h & !GROUP_HIT) as usize].bindings;
-            for &b in &self.group_binding_ids[start as usize..(start + len) as usize] {
-                if self.bindings[b as usize].admits & (1 << class) != 0 {
-                    f(b);
-                }
-            }
-        }
-    }
-
     #[inline]
     fn scopes_allow(&self, principal: &Principal, action: u16) -> bool {
         !self.scopes.is_empty()
@@ -506,30 +385,17 @@ impl CompiledPolicy {
             })
     }
 
-    fn scope_ceiling(&self, principal: &Principal) -> ActionSet {
-        principal
-            .scopes()
-            .iter()
-            .filter_map(|s| self.scopes.get(s.as_str()))
-            .fold(ActionSet::EMPTY, |acc, c| acc.union(c))
-    }
-
-    pub(crate) fn closure_of(&self, role: u16) -> &[u64] {
-        let r = usize::from(role);
-        &self.role_closure[r * self.words..(r + 1) * self.words]
-    }
-
     /// Sets the roles of every binding that matches the caller, and records the bindings.
-    fn collect<S: HitSink>(
+    pub(super) fn collect<S: HitSink>(
         &self,
         p: &Principal,
-        membership: MembershipView<'_>,
+        membership: MembershipSource<'_>,
         class: u8,
         roles: &mut [u64],
         hits: &mut S,
     ) -> Collected {
         let bit = 1u8 << class;
-        let mut take = |list: &[u32], check: &dyn Fn(&CBinding) -> bool| {
+        let mut take = |list: &[u32], check: &dyn Fn(&Binding) -> bool| {
             for &b in list {
                 let binding = &self.bindings[b as usize];
                 if binding.admits & bit != 0 && check(binding) {
@@ -540,10 +406,10 @@ impl CompiledPolicy {
                 }
             }
         };
-        let any = |_: &CBinding| true;
+        let any = |_: &Binding| true;
         // Claim values (`wids`, `roles`) are set by the issuing tenant's administrators:
         // a binding trusts only the tenants it names.
-        let issuer_trusted = |b: &CBinding| b.trusts_issuer(p);
+        let issuer_trusted = |b: &Binding| b.trusts_issuer(p);
         if !self.tenants.is_empty()
             && let Some(list) = self.tenants.get(p.tenant().as_str())
         {
@@ -579,22 +445,21 @@ impl CompiledPolicy {
             }
         }
         let groups = match membership {
-            MembershipView::FromToken => match p.groups() {
-                Groups::Listed(g) => Some(g.as_slice()),
-                Groups::Overage | Groups::NotEmitted => None,
+            MembershipSource::FromToken => match p.groups() {
+                TokenGroups::Listed(g) => Some(g.as_slice()),
+                TokenGroups::Overage | TokenGroups::NotEmitted => None,
             },
-            MembershipView::Resolved(g) => Some(g),
-            MembershipView::Unavailable => None,
+            MembershipSource::Resolved(g) => Some(g),
+            MembershipSource::Unavailable => None,
         };
-        let relevant = self.group_classes & bit != 0;
+        let relevant = self.groups_matter(class);
         match groups {
             Some(groups) if relevant => {
                 for g in groups {
                     if let Some(ix) = self.groups.get_guid(g.as_bytes()) {
-                        let (start, len) =
-                            self.group_entries[ix as usize].roles[usize::from(class)];
-                        if len != 0 {
-                            for r in &self.group_roles[start as usize..(start + len) as usize] {
+                        let conferred = self.roles_of_group(ix, class);
+                        if !conferred.is_empty() {
+                            for r in conferred {
                                 set_bit(roles, usize::from(*r));
                             }
                             hits.push(GROUP_HIT | ix);
@@ -647,7 +512,7 @@ impl CompiledPolicy {
         if self.sod.is_empty() {
             return None;
         }
-        let covers = |s: &super::compile::CSod| {
+        let covers = |s: &SeparationOfDuties| {
             (s.sides[0].contains(action) || s.sides[1].contains(action))
                 && s.patterns
                     .iter()
@@ -662,9 +527,9 @@ impl CompiledPolicy {
         }
         if let Some(unknown) = groups_unknown {
             // Unknown groups could complete a conflict: fail closed.
-            let group_roles = &self.group_roles_by_class[usize::from(class)];
+            let group_roles = self.possible_group_roles(class);
             let mut possible = [0u64; MAX_ROLE_WORDS];
-            let possible = &mut possible[..self.words];
+            let possible = &mut possible[..self.words()];
             for ((p, r), g) in possible.iter_mut().zip(roles).zip(group_roles.iter()) {
                 *p = r | g;
             }
@@ -680,177 +545,12 @@ impl CompiledPolicy {
         None
     }
 
-    /// Lists what `principal` may do, taking group membership from the token.
-    pub fn permissions(&self, principal: &Principal) -> Permissions {
-        self.permissions_with(principal, MembershipView::FromToken)
-    }
-
-    /// Lists what `principal` may do, with group membership from `membership`.
-    pub fn permissions_with(
-        &self,
-        principal: &Principal,
-        membership: MembershipView<'_>,
-    ) -> Permissions {
-        let class = class_of(principal);
-        let mut buf = [0u64; MAX_ROLE_WORDS];
-        let roles = &mut buf[..self.words];
-        let mut hits: Vec<u32> = Vec::new();
-        let collected = self.collect(principal, membership, class, roles, &mut hits);
-        let mut bindings = Vec::with_capacity(hits.len());
-        self.for_each_binding(&hits, class, |b| bindings.push(b));
-        let hits = bindings;
-        let held: Vec<usize> = (0..self.roles.len())
-            .filter(|r| has_bit(roles, *r))
-            .collect();
-
-        let mut assignments: Vec<RoleAssignment> = held
-            .iter()
-            .map(|&r| RoleAssignment {
-                role: self.roles[r].name[..].to_owned(),
-                bindings: hits
-                    .iter()
-                    .map(|b| &self.bindings[*b as usize])
-                    .filter(|b| b.roles.iter().any(|x| usize::from(*x) == r))
-                    .map(|b| b.label[..].to_owned())
-                    .collect(),
-                included_by: held
-                    .iter()
-                    .filter(|h| {
-                        self.roles[**h]
-                            .includes
-                            .iter()
-                            .any(|x| usize::from(*x) == r)
-                    })
-                    .map(|h| self.roles[*h].name[..].to_owned())
-                    .collect(),
-            })
-            .collect();
-        assignments.sort_by(|a, b| a.role.cmp(&b.role));
-
-        let ceiling = match principal.kind() {
-            PrincipalKind::User => Some(self.scope_ceiling(principal)),
-            PrincipalKind::Application => None,
-        };
-        let mut grants = Vec::new();
-        for &r in &held {
-            for g in &self.roles[r].grants {
-                let actions = match &ceiling {
-                    Some(c) => g.actions.intersect(c),
-                    None => g.actions,
-                };
-                if actions.is_empty() {
-                    continue;
-                }
-                grants.push(EffectiveGrant {
-                    grant: g.label[..].to_owned(),
-                    role: self.roles[r].name[..].to_owned(),
-                    actions: self.actions.names_of(&actions),
-                    resources: g.patterns.iter().map(|p| p.as_str().to_owned()).collect(),
-                    narrowed_by_scopes: actions != g.actions,
-                    requires: self.roles[r]
-                        .requires
-                        .iter()
-                        .chain(&g.requires)
-                        .map(|q| q.view())
-                        .collect(),
-                });
-            }
-        }
-        let deny_rules = self
-            .deny
-            .iter()
-            .filter(|d| d.when.matches(principal))
-            .map(|d| DenyView {
-                rule: d.name[..].to_owned(),
-                actions: self.actions.names_of(&d.actions),
-                resources: d.patterns.iter().map(|p| p.as_str().to_owned()).collect(),
-            })
-            .collect();
-        let separation_of_duties = self
-            .sod
-            .iter()
-            .filter(|s| intersects(roles, &s.holds[0]) && intersects(roles, &s.holds[1]))
-            .map(|s| s.name[..].to_owned())
-            .collect();
-        let relevant = self.group_classes & (1 << class) != 0;
-        Permissions {
-            principal: principal.id().clone(),
-            kind: principal.kind(),
-            guest: principal.is_guest(),
-            policy_version: self.version_hash.clone(),
-            groups: match (collected.groups_missing, relevant) {
-                (false, _) => GroupMembership::Evaluated,
-                (true, true) => GroupMembership::Unavailable,
-                (true, false) => GroupMembership::NotNeeded,
-            },
-            roles: assignments,
-            grants,
-            scope_ceiling: ceiling.map(|c| self.actions.names_of(&c)),
-            deny_rules,
-            separation_of_duties,
-            requirement_rules: self
-                .requirement_rules
-                .iter()
-                .map(|rule| RequirementRuleView {
-                    actions: self.actions.names_of(&rule.actions),
-                    resources: rule
-                        .patterns
-                        .iter()
-                        .map(|p| p.as_str().to_owned())
-                        .collect(),
-                    requires: rule.requires.view(),
-                })
-                .collect(),
-        }
-    }
-
     /// True when deciding for `principal` could depend on groups its token does not list
     /// (overage or no `groups` claim): resolve them and use
     /// [`decide_with`](Self::decide_with).
     pub fn needs_group_resolution(&self, principal: &Principal) -> bool {
-        !matches!(principal.groups(), Groups::Listed(_))
-            && self.group_classes & (1 << class_of(principal)) != 0
-    }
-
-    /// The group ids the policy binds, sorted: the only groups a membership resolver
-    /// needs to ask about (`checkMemberGroups`).
-    pub fn bound_group_ids(&self) -> &[GroupId] {
-        &self.bound_group_ids
-    }
-
-    /// A stable identifier of the policy source: lower-case hex SHA-256 of the text it
-    /// was loaded from. Record it with every decision in audit logs.
-    pub fn version_hash(&self) -> &str {
-        &self.version_hash
-    }
-
-    /// Claim-value bindings (`app_role`, `app_permission`, `directory_role`) without a
-    /// `tenants` qualifier, in policy order. A [`Governor`](crate::Governor) that accepts
-    /// more than one tenant refuses a policy that has any.
-    pub fn unqualified_claim_bindings(&self) -> &[UnqualifiedBinding] {
-        &self.unqualified_claim_bindings
-    }
-
-    /// What the policy does when group membership is unknown.
-    pub fn on_group_overage(&self) -> OnGroupOverage {
-        self.on_group_overage
-    }
-
-    /// The authentication context that proves multi-factor authentication
-    /// (`mfa_auth_context`), if the policy names one.
-    pub fn mfa_auth_context(&self) -> Option<&str> {
-        self.mfa_auth_context.as_deref()
-    }
-
-    /// True when some role, grant or `[[requirements]]` rule carries Conditional Access
-    /// requirements.
-    pub fn has_requirements(&self) -> bool {
-        self.has_requirements
-    }
-
-    /// Every action the policy knows: built-ins first, then custom actions.
-    pub fn actions(&self) -> impl Iterator<Item = &str> {
-        self.actions.names()
+        !matches!(principal.groups(), TokenGroups::Listed(_))
+            && self.groups_matter(class_of(principal))
     }
 }
 
