@@ -245,7 +245,9 @@ impl Decision {
             ..
         } = &mut self.reason
         {
-            *www_authenticate = Some(crate::challenge::insufficient_claims(authority, claims));
+            *www_authenticate = Some(crate::http::challenge::insufficient_claims(
+                authority, claims,
+            ));
         }
         self
     }
@@ -543,7 +545,7 @@ mod tests {
         let d = deny(Reason::StepUpRequired {
             requirement: "requirements:pii-needs-c1".into(),
             auth_context: "c1".into(),
-            claims: crate::challenge::auth_context_claims("c1"),
+            claims: crate::http::challenge::auth_context_claims("c1"),
             www_authenticate: None,
         });
         assert_eq!(d.effect, Effect::Deny);

@@ -111,9 +111,9 @@ impl Governor {
             return Ok(());
         }
         let challenge = principal.can_handle_claims_challenge().then(|| {
-            crate::challenge::insufficient_claims(
+            crate::http::challenge::insufficient_claims(
                 self.inner.verifier.rules.cloud.authority(),
-                &crate::challenge::fresh_token_claims(before),
+                &crate::http::challenge::fresh_token_claims(before),
             )
         });
         Err(TokenError::Revoked {

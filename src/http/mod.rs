@@ -1,0 +1,120 @@
+//! Framework-neutral HTTP mapping, shared by the axum and actix-web adapters so that both
+//! answer identically: bearer-token extraction (RFC 6750 §2.1), the status, headers and
+//! body of every refusal (RFC 6750 §3, ENTRA.md §5), resource templates filled from path
+//! parameters, and the two steps every adapter runs ([`authenticate`], [`authorize`]).
+//!
+//! | outcome | status | `WWW-Authenticate` | body `error` |
+//! |---|---|---|---|
+//! | no `Authorization` header | 401 | `Bearer` | `invalid_request` |
+//! | several, or not `Bearer <token>` | 400 | `Bearer error="invalid_request"` | `invalid_request` |
+//! | token rejected | 401 | `Bearer error="invalid_token", error_description="…"` | `invalid_token` |
+//! | verified caller, denied | 403 | `Bearer error="insufficient_scope"` | `insufficient_scope` |
+//! | step-up or revocation challenge | 401 | `Bearer …, error="insufficient_claims", claims="…"` | `insufficient_claims` |
+//! | keys or group membership unavailable | 503 + `Retry-After` | — | `temporarily_unavailable` |
+//! | the server is misconfigured (a route's template, a missing middleware) | 500 | — | `server_error` |
+//!
+//! Every body is `application/json`, `{"error":…,"error_description":…}`, with a fixed
+//! description that names neither the token's content nor the policy's roles, rules or
+//! scopes.
+//!
+//! To write an adapter for another framework: take the `Authorization` header values,
+//! call [`authenticate`], fill a [`ResourceTemplate`] from the route's parameters, call
+//! [`authorize`], and write any [`Refusal`] with [`Refusal::headers`] and
+//! [`Refusal::body_json`].
+
+pub mod challenge;
+
+mod bearer;
+mod refusal;
+mod template;
+
+pub use bearer::{BearerError, bearer_token};
+pub use refusal::{RETRY_AFTER_SECS, Refusal, RefusalBody};
+pub use template::{RenderError, ResourceTemplate, TemplateError};
+
+use crate::{Decision, Governor, Principal, RequestContext};
+
+/// Verifies the bearer token found in a request's `Authorization` header values (all of
+/// them, in order): the caller, or the refusal to send (400, 401 or 503).
+///
+/// This is the first step of both adapters' middleware. A refusal is recorded in the
+/// audit trail (action `authenticate`, resource = the request path).
+///
+/// # Errors
+/// The [`Refusal`] for a missing, repeated or malformed header or a rejected token.
+pub async fn authenticate<'a, I>(
+    governor: &Governor,
+    authorization: I,
+    path: &str,
+    context: &RequestContext,
+) -> Result<std::sync::Arc<Principal>, Refusal>
+where
+    I: Iterator<Item = &'a [u8]>,
+{
+    let token = match bearer_token(authorization) {
+        Ok(token) => token,
+        Err(e) => {
+            governor.record_bad_request(e.code(), &e.to_string(), path, context);
+            return Err(Refusal::from_bearer_error(e));
+        }
+    };
+    governor
+        .verify_recorded(token, AUTHENTICATE_ACTION, path, context)
+        .await
+        .map_err(|e| Refusal::from_authorize_error(&e))
+}
+
+/// The audit action of a request refused before any authorization question was asked.
+pub const AUTHENTICATE_ACTION: &str = "authenticate";
+
+/// Decides whether a verified caller may perform `action` on `resource`: the allowing
+/// [`Decision`], or the refusal to send (403, 503, or 401 for a step-up challenge). The
+/// decision is recorded in the audit trail.
+///
+/// This is the second step of both adapters' `Require` middleware.
+///
+/// # Errors
+/// The [`Refusal`] for a denying decision, from [`Refusal::from_decision`].
+pub async fn authorize(
+    governor: &Governor,
+    principal: &Principal,
+    action: &str,
+    resource: &str,
+    context: &RequestContext,
+) -> Result<Decision, Refusal> {
+    let decision = governor
+        .authorize_principal(principal, action, resource, context)
+        .await
+        .map_err(|e| Refusal::from_authorize_error(&e))?;
+    match Refusal::from_decision(&decision) {
+        Some(refusal) => Err(refusal),
+        None => Ok(decision),
+    }
+}
+
+/// Records (in the audit trail) a verified caller's request refused because a route
+/// parameter is not a resource segment; the adapters answer it with 403.
+pub async fn record_invalid_resource(
+    governor: &Governor,
+    principal: &Principal,
+    action: &str,
+    path: &str,
+    context: &RequestContext,
+) {
+    governor
+        .record_invalid_resource(principal, action, path, context)
+        .await;
+}
+
+/// The request context of an HTTP request: its `x-request-id` (or `x-correlation-id`)
+/// header when it is short printable ASCII, so it can join the audit trail to access logs
+/// without letting a client inject text into them.
+pub fn request_context(request_id: Option<&[u8]>) -> RequestContext {
+    let id = request_id
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.iter().all(u8::is_ascii_graphic))
+        .and_then(|v| std::str::from_utf8(v).ok());
+    match id {
+        Some(id) => RequestContext::with_correlation_id(id),
+        None => RequestContext::default(),
+    }
+}
