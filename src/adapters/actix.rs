@@ -449,8 +449,9 @@ mod tests {
         assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(header(&response, "retry-after"), "5");
         assert_eq!(header(&response, "content-type"), "application/json");
-        let challenge = "Bearer realm=\"\", error=\"insufficient_claims\", claims=\"eyJ9\"";
-        let response = Refusal::insufficient_claims(challenge.into()).error_response();
+        let cloud = crate::Cloud::global();
+        let challenge = crate::http::challenge::insufficient_claims(cloud.authority(), "{}");
+        let response = Refusal::insufficient_claims(&cloud, "{}").error_response();
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
         assert_eq!(header(&response, "www-authenticate"), challenge);
     }

@@ -8,6 +8,7 @@ use std::time::Instant;
 use arc_swap::ArcSwap;
 
 use crate::audit::{AuditEvent, AuditLog, AuditOutcome};
+use crate::cloud::Cloud;
 use crate::decision::{Decision, Reason};
 use crate::error::{AuthorizeError, ConfigError, ReloadError, TokenError};
 use crate::graph::GroupResolver;
@@ -110,15 +111,9 @@ impl Governor {
         if principal.issued_at().is_some_and(|iat| iat >= before) {
             return Ok(());
         }
-        let challenge = principal.can_handle_claims_challenge().then(|| {
-            crate::http::challenge::insufficient_claims(
-                self.inner.verifier.rules.cloud.authority(),
-                &crate::http::challenge::fresh_token_claims(before),
-            )
-        });
         Err(TokenError::Revoked {
             revoked_before: before,
-            challenge,
+            can_handle_claims_challenge: principal.can_handle_claims_challenge(),
         })
     }
 
@@ -138,6 +133,13 @@ impl Governor {
         self.inner
             .revocations
             .revoke_principal(id.clone(), unix_secs(issued_before), unix_now())
+    }
+
+    /// The Microsoft cloud whose tokens this governor accepts: the authority a claims
+    /// challenge sends the client back to (see
+    /// [`Refusal::from_decision`](crate::http::Refusal::from_decision)).
+    pub fn cloud(&self) -> &Cloud {
+        &self.inner.verifier.rules.cloud
     }
 
     /// How many verified tokens are cached (for dashboards and tests).
@@ -382,18 +384,14 @@ impl Governor {
         Ok(self.finish(&policy, principal, decision))
     }
 
-    /// Completes a decision: the step-up challenge names the cloud's authority, and the
-    /// audit event (when a trail is configured) names the policy version.
+    /// Completes a decision with its audit event (when a trail is configured), which
+    /// names the policy version.
     fn finish(
         &self,
         policy: &CompiledPolicy,
         principal: &Principal,
-        mut decision: Decision,
+        decision: Decision,
     ) -> (Decision, Option<Box<AuditEvent>>) {
-        if decision.is_step_up() {
-            // The policy does not know the cloud; the challenge names its authority.
-            decision = decision.with_challenge(self.inner.verifier.rules.cloud.authority());
-        }
         let event = self.inner.audit.as_ref().map(|_| {
             let event = decision_event(principal, &decision, policy.version_hash());
             Box::new(if self.inner.audit_display_names {

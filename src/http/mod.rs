@@ -61,7 +61,7 @@ where
     governor
         .verify_recorded(token, AUTHENTICATE_ACTION, path, context)
         .await
-        .map_err(|e| Refusal::from_authorize_error(&e))
+        .map_err(|e| Refusal::from_authorize_error(&e, governor.cloud()))
 }
 
 /// The audit action of a request refused before any authorization question was asked.
@@ -85,8 +85,8 @@ pub async fn authorize(
     let decision = governor
         .authorize_principal(principal, action, resource, context)
         .await
-        .map_err(|e| Refusal::from_authorize_error(&e))?;
-    match Refusal::from_decision(&decision) {
+        .map_err(|e| Refusal::from_authorize_error(&e, governor.cloud()))?;
+    match Refusal::from_decision(&decision, governor.cloud()) {
         Some(refusal) => Err(refusal),
         None => Ok(decision),
     }

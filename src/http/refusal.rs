@@ -5,7 +5,8 @@ use std::fmt;
 
 use serde::Serialize;
 
-use super::{BearerError, RenderError};
+use super::{BearerError, RenderError, challenge};
+use crate::{AuthorizeError, Cloud, Decision, Reason, TokenError};
 
 /// A refusal, ready to be written by any framework.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,50 +75,46 @@ impl Refusal {
         }
     }
 
-    /// 401 `invalid_token`, or 503 when keys are unavailable.
-    pub fn from_token_error(e: &crate::TokenError) -> Self {
-        if e.http_status() == 503 {
-            return Self::unavailable("signing keys unavailable");
-        }
-        if let crate::TokenError::Revoked {
-            challenge: Some(challenge),
-            ..
-        } = e
-        {
-            // A client that handles claims challenges gets the CAE challenge, header and
-            // body alike, as the table above says.
-            return Self::insufficient_claims(challenge.clone());
-        }
-        Self {
-            status: 401,
-            www_authenticate: Some(e.www_authenticate()),
-            retry_after: None,
-            body: RefusalBody {
-                error: "invalid_token",
-                error_description: e.short_description(),
+    /// 401 `invalid_token`, or 503 when keys are unavailable. A revoked token of a
+    /// client that handles claims challenges gets the CAE challenge instead (401
+    /// `insufficient_claims` asking `cloud`'s authority for a token issued after the
+    /// revocation), header and body alike, as [the table](super) says.
+    pub fn from_token_error(e: &TokenError, cloud: &Cloud) -> Self {
+        match e {
+            TokenError::KeysUnavailable { .. } => Self::unavailable("signing keys unavailable"),
+            TokenError::Revoked {
+                revoked_before,
+                can_handle_claims_challenge: true,
+            } => Self::insufficient_claims(cloud, &challenge::fresh_token_claims(*revoked_before)),
+            _ => Self {
+                status: 401,
+                www_authenticate: Some(format!(
+                    "Bearer error=\"invalid_token\", error_description=\"{}\"",
+                    e.short_description()
+                )),
+                retry_after: None,
+                body: RefusalBody {
+                    error: "invalid_token",
+                    error_description: e.short_description(),
+                },
             },
         }
     }
 
     /// The refusal for a denying decision, or `None` for an allow: 403
     /// `insufficient_scope` (the body names no role, rule or scope), 503 when group
-    /// membership could not be resolved, or — for a
-    /// [`StepUpRequired`](crate::Reason::StepUpRequired) whose challenge is filled in (the
-    /// [`Governor`] does it; see
-    /// [`Decision::with_challenge`](crate::Decision::with_challenge)) — 401 with that
-    /// exact `WWW-Authenticate` claims challenge and an `insufficient_claims` body.
-    /// Clients that cannot perform step-up get the plain 403.
-    pub fn from_decision(decision: &crate::Decision) -> Option<Self> {
-        use crate::Reason;
+    /// membership could not be resolved, or, for a
+    /// [`StepUpRequired`](crate::Reason::StepUpRequired), 401 with the claims challenge
+    /// for its claims request, naming `cloud`'s authority, and an `insufficient_claims`
+    /// body. Clients that cannot perform step-up
+    /// ([`StepUpNotPossible`](crate::Reason::StepUpNotPossible)) get the plain 403.
+    pub fn from_decision(decision: &Decision, cloud: &Cloud) -> Option<Self> {
         match &decision.reason {
             Reason::Allow => None,
             Reason::GroupMembershipUnavailable => {
                 Some(Self::unavailable("group membership unavailable"))
             }
-            Reason::StepUpRequired {
-                www_authenticate: Some(challenge),
-                ..
-            } => Some(Self::insufficient_claims(challenge.clone())),
+            Reason::StepUpRequired { claims, .. } => Some(Self::insufficient_claims(cloud, claims)),
             _ => Some(Self::forbidden()),
         }
     }
@@ -136,17 +133,21 @@ impl Refusal {
         }
     }
 
-    /// 401 `insufficient_claims` with a ready claims challenge (step-up authentication or
-    /// continuous access evaluation, ENTRA.md §5), e.g. `Bearer realm="",
-    /// authorization_uri="…", error="insufficient_claims", claims="…"`.
+    /// 401 `insufficient_claims` with the claims challenge for the claims request
+    /// `claims_json` (step-up authentication or continuous access evaluation, ENTRA.md
+    /// §5): `Bearer realm="", authorization_uri="<cloud's authority>/common/oauth2/authorize",
+    /// error="insufficient_claims", claims="<base64 of claims_json>"`.
     ///
     /// Only clients whose token says they can handle a claims challenge (`xms_cc`
-    /// contains `cp1`, [`Principal::can_handle_claims_challenge`]) should receive it;
-    /// others get [`forbidden`](Self::forbidden).
-    pub fn insufficient_claims(challenge: String) -> Self {
+    /// contains `cp1`, [`Principal::can_handle_claims_challenge`](crate::Principal::can_handle_claims_challenge))
+    /// should receive it; others get [`forbidden`](Self::forbidden).
+    pub fn insufficient_claims(cloud: &Cloud, claims_json: &str) -> Self {
         Self {
             status: 401,
-            www_authenticate: Some(challenge),
+            www_authenticate: Some(challenge::insufficient_claims(
+                cloud.authority(),
+                claims_json,
+            )),
             retry_after: None,
             body: RefusalBody {
                 error: "insufficient_claims",
@@ -182,11 +183,12 @@ impl Refusal {
         }
     }
 
-    /// The refusal for an [`AuthorizeError`](crate::AuthorizeError).
-    pub fn from_authorize_error(e: &crate::AuthorizeError) -> Self {
+    /// The refusal for an [`AuthorizeError`], whose token error is mapped as by
+    /// [`from_token_error`](Self::from_token_error).
+    pub fn from_authorize_error(e: &AuthorizeError, cloud: &Cloud) -> Self {
         match e {
-            crate::AuthorizeError::InvalidToken(t) => Self::from_token_error(t),
-            crate::AuthorizeError::AuditUnavailable => Self::unavailable("audit trail unavailable"),
+            AuthorizeError::InvalidToken(t) => Self::from_token_error(t, cloud),
+            AuthorizeError::AuditUnavailable => Self::unavailable("audit trail unavailable"),
         }
     }
 
@@ -224,20 +226,30 @@ pub const RETRY_AFTER_SECS: u64 = 5;
 mod tests {
     use super::*;
 
+    /// The CAE challenge for a token issued after `not_before`, from Microsoft's samples.
+    const CAE_1700000000: &str = "Bearer realm=\"\", authorization_uri=\"https://login.microsoftonline.com/common/oauth2/authorize\", \
+         error=\"insufficient_claims\", claims=\"eyJhY2Nlc3NfdG9rZW4iOnsibmJmIjp7ImVzc2VudGlhbCI6dHJ1ZSwidmFsdWUiOiIxNzAwMDAwMDAwIn19fQ==\"";
+
     #[test]
     fn a_revoked_token_gets_the_cae_challenge_only_when_the_client_can_answer_it() {
-        let challenge = "Bearer realm=\"\", error=\"insufficient_claims\", claims=\"e30\"";
-        let cae = Refusal::from_token_error(&crate::TokenError::Revoked {
-            revoked_before: 1,
-            challenge: Some(challenge.to_owned()),
-        });
+        let cloud = Cloud::global();
+        let cae = Refusal::from_token_error(
+            &TokenError::Revoked {
+                revoked_before: 1_700_000_000,
+                can_handle_claims_challenge: true,
+            },
+            &cloud,
+        );
         assert_eq!(cae.status, 401);
-        assert_eq!(cae.www_authenticate.as_deref(), Some(challenge));
+        assert_eq!(cae.www_authenticate.as_deref(), Some(CAE_1700000000));
         assert_eq!(cae.body.error, "insufficient_claims");
-        let plain = Refusal::from_token_error(&crate::TokenError::Revoked {
-            revoked_before: 1,
-            challenge: None,
-        });
+        let plain = Refusal::from_token_error(
+            &TokenError::Revoked {
+                revoked_before: 1_700_000_000,
+                can_handle_claims_challenge: false,
+            },
+            &cloud,
+        );
         assert_eq!(plain.status, 401);
         assert_eq!(plain.body.error, "invalid_token");
         assert_eq!(
@@ -247,7 +259,35 @@ mod tests {
     }
 
     #[test]
+    fn rfc6750_challenge_is_fixed_text() {
+        let cloud = Cloud::global();
+        let e = TokenError::Expired {
+            expired_at: 1,
+            now: 2,
+            skew_secs: 300,
+        };
+        let r = Refusal::from_token_error(&e, &cloud);
+        assert_eq!(r.status, 401);
+        assert_eq!(
+            r.www_authenticate.as_deref(),
+            Some("Bearer error=\"invalid_token\", error_description=\"token expired\"")
+        );
+        let id_token = TokenError::NotAnAccessToken { missing: "azp" };
+        let r = Refusal::from_token_error(&id_token, &cloud);
+        assert_eq!(r.status, 401);
+        assert_eq!(
+            r.www_authenticate.as_deref(),
+            Some("Bearer error=\"invalid_token\", error_description=\"not an access token\"")
+        );
+        let down = TokenError::KeysUnavailable {
+            reason: "timeout".into(),
+        };
+        assert_eq!(Refusal::from_token_error(&down, &cloud).status, 503);
+    }
+
+    #[test]
     fn refusals() {
+        let cloud = Cloud::global();
         let r = Refusal::from_bearer_error(BearerError::Multiple);
         assert_eq!(r.status, 400);
         let r = Refusal::from_bearer_error(BearerError::Missing);
@@ -255,7 +295,7 @@ mod tests {
             (r.status, r.www_authenticate.as_deref()),
             (401, Some("Bearer"))
         );
-        let r = Refusal::from_token_error(&crate::TokenError::InvalidSignature);
+        let r = Refusal::from_token_error(&TokenError::InvalidSignature, &cloud);
         assert_eq!(r.status, 401);
         assert_eq!(
             r.www_authenticate.as_deref(),
@@ -266,7 +306,7 @@ mod tests {
             r#"{"error":"invalid_token","error_description":"invalid signature"}"#
         );
         let r =
-            Refusal::from_token_error(&crate::TokenError::KeysUnavailable { reason: "x".into() });
+            Refusal::from_token_error(&TokenError::KeysUnavailable { reason: "x".into() }, &cloud);
         assert_eq!((r.status, r.retry_after), (503, Some(5)));
     }
 
@@ -295,7 +335,7 @@ mod tests {
             r.to_string(),
             "403 insufficient_scope: the caller may not perform this action on this resource"
         );
-        let r = Refusal::insufficient_claims("Bearer error=\"insufficient_claims\"".into());
+        let r = Refusal::insufficient_claims(&Cloud::global(), "{}");
         assert_eq!((r.status, r.body.error), (401, "insufficient_claims"));
         let r = Refusal::misconfigured("x");
         assert_eq!((r.status, r.body.error), (500, "server_error"));
@@ -316,36 +356,45 @@ mod tests {
 
     #[test]
     fn step_up_refusals() {
-        use crate::{Decision, Reason};
-        let step_up = |www_authenticate: Option<&str>| {
-            Decision::deny(
-                "datasets.read",
-                "datasets/pii/x",
-                Reason::StepUpRequired {
-                    requirement: "requirements:pii".into(),
-                    auth_context: "c1".into(),
-                    claims: crate::http::challenge::auth_context_claims("c1"),
-                    www_authenticate: www_authenticate.map(str::to_owned),
-                },
-            )
-        };
-        let r = Refusal::from_decision(&step_up(Some("Bearer realm=\"\", x"))).unwrap();
+        let step_up = Decision::deny(
+            "datasets.read",
+            "datasets/pii/x",
+            Reason::StepUpRequired {
+                requirement: "requirements:pii".into(),
+                auth_context: "c1".into(),
+                claims: challenge::auth_context_claims("c1"),
+            },
+        );
+        let r = Refusal::from_decision(&step_up, &Cloud::global()).unwrap();
         assert_eq!(r.status, 401);
-        assert_eq!(r.www_authenticate.as_deref(), Some("Bearer realm=\"\", x"));
+        assert_eq!(
+            r.www_authenticate.as_deref(),
+            Some(
+                "Bearer realm=\"\", authorization_uri=\"https://login.microsoftonline.com/common/oauth2/authorize\", \
+                 error=\"insufficient_claims\", claims=\"eyJhY2Nlc3NfdG9rZW4iOnsiYWNycyI6eyJlc3NlbnRpYWwiOnRydWUsInZhbHVlIjoiYzEifX19\""
+            )
+        );
         assert_eq!(
             r.body_json(),
             r#"{"error":"insufficient_claims","error_description":"a stronger or more recent sign-in is required"}"#
         );
-        // Without a challenge (a bare policy decision), fall back to a plain 403.
+        // The challenge names the governor's cloud, whatever cloud that is.
+        let us = Refusal::from_decision(&step_up, &Cloud::us_government()).unwrap();
+        assert!(
+            us.www_authenticate.as_deref().unwrap().contains(&format!(
+                "authorization_uri=\"{}/common/oauth2/authorize\"",
+                Cloud::us_government().authority()
+            )),
+            "{us:?}"
+        );
         let forbidden = |d: &Decision| {
-            let r = Refusal::from_decision(d).unwrap();
+            let r = Refusal::from_decision(d, &Cloud::global()).unwrap();
             assert_eq!(r.status, 403);
             assert_eq!(
                 r.body_json(),
                 r#"{"error":"insufficient_scope","error_description":"the caller may not perform this action on this resource"}"#
             );
         };
-        forbidden(&step_up(None));
         forbidden(&Decision::deny(
             "a.b",
             "c",

@@ -865,7 +865,6 @@ fn unmet_reason(p: &Principal, unmet: Unmet<'_>) -> Reason {
             requirement: requirement.to_owned(),
             auth_context: auth_context.to_owned(),
             claims: crate::http::challenge::auth_context_claims(auth_context),
-            www_authenticate: None,
         },
         Unmet::StepUp {
             requirement,
