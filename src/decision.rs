@@ -237,6 +237,13 @@ impl Decision {
     }
 }
 
+/// The claims request a [`Reason::StepUpRequired`] carries for an authentication
+/// context: `{"access_token":{"acrs":{"essential":true,"value":"c1"}}}`. Data, not a
+/// header: the HTTP edge encodes it into the claims challenge (`http::challenge`).
+pub(crate) fn auth_context_claims(context: &str) -> String {
+    serde_json::json!({"access_token": {"acrs": {"essential": true, "value": context}}}).to_string()
+}
+
 impl fmt::Display for Decision {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let action = Escaped(&self.action);
@@ -522,7 +529,7 @@ mod tests {
         let d = deny(Reason::StepUpRequired {
             requirement: "requirements:pii-needs-c1".into(),
             auth_context: "c1".into(),
-            claims: crate::http::challenge::auth_context_claims("c1"),
+            claims: auth_context_claims("c1"),
         });
         assert_eq!(d.effect, Effect::Deny);
         assert_eq!(d.reason.code(), "step_up_required");

@@ -32,6 +32,11 @@ pub use bearer::{BearerError, bearer_token};
 pub use refusal::{RETRY_AFTER_SECS, Refusal, RefusalBody};
 pub use template::{RenderError, ResourceTemplate, TemplateError};
 
+use std::sync::Arc;
+use std::time::Instant;
+
+pub use crate::audit::AUTHENTICATE_ACTION;
+use crate::audit::{AuditEvent, AuditOutcome};
 use crate::{Decision, Governor, Principal, RequestContext};
 
 /// Verifies the bearer token found in a request's `Authorization` header values (all of
@@ -47,25 +52,33 @@ pub async fn authenticate<'a, I>(
     authorization: I,
     path: &str,
     context: &RequestContext,
-) -> Result<std::sync::Arc<Principal>, Refusal>
+) -> Result<Arc<Principal>, Refusal>
 where
     I: Iterator<Item = &'a [u8]>,
 {
+    let started = Instant::now();
     let token = match bearer_token(authorization) {
         Ok(token) => token,
         Err(e) => {
-            governor.record_bad_request(e.code(), &e.to_string(), path, context);
+            let event = AuditEvent::new(AuditOutcome::InvalidToken, AUTHENTICATE_ACTION, path)
+                .with_reason(e.code())
+                .with_explanation(e.to_string());
+            // The request is refused whatever the trail says; strict mode changes nothing.
+            let _ = governor.record_event(event, context, started).await;
             return Err(Refusal::from_bearer_error(e));
         }
     };
-    governor
-        .verify_recorded(token, AUTHENTICATE_ACTION, path, context)
-        .await
-        .map_err(|e| Refusal::from_authorize_error(&e, governor.cloud()))
+    match governor.verify_shared(token).await {
+        Ok(principal) => Ok(principal),
+        Err(error) => {
+            let event = AuditEvent::for_token_error(&error, AUTHENTICATE_ACTION, path);
+            if let Err(e) = governor.record_event(event, context, started).await {
+                return Err(Refusal::from_authorize_error(&e, governor.cloud()));
+            }
+            Err(Refusal::from_token_error(&error, governor.cloud()))
+        }
+    }
 }
-
-/// The audit action of a request refused before any authorization question was asked.
-pub const AUTHENTICATE_ACTION: &str = "authenticate";
 
 /// Decides whether a verified caller may perform `action` on `resource`: the allowing
 /// [`Decision`], or the refusal to send (403, 503, or 401 for a step-up challenge). The
@@ -101,9 +114,10 @@ pub async fn record_invalid_resource(
     path: &str,
     context: &RequestContext,
 ) {
-    governor
-        .record_invalid_resource(principal, action, path, context)
-        .await;
+    let event = AuditEvent::from_principal(principal, AuditOutcome::Deny, action, path)
+        .with_reason("invalid_resource")
+        .with_explanation("the request path does not name a resource");
+    let _ = governor.record_event(event, context, Instant::now()).await;
 }
 
 /// The request context of an HTTP request: its `x-request-id` (or `x-correlation-id`)
