@@ -1,7 +1,15 @@
 //! Framework-neutral HTTP mapping, shared by the axum and actix-web adapters so that both
 //! answer identically: bearer-token extraction (RFC 6750 §2.1), the status, headers and
 //! body of every refusal (RFC 6750 §3, ENTRA.md §5), resource templates filled from path
-//! parameters, and the two steps every adapter runs ([`authenticate`], [`authorize`]).
+//! parameters, and the steps every adapter runs: [`authenticate`], and the require step
+//! [`RouteRequirement::check`] (fill the template, [`authorize`]).
+//!
+//! | module | holds |
+//! |---|---|
+//! | `bearer` | [`bearer_token`], [`BearerError`] |
+//! | `refusal` | [`Refusal`], [`RefusalBody`]: the only place that builds statuses and headers, from a [`Decision`] or a [`TokenError`](crate::TokenError) plus the governor's [`Cloud`](crate::Cloud) |
+//! | `template` | [`ResourceTemplate`], [`TemplateError`], [`RenderError`] |
+//! | [`challenge`] | the claims-challenge builders |
 //!
 //! | outcome | status | `WWW-Authenticate` | body `error` |
 //! |---|---|---|---|
@@ -17,9 +25,10 @@
 //! description that names neither the token's content nor the policy's roles, rules or
 //! scopes.
 //!
-//! To write an adapter for another framework: take the `Authorization` header values,
-//! call [`authenticate`], fill a [`ResourceTemplate`] from the route's parameters, call
-//! [`authorize`], and write any [`Refusal`] with [`Refusal::headers`] and
+//! To write an adapter for another framework: take the `Authorization` header values and
+//! call [`authenticate`]; per route, hold a [`RouteRequirement`] and call its
+//! [`check`](RouteRequirement::check) with a closure that fills the template from the
+//! route's parameters; write any [`Refusal`] with [`Refusal::headers`] and
 //! [`Refusal::body_json`].
 
 pub mod challenge;
@@ -118,6 +127,118 @@ pub async fn record_invalid_resource(
         .with_reason("invalid_resource")
         .with_explanation("the request path does not name a resource");
     let _ = governor.record_event(event, context, Instant::now()).await;
+}
+
+/// What a route requires: an action on the resource its template names, decided by one
+/// governor. [`check`](Self::check) is the require step of both adapters (axum
+/// `RequireLayer`, actix-web `Require`), written once: they keep only reading the request
+/// and writing the response. An adapter for another framework holds one too.
+#[derive(Clone, Debug)]
+pub struct RouteRequirement {
+    governor: Governor,
+    action: Arc<str>,
+    template: ResourceTemplate,
+}
+
+impl RouteRequirement {
+    /// Requires `action` on the resource `template` names, e.g. `"inference.invoke"` on
+    /// `"models/{model}"`, decided by `governor`.
+    ///
+    /// # Errors
+    /// The [`TemplateError`] of a template that does not parse.
+    pub fn new(
+        governor: Governor,
+        action: impl Into<String>,
+        template: &str,
+    ) -> Result<Self, TemplateError> {
+        Ok(Self {
+            governor,
+            action: action.into().into(),
+            template: ResourceTemplate::parse(template)?,
+        })
+    }
+
+    /// The governor that authenticates and decides.
+    pub fn governor(&self) -> &Governor {
+        &self.governor
+    }
+
+    /// The action required.
+    pub fn action(&self) -> &str {
+        &self.action
+    }
+
+    /// The template naming the resource.
+    pub fn template(&self) -> &ResourceTemplate {
+        &self.template
+    }
+
+    /// The require step: authenticates the request unless `verified` holds a caller this
+    /// requirement's governor verified earlier (an authenticate layer ran before), fills
+    /// the template with `render` (called only when it has placeholders, and only for an
+    /// authenticated caller), then [`authorize`]s. On allow: the caller and the allowing
+    /// decision, for the request extensions.
+    ///
+    /// A template the request cannot fill is refused from the [`RenderError`] itself: a
+    /// parameter the route does not have is a server bug (500, logged at `error` level,
+    /// not audited); a value that is not a resource segment is the caller's (403, recorded
+    /// in the audit trail as `invalid_resource`).
+    ///
+    /// # Errors
+    /// The [`Refusal`] of [`authenticate`], of the template, or of [`authorize`].
+    pub async fn check<'a, I>(
+        &self,
+        verified: Option<Arc<Principal>>,
+        authorization: I,
+        path: &str,
+        render: impl FnOnce(&ResourceTemplate) -> Result<String, RenderError>,
+        context: &RequestContext,
+    ) -> Result<(Arc<Principal>, Decision), Refusal>
+    where
+        I: Iterator<Item = &'a [u8]>,
+    {
+        let principal = match verified {
+            Some(principal) => principal,
+            None => authenticate(&self.governor, authorization, path, context).await?,
+        };
+        let rendered = if self.template.has_placeholders() {
+            render(&self.template)
+        } else {
+            Ok(self.template.as_str().to_owned())
+        };
+        let resource = match rendered {
+            Ok(resource) => resource,
+            Err(e) => return Err(self.refuse(&principal, &e, path, context).await),
+        };
+        let decision =
+            authorize(&self.governor, &principal, &self.action, &resource, context).await?;
+        Ok((principal, decision))
+    }
+
+    /// The refusal of a template the request could not fill, logged or audited by whose
+    /// fault it is.
+    async fn refuse(
+        &self,
+        principal: &Principal,
+        error: &RenderError,
+        path: &str,
+        context: &RequestContext,
+    ) -> Refusal {
+        match error {
+            RenderError::MissingParameter { name } => tracing::error!(
+                template = self.template.as_str(),
+                parameter = name.as_str(),
+                "the route has no path parameter for this resource template placeholder \
+                 (actix-web: wrap the resource or scope, not the App); requests are \
+                 refused with 500"
+            ),
+            _ => {
+                record_invalid_resource(&self.governor, principal, &self.action, path, context)
+                    .await;
+            }
+        }
+        Refusal::from_render_error(error)
+    }
 }
 
 /// The request context of an HTTP request: its `x-request-id` (or `x-correlation-id`)

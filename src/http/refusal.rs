@@ -179,7 +179,7 @@ impl Refusal {
             RenderError::MissingParameter { .. } => {
                 Self::misconfigured("authorization is misconfigured for this route")
             }
-            RenderError::InvalidValue { .. } => Self::forbidden(),
+            RenderError::InvalidValue { .. } | RenderError::NotUtf8 => Self::forbidden(),
         }
     }
 
@@ -350,6 +350,10 @@ mod tests {
         );
         assert_eq!(
             Refusal::from_render_error(&RenderError::InvalidValue { name: "x".into() }).status,
+            403
+        );
+        assert_eq!(
+            Refusal::from_render_error(&RenderError::NotUtf8).status,
             403
         );
     }

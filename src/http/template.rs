@@ -60,6 +60,10 @@ pub enum RenderError {
         /// The placeholder's name.
         name: String,
     },
+    /// A path parameter is not UTF-8 once percent-decoded, so it cannot be a resource
+    /// segment (403); the framework (axum) does not say which one.
+    #[error("a path parameter is not UTF-8 once percent-decoded")]
+    NotUtf8,
 }
 
 impl ResourceTemplate {
