@@ -10,7 +10,7 @@
 //!
 //! - **with the layers**: `examples/ai_platform.rs`'s own `app()` (this file includes the
 //!   example), configured as its demo does: a governor on `examples/policy.toml` that
-//!   appends every decision to a JSON Lines audit file, `GovernorLayer` on the API and
+//!   appends every decision to a JSON Lines audit file, `AuthenticateLayer` on the API and
 //!   `RequireLayer` (`inference.invoke` on `models/{model}`) on the inference route;
 //! - **without**: the same route and handler work (`examples/platform`'s `infer`: path
 //!   parameter, JSON body, JSON answer) with no layer; the caller and decision it reports

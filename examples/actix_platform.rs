@@ -10,7 +10,7 @@ pub(crate) mod platform;
 
 use actix_web::{App, HttpResponse, HttpServer, web};
 use entra_governor::Governor;
-use entra_governor::actix::{Authenticated, Authorized, GovernorMiddleware, Require};
+use entra_governor::actix::{Authenticate, Authenticated, Authorized, Require};
 use entra_governor::http::Refusal;
 
 use platform::{AuditFile, InferRequest, TrainingJob};
@@ -91,7 +91,7 @@ fn api(config: &mut web::ServiceConfig, governor: &Governor) {
             )
             .route("/me", web::get().to(me))
             // Every /v1 request is authenticated once, before the resources' `Require`.
-            .wrap(GovernorMiddleware::new(governor.clone())),
+            .wrap(Authenticate::new(governor.clone())),
     );
 }
 

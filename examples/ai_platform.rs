@@ -18,7 +18,7 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use entra_governor::Governor;
-use entra_governor::axum::{Authenticated, Authorized, GovernorLayer, RequireLayer};
+use entra_governor::axum::{AuthenticateLayer, Authenticated, Authorized, RequireLayer};
 use entra_governor::http::Refusal;
 use serde_json::Value;
 
@@ -102,7 +102,7 @@ pub(crate) fn app(governor: Governor, audit: AuditFile) -> Router {
         )
         .route("/v1/me", get(me))
         // Outermost: every /v1 request is authenticated once, before routing decides.
-        .layer(GovernorLayer::new(governor.clone()));
+        .layer(AuthenticateLayer::new(governor.clone()));
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .merge(api)

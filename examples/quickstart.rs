@@ -98,7 +98,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     for (label, token) in cases {
         let (status, outcome) = match governor.verify(&token).await {
             Ok(p) => ("200".to_owned(), describe(&p)),
-            Err(e) => (e.http_status().to_string(), rejection(&e)),
+            Err(e) => (
+                Refusal::from_token_error(&e, governor.cloud())
+                    .status
+                    .to_string(),
+                rejection(&e),
+            ),
         };
         println!("{label:<24} {status:<8} {outcome}");
     }
@@ -330,7 +335,7 @@ async fn decisions(idp: &TestIdp, governor: &Governor) -> Result<(), Box<dyn std
     for (persona, token, action, resource) in requests {
         let decision = governor.authorize(token, action, resource).await?;
         println!("{persona:<28} {}", decision.explain());
-        if let Some(refusal) = Refusal::from_decision(&decision)
+        if let Some(refusal) = Refusal::from_decision(&decision, governor.cloud())
             && refusal.status == 401
         {
             println!(

@@ -10,9 +10,10 @@
 //! ```
 //!
 //! A decision is always about a *verified* caller: an invalid token is an error (HTTP
-//! 401), never a `Decision`; a deny is HTTP 403, except a
-//! [`Reason::StepUpRequired`] with its challenge filled in, which is HTTP 401 with an
-//! `insufficient_claims` claims challenge (see [`crate::http::Refusal::from_decision`]).
+//! 401), never a `Decision`; a deny is HTTP 403, except a [`Reason::StepUpRequired`],
+//! which is HTTP 401 with an `insufficient_claims` claims challenge. A decision is data:
+//! it carries the claims request, never an HTTP header; the HTTP edge (`http::Refusal`)
+//! turns it into a status and a `WWW-Authenticate` value for the governor's cloud.
 
 use std::fmt::{self, Write as _};
 
@@ -86,8 +87,8 @@ pub enum Reason {
     },
     /// The policy would allow, but a requirement (an authentication context, MFA through
     /// the policy's `mfa_auth_context`, or a recent sign-in) is unmet, and the client can
-    /// answer a claims challenge (`xms_cc` has `cp1`): send it back to Entra with
-    /// `www_authenticate` (HTTP 401).
+    /// answer a claims challenge (`xms_cc` has `cp1`): send it back to Entra with the
+    /// `claims` request (HTTP 401; the HTTP edge builds the `WWW-Authenticate` value).
     StepUpRequired {
         /// The requirement block: `requirements:<name>`, `role:<name>` or
         /// `grant:<role>#<i>`.
@@ -96,11 +97,6 @@ pub enum Reason {
         auth_context: String,
         /// The claims request: `{"access_token":{"acrs":{"essential":true,"value":"c1"}}}`.
         claims: String,
-        /// The `WWW-Authenticate` value for the 401. Filled in by the
-        /// [`Governor`](crate::Governor), which knows the cloud; a decision from
-        /// [`CompiledPolicy::decide`](crate::CompiledPolicy::decide) has `None` until
-        /// [`Decision::with_challenge`] is called.
-        www_authenticate: Option<String>,
     },
     /// As [`StepUpRequired`](Self::StepUpRequired), but the client did not declare that it
     /// can answer a claims challenge (no `cp1` in `xms_cc`): HTTP 403.
@@ -234,27 +230,18 @@ impl Decision {
         matches!(self.reason, Reason::StepUpRequired { .. })
     }
 
-    /// Fills the `WWW-Authenticate` challenge of a [`Reason::StepUpRequired`] for the
-    /// cloud whose authority is `authority` (`https://login.microsoftonline.com`, see
-    /// [`Cloud::authority`](crate::Cloud::authority)); any other decision is returned
-    /// unchanged. The [`Governor`](crate::Governor) does this itself.
-    pub fn with_challenge(mut self, authority: &str) -> Self {
-        if let Reason::StepUpRequired {
-            claims,
-            www_authenticate: www_authenticate @ None,
-            ..
-        } = &mut self.reason
-        {
-            *www_authenticate = Some(crate::challenge::insufficient_claims(authority, claims));
-        }
-        self
-    }
-
     /// A one-line explanation for people; caller-supplied text is escaped, so the line
     /// never breaks.
     pub fn explain(&self) -> String {
         self.to_string()
     }
+}
+
+/// The claims request a [`Reason::StepUpRequired`] carries for an authentication
+/// context: `{"access_token":{"acrs":{"essential":true,"value":"c1"}}}`. Data, not a
+/// header: the HTTP edge encodes it into the claims challenge (`http::challenge`).
+pub(crate) fn auth_context_claims(context: &str) -> String {
+    serde_json::json!({"access_token": {"acrs": {"essential": true, "value": context}}}).to_string()
 }
 
 impl fmt::Display for Decision {
@@ -463,7 +450,6 @@ mod tests {
                     requirement: "requirements:pii-needs-c1".into(),
                     auth_context: "c1".into(),
                     claims: r#"{"access_token":{"acrs":{"essential":true,"value":"c1"}}}"#.into(),
-                    www_authenticate: None,
                 }),
                 "step-up required: datasets.write on datasets/pii/x needs authentication context c1 (requirements:pii-needs-c1)",
             ),
@@ -539,17 +525,15 @@ mod tests {
     }
 
     #[test]
-    fn step_up_serializes_and_gets_its_challenge() {
+    fn step_up_serializes_its_claims_request_and_no_header() {
         let d = deny(Reason::StepUpRequired {
             requirement: "requirements:pii-needs-c1".into(),
             auth_context: "c1".into(),
-            claims: crate::challenge::auth_context_claims("c1"),
-            www_authenticate: None,
+            claims: auth_context_claims("c1"),
         });
         assert_eq!(d.effect, Effect::Deny);
         assert_eq!(d.reason.code(), "step_up_required");
         assert_eq!(d.denied_by(), Some("requirements:pii-needs-c1"));
-        let d = d.with_challenge("https://login.microsoftonline.com");
         assert_eq!(
             serde_json::to_value(&d).unwrap()["reason"],
             serde_json::json!({
@@ -557,12 +541,12 @@ mod tests {
                 "requirement": "requirements:pii-needs-c1",
                 "auth_context": "c1",
                 "claims": r#"{"access_token":{"acrs":{"essential":true,"value":"c1"}}}"#,
-                "www_authenticate": "Bearer realm=\"\", authorization_uri=\"https://login.microsoftonline.com/common/oauth2/authorize\", error=\"insufficient_claims\", claims=\"eyJhY2Nlc3NfdG9rZW4iOnsiYWNycyI6eyJlc3NlbnRpYWwiOnRydWUsInZhbHVlIjoiYzEifX19\"",
             })
         );
-        // Other decisions are left alone.
-        let other = deny(Reason::NoRoleGrants);
-        assert_eq!(other.clone().with_challenge("https://x"), other);
+        // The header is the HTTP edge's business: no `WWW-Authenticate` text in the data.
+        let json = serde_json::to_string(&d).unwrap();
+        assert!(!json.contains("www_authenticate"), "{json}");
+        assert!(!json.contains("Bearer"), "{json}");
     }
 
     #[test]

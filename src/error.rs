@@ -10,7 +10,8 @@ use std::fmt;
 
 /// Why a bearer token was not accepted. Every variant is "401 material" (RFC 6750
 /// `invalid_token`) except [`TokenError::KeysUnavailable`], which means the identity
-/// provider could not be reached and maps to 503.
+/// provider could not be reached and maps to 503. The variants are data: the status and
+/// `WWW-Authenticate` value are built by the HTTP edge (`http::Refusal`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum TokenError {
@@ -209,40 +210,14 @@ pub enum TokenError {
     Revoked {
         /// Tokens issued before this instant (seconds since the epoch) are refused.
         revoked_before: u64,
-        /// For clients that handle claims challenges (`xms_cc` has `cp1`): the CAE
-        /// `insufficient_claims` challenge asking for a token issued after the revocation.
-        challenge: Option<String>,
+        /// True when the client handles claims challenges (`xms_cc` has `cp1`): it can be
+        /// asked (the CAE `insufficient_claims` challenge) for a token issued after
+        /// `revoked_before`. The HTTP edge (`http::Refusal`) builds that challenge.
+        can_handle_claims_challenge: bool,
     },
 }
 
 impl TokenError {
-    /// The HTTP status an API should answer with: 503 when keys are unavailable, else 401.
-    pub fn http_status(&self) -> u16 {
-        match self {
-            Self::KeysUnavailable { .. } => 503,
-            _ => 401,
-        }
-    }
-
-    /// The RFC 6750 `WWW-Authenticate` value for a 401 answer, e.g.
-    /// `Bearer error="invalid_token", error_description="token expired"`.
-    ///
-    /// The description is a fixed phrase per variant: it says what kind of failure
-    /// happened without echoing anything from the token.
-    pub fn www_authenticate(&self) -> String {
-        if let Self::Revoked {
-            challenge: Some(challenge),
-            ..
-        } = self
-        {
-            return challenge.clone();
-        }
-        format!(
-            "Bearer error=\"invalid_token\", error_description=\"{}\"",
-            self.short_description()
-        )
-    }
-
     /// A stable snake_case code for audit trails and metrics (`"expired"`, …).
     pub fn code(&self) -> &'static str {
         match self {
@@ -482,31 +457,13 @@ mod tests {
     }
 
     #[test]
-    fn rfc6750_challenge_is_fixed_text() {
-        let e = TokenError::Expired {
-            expired_at: 1,
-            now: 2,
-            skew_secs: 300,
-        };
-        assert_eq!(e.http_status(), 401);
-        assert_eq!(
-            e.www_authenticate(),
-            "Bearer error=\"invalid_token\", error_description=\"token expired\""
-        );
+    fn an_id_token_is_named_as_such() {
         let id_token = TokenError::NotAnAccessToken { missing: "azp" };
         assert_eq!(
             id_token.to_string(),
             "not an access token: no \"azp\" claim (ID tokens are not accepted)"
         );
-        assert_eq!(id_token.http_status(), 401);
         assert_eq!(id_token.code(), "not_an_access_token");
-        assert_eq!(
-            id_token.www_authenticate(),
-            "Bearer error=\"invalid_token\", error_description=\"not an access token\""
-        );
-        let down = TokenError::KeysUnavailable {
-            reason: "timeout".into(),
-        };
-        assert_eq!(down.http_status(), 503);
+        assert_eq!(id_token.short_description(), "not an access token");
     }
 }

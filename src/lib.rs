@@ -5,7 +5,6 @@
 #[cfg(any(feature = "axum", feature = "actix"))]
 mod adapters;
 pub mod audit;
-pub mod challenge;
 pub mod cloud;
 pub mod decision;
 pub mod error;

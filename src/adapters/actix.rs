@@ -1,7 +1,7 @@
 //! actix-web 4 integration (feature `actix`): middleware that authenticates, middleware
 //! that authorizes per resource, and extractors for handlers.
 //!
-//! - [`GovernorMiddleware`] verifies the bearer token of every request and puts the
+//! - [`Authenticate`] verifies the bearer token of every request and puts the
 //!   caller's [`Principal`](crate::Principal) (shared with the verified-token cache: no
 //!   copy per request, and tagged with the governor that verified it) in the request
 //!   extensions, or answers the refusal (400, 401, 503).
@@ -10,19 +10,25 @@
 //!   `Arc<Decision>`) in the request extensions, otherwise it answers 403 (or 503). Wrap the
 //!   [`Resource`](actix_web::Resource) (or a [`Scope`](actix_web::Scope) whose path holds
 //!   the parameters): middleware on the `App` runs before routing and sees no
-//!   parameters. It verifies the token itself when no [`GovernorMiddleware`] ran before
+//!   parameters. It verifies the token itself when no [`Authenticate`] ran before
 //!   it, so it also works alone.
 //! - [`Authenticated`] and [`Authorized`] hand the principal and the decision to handlers.
 //! - [`Refusal`] implements [`ResponseError`], so handlers that decide on resources named
 //!   in a request body answer exactly as the middleware does.
 //!
 //! Every refusal is rendered from [`crate::http::Refusal`], the mapping shared with the
-//! axum adapter: both frameworks answer with the same status, `WWW-Authenticate`,
-//! `Retry-After` and JSON body (see [`crate::http`] for the table).
+//! axum adapter, and the require step is [`crate::http::RouteRequirement::check`], shared
+//! too: both frameworks answer with the same status, `WWW-Authenticate`, `Retry-After`
+//! and JSON body (see [`crate::http`] for the table). This module only reads headers and
+//! match info, fills the request extensions and writes responses.
+//!
+//! Each middleware is a `Transform` named for what it does, and the service it makes is
+//! named after it, as in actix-web (`Logger` / `LoggerMiddleware`): [`Authenticate`]
+//! makes [`AuthenticateMiddleware`], [`Require`] makes [`RequireMiddleware`].
 //!
 //! ```no_run
 //! use actix_web::{App, HttpServer, web};
-//! use entra_governor::actix::{Authenticated, Authorized, GovernorMiddleware, Require};
+//! use entra_governor::actix::{Authenticate, Authenticated, Authorized, Require};
 //! use entra_governor::http::Refusal;
 //! use entra_governor::{Governor, Policy};
 //! use serde::Deserialize;
@@ -66,7 +72,7 @@
 //!                     .wrap(Require::new(governor.clone(), "inference.invoke", "models/{model}")),
 //!             )
 //!             .route("/v1/training/jobs", web::post().to(submit))
-//!             .wrap(GovernorMiddleware::new(governor.clone()))
+//!             .wrap(Authenticate::new(governor.clone()))
 //!     })
 //!     .bind(("127.0.0.1", 8080))?
 //!     .run()
@@ -78,12 +84,14 @@
 //! ## Resource templates
 //!
 //! `{name}` placeholders take the match-info parameter of that name (one segment),
-//! `{*name}` a tail parameter (`/v1/datasets/{name:.*}`); see [`ResourceTemplate`] for
-//! what a value may hold. actix-web leaves `%2F`, `%25` and `%2B` encoded in match info;
-//! values holding `%` are refused (403), so the two adapters refuse the same requests. A
+//! `{*name}` a tail parameter (`/v1/datasets/{name:.*}`); see
+//! [`ResourceTemplate`](crate::http::ResourceTemplate) for what a value may hold.
+//! actix-web leaves `%2F`, `%25` and `%2B` encoded in match info; values holding `%` are
+//! refused (403), so the two adapters refuse the same requests. A
 //! placeholder the route does not have is a server bug: such requests are refused with
 //! 500 `server_error`, never authorized, and logged at `error` level. A malformed
-//! template makes [`Require::new`] panic at start-up.
+//! template makes [`Require::new`] panic at start-up; [`Require::try_new`] returns the
+//! [`TemplateError`] instead.
 
 use std::fmt;
 use std::future::{Future, Ready, ready};
@@ -97,7 +105,7 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{AUTHORIZATION, HeaderMap};
 use actix_web::{Error, FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseError};
 
-use crate::http::{self, RenderError, ResourceTemplate};
+use crate::http::{self, RouteRequirement, TemplateError};
 use crate::{Decision, Governor, RequestContext};
 
 pub use crate::http::Refusal;
@@ -128,7 +136,7 @@ fn context(headers: &HeaderMap) -> RequestContext {
     http::request_context(id.map(|v| v.as_bytes()))
 }
 
-/// The future of [`GovernorService`] and [`RequireService`].
+/// The future of [`AuthenticateMiddleware`] and [`RequireMiddleware`].
 type LocalBoxFuture<T> = Pin<Box<dyn Future<Output = T>>>;
 
 /// Answers `refusal` instead of calling the inner service.
@@ -145,59 +153,71 @@ fn refuse<B>(request: ServiceRequest, refusal: &Refusal) -> ServiceResponse<Eith
 ///
 /// ```
 /// # use actix_web::{App, web};
-/// # use entra_governor::actix::GovernorMiddleware;
+/// # use entra_governor::actix::Authenticate;
 /// # fn app(governor: entra_governor::Governor) {
 /// App::new()
 ///     .route("/v1/models", web::get().to(|| async { "[]" }))
-///     .wrap(GovernorMiddleware::new(governor));
+///     .wrap(Authenticate::new(governor));
 /// # }
 /// ```
 #[derive(Clone, Debug)]
-pub struct GovernorMiddleware {
+pub struct Authenticate {
     governor: Governor,
 }
 
-impl GovernorMiddleware {
+/// The former name of [`Authenticate`].
+#[deprecated(note = "renamed `Authenticate`")]
+pub type GovernorMiddleware = Authenticate;
+
+/// The former name of [`AuthenticateMiddleware`].
+#[deprecated(note = "renamed `AuthenticateMiddleware`")]
+pub type GovernorService<S> = AuthenticateMiddleware<S>;
+
+/// The former name of [`RequireMiddleware`].
+#[deprecated(note = "renamed `RequireMiddleware`")]
+pub type RequireService<S> = RequireMiddleware<S>;
+
+impl Authenticate {
     /// Middleware that authenticates every request with `governor`.
     pub fn new(governor: Governor) -> Self {
         Self { governor }
     }
 }
 
-impl<S, B> Transform<S, ServiceRequest> for GovernorMiddleware
+impl<S, B> Transform<S, ServiceRequest> for Authenticate
 where
     S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
     B: MessageBody + 'static,
 {
     type Response = ServiceResponse<EitherBody<B>>;
     type Error = Error;
-    type Transform = GovernorService<S>;
+    type Transform = AuthenticateMiddleware<S>;
     type InitError = ();
     type Future = Ready<Result<Self::Transform, Self::InitError>>;
 
     fn new_transform(&self, service: S) -> Self::Future {
-        ready(Ok(GovernorService {
+        ready(Ok(AuthenticateMiddleware {
             service: Rc::new(service),
             governor: self.governor.clone(),
         }))
     }
 }
 
-/// The service made by [`GovernorMiddleware`].
-pub struct GovernorService<S> {
+/// The service made by [`Authenticate`]: authenticates, then calls the inner service.
+pub struct AuthenticateMiddleware<S> {
     service: Rc<S>,
     governor: Governor,
 }
 
-impl<S> fmt::Debug for GovernorService<S> {
+impl<S> fmt::Debug for AuthenticateMiddleware<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("GovernorService")
+        f.debug_struct("AuthenticateMiddleware")
             .field("governor", &self.governor)
             .finish_non_exhaustive()
     }
 }
 
-impl<S, B> Service<ServiceRequest> for GovernorService<S>
+impl<S, B> Service<ServiceRequest> for AuthenticateMiddleware<S>
 where
     S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
     B: MessageBody + 'static,
@@ -239,7 +259,7 @@ where
 /// inserts the allowing [`Decision`] (and the [`Principal`](crate::Principal)) into the request extensions,
 /// or refuses.
 ///
-/// The caller is the [`Principal`](crate::Principal) a [`GovernorMiddleware`] put in the extensions;
+/// The caller is the [`Principal`](crate::Principal) an [`Authenticate`] put in the extensions;
 /// without one, this middleware verifies the bearer token itself (same refusals).
 /// A caller verified by another governor (another audience, another revocation list)
 /// is not trusted: the bearer token is verified again by this one. The caller is also
@@ -259,9 +279,7 @@ where
 /// ```
 #[derive(Clone, Debug)]
 pub struct Require {
-    governor: Governor,
-    action: Arc<str>,
-    template: Arc<ResourceTemplate>,
+    requirement: Arc<RouteRequirement>,
 }
 
 impl Require {
@@ -269,76 +287,51 @@ impl Require {
     /// `"models/{model}"`.
     ///
     /// # Panics
-    /// When `template` is not a valid [`ResourceTemplate`] (a programming error, caught
-    /// at start-up).
+    /// When `template` is not a valid [`ResourceTemplate`](crate::http::ResourceTemplate)
+    /// (a programming error, caught at start-up); [`try_new`](Self::try_new) returns the
+    /// error instead.
     #[track_caller]
     pub fn new(governor: Governor, action: impl Into<String>, template: &str) -> Self {
-        let template = ResourceTemplate::parse(template).unwrap_or_else(|e| panic!("{e}"));
-        Self {
-            governor,
-            action: action.into().into(),
-            template: Arc::new(template),
-        }
+        Self::try_new(governor, action, template).unwrap_or_else(|e| panic!("{e}"))
     }
 
-    /// Authenticates (unless done), fills the template, decides; on allow the principal
-    /// and the decision are in the request extensions.
+    /// [`new`](Self::new) for a template that may be invalid (read from configuration).
+    ///
+    /// # Errors
+    /// The [`TemplateError`] saying what is wrong with `template`.
+    pub fn try_new(
+        governor: Governor,
+        action: impl Into<String>,
+        template: &str,
+    ) -> Result<Self, TemplateError> {
+        Ok(Self {
+            requirement: Arc::new(RouteRequirement::new(governor, action, template)?),
+        })
+    }
+
+    /// Runs the require step; on allow the principal and the decision are in the request
+    /// extensions.
     async fn check(&self, request: &ServiceRequest) -> Result<(), Refusal> {
+        let governor = self.requirement.governor();
         let existing = request.extensions_mut().remove::<Verified>();
         let context = context(request.headers());
         // A caller verified by another governor is verified again by this one.
-        let principal = match existing.and_then(|v| v.for_governor(&self.governor)) {
-            Some(principal) => principal,
-            None => {
-                let headers = authorization(request.headers());
-                http::authenticate(&self.governor, headers, request.path(), &context).await?
-            }
-        };
-        let resource = match self.resource(request) {
-            Ok(resource) => resource,
-            Err(refusal) => {
-                if refusal.status == 403 {
-                    let path = request.path();
-                    http::record_invalid_resource(
-                        &self.governor,
-                        &principal,
-                        &self.action,
-                        path,
-                        &context,
-                    )
-                    .await;
-                }
-                return Err(refusal);
-            }
-        };
-        let decision = http::authorize(
-            &self.governor,
-            &principal,
-            &self.action,
-            &resource,
-            &context,
-        )
-        .await?;
+        let verified = existing.and_then(|v| v.for_governor(governor));
+        let params = request.match_info();
+        let (principal, decision) = self
+            .requirement
+            .check(
+                verified,
+                authorization(request.headers()),
+                request.path(),
+                |template| template.render(|name| params.get(name)),
+                &context,
+            )
+            .await?;
         let mut extensions = request.extensions_mut();
-        extensions.insert(Verified::new(principal, &self.governor));
+        extensions.insert(Verified::new(principal, governor));
         extensions.insert(Arc::new(decision));
         Ok(())
-    }
-
-    fn resource(&self, request: &ServiceRequest) -> Result<String, Refusal> {
-        let params = request.match_info();
-        self.template.render(|name| params.get(name)).map_err(|e| {
-            if let RenderError::MissingParameter { name } = &e {
-                tracing::error!(
-                    template = self.template.as_str(),
-                    parameter = name.as_str(),
-                    "Require: the route has no match-info parameter for this resource \
-                         template placeholder (wrap the resource, not the App); requests \
-                         are refused with 500"
-                );
-            }
-            Refusal::from_render_error(&e)
-        })
     }
 }
 
@@ -349,33 +342,33 @@ where
 {
     type Response = ServiceResponse<EitherBody<B>>;
     type Error = Error;
-    type Transform = RequireService<S>;
+    type Transform = RequireMiddleware<S>;
     type InitError = ();
     type Future = Ready<Result<Self::Transform, Self::InitError>>;
 
     fn new_transform(&self, service: S) -> Self::Future {
-        ready(Ok(RequireService {
+        ready(Ok(RequireMiddleware {
             service: Rc::new(service),
             require: self.clone(),
         }))
     }
 }
 
-/// The service made by [`Require`].
-pub struct RequireService<S> {
+/// The service made by [`Require`]: authorizes, then calls the inner service.
+pub struct RequireMiddleware<S> {
     service: Rc<S>,
     require: Require,
 }
 
-impl<S> fmt::Debug for RequireService<S> {
+impl<S> fmt::Debug for RequireMiddleware<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RequireService")
+        f.debug_struct("RequireMiddleware")
             .field("require", &self.require)
             .finish_non_exhaustive()
     }
 }
 
-impl<S, B> Service<ServiceRequest> for RequireService<S>
+impl<S, B> Service<ServiceRequest> for RequireMiddleware<S>
 where
     S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
     B: MessageBody + 'static,
@@ -411,7 +404,7 @@ impl FromRequest for Authenticated {
         ready(match request.extensions().get::<Verified>() {
             Some(verified) => Ok(Self(Arc::clone(verified.principal()))),
             None => Err(not_installed(
-                "Authenticated extractor without GovernorMiddleware or Require",
+                "Authenticated extractor without Authenticate or Require",
             )),
         })
     }
@@ -449,9 +442,36 @@ mod tests {
         assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(header(&response, "retry-after"), "5");
         assert_eq!(header(&response, "content-type"), "application/json");
-        let challenge = "Bearer realm=\"\", error=\"insufficient_claims\", claims=\"eyJ9\"";
-        let response = Refusal::insufficient_claims(challenge.into()).error_response();
+        let cloud = crate::Cloud::global();
+        let challenge = crate::http::challenge::insufficient_claims(cloud.authority(), "{}");
+        let response = Refusal::insufficient_claims(&cloud, "{}").error_response();
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
         assert_eq!(header(&response, "www-authenticate"), challenge);
+    }
+
+    fn governor() -> Governor {
+        Governor::builder()
+            .tenant("72f988bf-86f1-41af-91ab-2d7cd011db47")
+            .client_id("6e74172b-be56-4843-9ff4-e66a39bb12e3")
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn try_new_returns_the_template_error_new_would_panic_with() {
+        let e = Require::try_new(governor(), "a.b", "models/{").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid resource template \"models/{\": unclosed '{'"
+        );
+        assert!(Require::try_new(governor(), "a.b", "models/{m}").is_ok());
+        let panic = std::panic::catch_unwind(|| Require::new(governor(), "a.b", "models/{"));
+        assert!(panic.is_err());
+    }
+
+    #[test]
+    #[allow(deprecated)]
+    fn the_former_names_still_compile() {
+        let _: GovernorMiddleware = Authenticate::new(governor());
     }
 }

@@ -1,7 +1,7 @@
 //! axum 0.8 integration (feature `axum`): a layer that authenticates, a per-route layer
 //! that authorizes, and extractors for handlers.
 //!
-//! - [`GovernorLayer`] verifies the bearer token of every request and puts the caller's
+//! - [`AuthenticateLayer`] verifies the bearer token of every request and puts the caller's
 //!   [`Principal`](crate::Principal) (shared with the verified-token cache: no copy per
 //!   request, and tagged with the governor that verified it) in the request extensions,
 //!   or answers the refusal (400, 401, 503).
@@ -10,18 +10,23 @@
 //!   `Arc<Decision>`) in the request extensions, otherwise it answers 403 (or 503). Use it with
 //!   [`route_layer`](::axum::Router::route_layer) or on one
 //!   [`MethodRouter`](::axum::routing::MethodRouter). It verifies the token itself when
-//!   no [`GovernorLayer`] ran before it, so it also works alone.
+//!   no [`AuthenticateLayer`] ran before it, so it also works alone.
 //! - [`Authenticated`] and [`Authorized`] hand the principal and the decision to handlers.
 //! - [`Refusal`] implements [`IntoResponse`], so handlers that decide on resources named
 //!   in a request body answer exactly as the layers do.
 //!
 //! Every refusal is rendered from [`crate::http::Refusal`], the mapping shared with the
-//! actix-web adapter: both frameworks answer with the same status, `WWW-Authenticate`,
-//! `Retry-After` and JSON body (see [`crate::http`] for the table).
+//! actix-web adapter, and the require step is [`crate::http::RouteRequirement::check`],
+//! shared too: both frameworks answer with the same status, `WWW-Authenticate`,
+//! `Retry-After` and JSON body (see [`crate::http`] for the table). This module only reads
+//! headers and path parameters, fills the request extensions and writes responses.
+//!
+//! Each layer is a `Layer` and its `Service`, named for what it does:
+//! [`AuthenticateLayer`] makes [`Authenticate`], [`RequireLayer`] makes [`Require`].
 //!
 //! ```no_run
 //! use axum::{Json, Router, routing::{get, post}};
-//! use entra_governor::axum::{Authenticated, Authorized, GovernorLayer, RequireLayer};
+//! use entra_governor::axum::{AuthenticateLayer, Authenticated, Authorized, RequireLayer};
 //! use entra_governor::http::Refusal;
 //! use entra_governor::{Governor, Policy};
 //! use serde::Deserialize;
@@ -67,7 +72,7 @@
 //!     )
 //!     .route("/v1/training/jobs", post(submit))
 //!     .route("/v1/whoami", get(|Authenticated(p): Authenticated| async move { p.id().to_string() }))
-//!     .layer(GovernorLayer::new(governor.clone()))
+//!     .layer(AuthenticateLayer::new(governor.clone()))
 //!     .with_state(governor);
 //!
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
@@ -84,15 +89,16 @@
 //! have is a server bug that no construction-time check can see (the layer does not know
 //! its route): such requests are refused with 500 `server_error`, never authorized, and
 //! logged at `error` level. A malformed template makes [`RequireLayer::new`] panic at
-//! start-up, like an invalid route makes axum panic.
+//! start-up, like an invalid route makes axum panic; [`RequireLayer::try_new`] returns
+//! the [`TemplateError`] instead.
 //!
 //! ## Order
 //!
-//! With `Router::layer(GovernorLayer)` outermost and `route_layer(RequireLayer)` per
+//! With `Router::layer(AuthenticateLayer)` outermost and `route_layer(RequireLayer)` per
 //! route, a request is authenticated once (401 before anything else), then authorized
 //! after routing, so an unknown path is still 404 for an authenticated caller. Layers
 //! that must answer unauthenticated requests (CORS preflights, health checks) go outside
-//! `GovernorLayer`, or on routes it does not cover.
+//! `AuthenticateLayer`, or on routes it does not cover.
 
 use std::fmt;
 use std::future::Future;
@@ -108,7 +114,7 @@ use ::axum::http::{HeaderMap, HeaderName, HeaderValue, Request, StatusCode};
 use ::axum::response::{IntoResponse, Response};
 use tower::{Layer, Service};
 
-use crate::http::{self, RenderError, ResourceTemplate};
+use crate::http::{self, RenderError, ResourceTemplate, RouteRequirement, TemplateError};
 use crate::{Decision, Governor, RequestContext};
 
 pub use crate::http::Refusal;
@@ -143,7 +149,7 @@ fn context(headers: &HeaderMap) -> RequestContext {
     http::request_context(id.map(HeaderValue::as_bytes))
 }
 
-/// The future of [`GovernorService`] and [`RequireService`].
+/// The future of [`Authenticate`] and [`Require`].
 pub struct ResponseFuture<E> {
     inner: Pin<Box<dyn Future<Output = Result<Response, E>> + Send>>,
 }
@@ -176,44 +182,56 @@ fn take_ready<S: Clone>(slot: &mut S) -> S {
 ///
 /// ```
 /// # use axum::{Router, routing::get};
-/// # use entra_governor::axum::GovernorLayer;
+/// # use entra_governor::axum::AuthenticateLayer;
 /// # fn app(governor: entra_governor::Governor) -> Router {
 /// Router::new()
 ///     .route("/v1/models", get(|| async { "[]" }))
-///     .layer(GovernorLayer::new(governor))
+///     .layer(AuthenticateLayer::new(governor))
 /// # }
 /// ```
 #[derive(Clone, Debug)]
-pub struct GovernorLayer {
+pub struct AuthenticateLayer {
     governor: Governor,
 }
 
-impl GovernorLayer {
+/// The former name of [`AuthenticateLayer`].
+#[deprecated(note = "renamed `AuthenticateLayer`")]
+pub type GovernorLayer = AuthenticateLayer;
+
+/// The former name of [`Authenticate`].
+#[deprecated(note = "renamed `Authenticate`")]
+pub type GovernorService<S> = Authenticate<S>;
+
+/// The former name of [`Require`].
+#[deprecated(note = "renamed `Require`")]
+pub type RequireService<S> = Require<S>;
+
+impl AuthenticateLayer {
     /// A layer that authenticates every request with `governor`.
     pub fn new(governor: Governor) -> Self {
         Self { governor }
     }
 }
 
-impl<S> Layer<S> for GovernorLayer {
-    type Service = GovernorService<S>;
+impl<S> Layer<S> for AuthenticateLayer {
+    type Service = Authenticate<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        GovernorService {
+        Authenticate {
             inner,
             governor: self.governor.clone(),
         }
     }
 }
 
-/// The service made by [`GovernorLayer`].
+/// The service made by [`AuthenticateLayer`]: authenticates, then calls the inner service.
 #[derive(Clone, Debug)]
-pub struct GovernorService<S> {
+pub struct Authenticate<S> {
     inner: S,
     governor: Governor,
 }
 
-impl<S, B> Service<Request<B>> for GovernorService<S>
+impl<S, B> Service<Request<B>> for Authenticate<S>
 where
     S: Service<Request<B>, Response = Response> + Clone + Send + 'static,
     S::Future: Send + 'static,
@@ -253,7 +271,7 @@ where
 /// Requires an action on a resource named by the route's path parameters; inserts the
 /// allowing [`Decision`] (and the [`Principal`](crate::Principal)) into the request extensions, or refuses.
 ///
-/// The caller is the [`Principal`](crate::Principal) a [`GovernorLayer`] put in the extensions; without
+/// The caller is the [`Principal`](crate::Principal) an [`AuthenticateLayer`] put in the extensions; without
 /// one, this layer verifies the bearer token itself (same refusals).
 /// A caller verified by another governor (another audience, another revocation list)
 /// is not trusted: the bearer token is verified again by this one. The caller is also
@@ -273,9 +291,8 @@ where
 /// ```
 #[derive(Clone, Debug)]
 pub struct RequireLayer {
-    governor: Governor,
-    action: Arc<str>,
-    template: Arc<ResourceTemplate>,
+    /// One reference count to bump per request, not one per field.
+    requirement: Arc<RouteRequirement>,
 }
 
 impl RequireLayer {
@@ -284,38 +301,47 @@ impl RequireLayer {
     ///
     /// # Panics
     /// When `template` is not a valid [`ResourceTemplate`] (a programming error, caught
-    /// at start-up like an invalid route).
+    /// at start-up like an invalid route); [`try_new`](Self::try_new) returns the error
+    /// instead.
     #[track_caller]
     pub fn new(governor: Governor, action: impl Into<String>, template: &str) -> Self {
-        let template = ResourceTemplate::parse(template).unwrap_or_else(|e| panic!("{e}"));
-        Self {
-            governor,
-            action: action.into().into(),
-            template: Arc::new(template),
-        }
+        Self::try_new(governor, action, template).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`new`](Self::new) for a template that may be invalid (read from configuration).
+    ///
+    /// # Errors
+    /// The [`TemplateError`] saying what is wrong with `template`.
+    pub fn try_new(
+        governor: Governor,
+        action: impl Into<String>,
+        template: &str,
+    ) -> Result<Self, TemplateError> {
+        Ok(Self {
+            requirement: Arc::new(RouteRequirement::new(governor, action, template)?),
+        })
     }
 }
 
 impl<S> Layer<S> for RequireLayer {
-    type Service = RequireService<S>;
+    type Service = Require<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        RequireService {
+        Require {
             inner,
-            require: Arc::new(self.clone()),
+            requirement: Arc::clone(&self.requirement),
         }
     }
 }
 
-/// The service made by [`RequireLayer`].
+/// The service made by [`RequireLayer`]: authorizes, then calls the inner service.
 #[derive(Clone, Debug)]
-pub struct RequireService<S> {
+pub struct Require<S> {
     inner: S,
-    /// One reference count to bump per request, not one per field.
-    require: Arc<RequireLayer>,
+    requirement: Arc<RouteRequirement>,
 }
 
-impl<S, B> Service<Request<B>> for RequireService<S>
+impl<S, B> Service<Request<B>> for Require<S>
 where
     S: Service<Request<B>, Response = Response> + Clone + Send + 'static,
     S::Future: Send + 'static,
@@ -331,11 +357,11 @@ where
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let mut inner = take_ready(&mut self.inner);
-        let require = Arc::clone(&self.require);
+        let requirement = Arc::clone(&self.requirement);
         ResponseFuture {
             inner: Box::pin(async move {
                 let (mut parts, body) = request.into_parts();
-                match require.check(&mut parts).await {
+                match require(&requirement, &mut parts).await {
                     Ok(()) => inner.call(Request::from_parts(parts, body)).await,
                     Err(refusal) => Ok(refusal.into_response()),
                 }
@@ -344,84 +370,45 @@ where
     }
 }
 
-impl RequireLayer {
-    /// Authenticates (unless done), fills the template, decides; on allow the principal
-    /// and the decision are in `parts.extensions`.
-    async fn check(&self, parts: &mut Parts) -> Result<(), Refusal> {
-        let context = context(&parts.headers);
-        let verified = parts.extensions.remove::<Verified>();
-        // A caller verified by another governor is verified again by this one.
-        let principal = match verified.and_then(|v| v.for_governor(&self.governor)) {
-            Some(principal) => principal,
-            None => {
-                let path = parts.uri.path().to_owned();
-                let headers = authorization(&parts.headers);
-                http::authenticate(&self.governor, headers, &path, &context).await?
+/// Runs the require step on a request's parts; on allow the principal and the decision
+/// are in `parts.extensions`.
+async fn require(requirement: &RouteRequirement, parts: &mut Parts) -> Result<(), Refusal> {
+    let governor = requirement.governor();
+    let context = context(&parts.headers);
+    // A caller verified by another governor is verified again by this one.
+    let verified = parts
+        .extensions
+        .remove::<Verified>()
+        .and_then(|v| v.for_governor(governor));
+    let params = if requirement.template().has_placeholders() {
+        Some(RawPathParams::from_request_parts(parts, &()).await)
+    } else {
+        None
+    };
+    let render = |template: &ResourceTemplate| {
+        let params = match params {
+            Some(Ok(params)) => params,
+            // Not UTF-8 once percent-decoded: not a resource segment.
+            Some(Err(RawPathParamsRejection::InvalidUtf8InPathParam(_))) => {
+                return Err(RenderError::NotUtf8);
             }
+            // The route has no parameters at all: every placeholder is missing.
+            _ => return template.render(|_| None),
         };
-        let resource = match self.resource(parts).await {
-            Ok(resource) => resource,
-            Err(refusal) => {
-                if refusal.status == 403 {
-                    let path = parts.uri.path().to_owned();
-                    http::record_invalid_resource(
-                        &self.governor,
-                        &principal,
-                        &self.action,
-                        &path,
-                        &context,
-                    )
-                    .await;
-                }
-                return Err(refusal);
-            }
-        };
-        let decision = http::authorize(
-            &self.governor,
-            &principal,
-            &self.action,
-            &resource,
+        template.render(|name| params.iter().find(|(k, _)| *k == name).map(|(_, v)| v))
+    };
+    let (principal, decision) = requirement
+        .check(
+            verified,
+            authorization(&parts.headers),
+            parts.uri.path(),
+            render,
             &context,
         )
         .await?;
-        parts
-            .extensions
-            .insert(Verified::new(principal, &self.governor));
-        parts.extensions.insert(Arc::new(decision));
-        Ok(())
-    }
-
-    async fn resource(&self, parts: &mut Parts) -> Result<String, Refusal> {
-        if !self.template.has_placeholders() {
-            return Ok(self.template.as_str().to_owned());
-        }
-        let params = match RawPathParams::from_request_parts(parts, &()).await {
-            Ok(params) => Some(params),
-            // Not UTF-8 once percent-decoded: not a resource segment.
-            Err(RawPathParamsRejection::InvalidUtf8InPathParam(_)) => {
-                return Err(Refusal::forbidden());
-            }
-            // The route has no parameters at all: every placeholder is missing.
-            Err(_) => None,
-        };
-        let param = |name: &str| {
-            let params = params.as_ref()?;
-            params.iter().find(|(k, _)| *k == name).map(|(_, v)| v)
-        };
-        self.template.render(param).map_err(|e| self.refuse(&e))
-    }
-
-    fn refuse(&self, error: &RenderError) -> Refusal {
-        if let RenderError::MissingParameter { name } = error {
-            tracing::error!(
-                template = self.template.as_str(),
-                parameter = name.as_str(),
-                "RequireLayer: the route has no path parameter for this resource template \
-                 placeholder; requests are refused with 500"
-            );
-        }
-        Refusal::from_render_error(error)
-    }
+    parts.extensions.insert(Verified::new(principal, governor));
+    parts.extensions.insert(Arc::new(decision));
+    Ok(())
 }
 
 // ---------------------------------------------------------------------- extractors
@@ -436,7 +423,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Authenticated {
         match parts.extensions.get::<Verified>() {
             Some(verified) => Ok(Self(Arc::clone(verified.principal()))),
             None => Err(not_installed(
-                "Authenticated extractor without GovernorLayer or RequireLayer",
+                "Authenticated extractor without AuthenticateLayer or RequireLayer",
             )),
         }
     }
@@ -463,9 +450,36 @@ mod tests {
         assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(response.headers()["retry-after"], "5");
         assert_eq!(response.headers()["content-type"], "application/json");
-        let challenge = "Bearer realm=\"\", error=\"insufficient_claims\", claims=\"eyJ9\"";
-        let response = Refusal::insufficient_claims(challenge.into()).into_response();
+        let cloud = crate::Cloud::global();
+        let challenge = crate::http::challenge::insufficient_claims(cloud.authority(), "{}");
+        let response = Refusal::insufficient_claims(&cloud, "{}").into_response();
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
         assert_eq!(response.headers()["www-authenticate"], challenge);
+    }
+
+    fn governor() -> Governor {
+        Governor::builder()
+            .tenant("72f988bf-86f1-41af-91ab-2d7cd011db47")
+            .client_id("6e74172b-be56-4843-9ff4-e66a39bb12e3")
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn try_new_returns_the_template_error_new_would_panic_with() {
+        let e = RequireLayer::try_new(governor(), "a.b", "models/{").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid resource template \"models/{\": unclosed '{'"
+        );
+        assert!(RequireLayer::try_new(governor(), "a.b", "models/{m}").is_ok());
+        let panic = std::panic::catch_unwind(|| RequireLayer::new(governor(), "a.b", "models/{"));
+        assert!(panic.is_err());
+    }
+
+    #[test]
+    #[allow(deprecated)]
+    fn the_former_names_still_compile() {
+        let _: GovernorLayer = AuthenticateLayer::new(governor());
     }
 }

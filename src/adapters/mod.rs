@@ -45,8 +45,8 @@ mod extractors {
     }
 
     /// The verified caller (shared, not copied), from the request extensions, where the
-    /// governor's layer or middleware (axum `GovernorLayer` / `RequireLayer`, actix-web
-    /// `GovernorMiddleware` / `Require`) put it.
+    /// governor's layer or middleware (axum `AuthenticateLayer` / `RequireLayer`,
+    /// actix-web `Authenticate` / `Require`) put it.
     ///
     /// Without one of them on the route, extraction fails with 500: a server bug, not
     /// something the client can fix.

@@ -5,8 +5,15 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::TokenError;
 use crate::ids::{ObjectId, TenantId};
 use crate::principal::{Principal, PrincipalKind};
+
+/// The action of an event recorded before any authorization question was asked: a
+/// request refused for its `Authorization` header or its token by an adapter's
+/// authenticate step, and the [`Dropped`](AuditOutcome::Dropped) summaries of such
+/// refusals.
+pub const AUTHENTICATE_ACTION: &str = "authenticate";
 
 /// How an authorization call ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -164,6 +171,24 @@ impl AuditEvent {
             latency_us: 0,
             dropped_events: None,
         }
+    }
+
+    /// The record of a rejected token for `action` on `resource`: outcome
+    /// [`Unavailable`](AuditOutcome::Unavailable) when signing keys could not be obtained,
+    /// [`InvalidToken`](AuditOutcome::InvalidToken) otherwise, with the error's code and
+    /// text (which never hold the token).
+    pub(crate) fn for_token_error(
+        error: &TokenError,
+        action: impl Into<String>,
+        resource: impl Into<String>,
+    ) -> Self {
+        let outcome = match error {
+            TokenError::KeysUnavailable { .. } => AuditOutcome::Unavailable,
+            _ => AuditOutcome::InvalidToken,
+        };
+        Self::new(outcome, action, resource)
+            .with_reason(error.code())
+            .with_explanation(error.to_string())
     }
 
     /// Starts an event for a verified caller: [`new`](Self::new) plus

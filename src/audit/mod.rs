@@ -172,7 +172,7 @@ mod event;
 mod pipeline;
 mod sink;
 
-pub use event::{AuditEvent, AuditOutcome};
+pub use event::{AUTHENTICATE_ACTION, AuditEvent, AuditOutcome};
 pub use pipeline::{
     AUDIT_HEALTH_TARGET, AUDIT_UNAVAILABLE_REASON, AuditError, AuditLog, AuditLogBuilder,
     DEFAULT_CAPACITY, DEFAULT_DROP_SUMMARY_INTERVAL, DEFAULT_INITIAL_BACKOFF, DEFAULT_MAX_BACKOFF,

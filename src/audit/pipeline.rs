@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::event::{AuditEvent, AuditOutcome};
+use super::event::{AUTHENTICATE_ACTION, AuditEvent, AuditOutcome};
 use super::sink::AuditSink;
 
 /// Default queue capacity, in events.
@@ -601,15 +601,11 @@ impl Worker {
         }
         let count = self.shared.unreported_drops.swap(0, Ordering::SeqCst);
         self.last_summary = Instant::now();
-        let mut summary = AuditEvent::new(
-            AuditOutcome::Dropped,
-            crate::http::AUTHENTICATE_ACTION,
-            "",
-        )
-        .with_reason(DROPPED_UNAUTHENTICATED_REASON)
-        .with_explanation(format!(
-            "{count} refusal(s) before authentication were not recorded: their queue was full"
-        ));
+        let mut summary = AuditEvent::new(AuditOutcome::Dropped, AUTHENTICATE_ACTION, "")
+            .with_reason(DROPPED_UNAUTHENTICATED_REASON)
+            .with_explanation(format!(
+                "{count} refusal(s) before authentication were not recorded: their queue was full"
+            ));
         summary.dropped_events = Some(count);
         self.call(Call::Write, Arc::from([summary])).await;
     }

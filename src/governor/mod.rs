@@ -8,6 +8,7 @@ use std::time::Instant;
 use arc_swap::ArcSwap;
 
 use crate::audit::{AuditEvent, AuditLog, AuditOutcome};
+use crate::cloud::Cloud;
 use crate::decision::{Decision, Reason};
 use crate::error::{AuthorizeError, ConfigError, ReloadError, TokenError};
 use crate::graph::GroupResolver;
@@ -95,8 +96,9 @@ impl Governor {
         self.verify_shared(token).await.map(Arc::unwrap_or_clone)
     }
 
-    /// Verification without copying a cached principal.
-    async fn verify_shared(&self, token: &str) -> Result<Arc<Principal>, TokenError> {
+    /// Verification without copying a cached principal (the HTTP edge keeps it shared in
+    /// the request extensions).
+    pub(crate) async fn verify_shared(&self, token: &str) -> Result<Arc<Principal>, TokenError> {
         let principal = self.inner.verifier.verify(token).await?;
         self.check_revocation(&principal)?;
         Ok(principal)
@@ -110,15 +112,9 @@ impl Governor {
         if principal.issued_at().is_some_and(|iat| iat >= before) {
             return Ok(());
         }
-        let challenge = principal.can_handle_claims_challenge().then(|| {
-            crate::challenge::insufficient_claims(
-                self.inner.verifier.rules.cloud.authority(),
-                &crate::challenge::fresh_token_claims(before),
-            )
-        });
         Err(TokenError::Revoked {
             revoked_before: before,
-            challenge,
+            can_handle_claims_challenge: principal.can_handle_claims_challenge(),
         })
     }
 
@@ -138,6 +134,13 @@ impl Governor {
         self.inner
             .revocations
             .revoke_principal(id.clone(), unix_secs(issued_before), unix_now())
+    }
+
+    /// The Microsoft cloud whose tokens this governor accepts: the authority a claims
+    /// challenge sends the client back to (the HTTP edge's `Refusal::from_decision` and
+    /// `Refusal::from_token_error` take it).
+    pub fn cloud(&self) -> &Cloud {
+        &self.inner.verifier.rules.cloud
     }
 
     /// How many verified tokens are cached (for dashboards and tests).
@@ -219,19 +222,6 @@ impl Governor {
             .await
     }
 
-    /// Verifies a token; a rejection is recorded in the audit trail against
-    /// `action`/`resource` (the adapters record `authenticate` and the request path).
-    pub(crate) async fn verify_recorded(
-        &self,
-        token: &str,
-        action: &str,
-        resource: &str,
-        context: &RequestContext,
-    ) -> Result<Arc<Principal>, AuthorizeError> {
-        self.verify_recorded_since(token, action, resource, context, Instant::now())
-            .await
-    }
-
     async fn verify_recorded_since(
         &self,
         token: &str,
@@ -243,48 +233,11 @@ impl Governor {
         match self.verify_shared(token).await {
             Ok(principal) => Ok(principal),
             Err(error) => {
-                let event = AuditEvent::new(token_outcome(&error), action, resource)
-                    .with_reason(error.code())
-                    .with_explanation(error.to_string());
-                self.record_unauthenticated(event, context, started)?;
+                let event = AuditEvent::for_token_error(&error, action, resource);
+                self.record_event(event, context, started).await?;
                 Err(AuthorizeError::InvalidToken(error))
             }
         }
-    }
-
-    /// Records a verified caller's request refused because its path does not name a
-    /// resource (a route parameter that is not one resource segment).
-    pub(crate) async fn record_invalid_resource(
-        &self,
-        principal: &Principal,
-        action: &str,
-        path: &str,
-        context: &RequestContext,
-    ) {
-        let event = AuditEvent::from_principal(principal, AuditOutcome::Deny, action, path)
-            .with_reason("invalid_resource")
-            .with_explanation("the request path does not name a resource");
-        let _ = self.record(event, context, Instant::now()).await;
-    }
-
-    /// Records a request refused before a token could even be read (no, several or a
-    /// malformed `Authorization` header).
-    pub(crate) fn record_bad_request(
-        &self,
-        code: &'static str,
-        explanation: &str,
-        resource: &str,
-        context: &RequestContext,
-    ) {
-        let event = AuditEvent::new(
-            AuditOutcome::InvalidToken,
-            crate::http::AUTHENTICATE_ACTION,
-            resource,
-        )
-        .with_reason(code)
-        .with_explanation(explanation);
-        // The request is refused whatever the trail says; strict mode changes nothing here.
-        let _ = self.record_unauthenticated(event, context, Instant::now());
     }
 
     /// Decides for a caller verified earlier (by [`verify`](Self::verify), or by your own
@@ -308,10 +261,8 @@ impl Governor {
         let started = Instant::now();
         if let Err(error) = self.check_still_valid(principal) {
             let event =
-                AuditEvent::from_principal(principal, token_outcome(&error), action, resource)
-                    .with_reason(error.code())
-                    .with_explanation(error.to_string());
-            Box::pin(self.record(event, context, started)).await?;
+                AuditEvent::for_token_error(&error, action, resource).with_principal(principal);
+            Box::pin(self.record_event(event, context, started)).await?;
             return Err(AuthorizeError::InvalidToken(error));
         }
         self.decide_and_record(principal, action, resource, context, started)
@@ -357,7 +308,7 @@ impl Governor {
             }
         };
         if let Some(event) = event {
-            Box::pin(self.record(*event, context, started)).await?;
+            Box::pin(self.record_event(*event, context, started)).await?;
         }
         Ok(decision)
     }
@@ -382,18 +333,14 @@ impl Governor {
         Ok(self.finish(&policy, principal, decision))
     }
 
-    /// Completes a decision: the step-up challenge names the cloud's authority, and the
-    /// audit event (when a trail is configured) names the policy version.
+    /// Completes a decision with its audit event (when a trail is configured), which
+    /// names the policy version.
     fn finish(
         &self,
         policy: &CompiledPolicy,
         principal: &Principal,
-        mut decision: Decision,
+        decision: Decision,
     ) -> (Decision, Option<Box<AuditEvent>>) {
-        if decision.is_step_up() {
-            // The policy does not know the cloud; the challenge names its authority.
-            decision = decision.with_challenge(self.inner.verifier.rules.cloud.authority());
-        }
         let event = self.inner.audit.as_ref().map(|_| {
             let event = decision_event(principal, &decision, policy.version_hash());
             Box::new(if self.inner.audit_display_names {
@@ -405,9 +352,16 @@ impl Governor {
         (decision, event)
     }
 
-    /// Records an audit event, if an audit log is configured. In strict mode a failing
-    /// trail refuses the request.
-    async fn record(
+    /// Records an audit event, if an audit log is configured, with the request's latency
+    /// so far and correlation id: the one way the crate writes to the trail.
+    ///
+    /// An event about a verified caller goes on the trail's queue; one without a caller (a
+    /// refusal before anyone was authenticated: no, several or a malformed
+    /// `Authorization` header, a rejected token) goes on the log's side queue, which never
+    /// waits, so a flood of them cannot hold up real decisions (see
+    /// [`AuditLog::record_unauthenticated`]). In strict mode a failing trail refuses the
+    /// request.
+    pub(crate) async fn record_event(
         &self,
         event: AuditEvent,
         context: &RequestContext,
@@ -416,27 +370,14 @@ impl Governor {
         let Some(audit) = &self.inner.audit else {
             return Ok(());
         };
-        audit
-            .record(with_request(event, context, started))
-            .await
-            .map_err(|_| AuthorizeError::AuditUnavailable)
-    }
-
-    /// Records a refusal made before any caller was authenticated on the audit log's
-    /// side queue, which never waits: a flood of them cannot hold up real decisions (see
-    /// [`AuditLog::record_unauthenticated`]). In strict mode a failing trail refuses.
-    fn record_unauthenticated(
-        &self,
-        event: AuditEvent,
-        context: &RequestContext,
-        started: Instant,
-    ) -> Result<(), AuthorizeError> {
-        let Some(audit) = &self.inner.audit else {
-            return Ok(());
+        let authenticated = event.object_id.is_some();
+        let event = with_request(event, context, started);
+        let recorded = if authenticated {
+            audit.record(event).await
+        } else {
+            audit.record_unauthenticated(event)
         };
-        audit
-            .record_unauthenticated(with_request(event, context, started))
-            .map_err(|_| AuthorizeError::AuditUnavailable)
+        recorded.map_err(|_| AuthorizeError::AuditUnavailable)
     }
 
     /// Flushes and stops the audit trail (if any): every event recorded before the call is
@@ -534,13 +475,6 @@ fn with_request(event: AuditEvent, context: &RequestContext, started: Instant) -
     match &context.correlation_id {
         Some(id) => event.with_correlation_id(id.clone()),
         None => event,
-    }
-}
-
-fn token_outcome(error: &TokenError) -> AuditOutcome {
-    match error {
-        TokenError::KeysUnavailable { .. } => AuditOutcome::Unavailable,
-        _ => AuditOutcome::InvalidToken,
     }
 }
 

@@ -564,8 +564,7 @@ fn unmet_reason(p: &Principal, unmet: Unmet<'_>) -> Reason {
         } if p.can_handle_claims_challenge() => Reason::StepUpRequired {
             requirement: requirement.to_owned(),
             auth_context: auth_context.to_owned(),
-            claims: crate::challenge::auth_context_claims(auth_context),
-            www_authenticate: None,
+            claims: crate::decision::auth_context_claims(auth_context),
         },
         Unmet::StepUp {
             requirement,

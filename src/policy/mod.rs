@@ -234,10 +234,9 @@
 //!   403). When some path can be fixed by a fresh sign-in through an authentication
 //!   context, it is [`Reason::StepUpRequired`](crate::decision::Reason::StepUpRequired)
 //!   for a client whose token has `cp1` in `xms_cc` (any letter case), carrying the claims
-//!   request `{"access_token":{"acrs":{"essential":true,"value":"c1"}}}` and, once the
-//!   [`Governor`](crate::Governor) has filled it in for its cloud, the `WWW-Authenticate`
-//!   value of the HTTP 401 ([`Refusal::from_decision`](crate::http::Refusal::from_decision));
-//!   for any other client it is
+//!   request `{"access_token":{"acrs":{"essential":true,"value":"c1"}}}`, from which the
+//!   HTTP edge builds the `WWW-Authenticate` value of the HTTP 401 for the governor's
+//!   cloud; for any other client it is
 //!   [`Reason::StepUpNotPossible`](crate::decision::Reason::StepUpNotPossible) (HTTP 403):
 //!   it could not react to a challenge. A claims request names one context; when two are
 //!   missing, the client steps up twice.

@@ -356,7 +356,7 @@ async fn a_registration_that_emits_groups_makes_a_missing_claim_no_groups() {
         .await
         .unwrap();
     assert_eq!(d.reason, Reason::GroupMembershipUnknown { overage: false });
-    let refusal = entra_governor::http::Refusal::from_decision(&d).unwrap();
+    let refusal = entra_governor::http::Refusal::from_decision(&d, g.cloud()).unwrap();
     assert_eq!((refusal.status, refusal.retry_after), (403, None));
     // The registration emits groups: no claim means no groups, an ordinary deny.
     let g = common::builder(&idp)
@@ -485,7 +485,7 @@ async fn authorize_principal_refuses_a_principal_whose_token_expired_since() {
         other => panic!("expected an expiry refusal, got {other:?}"),
     }
     assert_eq!(
-        entra_governor::http::Refusal::from_authorize_error(&err).status,
+        entra_governor::http::Refusal::from_authorize_error(&err, g.cloud()).status,
         401
     );
 }
@@ -517,10 +517,10 @@ async fn authorize_principal_refuses_a_principal_revoked_since() {
         err,
         AuthorizeError::InvalidToken(TokenError::Revoked {
             revoked_before: before,
-            challenge: None
+            can_handle_claims_challenge: false
         })
     );
-    let refusal = entra_governor::http::Refusal::from_authorize_error(&err);
+    let refusal = entra_governor::http::Refusal::from_authorize_error(&err, g.cloud());
     assert_eq!(
         (refusal.status, refusal.www_authenticate.as_deref()),
         (

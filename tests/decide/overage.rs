@@ -157,7 +157,7 @@ async fn graph_down_gives_the_distinct_reason_and_503() {
         .await
         .unwrap();
     assert_eq!(d.reason, Reason::GroupMembershipUnavailable);
-    let refusal = Refusal::from_decision(&d).unwrap();
+    let refusal = Refusal::from_decision(&d, g.cloud()).unwrap();
     assert_eq!((refusal.status, refusal.retry_after), (503, Some(5)));
     // Without a resolver, an overage token is never "member of nothing" either; nothing
     // will ever resolve it, so it is a 403 naming the fix, not a 503 to retry.
@@ -167,7 +167,7 @@ async fn graph_down_gives_the_distinct_reason_and_503() {
         .await
         .unwrap();
     assert_eq!(d.reason, Reason::GroupMembershipUnknown { overage: true });
-    let refusal = Refusal::from_decision(&d).unwrap();
+    let refusal = Refusal::from_decision(&d, plain.cloud()).unwrap();
     assert_eq!((refusal.status, refusal.retry_after), (403, None));
 }
 

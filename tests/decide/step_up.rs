@@ -10,7 +10,7 @@ use base64::engine::general_purpose::STANDARD;
 use entra_governor::http::Refusal;
 use entra_governor::testing::{TestIdp, TokenBuilder};
 use entra_governor::{
-    AuditLog, AuditOutcome, ClientAuth, Decision, Governor, MemorySink, Policy, Reason,
+    AuditLog, AuditOutcome, ClientAuth, Cloud, Decision, Governor, MemorySink, Policy, Reason,
 };
 
 const OTHER_APP: &str = "0f0e0d0c-0b0a-4909-8807-060504030201";
@@ -108,7 +108,7 @@ async fn decide(g: &Governor, token: String, action: &str, resource: &str) -> De
     g.authorize(&token, action, resource).await.unwrap()
 }
 
-fn assert_step_up(d: &Decision, idp: &TestIdp, requirement: &str, context: &str) {
+fn assert_step_up(d: &Decision, g: &Governor, idp: &TestIdp, requirement: &str, context: &str) {
     let claims =
         format!(r#"{{"access_token":{{"acrs":{{"essential":true,"value":"{context}"}}}}}}"#);
     assert_eq!(
@@ -117,13 +117,12 @@ fn assert_step_up(d: &Decision, idp: &TestIdp, requirement: &str, context: &str)
             requirement: requirement.into(),
             auth_context: context.into(),
             claims,
-            www_authenticate: Some(challenge(idp, context)),
         },
         "{d}"
     );
     assert!(!d.is_allowed());
     assert!(d.is_step_up());
-    let r = Refusal::from_decision(d).unwrap();
+    let r = Refusal::from_decision(d, g.cloud()).unwrap();
     assert_eq!(r.status, 401);
     assert_eq!(r.www_authenticate, Some(challenge(idp, context)));
     assert_eq!(
@@ -133,7 +132,7 @@ fn assert_step_up(d: &Decision, idp: &TestIdp, requirement: &str, context: &str)
 }
 
 fn assert_forbidden(d: &Decision) {
-    let r = Refusal::from_decision(d).unwrap();
+    let r = Refusal::from_decision(d, &Cloud::global()).unwrap();
     assert_eq!(r.status, 403, "{d}");
     assert_eq!(
         r.www_authenticate.as_deref(),
@@ -160,7 +159,7 @@ async fn an_auth_context_in_acrs_satisfies_the_requirement() {
         .client_capabilities(["cp1"])
         .sign();
     let d = decide(&g, t, "datasets.read", "datasets/pii/claims-2025").await;
-    assert_step_up(&d, &idp, "requirements:pii-needs-c1", "c1");
+    assert_step_up(&d, &g, &idp, "requirements:pii-needs-c1", "c1");
 }
 
 #[tokio::test]
@@ -170,7 +169,7 @@ async fn an_unmet_auth_context_challenges_a_cp1_client_with_the_exact_header() {
         .client_capabilities(["CP1"]) // case-insensitive
         .sign();
     let d = decide(&g, t, "datasets.read", "datasets/pii/claims-2025").await;
-    assert_step_up(&d, &idp, "requirements:pii-needs-c1", "c1");
+    assert_step_up(&d, &g, &idp, "requirements:pii-needs-c1", "c1");
     assert_eq!(
         challenge(&idp, "c1"),
         format!(
@@ -196,6 +195,14 @@ async fn an_unmet_auth_context_challenges_a_cp1_client_with_the_exact_header() {
     let events = sink.events();
     assert_eq!(events[0].outcome, AuditOutcome::StepUp);
     assert_eq!(events[0].reason, "step_up_required");
+    // The trail records the requirement, not the HTTP header of the refusal.
+    assert_eq!(
+        events[0].denied_by.as_deref(),
+        Some("requirements:pii-needs-c1")
+    );
+    let json = serde_json::to_string(&events[0]).unwrap();
+    assert!(!json.contains("www_authenticate"), "{json}");
+    assert!(!json.contains("insufficient_claims"), "{json}");
     assert_eq!(events[1].outcome, AuditOutcome::Allow);
 }
 
@@ -252,7 +259,7 @@ async fn mfa_is_met_by_v1_amr() {
         .client_capabilities(["cp1"])
         .sign();
     let d = decide(&g, t, "models.deploy", "models/prod-chat").await;
-    assert_step_up(&d, &idp, "role:deployer", "c2");
+    assert_step_up(&d, &g, &idp, "role:deployer", "c2");
 }
 
 #[tokio::test]
@@ -271,7 +278,7 @@ async fn unmet_mfa_on_v2_steps_up_for_the_mfa_context() {
         .client_capabilities(["cp1"])
         .sign();
     let d = decide(&g, t, "models.deploy", "models/prod-chat").await;
-    assert_step_up(&d, &idp, "role:deployer", "c2");
+    assert_step_up(&d, &g, &idp, "role:deployer", "c2");
     let t = user(&idp, &["Deployer"]).sign();
     let d = decide(&g, t, "models.deploy", "models/prod-chat").await;
     assert_eq!(
@@ -294,7 +301,7 @@ async fn a_role_without_requirements_that_also_allows_wins() {
     assert_eq!(d.matched[0].grant, "staging-deployer#0");
     // Where only the MFA role reaches, the step-up is back.
     let d = decide(&g, t, "models.deploy", "models/prod-chat").await;
-    assert_step_up(&d, &idp, "role:deployer", "c2");
+    assert_step_up(&d, &g, &idp, "role:deployer", "c2");
 }
 
 // -------------------------------------------------------------------- auth age
@@ -312,7 +319,7 @@ async fn max_auth_age_met_and_stale() {
         .client_capabilities(["cp1"])
         .sign();
     let d = decide(&g, stale, "training.submit", "models/exp-1").await;
-    assert_step_up(&d, &idp, "grant:analyst#1", "c2");
+    assert_step_up(&d, &g, &idp, "grant:analyst#1", "c2");
     // No auth_time at all is not fresh.
     let unknown = user(&idp, &["Analyst"]).client_capabilities(["cp1"]).sign();
     let d = decide(&g, unknown, "training.submit", "models/exp-1").await;

@@ -7,7 +7,7 @@ use crate::contract;
 
 use actix_web::{App, HttpServer, web};
 use entra_governor::Governor;
-use entra_governor::actix::{Authenticated, Authorized, GovernorMiddleware, Require};
+use entra_governor::actix::{Authenticate, Authenticated, Authorized, Require};
 use entra_governor::http::Refusal;
 use entra_governor::testing::{Mode, TestIdp};
 use serde::Deserialize;
@@ -54,7 +54,7 @@ fn serve(governor: &Governor) -> String {
             .app_data(web::Data::new(g.clone()))
             .service(
                 web::scope("/v1")
-                    .wrap(GovernorMiddleware::new(g.clone()))
+                    .wrap(Authenticate::new(g.clone()))
                     .route("/me", web::get().to(me))
                     .service(
                         web::resource("/models/{model}/infer")
@@ -120,7 +120,7 @@ fn serve_two_governors(a: &Governor, b: &Governor, c: &Governor) -> String {
         };
         App::new().service(
             web::scope("/v1")
-                .wrap(GovernorMiddleware::new(a.clone()))
+                .wrap(Authenticate::new(a.clone()))
                 .service(infer("", &a))
                 .service(infer("/b", &b))
                 .service(infer("/c", &c)),

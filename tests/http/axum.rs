@@ -11,7 +11,7 @@ use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use entra_governor::Governor;
-use entra_governor::axum::{Authenticated, Authorized, GovernorLayer, RequireLayer};
+use entra_governor::axum::{AuthenticateLayer, Authenticated, Authorized, RequireLayer};
 use entra_governor::http::Refusal;
 use entra_governor::testing::{Mode, TestIdp};
 use serde::Deserialize;
@@ -65,7 +65,7 @@ fn app(governor: &Governor) -> Router {
             get(decided).route_layer(require("models.read", "models/{model}")),
         )
         .route("/v1/undecided", get(decided))
-        .layer(GovernorLayer::new(governor.clone()));
+        .layer(AuthenticateLayer::new(governor.clone()));
     let alone = Router::new().route(
         "/alone/models/{model}/infer",
         post(decided).route_layer(require("inference.invoke", "models/{model}")),
@@ -87,7 +87,7 @@ fn two_governors_app(a: &Governor, b: &Governor, c: &Governor) -> Router {
         .route("/v1/models/{model}/infer", infer(a))
         .route("/v1/b/models/{model}/infer", infer(b))
         .route("/v1/c/models/{model}/infer", infer(c))
-        .layer(GovernorLayer::new(a.clone()))
+        .layer(AuthenticateLayer::new(a.clone()))
 }
 
 async fn serve(governor: &Governor) -> String {

@@ -14,7 +14,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use entra_governor::http::Refusal;
 use entra_governor::testing::TestIdp;
-use entra_governor::{Governor, TenantId, TokenError};
+use entra_governor::{Cloud, Governor, TenantId, TokenError};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
@@ -42,7 +42,7 @@ fn refused(result: Result<entra_governor::Principal, TokenError>, expected: &Tok
         Err(err) => err,
     };
     assert_eq!(&err, expected);
-    let refusal = Refusal::from_token_error(&err);
+    let refusal = Refusal::from_token_error(&err, &Cloud::global());
     assert_eq!(refusal.status, 401, "{err:?}");
     assert_eq!(
         refusal.www_authenticate.as_deref(),
@@ -944,7 +944,10 @@ async fn a_lifetime_beyond_entras_maximum_is_refused() {
             matches!(err, TokenError::Expired { expired_at, skew_secs: 300, .. } if expired_at == raw.parse::<u64>().unwrap()),
             "{err:?}"
         );
-        assert_eq!(Refusal::from_token_error(&err).status, 401);
+        assert_eq!(
+            Refusal::from_token_error(&err, &Cloud::global()).status,
+            401
+        );
     }
 }
 
@@ -1022,7 +1025,9 @@ async fn claims_of_the_wrong_json_type() {
                 other => panic!("{claim} = {value}: {other:?}"),
             }
             assert_eq!(
-                Refusal::from_token_error(&err).www_authenticate.as_deref(),
+                Refusal::from_token_error(&err, &Cloud::global())
+                    .www_authenticate
+                    .as_deref(),
                 Some(invalid_token("invalid claims").as_str())
             );
         }
@@ -1253,7 +1258,7 @@ async fn the_http_mapping_never_echoes_the_token() {
     ];
     for token in hostile {
         let err = g.verify(&token).await.unwrap_err();
-        let r = Refusal::from_token_error(&err);
+        let r = Refusal::from_token_error(&err, &Cloud::global());
         let www = r.www_authenticate.clone().unwrap();
         assert!(www.starts_with("Bearer error=\"invalid_token\", error_description=\""));
         assert!(

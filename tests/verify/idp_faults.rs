@@ -32,7 +32,7 @@ fn host(idp: &TestIdp) -> String {
 
 #[track_caller]
 fn keys_unavailable(err: TokenError) -> String {
-    let refusal = Refusal::from_token_error(&err);
+    let refusal = Refusal::from_token_error(&err, &Cloud::global());
     assert_eq!(
         (refusal.status, refusal.retry_after),
         (503, Some(5)),
@@ -396,7 +396,7 @@ async fn graph_storms_under_load_make_one_flight_and_are_remembered_as_503s() {
             .collect();
         let unavailable = |d: &entra_governor::Decision| {
             assert_eq!(d.reason, Reason::GroupMembershipUnavailable, "{mode:?}");
-            let refusal = Refusal::from_decision(d).unwrap();
+            let refusal = Refusal::from_decision(d, &Cloud::global()).unwrap();
             assert_eq!(
                 (refusal.status, refusal.retry_after, refusal.body.error),
                 (503, Some(5), "temporarily_unavailable"),

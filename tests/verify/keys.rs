@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use entra_governor::TokenError;
+use entra_governor::http::Refusal;
 use entra_governor::testing::{Mode, TestIdp};
 use serde_json::json;
 
@@ -154,7 +155,7 @@ async fn idp_down_at_start_then_back() {
     let token = idp.token().sign();
     let err = g.verify(&token).await.unwrap_err();
     assert!(matches!(err, TokenError::KeysUnavailable { .. }), "{err:?}");
-    assert_eq!(err.http_status(), 503);
+    assert_eq!(Refusal::from_token_error(&err, g.cloud()).status, 503);
     assert!(g.prefetch_keys().await.is_err());
     idp.set_mode(Mode::Normal);
     tokio::time::sleep(Duration::from_millis(1100)).await;

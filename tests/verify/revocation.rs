@@ -5,6 +5,7 @@ use crate::common;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
+use entra_governor::http::Refusal;
 use entra_governor::testing::TestIdp;
 use entra_governor::{Policy, TokenError};
 
@@ -30,12 +31,14 @@ async fn revoked_callers_are_refused_until_they_get_a_fresh_token() {
         err,
         TokenError::Revoked {
             revoked_before: before,
-            challenge: None
+            can_handle_claims_challenge: false
         }
     );
     assert_eq!(
-        err.www_authenticate(),
-        "Bearer error=\"invalid_token\", error_description=\"token revoked\""
+        Refusal::from_token_error(&err, g.cloud())
+            .www_authenticate
+            .as_deref(),
+        Some("Bearer error=\"invalid_token\", error_description=\"token revoked\"")
     );
     // Others are unaffected; a token issued after the revocation passes.
     assert!(
@@ -79,8 +82,16 @@ async fn cae_capable_clients_get_the_nbf_claims_challenge() {
         idp.authority(),
         base64::engine::general_purpose::STANDARD.encode(&claims)
     );
-    assert_eq!(err.www_authenticate(), expected);
-    assert_eq!(err.http_status(), 401);
+    assert_eq!(
+        err,
+        TokenError::Revoked {
+            revoked_before: before,
+            can_handle_claims_challenge: true
+        }
+    );
+    let refusal = Refusal::from_token_error(&err, g.cloud());
+    assert_eq!(refusal.www_authenticate, Some(expected));
+    assert_eq!(refusal.status, 401);
 }
 
 #[tokio::test]

@@ -18,7 +18,8 @@ pub fn insufficient_claims(authority: &str, claims_json: &str) -> String {
 
 /// The claims request for an authentication context: `{"access_token":{"acrs":{"essential":true,"value":"c1"}}}`.
 pub fn auth_context_claims(context: &str) -> String {
-    serde_json::json!({"access_token": {"acrs": {"essential": true, "value": context}}}).to_string()
+    // The decision builds the same request for its `StepUpRequired` reason: one spelling.
+    crate::decision::auth_context_claims(context)
 }
 
 /// The CAE claims request after a revocation: `{"access_token":{"nbf":{"essential":true,"value":"<unix time>"}}}`.
