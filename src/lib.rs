@@ -6,10 +6,12 @@
 mod adapters;
 pub mod audit;
 pub mod challenge;
+mod clock;
 pub mod cloud;
 pub mod decision;
 pub mod error;
 mod fast_hash;
+mod fetch;
 mod governor;
 pub mod graph;
 pub mod http;

@@ -18,7 +18,7 @@ use crate::principal::TokenVersion;
 use crate::revocation::{DEFAULT_MAX_REVOCATIONS, Revocations};
 use crate::token::Verifier;
 use crate::token::cache::VerifiedTokens;
-use crate::token::fetch::Fetcher;
+use crate::fetch::Fetcher;
 use crate::token::keys::{ExpectedIssuer, KeySourceConfig, KeyStore};
 use crate::token::validate::{Rules, TenantRule};
 

@@ -17,7 +17,7 @@ use crate::principal::Principal;
 use crate::revocation::{RevocationError, Revocations};
 use crate::token::Verifier;
 use crate::token::cache::VerifiedTokens;
-use crate::token::{unix_now, unix_secs};
+use crate::clock::{unix_now, unix_secs};
 
 pub use builder::{
     DEFAULT_CLOCK_SKEW, DEFAULT_HTTP_TIMEOUT, DEFAULT_KEY_REFRESH_COOLDOWN,

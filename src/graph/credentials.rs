@@ -16,7 +16,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::json;
 
 use crate::error::ConfigError;
-use crate::token::unix_now;
+use crate::clock::unix_now;
 
 /// Lifetime of a client assertion: Entra accepts up to 10 minutes; one request needs
 /// seconds.

@@ -25,8 +25,8 @@ use crate::error::ConfigError;
 use crate::governor::DEFAULT_HTTP_TIMEOUT;
 use crate::ids::{GroupId, PrincipalId, TenantId, is_guid};
 use crate::principal::{Principal, PrincipalKind};
-use crate::token::fetch::{Answer, FetchError, Fetcher};
-use crate::token::unix_now;
+use crate::fetch::{Answer, FetchError, Fetcher};
+use crate::clock::unix_now;
 
 /// Default bound on cached memberships: 10 000 principals.
 pub const DEFAULT_GRAPH_CACHE_CAPACITY: u64 = 10_000;
@@ -1038,7 +1038,7 @@ fn unusable(url: &Url) -> GroupResolutionError {
     GroupResolutionError::Unavailable {
         reason: format!(
             "{} answered a document that is not the expected JSON",
-            crate::token::fetch::host_of(url)
+            crate::fetch::host_of(url)
         ),
     }
 }

@@ -522,7 +522,7 @@ fn check_assertion(
             "Client assertion audience or issuer claim is invalid.",
         ));
     }
-    let now = crate::token::unix_now();
+    let now = crate::clock::unix_now();
     let (Some(nbf), Some(exp)) = (claims["nbf"].as_u64(), claims["exp"].as_u64()) else {
         return Err((
             700024,

@@ -16,14 +16,13 @@
 
 pub(crate) mod cache;
 pub(crate) mod claims;
-pub(crate) mod fetch;
 pub(crate) mod jws;
 pub(crate) mod keys;
 pub(crate) mod validate;
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::clock::unix_now;
 use crate::error::TokenError;
 use crate::principal::Principal;
 use keys::KeyStore;
@@ -93,23 +92,13 @@ pub fn fuzz_parse(bytes: &[u8]) {
     let _ = claims::parse(bytes);
 }
 
-/// Seconds since the Unix epoch.
-pub(crate) fn unix_now() -> u64 {
-    unix_secs(SystemTime::now())
-}
-
-/// `t` in seconds since the Unix epoch (0 before it).
-pub(crate) fn unix_secs(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
-}
-
 #[cfg(test)]
 mod tests {
     //! A real RS256 token verified end to end without any cargo feature or server, so the
     //! crypto path is exercised in every feature combination CI builds.
     use super::*;
     use crate::cloud::Cloud;
-    use crate::token::fetch::Fetcher;
+    use crate::fetch::Fetcher;
     use crate::token::keys::{Discovered, ExpectedIssuer, KeySet, KeySourceConfig, parse_jwk};
     use aws_lc_rs::signature::KeyPair as _;
     use base64::Engine;

@@ -1,3 +1,6 @@
+//! A foundation below the stages: the token stage (discovery, JWKS) and the Graph stage both
+//! fetch through it, and it imports neither.
+//!
 //! Bounded HTTP exchanges with the identity provider: GETs of documents (discovery, JWKS)
 //! and, for Microsoft Graph, POSTs whose answers of any status are read.
 //!
