@@ -13,6 +13,9 @@ use std::time::Duration;
 use reqwest::Url;
 use serde::de::DeserializeOwned;
 
+/// Default deadline for one identity-provider request: 10 s.
+pub const DEFAULT_HTTP_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Why a document could not be fetched. Never holds a body or a credential.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub(crate) enum FetchError {

@@ -34,12 +34,8 @@ pub use audit::{
 pub use cloud::Cloud;
 pub use decision::{Decision, Effect, Match, Reason};
 pub use error::{AuthorizeError, ConfigError, ReloadError, TokenError};
-pub use governor::{
-    DEFAULT_CLOCK_SKEW, DEFAULT_HTTP_TIMEOUT, DEFAULT_KEY_REFRESH_COOLDOWN,
-    DEFAULT_KEY_REFRESH_INTERVAL, DEFAULT_MAX_TOKEN_BYTES, DEFAULT_TOKEN_CACHE_BYTES, Governor,
-    GovernorBuilder, KEY_REFRESH_COOLDOWN_RANGE, KEY_REFRESH_INTERVAL_RANGE, MAX_METADATA_BYTES,
-    RequestContext,
-};
+pub use fetch::DEFAULT_HTTP_TIMEOUT;
+pub use governor::{Governor, GovernorBuilder, RequestContext};
 #[cfg(feature = "graph")]
 pub use graph::{ClientCredential, GraphGroupResolver, GraphGroupResolverBuilder};
 pub use graph::{GroupResolutionError, GroupResolver};
@@ -50,3 +46,8 @@ pub use principal::{
     TokenVersion,
 };
 pub use revocation::RevocationError;
+pub use token::config::{
+    DEFAULT_CLOCK_SKEW, DEFAULT_KEY_REFRESH_COOLDOWN, DEFAULT_KEY_REFRESH_INTERVAL,
+    DEFAULT_MAX_TOKEN_BYTES, DEFAULT_TOKEN_CACHE_BYTES, KEY_REFRESH_COOLDOWN_RANGE,
+    KEY_REFRESH_INTERVAL_RANGE, MAX_METADATA_BYTES,
+};

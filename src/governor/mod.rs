@@ -8,6 +8,7 @@ use std::time::Instant;
 use arc_swap::ArcSwap;
 
 use crate::audit::{AuditEvent, AuditLog, AuditOutcome};
+use crate::clock::{unix_now, unix_secs};
 use crate::decision::{Decision, Reason};
 use crate::error::{AuthorizeError, ConfigError, ReloadError, TokenError};
 use crate::graph::GroupResolver;
@@ -16,14 +17,8 @@ use crate::policy::{CompiledPolicy, MembershipView, Permissions, Policy, TenantS
 use crate::principal::Principal;
 use crate::revocation::{RevocationError, Revocations};
 use crate::token::Verifier;
-use crate::token::cache::VerifiedTokens;
-use crate::clock::{unix_now, unix_secs};
 
-pub use builder::{
-    DEFAULT_CLOCK_SKEW, DEFAULT_HTTP_TIMEOUT, DEFAULT_KEY_REFRESH_COOLDOWN,
-    DEFAULT_KEY_REFRESH_INTERVAL, DEFAULT_MAX_TOKEN_BYTES, DEFAULT_TOKEN_CACHE_BYTES,
-    GovernorBuilder, KEY_REFRESH_COOLDOWN_RANGE, KEY_REFRESH_INTERVAL_RANGE, MAX_METADATA_BYTES,
-};
+pub use builder::GovernorBuilder;
 
 /// Verifies Entra access tokens and answers authorization questions.
 ///
@@ -65,8 +60,8 @@ impl RequestContext {
 impl std::fmt::Debug for Governor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Governor")
-            .field("authority", &self.inner.verifier.rules.cloud.authority())
-            .field("audiences", &self.inner.verifier.rules.audiences)
+            .field("authority", &self.inner.verifier.cloud().authority())
+            .field("audiences", &self.inner.verifier.audiences())
             .finish_non_exhaustive()
     }
 }
@@ -112,7 +107,7 @@ impl Governor {
         }
         let challenge = principal.can_handle_claims_challenge().then(|| {
             crate::challenge::insufficient_claims(
-                self.inner.verifier.rules.cloud.authority(),
+                self.inner.verifier.cloud().authority(),
                 &crate::challenge::fresh_token_claims(before),
             )
         });
@@ -142,11 +137,7 @@ impl Governor {
 
     /// How many verified tokens are cached (for dashboards and tests).
     pub fn cached_tokens(&self) -> u64 {
-        self.inner
-            .verifier
-            .verified
-            .as_ref()
-            .map_or(0, VerifiedTokens::entry_count)
+        self.inner.verifier.cached_tokens()
     }
 
     /// Bytes the verified-token cache counts against its budget (each entry weighs its
@@ -154,11 +145,7 @@ impl Governor {
     /// [`verified_token_cache`](GovernorBuilder::verified_token_cache) bound, except that
     /// an insert in progress counts its entry just before it evicts to make room.
     pub fn cached_token_bytes(&self) -> u64 {
-        self.inner
-            .verifier
-            .verified
-            .as_ref()
-            .map_or(0, VerifiedTokens::weighed_bytes)
+        self.inner.verifier.cached_token_bytes()
     }
 
     /// How many revocation entries are held (for dashboards and tests); expired ones are
@@ -321,7 +308,7 @@ impl Governor {
     /// The checks of [`verify`](Self::verify) that time can change: expiry (with the
     /// clock skew) and revocation.
     fn check_still_valid(&self, principal: &Principal) -> Result<(), TokenError> {
-        let (now, skew) = (unix_now(), self.inner.verifier.rules.skew_secs);
+        let (now, skew) = (unix_now(), self.inner.verifier.skew_secs());
         let exp = principal.expires_at();
         if now >= exp.saturating_add(skew) {
             return Err(TokenError::Expired {
@@ -392,7 +379,7 @@ impl Governor {
     ) -> (Decision, Option<Box<AuditEvent>>) {
         if decision.is_step_up() {
             // The policy does not know the cloud; the challenge names its authority.
-            decision = decision.with_challenge(self.inner.verifier.rules.cloud.authority());
+            decision = decision.with_challenge(self.inner.verifier.cloud().authority());
         }
         let event = self.inner.audit.as_ref().map(|_| {
             let event = decision_event(principal, &decision, policy.version_hash());
@@ -486,7 +473,7 @@ impl Governor {
     /// Whether this governor accepts one tenant or several: what an unqualified
     /// claim-value binding may mean, and how [`Policy::lint_for`] should lint.
     pub fn tenant_scope(&self) -> TenantScope {
-        self.inner.verifier.rules.tenants.scope()
+        self.inner.verifier.tenant_scope()
     }
 
     /// The current policy's version hash (SHA-256 of its source).
@@ -500,15 +487,12 @@ impl Governor {
     /// # Errors
     /// [`TokenError::KeysUnavailable`] when the identity provider cannot be reached.
     pub async fn prefetch_keys(&self) -> Result<usize, TokenError> {
-        self.inner.verifier.keys.prefetch().await
+        self.inner.verifier.prefetch_keys().await
     }
 
     /// The key ids currently held, sorted (for diagnostics).
     pub fn key_ids(&self) -> Vec<String> {
-        let set = self.inner.verifier.keys.current();
-        let mut kids: Vec<String> = set.kids().map(str::to_owned).collect();
-        kids.sort();
-        kids
+        self.inner.verifier.key_ids()
     }
 }
 

@@ -20,13 +20,13 @@ use tokio::time::Instant;
 
 use super::credentials::ClientCredential;
 use super::{GroupResolutionError, GroupResolver};
+use crate::clock::unix_now;
 use crate::cloud::{Cloud, check_base_url};
 use crate::error::ConfigError;
-use crate::governor::DEFAULT_HTTP_TIMEOUT;
+use crate::fetch::DEFAULT_HTTP_TIMEOUT;
+use crate::fetch::{Answer, FetchError, Fetcher};
 use crate::ids::{GroupId, PrincipalId, TenantId, is_guid};
 use crate::principal::{Principal, PrincipalKind};
-use crate::fetch::{Answer, FetchError, Fetcher};
-use crate::clock::unix_now;
 
 /// Default bound on cached memberships: 10 000 principals.
 pub const DEFAULT_GRAPH_CACHE_CAPACITY: u64 = 10_000;

@@ -32,8 +32,8 @@ use serde::Deserialize;
 
 use crate::error::{TokenError, excerpt};
 use crate::fast_hash::FastBuildHasher;
-use crate::ids::TenantId;
 use crate::fetch::{FetchError, Fetcher, host_of};
+use crate::ids::TenantId;
 
 const MIN_RSA_BITS: usize = 2048;
 const BOOTSTRAP_BACKOFF_MIN: Duration = Duration::from_secs(1);
