@@ -48,8 +48,7 @@ fn unusable_jwks_entries_are_skipped() {
     let pair = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
     let pk = pair.public_key();
     let n = URL_SAFE_NO_PAD.encode(pk.modulus().big_endian_without_leading_zero());
-    let short_n =
-        URL_SAFE_NO_PAD.encode(&pk.modulus().big_endian_without_leading_zero()[..128]);
+    let short_n = URL_SAFE_NO_PAD.encode(&pk.modulus().big_endian_without_leading_zero()[..128]);
     let body = serde_json::json!({"keys": [
         {"kty":"RSA","use":"sig","kid":"good","n":n,"e":"AQAB"},
         {"kty":"RSA","use":"enc","kid":"enc","n":n,"e":"AQAB"},
@@ -77,11 +76,9 @@ fn a_refresh_keeps_unchanged_keys_and_their_cached_tokens() {
             .to_vec();
         serde_json::json!({"kty":"RSA","use":"sig","kid":kid,"n":URL_SAFE_NO_PAD.encode(n),"e":"AQAB"})
     };
-    let generate =
-        || aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
+    let generate = || aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
     let (a, b, c) = (generate(), generate(), generate());
-    let jwks =
-        |keys: serde_json::Value| parse_jwks(keys.to_string().as_bytes(), "iss").unwrap();
+    let jwks = |keys: serde_json::Value| parse_jwks(keys.to_string().as_bytes(), "iss").unwrap();
     let before = jwks(serde_json::json!({"keys": [jwk("a", &a), jwk("b", &b)]}));
     // "a" is unchanged, "b" now carries another key, "c" is new.
     let after = jwks(serde_json::json!({"keys": [jwk("a", &a), jwk("b", &c), jwk("c", &c)]}))
@@ -113,10 +110,8 @@ fn a_refresh_keeps_unchanged_keys_and_their_cached_tokens() {
         Arc::new(
             crate::principal::Principal::builder(
                 TenantId::parse("72f988bf-86f1-41af-91ab-2d7cd011db47").unwrap(),
-                crate::ids::ObjectId::parse(&format!(
-                    "00000000-0000-0000-0000-0000000000{n:02x}"
-                ))
-                .unwrap(),
+                crate::ids::ObjectId::parse(&format!("00000000-0000-0000-0000-0000000000{n:02x}"))
+                    .unwrap(),
             )
             .expires_at(2_000)
             .build(),
