@@ -3,7 +3,7 @@
 //! failures (and 429s) remembered per principal and per tenant.
 //!
 //! This file holds the resolver with its caches and single flight; its concerns live in
-//! child modules: [`builder`] (the settings), `membership` (the REST calls and paging),
+//! child modules: `builder` (the settings), `membership` (the REST calls and paging),
 //! `app_token` (the client-credentials token and its cache) and `retry` (retries,
 //! `Retry-After` clamps, 429 holds). They are children of `resolver` rather than siblings
 //! under `graph/` (as the architecture map draws them) so that they share the resolver's
