@@ -5,10 +5,12 @@
 #[cfg(any(feature = "axum", feature = "actix"))]
 mod adapters;
 pub mod audit;
+mod clock;
 pub mod cloud;
 pub mod decision;
 pub mod error;
 mod fast_hash;
+mod fetch;
 mod governor;
 pub mod graph;
 pub mod http;
@@ -32,12 +34,8 @@ pub use audit::{
 pub use cloud::Cloud;
 pub use decision::{Decision, Effect, Match, Reason};
 pub use error::{AuthorizeError, ConfigError, ReloadError, TokenError};
-pub use governor::{
-    DEFAULT_CLOCK_SKEW, DEFAULT_HTTP_TIMEOUT, DEFAULT_KEY_REFRESH_COOLDOWN,
-    DEFAULT_KEY_REFRESH_INTERVAL, DEFAULT_MAX_TOKEN_BYTES, DEFAULT_TOKEN_CACHE_BYTES, Governor,
-    GovernorBuilder, KEY_REFRESH_COOLDOWN_RANGE, KEY_REFRESH_INTERVAL_RANGE, MAX_METADATA_BYTES,
-    RequestContext,
-};
+pub use fetch::DEFAULT_HTTP_TIMEOUT;
+pub use governor::{Governor, GovernorBuilder, RequestContext};
 #[cfg(feature = "graph")]
 pub use graph::{ClientCredential, GraphGroupResolver, GraphGroupResolverBuilder};
 pub use graph::{GroupResolutionError, GroupResolver};
@@ -52,3 +50,8 @@ pub use principal::{
     TokenGroups, TokenVersion,
 };
 pub use revocation::RevocationError;
+pub use token::config::{
+    DEFAULT_CLOCK_SKEW, DEFAULT_KEY_REFRESH_COOLDOWN, DEFAULT_KEY_REFRESH_INTERVAL,
+    DEFAULT_MAX_TOKEN_BYTES, DEFAULT_TOKEN_CACHE_BYTES, KEY_REFRESH_COOLDOWN_RANGE,
+    KEY_REFRESH_INTERVAL_RANGE, MAX_METADATA_BYTES,
+};

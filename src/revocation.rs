@@ -26,8 +26,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::{ObjectId, PrincipalId, TenantId};
 
-/// Longest an Entra access token can live (28 h with CAE) plus the largest clock skew.
-pub const MAX_TOKEN_LIFETIME_SECS: u64 = 28 * 3600 + 600;
+// The token stage enforces the limit; revocation prunes by it.
+pub use crate::token::validate::MAX_TOKEN_LIFETIME_SECS;
+
 /// See [`MAX_TOKEN_LIFETIME_SECS`].
 pub const MAX_TOKEN_LIFETIME: std::time::Duration =
     std::time::Duration::from_secs(MAX_TOKEN_LIFETIME_SECS);

@@ -9,6 +9,7 @@ use arc_swap::ArcSwap;
 
 use crate::audit::{AuditEvent, AuditLog, AuditOutcome};
 use crate::cloud::Cloud;
+use crate::clock::{unix_now, unix_secs};
 use crate::decision::{Decision, Reason};
 use crate::error::{AuthorizeError, ConfigError, ReloadError, TokenError};
 use crate::graph::GroupResolver;
@@ -17,14 +18,8 @@ use crate::policy::{CompiledPolicy, MembershipSource, Permissions, Policy, Tenan
 use crate::principal::Principal;
 use crate::revocation::{RevocationError, Revocations};
 use crate::token::Verifier;
-use crate::token::cache::VerifiedTokens;
-use crate::token::{unix_now, unix_secs};
 
-pub use builder::{
-    DEFAULT_CLOCK_SKEW, DEFAULT_HTTP_TIMEOUT, DEFAULT_KEY_REFRESH_COOLDOWN,
-    DEFAULT_KEY_REFRESH_INTERVAL, DEFAULT_MAX_TOKEN_BYTES, DEFAULT_TOKEN_CACHE_BYTES,
-    GovernorBuilder, KEY_REFRESH_COOLDOWN_RANGE, KEY_REFRESH_INTERVAL_RANGE, MAX_METADATA_BYTES,
-};
+pub use builder::GovernorBuilder;
 
 /// Verifies Entra access tokens and answers authorization questions.
 ///
@@ -66,8 +61,8 @@ impl RequestContext {
 impl std::fmt::Debug for Governor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Governor")
-            .field("authority", &self.inner.verifier.rules.cloud.authority())
-            .field("audiences", &self.inner.verifier.rules.audiences)
+            .field("authority", &self.inner.verifier.cloud().authority())
+            .field("audiences", &self.inner.verifier.audiences())
             .finish_non_exhaustive()
     }
 }
@@ -140,16 +135,12 @@ impl Governor {
     /// challenge sends the client back to (the HTTP edge's `Refusal::from_decision` and
     /// `Refusal::from_token_error` take it).
     pub fn cloud(&self) -> &Cloud {
-        &self.inner.verifier.rules.cloud
+        self.inner.verifier.cloud()
     }
 
     /// How many verified tokens are cached (for dashboards and tests).
     pub fn cached_tokens(&self) -> u64 {
-        self.inner
-            .verifier
-            .verified
-            .as_ref()
-            .map_or(0, VerifiedTokens::entry_count)
+        self.inner.verifier.cached_tokens()
     }
 
     /// Bytes the verified-token cache counts against its budget (each entry weighs its
@@ -157,11 +148,7 @@ impl Governor {
     /// [`verified_token_cache`](GovernorBuilder::verified_token_cache) bound, except that
     /// an insert in progress counts its entry just before it evicts to make room.
     pub fn cached_token_bytes(&self) -> u64 {
-        self.inner
-            .verifier
-            .verified
-            .as_ref()
-            .map_or(0, VerifiedTokens::weighed_bytes)
+        self.inner.verifier.cached_token_bytes()
     }
 
     /// How many revocation entries are held (for dashboards and tests); expired ones are
@@ -272,7 +259,7 @@ impl Governor {
     /// The checks of [`verify`](Self::verify) that time can change: expiry (with the
     /// clock skew) and revocation.
     fn check_still_valid(&self, principal: &Principal) -> Result<(), TokenError> {
-        let (now, skew) = (unix_now(), self.inner.verifier.rules.skew_secs);
+        let (now, skew) = (unix_now(), self.inner.verifier.skew_secs());
         let exp = principal.expires_at();
         if now >= exp.saturating_add(skew) {
             return Err(TokenError::Expired {
@@ -427,7 +414,7 @@ impl Governor {
     /// Whether this governor accepts one tenant or several: what an unqualified
     /// claim-value binding may mean, and how [`Policy::lint_for`] should lint.
     pub fn tenant_scope(&self) -> TenantScope {
-        self.inner.verifier.rules.tenants.scope()
+        self.inner.verifier.tenant_scope()
     }
 
     /// The current policy's version hash (SHA-256 of its source).
@@ -441,15 +428,12 @@ impl Governor {
     /// # Errors
     /// [`TokenError::KeysUnavailable`] when the identity provider cannot be reached.
     pub async fn prefetch_keys(&self) -> Result<usize, TokenError> {
-        self.inner.verifier.keys.prefetch().await
+        self.inner.verifier.prefetch_keys().await
     }
 
     /// The key ids currently held, sorted (for diagnostics).
     pub fn key_ids(&self) -> Vec<String> {
-        let set = self.inner.verifier.keys.current();
-        let mut kids: Vec<String> = set.kids().map(str::to_owned).collect();
-        kids.sort();
-        kids
+        self.inner.verifier.key_ids()
     }
 }
 

@@ -15,8 +15,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::json;
 
+use crate::clock::unix_now;
 use crate::error::ConfigError;
-use crate::token::unix_now;
 
 /// Lifetime of a client assertion: Entra accepts up to 10 minutes; one request needs
 /// seconds.

@@ -85,7 +85,7 @@ pub(crate) struct Clock(pub(crate) Option<u64>);
 
 impl Clock {
     fn now(&mut self) -> u64 {
-        *self.0.get_or_insert_with(crate::token::unix_now)
+        *self.0.get_or_insert_with(crate::clock::unix_now)
     }
 }
 

@@ -53,6 +53,7 @@ mod graph;
 mod hold;
 mod keys;
 mod mint;
+mod respond;
 mod server;
 
 use std::fmt;

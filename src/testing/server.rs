@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use super::respond::{error_response, invalid_tenant, json_response};
 use super::{Mode, State};
 use crate::ids::TenantId;
 
@@ -279,42 +280,6 @@ fn pad(mut body: Vec<u8>, len: usize) -> Vec<u8> {
         small[len - 1] = b'}';
     }
     small
-}
-
-pub(super) fn json_response(status: StatusCode, body: Bytes) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(body));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json; charset=utf-8"),
-    );
-    response
-}
-
-/// An Entra-style OAuth error body: `error`, `error_description`, `error_codes`.
-pub(super) fn error_response(
-    status: StatusCode,
-    error: &str,
-    description: &str,
-) -> Response<Full<Bytes>> {
-    let body = json!({
-        "error": error,
-        "error_description": description,
-        "error_codes": [],
-    });
-    json_response(status, Bytes::from(body.to_string()))
-}
-
-pub(super) fn invalid_tenant(authority: &str, segment: &str) -> Response<Full<Bytes>> {
-    let body = json!({
-        "error": "invalid_tenant",
-        "error_description": format!(
-            "AADSTS90002: Tenant '{segment}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud."
-        ),
-        "error_codes": [90002],
-        "error_uri": format!("{authority}/error?code=90002"),
-    });
-    json_response(StatusCode::BAD_REQUEST, Bytes::from(body.to_string()))
 }
 
 fn fault(code: u16) -> Response<Full<Bytes>> {

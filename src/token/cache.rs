@@ -17,7 +17,7 @@
 //!   every request, cached or not;
 //! - memory is bounded: entries are weighed by the bytes they hold (token text, the
 //!   principal with its lists and strings, the entry) and the cache holds at most
-//!   [`DEFAULT_TOKEN_CACHE_BYTES`](crate::DEFAULT_TOKEN_CACHE_BYTES) by default; when full,
+//!   [`DEFAULT_TOKEN_CACHE_BYTES`](super::config::DEFAULT_TOKEN_CACHE_BYTES) by default; when full,
 //!   a CLOCK hand evicts entries not read since it last passed. An expired entry is
 //!   dropped when it is next looked up or evicted, and counts against the bound until then.
 //!

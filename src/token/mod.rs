@@ -16,14 +16,15 @@
 
 pub(crate) mod cache;
 pub(crate) mod claims;
-pub(crate) mod fetch;
+pub(crate) mod config;
 pub(crate) mod jws;
 pub(crate) mod keys;
 pub(crate) mod validate;
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::clock::unix_now;
+use crate::cloud::Cloud;
 use crate::error::TokenError;
 use crate::principal::Principal;
 use keys::KeyStore;
@@ -56,6 +57,53 @@ impl Verifier {
         Ok(principal)
     }
 
+    /// The Entra cloud tokens are checked against.
+    pub(crate) fn cloud(&self) -> &Cloud {
+        &self.rules.cloud
+    }
+
+    /// The accepted audiences, in order.
+    pub(crate) fn audiences(&self) -> &[String] {
+        &self.rules.audiences
+    }
+
+    /// The clock skew allowed on `exp`, `nbf` and `iat`, in seconds.
+    pub(crate) fn skew_secs(&self) -> u64 {
+        self.rules.skew_secs
+    }
+
+    /// Whether one tenant or several are accepted.
+    pub(crate) fn tenant_scope(&self) -> crate::policy::TenantScope {
+        self.rules.tenants.scope()
+    }
+
+    /// Fetches the signing keys now (if none are held yet) and returns how many are held.
+    pub(crate) async fn prefetch_keys(&self) -> Result<usize, TokenError> {
+        self.keys.prefetch().await
+    }
+
+    /// The key ids currently held, sorted.
+    pub(crate) fn key_ids(&self) -> Vec<String> {
+        let set = self.keys.current();
+        let mut kids: Vec<String> = set.kids().map(str::to_owned).collect();
+        kids.sort();
+        kids
+    }
+
+    /// How many verified tokens are cached (0 without a cache).
+    pub(crate) fn cached_tokens(&self) -> u64 {
+        self.verified
+            .as_ref()
+            .map_or(0, cache::VerifiedTokens::entry_count)
+    }
+
+    /// Bytes the verified-token cache counts against its budget (0 without a cache).
+    pub(crate) fn cached_token_bytes(&self) -> u64 {
+        self.verified
+            .as_ref()
+            .map_or(0, cache::VerifiedTokens::weighed_bytes)
+    }
+
     async fn verify_fully(
         &self,
         token: &str,
@@ -84,7 +132,7 @@ impl Verifier {
 #[doc(hidden)]
 pub fn fuzz_parse(bytes: &[u8]) {
     if let Ok(token) = std::str::from_utf8(bytes)
-        && let Ok(compact) = jws::parse(token, crate::DEFAULT_MAX_TOKEN_BYTES)
+        && let Ok(compact) = jws::parse(token, config::DEFAULT_MAX_TOKEN_BYTES)
         && let Ok(payload) = jws::decode_segment(compact.payload_b64, "payload")
     {
         let _ = claims::parse(&payload);
@@ -93,28 +141,16 @@ pub fn fuzz_parse(bytes: &[u8]) {
     let _ = claims::parse(bytes);
 }
 
-/// Seconds since the Unix epoch.
-pub(crate) fn unix_now() -> u64 {
-    unix_secs(SystemTime::now())
-}
-
-/// `t` in seconds since the Unix epoch (0 before it).
-pub(crate) fn unix_secs(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
-}
-
 #[cfg(test)]
 mod tests {
     //! A real RS256 token verified end to end without any cargo feature or server, so the
     //! crypto path is exercised in every feature combination CI builds.
     use super::*;
     use crate::cloud::Cloud;
-    use crate::token::fetch::Fetcher;
-    use crate::token::keys::{Discovered, ExpectedIssuer, KeySet, KeySourceConfig, parse_jwk};
+    use crate::token::keys::{Discovered, KeySet, parse_jwk};
     use aws_lc_rs::signature::KeyPair as _;
     use base64::Engine;
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    use std::time::Duration;
 
     const T: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
     const C: &str = "6e74172b-be56-4843-9ff4-e66a39bb12e3";
@@ -147,46 +183,23 @@ mod tests {
         });
         let mut set = KeySet::default();
         set.insert(parse_jwk(jwk, &cloud.v2_issuer(T)).unwrap());
-        let url = reqwest::Url::parse("https://login.microsoftonline.com/x").unwrap();
-        let store = KeyStore::new(
-            KeySourceConfig {
-                discovery_url: url.clone(),
-                expected_issuer: ExpectedIssuer::Exact(cloud.v2_issuer(T)),
-                key_origins: vec![],
-                cooldown: Duration::from_secs(300),
-                refresh_interval: None,
-            },
-            Fetcher {
-                client: reqwest::Client::new(),
-                timeout: Duration::from_secs(1),
-                max_body: 1024,
-            },
-        );
-        store.install(
+        let v = config::VerifierSettings {
+            tenant: Some(config::TenantChoice::Single(T.into())),
+            client_id: Some(C.into()),
+            token_cache_bytes: None,
+            ..config::VerifierSettings::default()
+        }
+        .build()
+        .unwrap();
+        v.keys.install(
             set,
             Discovered {
                 issuer: cloud.v2_issuer(T),
-                jwks_uri: url,
+                jwks_uri: reqwest::Url::parse("https://login.microsoftonline.com/x").unwrap(),
                 tenant: Some(crate::TenantId::parse(T).unwrap()),
             },
         );
-        Verifier {
-            rules: Rules {
-                cloud,
-                tenants: TenantRule::Single,
-                audiences: vec![C.into(), format!("api://{C}")],
-                accept_v1: true,
-                accept_v2: true,
-                allowed_client_apps: None,
-                skew_secs: 300,
-                acl_mode: false,
-                groups_claim_emitted: false,
-                acct_claim_emitted: false,
-            },
-            max_token_bytes: 32 * 1024,
-            keys: store,
-            verified: None,
-        }
+        v
     }
 
     #[test]

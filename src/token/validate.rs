@@ -9,9 +9,13 @@ use crate::ids::{ObjectId, PERSONAL_ACCOUNTS_TENANT, PrincipalId, TenantId};
 use crate::principal::{
     ClientAuth, DisplayClaims, Principal, PrincipalKind, TokenGroups, TokenVersion,
 };
-use crate::revocation::MAX_TOKEN_LIFETIME_SECS;
 use crate::token::claims::RawClaims;
 use crate::token::keys::{SigningKey, issuer_tenant};
+
+/// Longest an Entra access token can live (28 h with CAE) plus the largest clock skew: a
+/// token whose `exp` lies further ahead, or whose `exp - iat` is longer, is refused.
+/// Revocation entries older than this are pruned (`revocation` re-exports it).
+pub const MAX_TOKEN_LIFETIME_SECS: u64 = 28 * 3600 + 600;
 
 /// Microsoft Graph's application id: tokens for it are never ours.
 const GRAPH_APP_ID: &str = "00000003-0000-0000-c000-000000000000";

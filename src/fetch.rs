@@ -1,3 +1,6 @@
+//! A foundation below the stages: the token stage (discovery, JWKS) and the Graph stage both
+//! fetch through it, and it imports neither.
+//!
 //! Bounded HTTP exchanges with the identity provider: GETs of documents (discovery, JWKS)
 //! and, for Microsoft Graph, POSTs whose answers of any status are read.
 //!
@@ -9,6 +12,9 @@ use std::time::Duration;
 
 use reqwest::Url;
 use serde::de::DeserializeOwned;
+
+/// Default deadline for one identity-provider request: 10 s.
+pub const DEFAULT_HTTP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why a document could not be fetched. Never holds a body or a credential.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
