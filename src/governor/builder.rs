@@ -286,7 +286,7 @@ impl GovernorBuilder {
             Some(p) => p,
             None => Policy::from_toml_str("version = 1").map_err(|_| ConfigError::DenyAllPolicy)?,
         };
-        super::check_tenant_trust(verifier.tenant_scope(), &policy.compiled())?;
+        super::check_policy_for(&verifier, &policy.compiled())?;
         let revocations = Revocations::open(self.revocations_file.clone(), self.max_revocations)
             .map_err(|e| ConfigError::Revocations(e.to_string()))?;
         Ok(Governor {

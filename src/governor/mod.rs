@@ -8,8 +8,8 @@ use std::time::Instant;
 use arc_swap::ArcSwap;
 
 use crate::audit::{AuditEvent, AuditLog, AuditOutcome};
-use crate::cloud::Cloud;
 use crate::clock::{unix_now, unix_secs};
+use crate::cloud::Cloud;
 use crate::decision::{Decision, Reason};
 use crate::error::{AuthorizeError, ConfigError, ReloadError, TokenError};
 use crate::graph::GroupResolver;
@@ -414,7 +414,7 @@ impl Governor {
     /// Whether this governor accepts one tenant or several: what an unqualified
     /// claim-value binding may mean, and how [`Policy::lint_for`] should lint.
     pub fn tenant_scope(&self) -> TenantScope {
-        self.inner.verifier.tenant_scope()
+        tenant_scope_of(&self.inner.verifier)
     }
 
     /// The current policy's version hash (SHA-256 of its source).
@@ -435,6 +435,24 @@ impl Governor {
     pub fn key_ids(&self) -> Vec<String> {
         self.inner.verifier.key_ids()
     }
+}
+
+/// The policy's view of the tenants a verifier accepts.
+fn tenant_scope_of(verifier: &Verifier) -> TenantScope {
+    if verifier.accepts_one_tenant() {
+        TenantScope::Single
+    } else {
+        TenantScope::Multiple
+    }
+}
+
+/// Refuses a policy whose claim-value bindings would trust every tenant the verifier
+/// accepts (see [`check_tenant_trust`]).
+pub(crate) fn check_policy_for(
+    verifier: &Verifier,
+    policy: &CompiledPolicy,
+) -> Result<(), ConfigError> {
+    check_tenant_trust(tenant_scope_of(verifier), policy)
 }
 
 /// Refuses a policy whose claim-value bindings would trust other tenants'

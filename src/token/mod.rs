@@ -72,9 +72,10 @@ impl Verifier {
         self.rules.skew_secs
     }
 
-    /// Whether one tenant or several are accepted.
-    pub(crate) fn tenant_scope(&self) -> crate::policy::TenantScope {
-        self.rules.tenants.scope()
+    /// Whether exactly one tenant is accepted (the governor maps this to the policy's
+    /// `TenantScope`: the token stage does not know the policy).
+    pub(crate) fn accepts_one_tenant(&self) -> bool {
+        self.rules.tenants.accepts_one_tenant()
     }
 
     /// Fetches the signing keys now (if none are held yet) and returns how many are held.

@@ -41,13 +41,12 @@ pub(crate) enum TenantRule {
 }
 
 impl TenantRule {
-    /// How many tenants the rule accepts, as the policy's lint and tenant-trust checks
-    /// see it: an allow-list of one is one tenant.
-    pub(crate) fn scope(&self) -> crate::policy::TenantScope {
+    /// Whether the rule accepts exactly one tenant: `tenant(..)`, or an allow-list of one.
+    pub(crate) fn accepts_one_tenant(&self) -> bool {
         match self {
-            Self::Single => crate::policy::TenantScope::Single,
-            Self::AllowList(set) if set.len() == 1 => crate::policy::TenantScope::Single,
-            Self::AllowList(_) | Self::Any => crate::policy::TenantScope::Multiple,
+            Self::Single => true,
+            Self::AllowList(set) => set.len() == 1,
+            Self::Any => false,
         }
     }
 }
