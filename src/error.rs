@@ -3,8 +3,8 @@
 //! Every variant says what was expected and what was found, so an operator can fix a
 //! configuration or trace a rejected call, but no variant ever holds the token, its
 //! signature or a secret. Values copied from a token (an issuer, an audience, a key id)
-//! are attacker-controlled: they are shortened and stripped of control characters first
-//! (see [`excerpt`]).
+//! are attacker-controlled: they are shortened to 128 characters and their control and
+//! non-ASCII characters escaped (`\u{..}`) first.
 
 use std::fmt;
 
@@ -369,12 +369,12 @@ pub enum ConfigError {
     /// The built-in deny-all policy could not be compiled (a bug: please report it).
     #[error("the built-in deny-all policy did not compile")]
     DenyAllPolicy,
-    /// The revocation file could not be loaded.
-    #[error("revocations: {0}")]
-    Revocations(String),
-    /// The HTTP client could not be built.
-    #[error("could not build the HTTP client: {0}")]
-    HttpClient(String),
+    /// The revocation file could not be loaded (the cause is the error's `source()`).
+    #[error("the revocation file could not be loaded")]
+    Revocations(#[source] crate::revocation::RevocationError),
+    /// The HTTP client could not be built (the cause is the error's `source()`).
+    #[error("could not build the HTTP client")]
+    HttpClient(#[source] Cause),
     /// The Microsoft Graph base URL cannot be used.
     #[error("Microsoft Graph base URL {found:?} is invalid: {reason}")]
     InvalidGraphBase {
@@ -422,9 +422,42 @@ pub enum ReloadError {
     Config(#[from] ConfigError),
 }
 
+/// The underlying error of a [`ConfigError`], kept as its `source()` rather than flattened
+/// into a string (the rustls `OtherError` model). Clones share the error; two causes are
+/// equal only when they are clones of one.
+#[derive(Debug, Clone)]
+pub struct Cause(std::sync::Arc<dyn std::error::Error + Send + Sync>);
+
+impl Cause {
+    /// Keeps `error` as a cause.
+    pub(crate) fn new(error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self(std::sync::Arc::new(error))
+    }
+}
+
+impl fmt::Display for Cause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for Cause {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
+
+impl PartialEq for Cause {
+    fn eq(&self, other: &Self) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for Cause {}
+
 /// A shortened, printable copy of an attacker-controlled string, for error messages:
 /// at most 128 characters, control and non-ASCII characters escaped.
-pub fn excerpt(s: &str) -> String {
+pub(crate) fn excerpt(s: &str) -> String {
     struct Escaped<'a>(&'a str);
     impl fmt::Display for Escaped<'_> {
         fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -445,25 +478,4 @@ pub fn excerpt(s: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn excerpt_bounds_and_escapes() {
-        assert_eq!(excerpt("abc"), "abc");
-        assert_eq!(excerpt("a\nb"), "a\\u{a}b");
-        let long = "x".repeat(500);
-        assert_eq!(excerpt(&long).chars().count(), 129);
-    }
-
-    #[test]
-    fn an_id_token_is_named_as_such() {
-        let id_token = TokenError::NotAnAccessToken { missing: "azp" };
-        assert_eq!(
-            id_token.to_string(),
-            "not an access token: no \"azp\" claim (ID tokens are not accepted)"
-        );
-        assert_eq!(id_token.code(), "not_an_access_token");
-        assert_eq!(id_token.short_description(), "not an access token");
-    }
-}
+mod tests;

@@ -1,31 +1,54 @@
 #![doc = include_str!("../README.md")]
 #![deny(unsafe_code, unreachable_pub)]
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
-#[cfg(any(feature = "axum", feature = "actix"))]
-mod adapters;
-pub mod audit;
+// Modules in pipeline order: the foundations, then the stages a request passes through,
+// token -> principal -> policy -> decision -> audit -> governor -> HTTP edge -> adapters.
+
+// Foundations: no stage above them.
 mod clock;
 pub mod cloud;
-pub mod decision;
 pub mod error;
 mod fast_hash;
 mod fetch;
-mod governor;
-pub mod graph;
-pub mod http;
 pub mod ids;
-pub mod policy;
-pub mod principal;
-pub mod resource;
-pub mod revocation;
-#[cfg(feature = "testing")]
-pub mod testing;
+pub mod limits;
+
+// The stages (blank lines keep rustfmt from sorting them).
 pub mod token;
 
+pub mod principal;
+
+pub mod resource;
+
+pub mod policy;
+
+pub mod decision;
+
+pub mod graph;
+
+pub mod revocation;
+
+pub mod audit;
+
+mod governor;
+
+pub mod http;
+
+#[cfg(any(feature = "axum", feature = "actix"))]
+mod adapters;
+
+// The local Entra and Graph look-alike for tests.
+#[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
+pub mod testing;
+
 #[cfg(feature = "actix")]
+#[cfg_attr(docsrs, doc(cfg(feature = "actix")))]
 pub use adapters::actix;
 #[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub use adapters::axum;
 pub use audit::{
     AuditError, AuditEvent, AuditLog, AuditLogBuilder, AuditOutcome, AuditSink, AuditSinkError,
@@ -34,9 +57,9 @@ pub use audit::{
 pub use cloud::Cloud;
 pub use decision::{Decision, Effect, Match, Reason};
 pub use error::{AuthorizeError, ConfigError, ReloadError, TokenError};
-pub use fetch::DEFAULT_HTTP_TIMEOUT;
 pub use governor::{Governor, GovernorBuilder, RequestContext};
 #[cfg(feature = "graph")]
+#[cfg_attr(docsrs, doc(cfg(feature = "graph")))]
 pub use graph::{ClientCredential, GraphGroupResolver, GraphGroupResolverBuilder};
 pub use graph::{GroupResolutionError, GroupResolver};
 pub use ids::{GroupId, InvalidId, ObjectId, PrincipalId, TenantId};
@@ -50,8 +73,3 @@ pub use principal::{
     TokenGroups, TokenVersion,
 };
 pub use revocation::RevocationError;
-pub use token::config::{
-    DEFAULT_CLOCK_SKEW, DEFAULT_KEY_REFRESH_COOLDOWN, DEFAULT_KEY_REFRESH_INTERVAL,
-    DEFAULT_MAX_TOKEN_BYTES, DEFAULT_TOKEN_CACHE_BYTES, KEY_REFRESH_COOLDOWN_RANGE,
-    KEY_REFRESH_INTERVAL_RANGE, MAX_METADATA_BYTES,
-};

@@ -304,6 +304,7 @@ impl Principal {
 
 /// Builds a [`Principal`] by hand; see [`Principal::builder`].
 #[derive(Debug, Clone)]
+#[must_use = "a builder does nothing until `build()` is called"]
 pub struct PrincipalBuilder {
     principal: Principal,
 }

@@ -36,7 +36,7 @@ pub const MAX_TOKEN_LIFETIME: std::time::Duration =
 pub const DEFAULT_MAX_REVOCATIONS: usize = 100_000;
 
 /// Why a revocation could not be recorded.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum RevocationError {
     /// The set holds the maximum number of live entries.

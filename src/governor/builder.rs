@@ -23,6 +23,7 @@ use crate::token::config::{TenantChoice, VerifierSettings};
 /// answers [`TokenError::KeysUnavailable`](crate::TokenError::KeysUnavailable) (HTTP 503) for every token until keys arrive;
 /// it never accepts a token it could not check.
 #[derive(Clone)]
+#[must_use = "a builder does nothing until `build()` is called"]
 pub struct GovernorBuilder {
     /// The token stage's settings: the token setters below write them, `build()` hands
     /// them to the token stage.
@@ -131,7 +132,7 @@ impl GovernorBuilder {
     }
 
     /// Largest token accepted, in bytes (default
-    /// [`DEFAULT_MAX_TOKEN_BYTES`](crate::DEFAULT_MAX_TOKEN_BYTES); 1 KiB to 256 KiB).
+    /// [`DEFAULT_MAX_TOKEN_BYTES`](crate::limits::DEFAULT_MAX_TOKEN_BYTES); 1 KiB to 256 KiB).
     pub fn max_token_bytes(mut self, max: usize) -> Self {
         self.token.max_token_bytes = max;
         self
@@ -158,7 +159,7 @@ impl GovernorBuilder {
     }
 
     /// Minimum time between two key refreshes caused by unknown `kid`s (default 5 min;
-    /// 1 s to 1 h, see [`KEY_REFRESH_COOLDOWN_RANGE`](crate::KEY_REFRESH_COOLDOWN_RANGE)).
+    /// 1 s to 1 h, see [`KEY_REFRESH_COOLDOWN_RANGE`](crate::limits::KEY_REFRESH_COOLDOWN_RANGE)).
     pub fn key_refresh_cooldown(mut self, cooldown: Duration) -> Self {
         self.token.key_refresh_cooldown = cooldown;
         self
@@ -166,7 +167,7 @@ impl GovernorBuilder {
 
     /// Periodic key refresh interval, or `None` to refresh only on unknown `kid`s
     /// (default 12 h, plus up to 10% jitter; 5 min to 24 h, see
-    /// [`KEY_REFRESH_INTERVAL_RANGE`](crate::KEY_REFRESH_INTERVAL_RANGE)).
+    /// [`KEY_REFRESH_INTERVAL_RANGE`](crate::limits::KEY_REFRESH_INTERVAL_RANGE)).
     pub fn key_refresh_interval(mut self, interval: Option<Duration>) -> Self {
         self.token.key_refresh_interval = interval;
         self
@@ -263,7 +264,7 @@ impl GovernorBuilder {
     }
 
     /// Memory bound of the verified-token cache, or `None` to verify every request in
-    /// full (default [`DEFAULT_TOKEN_CACHE_BYTES`](crate::DEFAULT_TOKEN_CACHE_BYTES)). See
+    /// full (default [`DEFAULT_TOKEN_CACHE_BYTES`](crate::limits::DEFAULT_TOKEN_CACHE_BYTES)). See
     /// the `token` module for what the cache guarantees.
     pub fn verified_token_cache(mut self, max_bytes: Option<u64>) -> Self {
         self.token.token_cache_bytes = max_bytes;
@@ -288,7 +289,7 @@ impl GovernorBuilder {
         };
         super::check_policy_for(&verifier, &policy.compiled())?;
         let revocations = Revocations::open(self.revocations_file.clone(), self.max_revocations)
-            .map_err(|e| ConfigError::Revocations(e.to_string()))?;
+            .map_err(ConfigError::Revocations)?;
         Ok(Governor {
             inner: Arc::new(Inner {
                 instance: super::next_instance(),

@@ -1,4 +1,5 @@
-//! Claims challenges (ENTRA.md §5): the `WWW-Authenticate` value that tells an Entra-aware
+//! Claims challenges (Microsoft identity platform: "Claims challenges, claims requests
+//! and client capabilities"): the `WWW-Authenticate` value that tells an Entra-aware
 //! client (one whose token says `xms_cc` contains `cp1`) to go back to Entra for a token
 //! satisfying some claims — a stronger sign-in (`acrs`) or a fresh token after a
 //! revocation (`nbf`, the CAE form).

@@ -1,8 +1,8 @@
 //! Framework-neutral HTTP mapping, shared by the axum and actix-web adapters so that both
 //! answer identically: bearer-token extraction (RFC 6750 §2.1), the status, headers and
-//! body of every refusal (RFC 6750 §3, ENTRA.md §5), resource templates filled from path
-//! parameters, and the steps every adapter runs: [`authenticate`], and the require step
-//! [`RouteRequirement::check`] (fill the template, [`authorize`]).
+//! body of every refusal (RFC 6750 §3; Entra's claims challenges), resource templates
+//! filled from path parameters, and the steps every adapter runs: [`authenticate`], and
+//! the require step [`RouteRequirement::check`] (fill the template, [`authorize`]).
 //!
 //! | module | holds |
 //! |---|---|

@@ -134,8 +134,9 @@ impl Refusal {
     }
 
     /// 401 `insufficient_claims` with the claims challenge for the claims request
-    /// `claims_json` (step-up authentication or continuous access evaluation, ENTRA.md
-    /// §5): `Bearer realm="", authorization_uri="<cloud's authority>/common/oauth2/authorize",
+    /// `claims_json` (step-up authentication or continuous access evaluation; Microsoft's
+    /// "Claims challenges, claims requests and client capabilities"): `Bearer realm="",
+    /// authorization_uri="<cloud's authority>/common/oauth2/authorize",
     /// error="insufficient_claims", claims="<base64 of claims_json>"`.
     ///
     /// Only clients whose token says they can handle a claims challenge (`xms_cc`

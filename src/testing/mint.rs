@@ -60,6 +60,7 @@ where
 /// order: version, kind and tenant are combined when the claims are computed, and the
 /// `claim` / `without` edits are applied last, in call order. No setter panics.
 #[derive(Debug)]
+#[must_use = "a token builder does nothing until `sign()` is called"]
 pub struct TokenBuilder {
     idp: TestIdp,
     now: i64,

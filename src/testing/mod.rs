@@ -225,6 +225,7 @@ impl State {
 
 /// Start-up options for [`TestIdp::start_with`].
 #[derive(Clone, Debug, Default)]
+#[must_use = "options do nothing until passed to `TestIdp::start_with`"]
 pub struct Options {
     tenant: Option<TenantId>,
     v2_issuer_base: Option<String>,

@@ -142,7 +142,7 @@ impl VerifierSettings {
         let client = match self.http_client.clone() {
             Some(c) => c,
             None => Fetcher::default_client(self.http_timeout)
-                .map_err(|e| ConfigError::HttpClient(e.to_string()))?,
+                .map_err(|e| ConfigError::HttpClient(crate::error::Cause::new(e)))?,
         };
         let fetcher = Fetcher {
             client,

@@ -1,5 +1,7 @@
 //! The Entra rules applied to a signature-verified token's claims, in a fixed order, each
-//! failure its own [`TokenError`] variant. See ENTRA.md §1 and §3.
+//! failure its own [`TokenError`] variant. The rules follow Microsoft's reference
+//! ("Access tokens in the Microsoft identity platform") and its issuer validation for
+//! multi-tenant applications.
 
 use std::collections::HashSet;
 

@@ -6,6 +6,7 @@ use super::*;
 ///
 /// `Debug` never shows the credential.
 #[derive(Clone)]
+#[must_use = "a builder does nothing until `build()` is called"]
 pub struct GraphGroupResolverBuilder {
     pub(super) cloud: Cloud,
     pub(super) tenant: TenantId,
@@ -136,7 +137,7 @@ impl GraphGroupResolverBuilder {
         let client = match self.http_client {
             Some(client) => client,
             None => Fetcher::default_client(DEFAULT_HTTP_TIMEOUT)
-                .map_err(|e| ConfigError::HttpClient(e.to_string()))?,
+                .map_err(|e| ConfigError::HttpClient(crate::error::Cause::new(e)))?,
         };
         let inner = Inner {
             authority: authority.trim_end_matches('/').to_owned(),
