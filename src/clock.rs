@@ -2,11 +2,21 @@
 //! (`exp`, `nbf`, `iat`), revocations and cached answers. A foundation: it imports no
 //! stage, so the token, Graph and governor stages all read the time the same way.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// The latest instant the crate represents, 9999-12-31T23:59:59Z: every platform's
+/// `SystemTime` holds it, and no Entra token lives that long.
+const LATEST_SECS: u64 = 253_402_300_799;
 
 /// Seconds since the Unix epoch.
 pub(crate) fn unix_now() -> u64 {
     unix_secs(SystemTime::now())
+}
+
+/// The instant `secs` seconds after the Unix epoch (at most the year 9999): how the
+/// public API shows a claim's time (`exp`, `iat`, `auth_time`) or a revocation instant.
+pub(crate) fn from_unix_secs(secs: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(secs.min(LATEST_SECS))
 }
 
 /// `t` in seconds since the Unix epoch (0 before it).

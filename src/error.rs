@@ -7,6 +7,7 @@
 //! non-ASCII characters escaped (`\u{..}`) first.
 
 use std::fmt;
+use std::time::SystemTime;
 
 /// Why a bearer token was not accepted. Every variant is "401 material" (RFC 6750
 /// `invalid_token`) except [`TokenError::KeysUnavailable`], which means the identity
@@ -97,30 +98,38 @@ pub enum TokenError {
         claim: &'static str,
     },
     /// The token has expired (with the clock skew allowed).
-    #[error("token expired at {expired_at} (now {now}, skew {skew_secs} s)")]
+    #[error(
+        "token expired at {} (now {}, skew {skew_secs} s)",
+        secs(.expired_at),
+        secs(.now)
+    )]
     Expired {
         /// `exp`.
-        expired_at: u64,
+        expired_at: SystemTime,
         /// The current time.
-        now: u64,
+        now: SystemTime,
         /// The skew allowed.
         skew_secs: u64,
     },
     /// The token is not valid yet (`nbf` in the future beyond the skew).
-    #[error("token not valid before {not_before} (now {now})")]
+    #[error("token not valid before {} (now {})", secs(.not_before), secs(.now))]
     NotYetValid {
         /// `nbf`.
-        not_before: u64,
+        not_before: SystemTime,
         /// The current time.
-        now: u64,
+        now: SystemTime,
     },
     /// The token claims to be issued in the future beyond the skew.
-    #[error("token issued at {issued_at}, in the future (now {now})")]
+    #[error(
+        "token issued at {}, in the future (now {})",
+        secs(.issued_at),
+        secs(.now)
+    )]
     IssuedInFuture {
         /// `iat`.
-        issued_at: u64,
+        issued_at: SystemTime,
         /// The current time.
-        now: u64,
+        now: SystemTime,
     },
     /// `ver` is neither "1.0" nor "2.0".
     #[error("unsupported token version {found:?}")]
@@ -206,10 +215,13 @@ pub enum TokenError {
     NoScopesOrRoles,
     /// The caller's tokens issued before `revoked_before` were revoked
     /// ([`Governor::revoke`](crate::Governor::revoke)).
-    #[error("token issued before {revoked_before}, when the caller's access was revoked")]
+    #[error(
+        "token issued before {}, when the caller's access was revoked",
+        secs(.revoked_before)
+    )]
     Revoked {
         /// Tokens issued before this instant (seconds since the epoch) are refused.
-        revoked_before: u64,
+        revoked_before: SystemTime,
         /// True when the client handles claims challenges (`xms_cc` has `cp1`): it can be
         /// asked (the CAE `insufficient_claims` challenge) for a token issued after
         /// `revoked_before`. The HTTP edge (`http::Refusal`) builds that challenge.
@@ -420,6 +432,12 @@ pub enum ReloadError {
     /// The policy is valid but does not fit this governor's configuration.
     #[error(transparent)]
     Config(#[from] ConfigError),
+}
+
+/// An instant in an error message: seconds since the Unix epoch, as in the token's claims
+/// and Entra's logs.
+fn secs(t: &SystemTime) -> u64 {
+    crate::clock::unix_secs(*t)
 }
 
 /// The underlying error of a [`ConfigError`], kept as its `source()` rather than flattened

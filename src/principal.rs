@@ -6,6 +6,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use std::time::SystemTime;
+
+use crate::clock::{from_unix_secs, unix_secs};
 use crate::ids::{GroupId, ObjectId, PrincipalId, TenantId};
 
 /// Whether the caller is a signed-in user or an application acting as itself.
@@ -249,9 +252,9 @@ impl Principal {
     pub fn auth_methods(&self) -> &[String] {
         &self.auth_methods
     }
-    /// Time of the last interactive authentication (`auth_time`), seconds since the epoch.
-    pub fn auth_time(&self) -> Option<u64> {
-        self.auth_time
+    /// Time of the last interactive authentication (`auth_time`).
+    pub fn auth_time(&self) -> Option<SystemTime> {
+        self.auth_time.map(from_unix_secs)
     }
     /// Client capabilities (`xms_cc`), e.g. `cp1`.
     pub fn client_capabilities(&self) -> &[String] {
@@ -288,13 +291,13 @@ impl Principal {
     pub fn token_id(&self) -> Option<&str> {
         self.token_id.as_deref()
     }
-    /// When the token was issued (`iat`), seconds since the epoch.
-    pub fn issued_at(&self) -> Option<u64> {
-        self.issued_at
+    /// When the token was issued (`iat`).
+    pub fn issued_at(&self) -> Option<SystemTime> {
+        self.issued_at.map(from_unix_secs)
     }
-    /// When the token expires (`exp`), seconds since the epoch.
-    pub fn expires_at(&self) -> u64 {
-        self.expires_at
+    /// When the token expires (`exp`).
+    pub fn expires_at(&self) -> SystemTime {
+        from_unix_secs(self.expires_at)
     }
     /// Display-only claims; never used for decisions.
     pub fn display(&self) -> &DisplayClaims {
@@ -373,9 +376,10 @@ impl PrincipalBuilder {
         self.principal.auth_methods = a.into_iter().map(Into::into).collect();
         self
     }
-    /// Sets the time of the last interactive authentication.
-    pub fn auth_time(mut self, t: u64) -> Self {
-        self.principal.auth_time = Some(t);
+    /// Sets the time of the last interactive authentication (`auth_time`; kept to the
+    /// second, as in a token).
+    pub fn auth_time(mut self, t: SystemTime) -> Self {
+        self.principal.auth_time = Some(unix_secs(t));
         self
     }
     /// Sets the client capabilities (`xms_cc`).
@@ -408,9 +412,9 @@ impl PrincipalBuilder {
         self.principal.token_id = Some(uti.into());
         self
     }
-    /// Sets the expiry (`exp`).
-    pub fn expires_at(mut self, exp: u64) -> Self {
-        self.principal.expires_at = exp;
+    /// Sets the expiry (`exp`; kept to the second, as in a token).
+    pub fn expires_at(mut self, exp: SystemTime) -> Self {
+        self.principal.expires_at = unix_secs(exp);
         self
     }
     /// Finishes the principal.

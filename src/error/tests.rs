@@ -91,23 +91,23 @@ fn every_token_error_display_is_pinned() {
         ),
         (
             TokenError::Expired {
-                expired_at: 100,
-                now: 500,
+                expired_at: crate::clock::from_unix_secs(100),
+                now: crate::clock::from_unix_secs(500),
                 skew_secs: 300,
             },
             "token expired at 100 (now 500, skew 300 s)",
         ),
         (
             TokenError::NotYetValid {
-                not_before: 900,
-                now: 500,
+                not_before: crate::clock::from_unix_secs(900),
+                now: crate::clock::from_unix_secs(500),
             },
             "token not valid before 900 (now 500)",
         ),
         (
             TokenError::IssuedInFuture {
-                issued_at: 900,
-                now: 500,
+                issued_at: crate::clock::from_unix_secs(900),
+                now: crate::clock::from_unix_secs(500),
             },
             "token issued at 900, in the future (now 500)",
         ),
@@ -181,7 +181,7 @@ fn every_token_error_display_is_pinned() {
         ),
         (
             TokenError::Revoked {
-                revoked_before: 1_000,
+                revoked_before: crate::clock::from_unix_secs(1_000),
                 can_handle_claims_challenge: false,
             },
             "token issued before 1000, when the caller's access was revoked",

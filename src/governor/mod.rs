@@ -8,7 +8,7 @@ use std::time::Instant;
 use arc_swap::ArcSwap;
 
 use crate::audit::{AuditEvent, AuditLog, AuditOutcome};
-use crate::clock::{unix_now, unix_secs};
+use crate::clock::{from_unix_secs, unix_now, unix_secs};
 use crate::cloud::Cloud;
 use crate::decision::{Decision, Reason};
 use crate::error::{AuthorizeError, ConfigError, ReloadError, TokenError};
@@ -33,6 +33,9 @@ pub struct Governor {
 pub(crate) struct Inner {
     /// Unique in the process: ties a principal the adapters put in the request
     /// extensions to the governor that verified it.
+    // Read by the web-framework adapters only (a principal in the request extensions is
+    // trusted by the governor that verified it).
+    #[cfg_attr(not(any(feature = "axum", feature = "actix")), allow(dead_code))]
     pub(crate) instance: u64,
     pub(crate) verifier: Verifier,
     pub(crate) policy: ArcSwap<CompiledPolicy>,
@@ -104,11 +107,11 @@ impl Governor {
             return Ok(());
         };
         // A token without `iat` cannot prove it is newer: refuse it.
-        if principal.issued_at().is_some_and(|iat| iat >= before) {
+        if principal.issued_at.is_some_and(|iat| iat >= before) {
             return Ok(());
         }
         Err(TokenError::Revoked {
-            revoked_before: before,
+            revoked_before: from_unix_secs(before),
             can_handle_claims_challenge: principal.can_handle_claims_challenge(),
         })
     }
@@ -260,11 +263,11 @@ impl Governor {
     /// clock skew) and revocation.
     fn check_still_valid(&self, principal: &Principal) -> Result<(), TokenError> {
         let (now, skew) = (unix_now(), self.inner.verifier.skew_secs());
-        let exp = principal.expires_at();
+        let exp = principal.expires_at;
         if now >= exp.saturating_add(skew) {
             return Err(TokenError::Expired {
-                expired_at: exp,
-                now,
+                expired_at: from_unix_secs(exp),
+                now: from_unix_secs(now),
                 skew_secs: skew,
             });
         }
@@ -272,6 +275,7 @@ impl Governor {
     }
 
     /// This governor's process-unique instance id; its clones share it.
+    #[cfg_attr(not(any(feature = "axum", feature = "actix")), allow(dead_code))]
     pub(crate) fn instance(&self) -> u64 {
         self.inner.instance
     }

@@ -85,7 +85,10 @@ impl Refusal {
             TokenError::Revoked {
                 revoked_before,
                 can_handle_claims_challenge: true,
-            } => Self::insufficient_claims(cloud, &challenge::fresh_token_claims(*revoked_before)),
+            } => Self::insufficient_claims(
+                cloud,
+                &challenge::fresh_token_claims(crate::clock::unix_secs(*revoked_before)),
+            ),
             _ => Self {
                 status: 401,
                 www_authenticate: Some(format!(
@@ -236,7 +239,7 @@ mod tests {
         let cloud = Cloud::global();
         let cae = Refusal::from_token_error(
             &TokenError::Revoked {
-                revoked_before: 1_700_000_000,
+                revoked_before: crate::clock::from_unix_secs(1_700_000_000),
                 can_handle_claims_challenge: true,
             },
             &cloud,
@@ -246,7 +249,7 @@ mod tests {
         assert_eq!(cae.body.error, "insufficient_claims");
         let plain = Refusal::from_token_error(
             &TokenError::Revoked {
-                revoked_before: 1_700_000_000,
+                revoked_before: crate::clock::from_unix_secs(1_700_000_000),
                 can_handle_claims_challenge: false,
             },
             &cloud,
@@ -263,8 +266,8 @@ mod tests {
     fn rfc6750_challenge_is_fixed_text() {
         let cloud = Cloud::global();
         let e = TokenError::Expired {
-            expired_at: 1,
-            now: 2,
+            expired_at: crate::clock::from_unix_secs(1),
+            now: crate::clock::from_unix_secs(2),
             skew_secs: 300,
         };
         let r = Refusal::from_token_error(&e, &cloud);

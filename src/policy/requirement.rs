@@ -317,7 +317,7 @@ impl Requires {
         }
         if let Some((secs, text)) = &self.max_auth_age {
             let fresh = p
-                .auth_time()
+                .auth_time
                 .is_some_and(|t| clock.now().saturating_sub(t) <= *secs);
             if !fresh {
                 let via = self.auth_context.as_deref().or(mfa_context);

@@ -186,7 +186,7 @@ impl VerifiedTokens {
             let key_current = keys
                 .get(&entry.key.kid)
                 .is_some_and(|k| Arc::ptr_eq(k, &entry.key));
-            if now >= entry.principal.expires_at() || !key_current {
+            if now >= entry.principal.expires_at || !key_current {
                 self.remove(i, entry);
                 return None;
             }
@@ -206,7 +206,7 @@ impl VerifiedTokens {
         key: Arc<SigningKey>,
         now: u64,
     ) {
-        if principal.expires_at() <= now {
+        if principal.expires_at <= now {
             return; // accepted only thanks to the skew: never cached
         }
         let (tag, sets) = self.locate(token);
@@ -252,7 +252,7 @@ impl VerifiedTokens {
     fn victim(&self, sets: [usize; 2], now: u64) -> usize {
         let score = |i: usize| match &*self.slot(i).entry.load() {
             None => 0,
-            Some(e) if e.principal.expires_at() <= now => 1,
+            Some(e) if e.principal.expires_at <= now => 1,
             Some(e) if !e.referenced.load(Ordering::Relaxed) => 2,
             Some(_) => 3,
         };
@@ -337,7 +337,7 @@ mod tests {
                 TenantId::parse("72f988bf-86f1-41af-91ab-2d7cd011db47").unwrap(),
                 ObjectId::parse(&format!("00000000-0000-0000-0000-0000000000{n:02x}")).unwrap(),
             )
-            .expires_at(exp)
+            .expires_at(crate::clock::from_unix_secs(exp))
             .build(),
         )
     }

@@ -5,6 +5,7 @@
 
 use std::collections::HashSet;
 
+use crate::clock::from_unix_secs;
 use crate::cloud::Cloud;
 use crate::error::{TokenError, excerpt};
 use crate::ids::{ObjectId, PERSONAL_ACCOUNTS_TENANT, PrincipalId, TenantId};
@@ -171,8 +172,8 @@ fn check_times(rules: &Rules, c: &RawClaims, now: u64) -> Result<u64, TokenError
     let exp = c.exp.ok_or(TokenError::MissingClaim { claim: "exp" })?;
     if now >= exp.saturating_add(skew) {
         return Err(TokenError::Expired {
-            expired_at: exp,
-            now,
+            expired_at: from_unix_secs(exp),
+            now: from_unix_secs(now),
             skew_secs: skew,
         });
     }
@@ -196,16 +197,16 @@ fn check_times(rules: &Rules, c: &RawClaims, now: u64) -> Result<u64, TokenError
         && nbf > now.saturating_add(skew)
     {
         return Err(TokenError::NotYetValid {
-            not_before: nbf,
-            now,
+            not_before: from_unix_secs(nbf),
+            now: from_unix_secs(now),
         });
     }
     if let Some(iat) = c.iat
         && iat > now.saturating_add(skew)
     {
         return Err(TokenError::IssuedInFuture {
-            issued_at: iat,
-            now,
+            issued_at: from_unix_secs(iat),
+            now: from_unix_secs(now),
         });
     }
     Ok(exp)

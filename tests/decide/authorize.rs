@@ -455,7 +455,7 @@ fn scientist_expiring_at(idp: &TestIdp, exp: u64) -> entra_governor::Principal {
         .groups(entra_governor::TokenGroups::Listed(vec![
             entra_governor::GroupId::parse(DATA_SCIENTISTS).unwrap(),
         ]))
-        .expires_at(exp)
+        .expires_at(std::time::UNIX_EPOCH + std::time::Duration::from_secs(exp))
         .build()
 }
 
@@ -481,7 +481,13 @@ async fn authorize_principal_refuses_a_principal_whose_token_expired_since() {
             expired_at,
             skew_secs,
             ..
-        }) => assert_eq!((*expired_at, *skew_secs), (exp, 300)),
+        }) => assert_eq!(
+            (*expired_at, *skew_secs),
+            (
+                std::time::UNIX_EPOCH + std::time::Duration::from_secs(exp),
+                300
+            )
+        ),
         other => panic!("expected an expiry refusal, got {other:?}"),
     }
     assert_eq!(
@@ -516,7 +522,7 @@ async fn authorize_principal_refuses_a_principal_revoked_since() {
     assert_eq!(
         err,
         AuthorizeError::InvalidToken(TokenError::Revoked {
-            revoked_before: before,
+            revoked_before: std::time::UNIX_EPOCH + std::time::Duration::from_secs(before),
             can_handle_claims_challenge: false
         })
     );

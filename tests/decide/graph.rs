@@ -5,7 +5,7 @@ use crate::common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use entra_governor::graph::{
     ClientCredential, GraphGroupResolver, GraphGroupResolverBuilder, GroupResolutionError,
@@ -43,19 +43,12 @@ fn new_oid() -> ObjectId {
     ObjectId::parse(&format!("0bec7000-0000-4000-8000-{n:012x}")).unwrap()
 }
 
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
-
 /// An overage principal of `tenant`, its token valid for `lifetime` seconds.
 fn principal(tenant: TenantId, kind: PrincipalKind, lifetime: u64) -> Principal {
     Principal::builder(tenant, new_oid())
         .kind(kind)
         .groups(TokenGroups::Overage)
-        .expires_at(now() + lifetime)
+        .expires_at(SystemTime::now() + std::time::Duration::from_secs(lifetime))
         .build()
 }
 

@@ -117,7 +117,7 @@ fn auth_age_steps_up_through_the_blocks_own_context() {
         .scopes(["S"])
         .roles(["A"])
         .auth_contexts(["c5"])
-        .auth_time(t0)
+        .auth_time(crate::clock::from_unix_secs(t0))
         .client_capabilities(["cp1"])
         .build();
     let at = |now| {
@@ -224,7 +224,7 @@ fn app_only_callers_never_step_up() {
         .kind(PrincipalKind::Application)
         .roles(["A"])
         .client_capabilities(["cp1"])
-        .auth_time(0)
+        .auth_time(std::time::UNIX_EPOCH)
         .build();
     let d = policy.decide(&p, "training.submit", "models/x");
     assert_eq!(d.reason.code(), "requirement_not_met", "{d}");

@@ -113,7 +113,7 @@ fn a_refresh_keeps_unchanged_keys_and_their_cached_tokens() {
                 crate::ids::ObjectId::parse(&format!("00000000-0000-0000-0000-0000000000{n:02x}"))
                     .unwrap(),
             )
-            .expires_at(2_000)
+            .expires_at(crate::clock::from_unix_secs(2_000))
             .build(),
         )
     };
