@@ -119,6 +119,11 @@ pub struct AuditEvent {
     /// directory role.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trusted_tenant: Option<TenantId>,
+    /// For a step-up: the claims request the client must satisfy, as Entra reads it
+    /// (`{"access_token":{"acrs":{"essential":true,"value":"c1"}}}`); the requirement
+    /// that asked for it is in `denied_by`. Never an HTTP header.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claims_request: Option<String>,
     /// The token's unique id (`uti`): joins to Entra's sign-in logs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_id: Option<String>,
@@ -165,6 +170,7 @@ impl AuditEvent {
             grant: None,
             denied_by: None,
             trusted_tenant: None,
+            claims_request: None,
             token_id: None,
             correlation_id: None,
             policy_version: None,
@@ -278,6 +284,12 @@ impl AuditEvent {
     /// Sets the tenant qualifier of the claim-value binding that allowed the request.
     pub fn with_trusted_tenant(mut self, tenant: TenantId) -> Self {
         self.trusted_tenant = Some(tenant);
+        self
+    }
+
+    /// Sets the claims request of a step-up.
+    pub fn with_claims_request(mut self, claims: impl Into<String>) -> Self {
+        self.claims_request = Some(claims.into());
         self
     }
 

@@ -123,6 +123,7 @@
 //! | `grant` | string | optional | the grant that allowed the request |
 //! | `denied_by` | string | optional | the rule that refused it |
 //! | `trusted_tenant` | GUID string | optional | the `tenants` qualifier of the app role, app permission or directory role binding that allowed it: the tenant whose administrators assigned that value |
+//! | `claims_request` | string | optional | a step-up only: the claims request (JSON) the client must satisfy, e.g. `{"access_token":{"acrs":{"essential":true,"value":"c1"}}}`; the requirement that asked for it is `denied_by` |
 //! | `token_id` | string | when the token has one | the token's `uti`: joins to Entra sign-in logs |
 //! | `correlation_id` | string | when the caller gave one | request / correlation id |
 //! | `policy_version` | string | optional | hash of the loaded policy |

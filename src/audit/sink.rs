@@ -132,6 +132,7 @@ impl AuditSink for TracingSink {
                 grant = e.grant.as_deref(),
                 denied_by = e.denied_by.as_deref(),
                 trusted_tenant = e.trusted_tenant.as_ref().map(|t| t.as_str()),
+                claims_request = e.claims_request.as_deref(),
                 token_id = e.token_id.as_deref(),
                 correlation_id = e.correlation_id.as_deref(),
                 policy_version = e.policy_version.as_deref(),

@@ -509,6 +509,9 @@ fn decision_event(principal: &Principal, decision: &Decision, policy_version: &s
     if let Some(rule) = decision.denied_by() {
         event = event.with_denied_by(rule);
     }
+    if let Reason::StepUpRequired { claims, .. } = &decision.reason {
+        event = event.with_claims_request(claims.clone());
+    }
     event
 }
 

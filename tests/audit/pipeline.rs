@@ -356,6 +356,7 @@ async fn tracing_sink_emits_one_info_event_with_the_schema_fields() {
         .with_time(UNIX_EPOCH)
         .with_reason("auth_context_required")
         .with_roles(["Trainer", "Reviewer"])
+        .with_claims_request(r#"{"access_token":{"acrs":{"essential":true,"value":"c1"}}}"#)
         .with_correlation_id("req-7")
         .with_latency(Duration::from_micros(12));
     let capture = Capture::default();
@@ -385,6 +386,10 @@ async fn tracing_sink_emits_one_info_event_with_the_schema_fields() {
         ("action", "Training.Submit"),
         ("resource", "m"),
         ("roles", "Trainer,Reviewer"),
+        (
+            "claims_request",
+            r#"{"access_token":{"acrs":{"essential":true,"value":"c1"}}}"#,
+        ),
         ("token_id", "AbCdEf0123456789xyzABC"),
         ("correlation_id", "req-7"),
         ("latency_us", "12"),

@@ -195,10 +195,19 @@ async fn an_unmet_auth_context_challenges_a_cp1_client_with_the_exact_header() {
     let events = sink.events();
     assert_eq!(events[0].outcome, AuditOutcome::StepUp);
     assert_eq!(events[0].reason, "step_up_required");
-    // The trail records the requirement, not the HTTP header of the refusal.
+    // The trail records the requirement and the claims request, not the HTTP header of
+    // the refusal.
     assert_eq!(
         events[0].denied_by.as_deref(),
         Some("requirements:pii-needs-c1")
+    );
+    assert_eq!(
+        events[0].claims_request.as_deref(),
+        Some(r#"{"access_token":{"acrs":{"essential":true,"value":"c1"}}}"#)
+    );
+    assert_eq!(
+        events[1].claims_request, None,
+        "only a step-up asks for claims"
     );
     let json = serde_json::to_string(&events[0]).unwrap();
     assert!(!json.contains("www_authenticate"), "{json}");
