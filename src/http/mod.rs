@@ -201,14 +201,14 @@ impl RouteRequirement {
             Some(principal) => principal,
             None => authenticate(&self.governor, authorization, path, context).await?,
         };
-        let rendered = if self.template.has_placeholders() {
-            render(&self.template)
+        // A template without placeholders is the resource itself: no copy per request.
+        let resource: std::borrow::Cow<'_, str> = if self.template.has_placeholders() {
+            match render(&self.template) {
+                Ok(resource) => resource.into(),
+                Err(e) => return Err(self.refuse(&principal, &e, path, context).await),
+            }
         } else {
-            Ok(self.template.as_str().to_owned())
-        };
-        let resource = match rendered {
-            Ok(resource) => resource,
-            Err(e) => return Err(self.refuse(&principal, &e, path, context).await),
+            self.template.as_str().into()
         };
         let decision =
             authorize(&self.governor, &principal, &self.action, &resource, context).await?;
