@@ -421,6 +421,13 @@ impl Governor {
         tenant_scope_of(&self.inner.verifier)
     }
 
+    /// This replica's view of the fleet: its mode, its policy version, how old its view
+    /// of the shared revocations is, and every live replica's policy version. Never
+    /// waits on Redis. A standalone governor reports itself as the only replica.
+    pub fn fleet_status(&self) -> crate::fleet::FleetStatus {
+        crate::fleet::FleetStatus::standalone(self.policy_version())
+    }
+
     /// The current policy's version hash (SHA-256 of its source).
     pub fn policy_version(&self) -> String {
         self.inner.policy.load().version_hash().to_owned()
