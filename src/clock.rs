@@ -23,3 +23,12 @@ pub(crate) fn from_unix_secs(secs: u64) -> SystemTime {
 pub(crate) fn unix_secs(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
+
+/// Milliseconds since the Unix epoch (0 before it): fleet check-ins and Graph holds,
+/// which other replicas read.
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
+pub(crate) fn unix_millis_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}

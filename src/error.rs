@@ -11,7 +11,8 @@ use std::time::SystemTime;
 
 /// Why a bearer token was not accepted. Every variant is "401 material" (RFC 6750
 /// `invalid_token`) except [`TokenError::KeysUnavailable`], which means the identity
-/// provider could not be reached and maps to 503. The variants are data: the status and
+/// provider could not be reached, and [`TokenError::RevocationViewStale`] (fleet strict
+/// mode without a current view of the revocations): both map to 503. The variants are data: the status and
 /// `WWW-Authenticate` value are built by the HTTP edge (`http::Refusal`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -227,6 +228,16 @@ pub enum TokenError {
         /// `revoked_before`. The HTTP edge (`http::Refusal`) builds that challenge.
         can_handle_claims_challenge: bool,
     },
+    /// Fleet strict mode: this replica's view of the fleet's revocations is older than
+    /// the configured bound (Redis unreachable), so it cannot tell whether the caller was
+    /// revoked elsewhere. A service problem (503), never a reason to accept.
+    #[error("the revocation view is {age_secs} s old, beyond the strict bound of {bound_secs} s")]
+    RevocationViewStale {
+        /// How old the view is, in whole seconds.
+        age_secs: u64,
+        /// The configured bound, in whole seconds.
+        bound_secs: u64,
+    },
 }
 
 impl TokenError {
@@ -262,6 +273,7 @@ impl TokenError {
             Self::InvalidClaim { .. } => "invalid_claim",
             Self::NoScopesOrRoles => "no_scopes_or_roles",
             Self::Revoked { .. } => "revoked",
+            Self::RevocationViewStale { .. } => "revocation_view_stale",
         }
     }
 
@@ -293,6 +305,7 @@ impl TokenError {
             Self::ClientAppNotAllowed { .. } => "client application not allowed",
             Self::NoScopesOrRoles => "no scopes or roles",
             Self::Revoked { .. } => "token revoked",
+            Self::RevocationViewStale { .. } => "revocation state unavailable",
         }
     }
 }
@@ -414,6 +427,27 @@ pub enum ConfigError {
         /// Every unqualified claim-value binding, in policy order.
         bindings: Vec<crate::policy::UnqualifiedBinding>,
     },
+    /// The fleet key cannot be used. The key itself is never shown.
+    #[error("fleet key is invalid: {reason}")]
+    InvalidFleetKey {
+        /// Why it cannot be used.
+        reason: &'static str,
+    },
+    /// The Redis URL of fleet mode cannot be used. Only its scheme, host and port are
+    /// shown, never a password in it.
+    #[error("Redis URL {shown} is invalid: {reason}")]
+    InvalidRedisUrl {
+        /// `scheme://host:port` of the value given (or `<unparsable>`).
+        shown: String,
+        /// Why it cannot be used.
+        reason: &'static str,
+    },
+    /// Fleet mode starts background tasks: `build()` must run inside a tokio runtime.
+    #[error("fleet mode needs a tokio runtime: call build() inside one")]
+    FleetNeedsRuntime,
+    /// This fleet handle already serves another governor (one governor per handle).
+    #[error("this fleet handle is already attached to a governor")]
+    FleetInUse,
 }
 
 fn list_bindings(bindings: &[crate::policy::UnqualifiedBinding]) -> String {

@@ -69,6 +69,58 @@ struct Set {
     tenants: HashMap<TenantId, u64>,
 }
 
+impl Set {
+    fn get(&self, subject: &Subject) -> Option<u64> {
+        match subject {
+            Subject::Principal(id) => self.principals.get(id).copied(),
+            Subject::Tenant(t) => self.tenants.get(t).copied(),
+        }
+    }
+
+    fn raise(&mut self, subject: &Subject, before: u64) {
+        let slot = match subject {
+            Subject::Principal(id) => self.principals.entry(id.clone()).or_insert(before),
+            Subject::Tenant(t) => self.tenants.entry(t.clone()).or_insert(before),
+        };
+        *slot = (*slot).max(before);
+    }
+}
+
+/// Whose tokens a revocation refuses: one caller's, or a whole tenant's.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Subject {
+    /// One caller, by `(tid, oid)`.
+    Principal(PrincipalId),
+    /// Every caller of a tenant.
+    Tenant(TenantId),
+}
+
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
+impl Subject {
+    /// The subject as a Redis hash field: `p:{tid}:{oid}` or `t:{tid}`.
+    pub(crate) fn field(&self) -> String {
+        match self {
+            Self::Principal(id) => format!("p:{}:{}", id.tenant, id.object),
+            Self::Tenant(t) => format!("t:{t}"),
+        }
+    }
+
+    /// The subject a field names, if it names one (GUIDs checked).
+    pub(crate) fn parse_field(field: &str) -> Option<Self> {
+        match field.split_once(':')? {
+            ("p", rest) => {
+                let (tenant, object) = rest.split_once(':')?;
+                Some(Self::Principal(PrincipalId::new(
+                    TenantId::parse(tenant).ok()?,
+                    ObjectId::parse(object).ok()?,
+                )))
+            }
+            ("t", tenant) => Some(Self::Tenant(TenantId::parse(tenant).ok()?)),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Serialize, Deserialize)]
 struct FileForm {
     version: u32,
@@ -129,10 +181,7 @@ impl Revocations {
         before: u64,
         now: u64,
     ) -> Result<(), RevocationError> {
-        self.update(now, |set| {
-            let e = set.principals.entry(id).or_insert(before);
-            *e = (*e).max(before);
-        })
+        self.update(now, |set| set.raise(&Subject::Principal(id), before))
     }
 
     pub(crate) fn revoke_tenant(
@@ -141,10 +190,63 @@ impl Revocations {
         before: u64,
         now: u64,
     ) -> Result<(), RevocationError> {
-        self.update(now, |set| {
-            let e = set.tenants.entry(tenant).or_insert(before);
-            *e = (*e).max(before);
-        })
+        self.update(now, |set| set.raise(&Subject::Tenant(tenant), before))
+    }
+
+    /// Merges revocations learnt from the fleet: each raises its subject's instant (the
+    /// later one wins), in one swap and one file write, and none is refused for the
+    /// bound: a revocation the fleet holds is enforced here even past `max` (logged),
+    /// since refusing it would let a revoked caller in. Entries already past the token
+    /// lifetime are skipped. Returns how many subjects changed.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn merge(
+        &self,
+        entries: &[(Subject, u64)],
+        now: u64,
+    ) -> Result<usize, RevocationError> {
+        let horizon = now.saturating_sub(MAX_TOKEN_LIFETIME_SECS);
+        let _guard = self.write.lock().unwrap_or_else(|p| p.into_inner());
+        let current = self.current.load();
+        let changes: Vec<&(Subject, u64)> = entries
+            .iter()
+            .filter(|(subject, before)| *before > horizon && current.get(subject) < Some(*before))
+            .collect();
+        if changes.is_empty() {
+            return Ok(0);
+        }
+        let mut set = Set::clone(&current);
+        for (subject, before) in &changes {
+            set.raise(subject, *before);
+        }
+        set.principals.retain(|_, before| *before > horizon);
+        set.tenants.retain(|_, before| *before > horizon);
+        if set.principals.len() + set.tenants.len() > self.max {
+            tracing::warn!(
+                max = self.max,
+                held = set.principals.len() + set.tenants.len(),
+                "the fleet holds more live revocations than max_revocations; all are enforced"
+            );
+        }
+        if let Some(path) = &self.file {
+            save(path, &set)?;
+        }
+        self.current.store(Arc::new(set));
+        Ok(changes.len())
+    }
+
+    /// Every live entry (for comparing with the fleet's).
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn entries(&self) -> Vec<(Subject, u64)> {
+        let set = self.current.load();
+        let principals = set
+            .principals
+            .iter()
+            .map(|(id, before)| (Subject::Principal(id.clone()), *before));
+        let tenants = set
+            .tenants
+            .iter()
+            .map(|(t, before)| (Subject::Tenant(t.clone()), *before));
+        principals.chain(tenants).collect()
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -287,6 +389,61 @@ mod tests {
         let later = now + MAX_TOKEN_LIFETIME_SECS + 1;
         r.revoke_principal(id(3), later, later).unwrap();
         assert_eq!(r.len(), 1);
+    }
+
+    #[test]
+    fn fleet_entries_merge_by_the_later_instant_past_the_bound() {
+        let r = Revocations::open(None, 1).unwrap();
+        let now = 2_000_000_000;
+        r.revoke_principal(id(1), now - 10, now).unwrap();
+        let tenant = id(1).tenant;
+        let merged = r
+            .merge(
+                &[
+                    (Subject::Principal(id(1)), now - 20), // older: changes nothing
+                    (Subject::Principal(id(2)), now),
+                    (Subject::Tenant(tenant.clone()), now - 30),
+                    (Subject::Principal(id(3)), now - MAX_TOKEN_LIFETIME_SECS), // expired
+                ],
+                now,
+            )
+            .unwrap();
+        assert_eq!(merged, 2);
+        assert_eq!(r.revoked_before(&id(1)), Some(now - 10));
+        assert_eq!(r.revoked_before(&id(2)), Some(now));
+        assert_eq!(
+            r.revoked_before(&id(4)),
+            Some(now - 30),
+            "the tenant's entry"
+        );
+        assert_eq!(
+            r.revoked_before(&id(3)),
+            Some(now - 30),
+            "expired entry skipped"
+        );
+        assert_eq!(
+            r.len(),
+            3,
+            "beyond max = 1: the fleet's revocations are all enforced"
+        );
+        let mut fields: Vec<String> = r.entries().iter().map(|(s, _)| s.field()).collect();
+        fields.sort();
+        for field in &fields {
+            assert_eq!(
+                Subject::parse_field(field).map(|s| s.field()),
+                Some(field.clone())
+            );
+        }
+        assert_eq!(fields[2], format!("t:{tenant}"));
+        for garbage in [
+            "",
+            "p:",
+            "x:1",
+            "t:nope",
+            "p:72f988bf-86f1-41af-91ab-2d7cd011db47",
+        ] {
+            assert_eq!(Subject::parse_field(garbage), None, "{garbage:?}");
+        }
     }
 
     #[test]

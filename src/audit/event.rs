@@ -189,7 +189,9 @@ impl AuditEvent {
         resource: impl Into<String>,
     ) -> Self {
         let outcome = match error {
-            TokenError::KeysUnavailable { .. } => AuditOutcome::Unavailable,
+            TokenError::KeysUnavailable { .. } | TokenError::RevocationViewStale { .. } => {
+                AuditOutcome::Unavailable
+            }
             _ => AuditOutcome::InvalidToken,
         };
         Self::new(outcome, action, resource)

@@ -186,6 +186,13 @@ fn every_token_error_display_is_pinned() {
             },
             "token issued before 1000, when the caller's access was revoked",
         ),
+        (
+            TokenError::RevocationViewStale {
+                age_secs: 12,
+                bound_secs: 10,
+            },
+            "the revocation view is 12 s old, beyond the strict bound of 10 s",
+        ),
     ];
     for (error, text) in &rows {
         // Exhaustive on purpose: a new variant needs a row above.
@@ -213,6 +220,7 @@ fn every_token_error_display_is_pinned() {
             | TokenError::TenantNotAllowed { .. }
             | TokenError::KeyIssuerMismatch { .. }
             | TokenError::GraphToken
+            | TokenError::RevocationViewStale { .. }
             | TokenError::AudienceMismatch { .. }
             | TokenError::NotAnAccessToken { .. }
             | TokenError::ClientAppNotAllowed { .. }
@@ -321,6 +329,27 @@ fn every_config_error_display_is_pinned() {
             },
             "the governor accepts more than one tenant, so every app_role, app_permission and directory_role binding must say which tenants' administrators it trusts (tenants = [\"<tenant id>\"]); unqualified: bindings[3] (app_role:Trainer)",
         ),
+        (
+            ConfigError::InvalidFleetKey {
+                reason: "shorter than 32 bytes",
+            },
+            "fleet key is invalid: shorter than 32 bytes",
+        ),
+        (
+            ConfigError::InvalidRedisUrl {
+                shown: "redis://redis.internal:6379".into(),
+                reason: "no host",
+            },
+            "Redis URL redis://redis.internal:6379 is invalid: no host",
+        ),
+        (
+            ConfigError::FleetNeedsRuntime,
+            "fleet mode needs a tokio runtime: call build() inside one",
+        ),
+        (
+            ConfigError::FleetInUse,
+            "this fleet handle is already attached to a governor",
+        ),
     ];
     for (error, text) in &rows {
         // Exhaustive on purpose: a new variant needs a row above.
@@ -343,7 +372,11 @@ fn every_config_error_display_is_pinned() {
             | ConfigError::DenyAllPolicy
             | ConfigError::InvalidGraphBase { .. }
             | ConfigError::InvalidCredential { .. }
-            | ConfigError::UnqualifiedClaimBindings { .. } => None,
+            | ConfigError::UnqualifiedClaimBindings { .. }
+            | ConfigError::InvalidFleetKey { .. }
+            | ConfigError::InvalidRedisUrl { .. }
+            | ConfigError::FleetNeedsRuntime
+            | ConfigError::FleetInUse => None,
         };
         assert_eq!(error.to_string(), *text, "{error:?}");
         assert_eq!(

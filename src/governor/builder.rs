@@ -29,6 +29,8 @@ pub struct GovernorBuilder {
     /// them to the token stage.
     token: VerifierSettings,
     policy: Option<Policy>,
+    #[cfg(feature = "redis")]
+    fleet: Option<crate::fleet::Fleet>,
     revocations_file: Option<std::path::PathBuf>,
     max_revocations: usize,
     audit: Option<AuditLog>,
@@ -55,6 +57,8 @@ impl Default for GovernorBuilder {
         Self {
             token: VerifierSettings::default(),
             policy: None,
+            #[cfg(feature = "redis")]
+            fleet: None,
             revocations_file: None,
             max_revocations: DEFAULT_MAX_REVOCATIONS,
             audit: None,
@@ -271,6 +275,17 @@ impl GovernorBuilder {
         self
     }
 
+    /// Fleet mode (feature `redis`): share revocations and the policy with every replica
+    /// through Redis; see [`fleet`](crate::fleet) for the guarantees. `build()` must then
+    /// run inside a tokio runtime: it starts the fleet's background tasks (they stop
+    /// when the governor is dropped). One governor per [`Fleet`](crate::fleet::Fleet).
+    #[cfg(feature = "redis")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+    pub fn fleet(mut self, fleet: crate::fleet::Fleet) -> Self {
+        self.fleet = Some(fleet);
+        self
+    }
+
     /// The authorization policy. Without one, every request is denied.
     pub fn policy(mut self, policy: Policy) -> Self {
         self.policy = Some(policy);
@@ -290,6 +305,13 @@ impl GovernorBuilder {
         super::check_policy_for(&verifier, &policy.compiled())?;
         let revocations = Revocations::open(self.revocations_file.clone(), self.max_revocations)
             .map_err(ConfigError::Revocations)?;
+        let revocations = Arc::new(revocations);
+        let policy = Arc::new(ArcSwap::new(policy.compiled()));
+        #[cfg(feature = "redis")]
+        let fleet = match self.fleet {
+            Some(fleet) => Some(attach(&fleet, &verifier, &revocations, &policy)?),
+            None => None,
+        };
         Ok(Governor {
             inner: Arc::new(Inner {
                 instance: super::next_instance(),
@@ -298,10 +320,36 @@ impl GovernorBuilder {
                 audit_display_names: self.audit_display_names,
                 groups: self.groups,
                 verifier,
-                policy: ArcSwap::new(policy.compiled()),
+                policy,
+                #[cfg(feature = "redis")]
+                fleet,
             }),
         })
     }
+}
+
+/// Starts `fleet`'s tasks for a governor with these revocations and policy; a published
+/// policy is accepted as [`Governor::reload_policy`] would accept it.
+#[cfg(feature = "redis")]
+fn attach(
+    fleet: &crate::fleet::Fleet,
+    verifier: &crate::token::Verifier,
+    revocations: &Arc<Revocations>,
+    policy: &Arc<ArcSwap<crate::policy::CompiledPolicy>>,
+) -> Result<crate::fleet::Attached, ConfigError> {
+    let scope = super::tenant_scope_of(verifier);
+    let accept_policy: crate::fleet::AcceptPolicy = Box::new(move |source: &str| {
+        let compiled = Policy::from_toml_str(source)
+            .map_err(|e| e.to_string())?
+            .compiled();
+        super::check_tenant_trust(scope, &compiled).map_err(|e| e.to_string())?;
+        Ok(compiled)
+    });
+    fleet.shared.attach(crate::fleet::Attachment {
+        revocations: Arc::clone(revocations),
+        policy: Arc::clone(policy),
+        accept_policy,
+    })
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ use crate::graph::GroupResolver;
 use crate::ids::{PrincipalId, TenantId};
 use crate::policy::{CompiledPolicy, MembershipSource, Permissions, Policy, TenantScope};
 use crate::principal::Principal;
-use crate::revocation::{RevocationError, Revocations};
+use crate::revocation::{RevocationError, Revocations, Subject};
 use crate::token::Verifier;
 
 pub use builder::GovernorBuilder;
@@ -38,11 +38,14 @@ pub(crate) struct Inner {
     #[cfg_attr(not(any(feature = "axum", feature = "actix")), allow(dead_code))]
     pub(crate) instance: u64,
     pub(crate) verifier: Verifier,
-    pub(crate) policy: ArcSwap<CompiledPolicy>,
-    pub(crate) revocations: Revocations,
+    pub(crate) policy: Arc<ArcSwap<CompiledPolicy>>,
+    pub(crate) revocations: Arc<Revocations>,
     pub(crate) audit: Option<AuditLog>,
     pub(crate) audit_display_names: bool,
     pub(crate) groups: Option<Arc<dyn GroupResolver>>,
+    /// Fleet mode: the shared state's tasks run while this is held.
+    #[cfg(feature = "redis")]
+    pub(crate) fleet: Option<crate::fleet::Attached>,
 }
 
 /// Per-request facts that are not in the token, for the audit trail.
@@ -103,6 +106,10 @@ impl Governor {
     }
 
     fn check_revocation(&self, principal: &Principal) -> Result<(), TokenError> {
+        #[cfg(feature = "redis")]
+        if let Some(fleet) = &self.inner.fleet {
+            fleet.fleet.check_fresh()?;
+        }
         let Some(before) = self.inner.revocations.revoked_before(principal.id()) else {
             return Ok(());
         };
@@ -118,7 +125,8 @@ impl Governor {
 
     /// Refuses, from now on, every token of this caller issued before `issued_before`
     /// (typically now). Takes effect at once, survives policy reloads, and is saved to the
-    /// revocation file when one is configured. Clients that handle claims challenges get
+    /// revocation file when one is configured. In fleet mode every replica enforces it
+    /// too, once Redis has it: delivery is retried until Redis takes it. Clients that handle claims challenges get
     /// the CAE `insufficient_claims` challenge; others get 401 `invalid_token`.
     ///
     /// # Errors
@@ -129,9 +137,21 @@ impl Governor {
         id: &PrincipalId,
         issued_before: std::time::SystemTime,
     ) -> Result<(), RevocationError> {
+        let before = unix_secs(issued_before);
         self.inner
             .revocations
-            .revoke_principal(id.clone(), unix_secs(issued_before), unix_now())
+            .revoke_principal(id.clone(), before, unix_now())?;
+        self.share_revocation(Subject::Principal(id.clone()), before);
+        Ok(())
+    }
+
+    /// Queues a revocation for the fleet, in fleet mode.
+    #[cfg_attr(not(feature = "redis"), allow(unused_variables))]
+    fn share_revocation(&self, subject: Subject, before: u64) {
+        #[cfg(feature = "redis")]
+        if let Some(fleet) = &self.inner.fleet {
+            fleet.fleet.enqueue(subject, before);
+        }
     }
 
     /// The Microsoft cloud whose tokens this governor accepts: the authority a claims
@@ -169,9 +189,12 @@ impl Governor {
         tenant: &TenantId,
         issued_before: std::time::SystemTime,
     ) -> Result<(), RevocationError> {
+        let before = unix_secs(issued_before);
         self.inner
             .revocations
-            .revoke_tenant(tenant.clone(), unix_secs(issued_before), unix_now())
+            .revoke_tenant(tenant.clone(), before, unix_now())?;
+        self.share_revocation(Subject::Tenant(tenant.clone()), before);
+        Ok(())
     }
 
     /// Verifies the token, then decides whether its caller may perform `action` on
@@ -372,10 +395,15 @@ impl Governor {
     }
 
     /// Flushes and stops the audit trail (if any): every event recorded before the call is
-    /// written. Call it on graceful shutdown.
+    /// written; in fleet mode, also takes this replica off the fleet's list. Call it on
+    /// graceful shutdown.
     pub async fn shutdown(&self) {
         if let Some(audit) = &self.inner.audit {
             audit.shutdown().await;
+        }
+        #[cfg(feature = "redis")]
+        if let Some(fleet) = &self.inner.fleet {
+            crate::fleet::check_out(&fleet.fleet).await;
         }
     }
 
@@ -425,7 +453,31 @@ impl Governor {
     /// of the shared revocations is, and every live replica's policy version. Never
     /// waits on Redis. A standalone governor reports itself as the only replica.
     pub fn fleet_status(&self) -> crate::fleet::FleetStatus {
+        #[cfg(feature = "redis")]
+        if let Some(fleet) = &self.inner.fleet {
+            return fleet.fleet.status(self.policy_version());
+        }
         crate::fleet::FleetStatus::standalone(self.policy_version())
+    }
+
+    /// Publishes a policy (TOML) to the fleet and applies it here: validated first (as
+    /// [`reload_policy`](Self::reload_policy) would), sealed with the fleet key, and
+    /// applied by every replica at its next heartbeat after it validates it again. A
+    /// replica that refuses it keeps its policy and says why in
+    /// [`FleetStatus::fleet_policy_rejected`](crate::fleet::FleetStatus::fleet_policy_rejected).
+    /// Returns the published version hash.
+    ///
+    /// # Errors
+    /// [`FleetError::InvalidPolicy`](crate::fleet::FleetError::InvalidPolicy) (nothing is
+    /// published), [`FleetError::Redis`](crate::fleet::FleetError::Redis), or
+    /// [`FleetError::NotInFleetMode`](crate::fleet::FleetError::NotInFleetMode).
+    #[cfg(feature = "redis")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+    pub async fn publish_policy(&self, source: &str) -> Result<String, crate::fleet::FleetError> {
+        let Some(fleet) = &self.inner.fleet else {
+            return Err(crate::fleet::FleetError::NotInFleetMode);
+        };
+        crate::fleet::publish_policy(&fleet.fleet, &fleet.attachment, source).await
     }
 
     /// The current policy's version hash (SHA-256 of its source).

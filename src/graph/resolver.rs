@@ -117,6 +117,9 @@ struct Inner {
     graph_calls: AtomicU64,
     token_requests: AtomicU64,
     cache_hits: AtomicU64,
+    /// Answers and 429 holds shared with the fleet.
+    #[cfg(feature = "redis")]
+    share: Option<crate::fleet::GraphShare>,
 }
 
 impl fmt::Debug for GraphGroupResolver {
@@ -326,7 +329,7 @@ impl Inner {
             return Err(error);
         }
         let budget = self.time_budget;
-        let result = tokio::time::timeout_at(deadline, self.fetch(principal, ask, deadline))
+        let result = tokio::time::timeout_at(deadline, self.fetch_shared(principal, ask, deadline))
             .await
             .unwrap_or(Err(GroupResolutionError::BudgetExceeded { budget }));
         if let Err(error) = &result
@@ -341,6 +344,69 @@ impl Inner {
                 .await;
         }
         result
+    }
+}
+
+impl Inner {
+    /// [`fetch`](Self::fetch) through the fleet: another replica's answer, or this
+    /// replica's call shared with the others.
+    #[cfg(feature = "redis")]
+    async fn fetch_shared(
+        &self,
+        principal: &Principal,
+        ask: &[GroupId],
+        deadline: Instant,
+    ) -> Result<Membership, GroupResolutionError> {
+        use crate::fleet::Lookup;
+        let Some(share) = &self.share else {
+            return self.fetch(principal, ask, deadline).await;
+        };
+        if let Some(left) = share.held(principal.tenant()).await {
+            self.hold_tenant(principal.tenant(), None, left).await;
+            return Err(retry::throttled_for(left));
+        }
+        let lock = match share
+            .find_or_lock(principal.id(), ask, self.time_budget, deadline)
+            .await
+        {
+            Lookup::Found(found) => {
+                self.cache_hits.fetch_add(1, Ordering::SeqCst);
+                let token_life =
+                    Duration::from_secs(principal.expires_at.saturating_sub(unix_now()));
+                return Ok(Membership {
+                    asked: ask.iter().cloned().collect(),
+                    members: found.members,
+                    valid_until: valid_for(found.valid_for.min(self.cache_ttl).min(token_life)),
+                });
+            }
+            Lookup::Ask(lock) => Some(lock),
+            Lookup::Alone => None,
+        };
+        let result = self.fetch(principal, ask, deadline).await;
+        match (lock, &result) {
+            (Some(lock), Ok(membership)) => {
+                let life = membership
+                    .valid_until
+                    .saturating_duration_since(std::time::Instant::now());
+                share
+                    .put(lock, principal.id(), ask, &membership.members, life)
+                    .await;
+            }
+            (Some(lock), Err(_)) => share.release(lock).await,
+            (None, _) => {}
+        }
+        result
+    }
+
+    /// Without the fleet: [`fetch`](Self::fetch).
+    #[cfg(not(feature = "redis"))]
+    async fn fetch_shared(
+        &self,
+        principal: &Principal,
+        ask: &[GroupId],
+        deadline: Instant,
+    ) -> Result<Membership, GroupResolutionError> {
+        self.fetch(principal, ask, deadline).await
     }
 }
 

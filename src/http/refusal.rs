@@ -82,6 +82,9 @@ impl Refusal {
     pub fn from_token_error(e: &TokenError, cloud: &Cloud) -> Self {
         match e {
             TokenError::KeysUnavailable { .. } => Self::unavailable("signing keys unavailable"),
+            TokenError::RevocationViewStale { .. } => {
+                Self::unavailable("revocation state unavailable")
+            }
             TokenError::Revoked {
                 revoked_before,
                 can_handle_claims_challenge: true,

@@ -20,6 +20,8 @@ pub struct GraphGroupResolverBuilder {
     pub(super) max_retries: u32,
     pub(super) use_get_member_objects: bool,
     pub(super) allow_http_loopback: bool,
+    #[cfg(feature = "redis")]
+    pub(super) share: Option<crate::fleet::GraphShare>,
 }
 
 impl GraphGroupResolverBuilder {
@@ -79,6 +81,19 @@ impl GraphGroupResolverBuilder {
     /// address (tests against a look-alike). Dangerous anywhere else.
     pub fn dangerous_allow_http_loopback(mut self) -> Self {
         self.allow_http_loopback = true;
+        self
+    }
+
+    /// Share answers with the fleet (feature `redis`): a membership one replica asked
+    /// Graph about is read by every other from Redis for its lifetime, sealed with the
+    /// fleet key, and a 429 seen by one replica holds back every replica's calls to that
+    /// tenant. Concurrent lookups of one principal across the fleet make one Graph call.
+    /// Redis is asked at most 250 ms per step; when it does not answer, the resolver asks
+    /// Graph itself. See [`fleet`](crate::fleet).
+    #[cfg(feature = "redis")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+    pub fn fleet(mut self, fleet: &crate::fleet::Fleet) -> Self {
+        self.share = Some(fleet.graph_share());
         self
     }
 
@@ -174,6 +189,8 @@ impl GraphGroupResolverBuilder {
             graph_calls: AtomicU64::new(0),
             token_requests: AtomicU64::new(0),
             cache_hits: AtomicU64::new(0),
+            #[cfg(feature = "redis")]
+            share: self.share,
         };
         Ok(GraphGroupResolver {
             inner: Arc::new(inner),
@@ -224,6 +241,8 @@ impl GraphGroupResolver {
             max_retries: DEFAULT_GRAPH_MAX_RETRIES,
             use_get_member_objects: false,
             allow_http_loopback: false,
+            #[cfg(feature = "redis")]
+            share: None,
         }
     }
 }

@@ -17,13 +17,16 @@ impl Held {
         if left.is_zero() {
             return None;
         }
-        Some(self.error.clone().unwrap_or_else(|| {
-            // Whole seconds, rounded up: never "retry after 0 s" while still held.
-            let secs = left.as_secs() + u64::from(left.subsec_nanos() > 0);
-            GroupResolutionError::Throttled {
-                retry_after_secs: secs,
-            }
-        }))
+        Some(self.error.clone().unwrap_or_else(|| throttled_for(left)))
+    }
+}
+
+/// Throttled for `left`, in whole seconds rounded up: never "retry after 0 s" while
+/// still held.
+pub(super) fn throttled_for(left: Duration) -> GroupResolutionError {
+    let secs = left.as_secs() + u64::from(left.subsec_nanos() > 0);
+    GroupResolutionError::Throttled {
+        retry_after_secs: secs,
     }
 }
 
@@ -107,8 +110,13 @@ impl Inner {
                         |secs| Duration::from_secs(secs).min(MAX_GRAPH_RETRY_AFTER),
                     );
                     let failure = if answer.status == 429 {
-                        // Every lookup of the tenant waits for it, not only this one.
+                        // Every lookup of the tenant waits for it, not only this one, on
+                        // every replica of the fleet.
                         self.hold_tenant(tenant, None, wait).await;
+                        #[cfg(feature = "redis")]
+                        if let Some(share) = &self.share {
+                            share.hold(tenant, wait).await;
+                        }
                         GroupResolutionError::Throttled {
                             retry_after_secs: wait.as_secs(),
                         }
