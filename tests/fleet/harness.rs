@@ -13,10 +13,16 @@ fn a_paused_server_answers_nothing_until_resumed() {
         Ok(Reply::Status("OK".into()))
     );
     redis.pause();
-    assert!(!redis.ping(Duration::from_millis(300)), "a stopped server answered");
+    assert!(
+        !redis.ping(Duration::from_millis(300)),
+        "a stopped server answered"
+    );
     redis.resume();
     assert!(redis.ping(Duration::from_secs(2)));
-    assert_eq!(redis.command(&["GET", "k"]), Ok(Reply::Bulk(Some(b"v".to_vec()))));
+    assert_eq!(
+        redis.command(&["GET", "k"]),
+        Ok(Reply::Bulk(Some(b"v".to_vec())))
+    );
 }
 
 #[test]
@@ -25,7 +31,10 @@ fn a_killed_server_refuses_and_a_restarted_one_is_empty_on_the_same_port() {
     let port = redis.port();
     redis.command(&["SET", "k", "v"]).unwrap();
     redis.kill();
-    assert!(redis.command(&["PING"]).is_err(), "a killed server answered");
+    assert!(
+        redis.command(&["PING"]).is_err(),
+        "a killed server answered"
+    );
     redis.restart();
     assert_eq!(redis.port(), port);
     assert_eq!(redis.command(&["GET", "k"]), Ok(Reply::Bulk(None)));
