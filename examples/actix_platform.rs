@@ -8,6 +8,7 @@
 // `pub(crate)`: `tests/http/demo_actix.rs` includes this file to serve the same API.
 pub(crate) mod platform;
 
+use actix_web::http::StatusCode;
 use actix_web::{App, HttpResponse, HttpServer, web};
 use entra_governor::Governor;
 use entra_governor::actix::{Authenticate, Authenticated, Authorized, Require};
@@ -63,6 +64,30 @@ async fn me(governor: web::Data<Governor>, Authenticated(caller): Authenticated)
     HttpResponse::Ok().json(platform::me(&governor, &caller))
 }
 
+/// The body is read as bytes: a malformed one gets the platform's JSON 400, not the
+/// framework's rejection text.
+async fn revoke(
+    governor: web::Data<Governor>,
+    Authenticated(admin): Authenticated,
+    Authorized(_decision): Authorized,
+    body: web::Bytes,
+) -> HttpResponse {
+    let answer = platform::revoke(&governor, &admin, &body);
+    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    match answer.body {
+        Some(body) => HttpResponse::build(status).json(body),
+        None => HttpResponse::build(status).finish(),
+    }
+}
+
+async fn fleet_status(
+    governor: web::Data<Governor>,
+    Authenticated(_admin): Authenticated,
+    Authorized(_decision): Authorized,
+) -> HttpResponse {
+    HttpResponse::Ok().json(platform::fleet_status(&governor))
+}
+
 /// The routes; `Require` wraps each resource, where the path parameters are known.
 fn api(config: &mut web::ServiceConfig, governor: &Governor) {
     let require = |action: &str, template: &str| Require::new(governor.clone(), action, template);
@@ -90,6 +115,16 @@ fn api(config: &mut web::ServiceConfig, governor: &Governor) {
                     .wrap(require("audit.read", "audit/decisions")),
             )
             .route("/me", web::get().to(me))
+            .service(
+                web::resource("/admin/revocations")
+                    .route(web::post().to(revoke))
+                    .wrap(require("admin.revoke", "admin/revocations")),
+            )
+            .service(
+                web::resource("/admin/fleet")
+                    .route(web::get().to(fleet_status))
+                    .wrap(require("admin.read", "admin/fleet")),
+            )
             // Every /v1 request is authenticated once, before the resources' `Require`.
             .wrap(Authenticate::new(governor.clone())),
     );

@@ -13,8 +13,10 @@
 // `pub(crate)`: `benches/http.rs` includes this file to serve the same `app`.
 pub(crate) mod platform;
 
+use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use entra_governor::Governor;
@@ -78,6 +80,30 @@ async fn me(State(app): State<AppState>, Authenticated(caller): Authenticated) -
     Json(platform::me(&app.governor, &caller))
 }
 
+/// The body is read as bytes: a malformed one gets the platform's JSON 400, not the
+/// framework's rejection text.
+async fn revoke(
+    State(app): State<AppState>,
+    Authenticated(admin): Authenticated,
+    Authorized(_decision): Authorized,
+    body: Bytes,
+) -> Response {
+    let answer = platform::revoke(&app.governor, &admin, &body);
+    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    match answer.body {
+        Some(body) => (status, Json(body)).into_response(),
+        None => status.into_response(),
+    }
+}
+
+async fn fleet_status(
+    State(app): State<AppState>,
+    Authenticated(_admin): Authenticated,
+    Authorized(_decision): Authorized,
+) -> Json<Value> {
+    Json(platform::fleet_status(&app.governor))
+}
+
 /// The API behind the governor's layers; `benches/http.rs` load-tests this very router.
 pub(crate) fn app(governor: Governor, audit: AuditFile) -> Router {
     let require =
@@ -101,6 +127,14 @@ pub(crate) fn app(governor: Governor, audit: AuditFile) -> Router {
             get(read_audit).route_layer(require("audit.read", "audit/decisions")),
         )
         .route("/v1/me", get(me))
+        .route(
+            "/v1/admin/revocations",
+            post(revoke).route_layer(require("admin.revoke", "admin/revocations")),
+        )
+        .route(
+            "/v1/admin/fleet",
+            get(fleet_status).route_layer(require("admin.read", "admin/fleet")),
+        )
         // Outermost: every /v1 request is authenticated once, before routing decides.
         .layer(AuthenticateLayer::new(governor.clone()));
     Router::new()

@@ -12,19 +12,33 @@
 //! | `POST /v1/models/{model}/deploy` | `models.deploy` on `models/{model}` |
 //! | `GET /v1/audit` | `audit.read` on `audit/decisions` (auditors) |
 //! | `GET /v1/me` | a valid token: who you are and what you may do |
+//! | `POST /v1/admin/revocations` | `admin.revoke` on `admin/revocations` (platform admins): revokes the caller named in the body |
+//! | `GET /v1/admin/fleet` | `admin.read` on `admin/fleet` (platform admins): `Governor::fleet_status()` |
 //! | `GET /healthz` | nothing |
+//!
+//! `POST /v1/admin/revocations` takes `{"tenant_id": "<guid>", "object_id": "<guid>"}` and
+//! refuses, from now on, every token of that caller issued before now (in fleet mode on
+//! every replica). It answers 204 when the revocation is recorded; 400 with a JSON error
+//! for a body that is not that object or ids that are not GUIDs; 507 (Insufficient
+//! Storage) when the revocation list is full of live entries (nothing was recorded; raise
+//! the limit or wait for entries to expire); 503 when the revocation file cannot be
+//! written (nothing was recorded; a storage fault worth retrying).
 
 use std::error::Error;
 use std::io::BufRead as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+#[cfg(all(feature = "redis", any()))]
+use entra_governor::fleet::{Fleet, FleetKey};
+use entra_governor::graph::{ClientCredential, GraphGroupResolver};
 use entra_governor::http::{self, Refusal};
 use entra_governor::testing::{Options, TestIdp, TokenBuilder};
 use entra_governor::{
-    ClientAuth, Cloud, Decision, Governor, Policy, Principal, RequestContext, TenantId,
+    ClientAuth, Cloud, Decision, Governor, ObjectId, Policy, Principal, PrincipalId,
+    RequestContext, RevocationError, TenantId,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -49,6 +63,52 @@ pub struct Config {
     pub audit_log: PathBuf,
     /// The identity provider.
     pub entra: EntraConfig,
+    /// A JSON file keeping revocations across restarts (single replica).
+    #[serde(default)]
+    pub revocations_file: Option<PathBuf>,
+    /// Group overage resolved through Microsoft Graph.
+    #[serde(default)]
+    pub graph: Option<GraphConfig>,
+    /// Fleet mode: state shared with every replica through Redis (feature `redis`).
+    #[serde(default)]
+    pub fleet: Option<FleetConfig>,
+}
+
+/// The `[graph]` table: resolve group overage through Microsoft Graph, signing in as the
+/// `[entra]` application with a client secret.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GraphConfig {
+    /// The name of the environment variable holding the client secret (never the
+    /// secret itself: configuration files end up in repositories).
+    pub client_secret_env: String,
+    /// How long a membership answer is cached, in seconds (never past the token's expiry).
+    #[serde(default)]
+    pub cache_ttl_secs: Option<u64>,
+}
+
+/// The `[fleet]` table: share revocations, Graph memberships and the policy version with
+/// every replica through Redis.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(not(all(feature = "redis", any())), allow(dead_code))] // parsed only to refuse it
+pub struct FleetConfig {
+    /// `rediss://host:6380` (TLS), or `redis://` to a loopback host; a password or ACL
+    /// user goes in the URL.
+    pub redis_url: String,
+    /// The name of the environment variable holding the fleet key (at least 32 bytes,
+    /// the same on every replica).
+    pub key_env: String,
+    /// The prefix of every key the fleet writes: one per service.
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// This replica's id in the fleet status (default: host name, process id, a suffix).
+    #[serde(default)]
+    pub replica_id: Option<String>,
+    /// Strict mode: refuse with 503 while the local view of the fleet's revocations is
+    /// older than this many seconds (at least 2). Off by default.
+    #[serde(default)]
+    pub strict_max_staleness_secs: Option<u64>,
 }
 
 /// The `[entra]` table.
@@ -95,6 +155,9 @@ impl Config {
         let dir = path.parent().unwrap_or(Path::new("."));
         config.policy = dir.join(&config.policy);
         config.audit_log = dir.join(&config.audit_log);
+        if let Some(file) = &mut config.revocations_file {
+            *file = dir.join(&*file);
+        }
         Ok(config)
     }
 
@@ -114,7 +177,7 @@ impl Config {
             }
         };
         let mut builder = Governor::builder()
-            .cloud(cloud)
+            .cloud(cloud.clone())
             .client_id(&e.client_id)
             .audit(audit)
             .groups_claim_emitted(e.groups_claim_emitted)
@@ -131,9 +194,104 @@ impl Config {
         if e.dangerous_allow_http_loopback {
             builder = builder.dangerous_allow_http_loopback();
         }
+        if let Some(file) = &self.revocations_file {
+            builder = builder.revocations_file(file);
+        }
+        let fleet = self.fleet()?;
+        if let Some(graph) = &self.graph {
+            builder = builder.group_resolver(self.graph_resolver(graph, &cloud, fleet.as_ref())?);
+        }
+        #[cfg(all(feature = "redis", any()))]
+        if let Some(fleet) = fleet {
+            builder = builder.fleet(fleet);
+        }
         Ok(builder.build()?)
     }
+
+    /// The `[graph]` resolver: the `[entra]` cloud, tenant and client id, the secret from
+    /// the environment; shared with the fleet when there is one.
+    fn graph_resolver(
+        &self,
+        graph: &GraphConfig,
+        cloud: &Cloud,
+        fleet: Option<&Fleet>,
+    ) -> Result<GraphGroupResolver, BoxError> {
+        let e = &self.entra;
+        // The resolver signs in at the caller's tenant; it needs the API's own tenant id.
+        let home = e
+            .tenant
+            .as_deref()
+            .or(e.tenants.first().map(String::as_str));
+        let tenant = home.and_then(|t| TenantId::parse(t).ok()).ok_or(
+            "graph: the [entra] tenant must be a tenant id (GUID), not a domain, to resolve \
+             groups through Microsoft Graph",
+        )?;
+        let secret = std::env::var(&graph.client_secret_env).map_err(|_| {
+            format!(
+                "graph.client_secret_env: the environment variable {} is not set",
+                graph.client_secret_env
+            )
+        })?;
+        let mut builder = GraphGroupResolver::builder(
+            cloud,
+            tenant,
+            &e.client_id,
+            ClientCredential::secret(secret),
+        );
+        if let Some(secs) = graph.cache_ttl_secs {
+            builder = builder.cache_ttl(Duration::from_secs(secs));
+        }
+        if e.dangerous_allow_http_loopback {
+            builder = builder.dangerous_allow_http_loopback();
+        }
+        #[cfg(all(feature = "redis", any()))]
+        if let Some(fleet) = fleet {
+            builder = builder.fleet(fleet);
+        }
+        #[cfg(not(all(feature = "redis", any())))]
+        let _: Option<&Fleet> = fleet;
+        Ok(builder.build()?)
+    }
+
+    /// The `[fleet]` handle, if configured (no network access yet).
+    #[cfg(all(feature = "redis", any()))]
+    fn fleet(&self) -> Result<Option<Fleet>, BoxError> {
+        let Some(f) = &self.fleet else {
+            return Ok(None);
+        };
+        let key = FleetKey::from_env(&f.key_env)
+            .map_err(|e| format!("fleet.key_env ({}): {e}", f.key_env))?;
+        let mut builder = Fleet::builder(&f.redis_url, key);
+        if let Some(namespace) = &f.namespace {
+            builder = builder.namespace(namespace);
+        }
+        if let Some(id) = &f.replica_id {
+            builder = builder.replica_id(id);
+        }
+        if let Some(secs) = f.strict_max_staleness_secs {
+            builder = builder.strict(Duration::from_secs(secs));
+        }
+        Ok(Some(builder.build()?))
+    }
+
+    /// Without the `redis` feature a `[fleet]` section is an error, not silently ignored:
+    /// replicas that believe they share revocations must not each keep their own.
+    #[cfg(not(all(feature = "redis", any())))]
+    fn fleet(&self) -> Result<Option<Fleet>, BoxError> {
+        match &self.fleet {
+            None => Ok(None),
+            Some(_) => Err(
+                "the configuration has a [fleet] section, but this build has no \
+                            fleet mode: build with the `redis` feature (--features redis)"
+                    .into(),
+            ),
+        }
+    }
 }
+
+/// Stands in for `entra_governor::fleet::Fleet` in a build without fleet mode.
+#[cfg(not(all(feature = "redis", any())))]
+pub enum Fleet {}
 
 /// Ends the process: a start-up error (a configuration the governor refuses, naming what
 /// is wrong) is printed as a sentence, not as a debug dump, and exits with status 1.
@@ -250,6 +408,9 @@ const DATA_SCIENTISTS: &str = "5d3c9a1e-2f47-4b8a-9c61-0e7f3a2b4c5d";
 const ML_ENGINEERS: &str = "8a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d";
 const RELEASE_MANAGERS: &str = "2b7e4f1a-9c3d-4e8b-a5f6-1d0c9b8a7e6f";
 const EXTERNAL_RESEARCHERS: &str = "9f8e7d6c-5b4a-4938-a2b1-c0d9e8f7a6b5";
+const PLATFORM_ADMINS: &str = "7c2d9e4f-1a3b-4c5d-9e6f-a0b1c2d3e4f5";
+/// The ML engineer's object id: fixed, so that the printed revocation can name her.
+const ML_ENGINEER_OID: &str = "3f1e2d4c-6b5a-4978-8e1f-2a3b4c5d6e7f";
 
 /// A persona of the demo: the shell variable holding its token, who it is, and how its
 /// token is minted.
@@ -318,6 +479,17 @@ pub const PERSONAS: &[Persona] = &[
         mint: |idp| pipeline(idp).client_auth(ClientAuth::Secret),
     },
     Persona {
+        var: "PLATFORM_ADMIN",
+        who: "a platform administrator (group platform-admins), signed in with MFA \
+              (auth context c2): revokes callers and reads the fleet's state",
+        mint: |idp| {
+            idp.token()
+                .scopes("Platform.Admin")
+                .groups([PLATFORM_ADMINS])
+                .acrs(["c2"])
+        },
+    },
+    Persona {
         var: "GUEST",
         who: "a guest researcher from a partner university (group external-researchers)",
         mint: |idp| {
@@ -331,8 +503,12 @@ pub const PERSONAS: &[Persona] = &[
 
 fn ml_engineer(idp: &TestIdp) -> TokenBuilder {
     idp.token()
+        .oid(ObjectId::parse(ML_ENGINEER_OID).expect("a GUID"))
         .scopes("Inference.Invoke Training.Manage Models.Manage")
         .groups([ML_ENGINEERS])
+        // Issued a second ago: a revocation refuses tokens issued before the second it
+        // is made in, and the demo's last tries revoke her right after start-up.
+        .issued_at(-1)
 }
 
 fn pipeline(idp: &TestIdp) -> TokenBuilder {
@@ -492,6 +668,34 @@ pub const TRIES: &[Try] = &[
         body: None,
         status: 401,
     },
+    get(
+        "a platform admin reads the fleet's state (standalone here: one replica)",
+        "PLATFORM_ADMIN",
+        "/v1/admin/fleet",
+        200,
+    ),
+    get(
+        "... which a data scientist may not",
+        "DATA_SCIENTIST",
+        "/v1/admin/fleet",
+        403,
+    ),
+    post(
+        "the admin revokes the ML engineer's tokens (in fleet mode: on every replica)",
+        "PLATFORM_ADMIN",
+        "/v1/admin/revocations",
+        Some(
+            r#"{"tenant_id":"8e6b3a1d-4f2c-4b7a-9d5e-0c1f2a3b4c5d","object_id":"3f1e2d4c-6b5a-4978-8e1f-2a3b4c5d6e7f"}"#,
+        ),
+        204,
+    ),
+    get(
+        "... whose token is refused from now on: a claims challenge sends her client \
+         back to sign in",
+        "ML_ENGINEER",
+        "/v1/me",
+        401,
+    ),
 ];
 
 /// Every persona's token, signed by `idp` (valid for one hour).
@@ -667,4 +871,72 @@ pub fn me(governor: &Governor, caller: &Principal) -> Value {
         "roles": caller.roles(),
         "permissions": governor.permissions(caller),
     })
+}
+
+/// `POST /v1/admin/revocations` body: the caller to revoke.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RevocationRequest {
+    /// The caller's tenant (`tid`), a GUID.
+    pub tenant_id: String,
+    /// The caller's object id (`oid`), a GUID.
+    pub object_id: String,
+}
+
+/// What an admin route answers: the status and, except for 204, a JSON body.
+pub struct AdminAnswer {
+    /// The HTTP status.
+    pub status: u16,
+    /// The JSON body (`None` for 204).
+    pub body: Option<Value>,
+}
+
+fn admin_error(status: u16, error: &str, description: String) -> AdminAnswer {
+    AdminAnswer {
+        status,
+        body: Some(json!({ "error": error, "error_description": description })),
+    }
+}
+
+/// After the route's `Require`: revokes every token of the caller named in `body`
+/// issued before now. 204; 400 for a bad body; 507 when the list is full; 503 when the
+/// revocation file cannot be written (see the route table above).
+pub fn revoke(governor: &Governor, admin: &Principal, body: &[u8]) -> AdminAnswer {
+    let request: RevocationRequest = match serde_json::from_slice(body) {
+        Ok(request) => request,
+        Err(e) => {
+            return admin_error(
+                400,
+                "invalid_request",
+                format!("expected {{\"tenant_id\": \"<guid>\", \"object_id\": \"<guid>\"}}: {e}"),
+            );
+        }
+    };
+    let id = match (
+        TenantId::parse(&request.tenant_id),
+        ObjectId::parse(&request.object_id),
+    ) {
+        (Ok(tenant), Ok(object)) => PrincipalId::new(tenant, object),
+        (Err(e), _) => return admin_error(400, "invalid_request", format!("tenant_id: {e}")),
+        (_, Err(e)) => return admin_error(400, "invalid_request", format!("object_id: {e}")),
+    };
+    match governor.revoke(&id, SystemTime::now()) {
+        Ok(()) => {
+            println!("revoked {id} (by {})", admin.id());
+            AdminAnswer {
+                status: 204,
+                body: None,
+            }
+        }
+        Err(e @ RevocationError::Full { .. }) => {
+            admin_error(507, "revocation_not_recorded", e.to_string())
+        }
+        Err(e) => admin_error(503, "revocation_not_recorded", e.to_string()),
+    }
+}
+
+/// After the route's `Require`: this replica's view of the fleet.
+pub fn fleet_status(governor: &Governor) -> Value {
+    serde_json::to_value(governor.fleet_status())
+        .unwrap_or_else(|e| json!({ "error": e.to_string() }))
 }

@@ -1,6 +1,8 @@
 //! Shared set-up: a local Entra look-alike and a governor pointed at it.
 #![allow(dead_code)]
 
+pub mod redis;
+
 use std::time::Duration;
 
 use entra_governor::TenantId;

@@ -32,6 +32,7 @@ const RELEASE_MANAGERS: &str = "2b7e4f1a-9c3d-4e8b-a5f6-1d0c9b8a7e6f";
 const APPLICATION_USERS: &str = "c4e5f6a7-b8c9-4d0e-8f1a-2b3c4d5e6f70";
 const AUDITORS: &str = "e1f2a3b4-c5d6-4e7f-8a9b-0c1d2e3f4a5b";
 const EXTERNAL_RESEARCHERS: &str = "9f8e7d6c-5b4a-4938-a2b1-c0d9e8f7a6b5";
+const PLATFORM_ADMINS: &str = "7c2d9e4f-1a3b-4c5d-9e6f-a0b1c2d3e4f5";
 const PIPELINE_APP: &str = "11112222-3333-4444-8555-666677778888";
 
 fn example() -> Policy {
@@ -122,6 +123,21 @@ fn caller(name: &str) -> Principal {
         "user-claiming-permission" => user()
             .scopes(["Training.Manage"])
             .roles(["Training.Pipeline"])
+            .build(),
+        "platform-admin" => user()
+            .scopes(["Platform.Admin"])
+            .groups(listed(&[PLATFORM_ADMINS]))
+            .build(),
+        "platform-admin-mfa" => user()
+            .scopes(["Platform.Admin"])
+            .groups(listed(&[PLATFORM_ADMINS]))
+            .auth_contexts(["c2"])
+            .build(),
+        // A data scientist whose client obtained the admin scope: the scope is a ceiling,
+        // not a grant.
+        "scientist-with-admin-scope" => user()
+            .scopes(["Platform.Admin"])
+            .groups(listed(&[DATA_SCIENTISTS]))
             .build(),
         "partner-user" => in_tenant(PARTNER)
             .scopes(["Inference.Invoke", "Models.Manage"])
@@ -480,6 +496,63 @@ const TABLE: &[(&str, &str, &str, &str, &str)] = &[
         "denied_by_rule",
         "partner-tenant-inference-only",
     ),
+    // Platform admins revoke callers and read the fleet's state, after MFA; nobody else.
+    (
+        "platform-admin-mfa",
+        "admin.revoke",
+        "admin/revocations",
+        "allow",
+        "platform-admin#0",
+    ),
+    (
+        "platform-admin-mfa",
+        "admin.read",
+        "admin/fleet",
+        "allow",
+        "platform-admin#0",
+    ),
+    (
+        "platform-admin",
+        "admin.revoke",
+        "admin/revocations",
+        "step_up_not_possible",
+        "grant:platform-admin#0",
+    ),
+    (
+        "platform-admin-mfa",
+        "models.deploy",
+        "models/staging-7",
+        "outside_scopes",
+        "",
+    ),
+    (
+        "scientist-with-admin-scope",
+        "admin.revoke",
+        "admin/revocations",
+        "no_role_grants",
+        "",
+    ),
+    (
+        "scientist",
+        "admin.read",
+        "admin/fleet",
+        "outside_scopes",
+        "",
+    ),
+    (
+        "engineer",
+        "admin.revoke",
+        "admin/revocations",
+        "outside_scopes",
+        "",
+    ),
+    (
+        "auditor-by-app-role",
+        "admin.read",
+        "admin/fleet",
+        "outside_scopes",
+        "",
+    ),
     // Malformed requests.
     (
         "scientist",
@@ -542,7 +615,7 @@ fn example_policy_is_lint_clean_and_documents_its_groups() {
         .iter()
         .map(|g| g.as_str())
         .collect();
-    assert_eq!(groups.len(), 6);
+    assert_eq!(groups.len(), 7);
     assert!(groups.windows(2).all(|w| w[0] < w[1]), "sorted");
 }
 

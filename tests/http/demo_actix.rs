@@ -38,3 +38,14 @@ async fn every_printed_command_gets_the_printed_status() {
         .collect();
     example_demo::check_every_printed_command(&base, sent).await;
 }
+
+#[actix_web::test]
+async fn the_admin_routes_revoke_and_report_and_refuse_everyone_else() {
+    let listener = platform::bind(([127, 0, 0, 1], 0).into()).unwrap();
+    let demo = platform::demo(listener).await.unwrap();
+    let idp = demo.idp.expect("the demo's look-alike");
+    let base = format!("http://{}", demo.listener.local_addr().unwrap());
+    let server = actix_platform::server(demo.governor, demo.audit, demo.listener).unwrap();
+    actix_web::rt::spawn(server);
+    crate::admin::check_admin_routes(&base, &idp).await;
+}

@@ -39,3 +39,15 @@ async fn every_printed_command_gets_the_printed_status() {
         .collect();
     example_demo::check_every_printed_command(&base, sent).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_routes_revoke_and_report_and_refuse_everyone_else() {
+    let listener = platform::bind(([127, 0, 0, 1], 0).into()).unwrap();
+    let demo = platform::demo(listener).await.unwrap();
+    let idp = demo.idp.expect("the demo's look-alike");
+    let base = format!("http://{}", demo.listener.local_addr().unwrap());
+    let listener = tokio::net::TcpListener::from_std(demo.listener).unwrap();
+    let app = ai_platform::app(demo.governor, demo.audit);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    crate::admin::check_admin_routes(&base, &idp).await;
+}

@@ -11,6 +11,7 @@
 mod common;
 
 mod actix;
+mod admin;
 mod axum;
 mod contract;
 mod demo_actix;
