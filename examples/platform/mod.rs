@@ -31,7 +31,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-#[cfg(all(feature = "redis", any()))]
+#[cfg(feature = "redis")]
 use entra_governor::fleet::{Fleet, FleetKey};
 use entra_governor::graph::{ClientCredential, GraphGroupResolver};
 use entra_governor::http::{self, Refusal};
@@ -91,7 +91,7 @@ pub struct GraphConfig {
 /// every replica through Redis.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[cfg_attr(not(all(feature = "redis", any())), allow(dead_code))] // parsed only to refuse it
+#[cfg_attr(not(feature = "redis"), allow(dead_code))] // parsed only to refuse it
 pub struct FleetConfig {
     /// `rediss://host:6380` (TLS), or `redis://` to a loopback host; a password or ACL
     /// user goes in the URL.
@@ -201,7 +201,7 @@ impl Config {
         if let Some(graph) = &self.graph {
             builder = builder.group_resolver(self.graph_resolver(graph, &cloud, fleet.as_ref())?);
         }
-        #[cfg(all(feature = "redis", any()))]
+        #[cfg(feature = "redis")]
         if let Some(fleet) = fleet {
             builder = builder.fleet(fleet);
         }
@@ -244,17 +244,17 @@ impl Config {
         if e.dangerous_allow_http_loopback {
             builder = builder.dangerous_allow_http_loopback();
         }
-        #[cfg(all(feature = "redis", any()))]
+        #[cfg(feature = "redis")]
         if let Some(fleet) = fleet {
             builder = builder.fleet(fleet);
         }
-        #[cfg(not(all(feature = "redis", any())))]
+        #[cfg(not(feature = "redis"))]
         let _: Option<&Fleet> = fleet;
         Ok(builder.build()?)
     }
 
     /// The `[fleet]` handle, if configured (no network access yet).
-    #[cfg(all(feature = "redis", any()))]
+    #[cfg(feature = "redis")]
     fn fleet(&self) -> Result<Option<Fleet>, BoxError> {
         let Some(f) = &self.fleet else {
             return Ok(None);
@@ -276,7 +276,7 @@ impl Config {
 
     /// Without the `redis` feature a `[fleet]` section is an error, not silently ignored:
     /// replicas that believe they share revocations must not each keep their own.
-    #[cfg(not(all(feature = "redis", any())))]
+    #[cfg(not(feature = "redis"))]
     fn fleet(&self) -> Result<Option<Fleet>, BoxError> {
         match &self.fleet {
             None => Ok(None),
@@ -290,7 +290,7 @@ impl Config {
 }
 
 /// Stands in for `entra_governor::fleet::Fleet` in a build without fleet mode.
-#[cfg(not(all(feature = "redis", any())))]
+#[cfg(not(feature = "redis"))]
 pub enum Fleet {}
 
 /// Ends the process: a start-up error (a configuration the governor refuses, naming what

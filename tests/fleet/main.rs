@@ -1,8 +1,14 @@
 //! Fleet mode end to end: a real `redis-server` (the harness in `tests/common/redis.rs`)
-//! and the example servers as processes sharing it. One test binary (needs the `redis`,
-//! `axum` and `actix` features).
+//! and the example servers as processes sharing it, three replicas of both frameworks,
+//! the local Entra and Graph look-alike in this process. One test binary (needs the
+//! `redis`, `axum` and `actix` features).
 
 #[path = "../common/mod.rs"]
 mod common;
 
+mod faults;
+mod graph;
 mod harness;
+mod replica;
+mod revocation;
+mod tamper;

@@ -1,0 +1,176 @@
+//! Redis paused (SIGSTOP) and killed mid-run: decisions continue on every replica from
+//! local state, and revocations made meanwhile reach every replica when Redis returns.
+
+use std::time::Duration;
+
+use crate::common::redis::Reply;
+use crate::replica::{
+    Caller, DATA_SCIENTISTS, Fleet, NAMESPACE, SERIAL, admin_token, caller, get, revoke, wait_for,
+};
+
+fn scientist(fleet: &Fleet) -> Caller {
+    caller(
+        fleet
+            .idp
+            .token()
+            .scopes("Inference.Invoke")
+            .groups([DATA_SCIENTISTS]),
+    )
+}
+
+/// How long a replica may take to reconnect and catch up after Redis returns.
+const RECOVERY: Duration = Duration::from_secs(20);
+
+async fn refused_everywhere(fleet: &Fleet, who: &Caller, what: &str) {
+    for r in &fleet.replicas {
+        wait_for(
+            RECOVERY,
+            &format!("{what}: refused by {}", r.id),
+            || async { get(&r.base, "/v1/me", &who.token).await.0 == 401 },
+        )
+        .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_redis_paused_decisions_continue_and_revocations_arrive_after_resume() {
+    let _serial = SERIAL.lock().await;
+    let mut fleet = Fleet::start("pause").await;
+    let admin = admin_token(&fleet.idp);
+    let (known, victim) = (scientist(&fleet), scientist(&fleet));
+    for r in &fleet.replicas {
+        assert_eq!(get(&r.base, "/v1/me", &known.token).await.0, 200);
+        assert_eq!(get(&r.base, "/v1/me", &victim.token).await.0, 200);
+    }
+
+    fleet.redis.pause();
+    // Decisions continue: a known token, a token never seen before, the admin routes.
+    let fresh = scientist(&fleet);
+    for r in &fleet.replicas {
+        assert_eq!(
+            get(&r.base, "/v1/me", &known.token).await.0,
+            200,
+            "{}",
+            r.id
+        );
+        assert_eq!(
+            get(&r.base, "/v1/me", &fresh.token).await.0,
+            200,
+            "{}",
+            r.id
+        );
+    }
+    // A revocation made meanwhile is enforced at once where it was made ...
+    let (r0, others) = fleet.replicas.split_first().unwrap();
+    assert_eq!(
+        revoke(&r0.base, &admin, &victim.tenant, &victim.object).await,
+        204
+    );
+    assert_eq!(get(&r0.base, "/v1/me", &victim.token).await.0, 401);
+    let status = crate::replica::fleet_status(&r0.base, &admin).await;
+    assert_eq!(status["pending_revocations"], 1, "{status}");
+    // ... and nowhere else while Redis is away (nothing else carries it).
+    for r in others {
+        assert_eq!(
+            get(&r.base, "/v1/me", &victim.token).await.0,
+            200,
+            "{}",
+            r.id
+        );
+    }
+
+    fleet.redis.resume();
+    refused_everywhere(&fleet, &victim, "revoked while Redis was paused").await;
+    for r in &fleet.replicas {
+        assert_eq!(
+            get(&r.base, "/v1/me", &known.token).await.0,
+            200,
+            "{}",
+            r.id
+        );
+    }
+    wait_for(RECOVERY, "the pending revocation acknowledged", || async {
+        crate::replica::fleet_status(&r0.base, &admin).await["pending_revocations"] == 0
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_and_emptied_redis_lifts_no_revocation_and_loses_none_made_meanwhile() {
+    let _serial = SERIAL.lock().await;
+    let mut fleet = Fleet::start("kill").await;
+    let admin = admin_token(&fleet.idp);
+    let (before, during, known) = (scientist(&fleet), scientist(&fleet), scientist(&fleet));
+    for r in &fleet.replicas {
+        assert_eq!(get(&r.base, "/v1/me", &during.token).await.0, 200);
+        assert_eq!(get(&r.base, "/v1/me", &known.token).await.0, 200);
+    }
+    assert_eq!(
+        revoke(
+            &fleet.replicas[0].base,
+            &admin,
+            &before.tenant,
+            &before.object
+        )
+        .await,
+        204
+    );
+    refused_everywhere(&fleet, &before, "revoked before the outage").await;
+
+    fleet.redis.kill();
+    // Decisions continue; a revocation made during the outage is enforced where made.
+    let r1 = &fleet.replicas[1];
+    assert_eq!(
+        revoke(&r1.base, &admin, &during.tenant, &during.object).await,
+        204
+    );
+    assert_eq!(get(&r1.base, "/v1/me", &during.token).await.0, 401);
+    for r in &fleet.replicas {
+        assert_eq!(
+            get(&r.base, "/v1/me", &known.token).await.0,
+            200,
+            "{}",
+            r.id
+        );
+        assert_eq!(
+            get(&r.base, "/v1/me", &before.token).await.0,
+            401,
+            "{}",
+            r.id
+        );
+    }
+
+    // A new, empty Redis on the same port: nothing lifts the earlier revocation, and the
+    // one made during the outage reaches every replica.
+    fleet.redis.restart();
+    assert_eq!(fleet.redis.command(&["DBSIZE"]), Ok(Reply::Integer(0)));
+    refused_everywhere(&fleet, &during, "revoked during the outage").await;
+    for r in &fleet.replicas {
+        assert_eq!(
+            get(&r.base, "/v1/me", &before.token).await.0,
+            401,
+            "{}",
+            r.id
+        );
+        assert_eq!(
+            get(&r.base, "/v1/me", &known.token).await.0,
+            200,
+            "{}",
+            r.id
+        );
+    }
+    // The replicas wrote back what the new Redis had lost: both revocations.
+    let key = format!("{NAMESPACE}:revocations");
+    wait_for(RECOVERY, "both revocations written back", || async {
+        let fields = fleet
+            .redis
+            .command(&["HKEYS", &key])
+            .unwrap_or(Reply::Array(None));
+        let fields: Vec<String> = fields.items().iter().filter_map(Reply::text).collect();
+        [&before, &during]
+            .iter()
+            .all(|c| fields.contains(&format!("p:{}:{}", c.tenant, c.object)))
+    })
+    .await;
+    fleet.wait_until_current().await;
+}
