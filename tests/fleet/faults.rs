@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use crate::common::redis::Reply;
 use crate::replica::{
-    Caller, DATA_SCIENTISTS, Fleet, NAMESPACE, SERIAL, admin_token, caller, get, revoke, wait_for,
+    Caller, DATA_SCIENTISTS, Fleet, NAMESPACE, Replica, SERIAL, admin_token, caller, get, revoke,
+    wait_for,
 };
 
 fn scientist(fleet: &Fleet) -> Caller {
@@ -173,4 +174,54 @@ async fn a_killed_and_emptied_redis_lifts_no_revocation_and_loses_none_made_mean
     })
     .await;
     fleet.wait_until_current().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_strict_replica_refuses_with_503_while_its_view_is_stale_and_recovers() {
+    let _serial = SERIAL.lock().await;
+    let idp = crate::common::example_idp().await;
+    let mut redis = crate::common::redis::RedisServer::start();
+    let dir = crate::replica::temp_dir("strict");
+    let strict = Replica::start_with(
+        "actix_platform",
+        "strict",
+        &dir,
+        &idp,
+        &redis,
+        "strict_max_staleness_secs = 2",
+    );
+    let lenient = Replica::start("ai_platform", "lenient", &dir, &idp, &redis);
+    let admin = admin_token(&idp);
+    let known = caller(
+        idp.token()
+            .scopes("Inference.Invoke")
+            .groups([DATA_SCIENTISTS]),
+    );
+    for r in [&strict, &lenient] {
+        wait_for(RECOVERY, &format!("{} answers", r.id), || async {
+            get(&r.base, "/v1/me", &known.token).await.0 == 200
+        })
+        .await;
+    }
+    let status = crate::replica::fleet_status(&strict.base, &admin).await;
+    assert_eq!(status["strict_bound_ms"], 2000, "{status}");
+
+    redis.pause();
+    wait_for(RECOVERY, "the strict replica refuses", || async {
+        get(&strict.base, "/v1/me", &known.token).await.0 == 503
+    })
+    .await;
+    let (status, retry_after) = get(&strict.base, "/v1/me", &known.token).await;
+    assert_eq!(status, 503);
+    assert!(retry_after.is_some(), "503 without Retry-After");
+    // The lenient replica keeps deciding from its local view.
+    assert_eq!(get(&lenient.base, "/v1/me", &known.token).await.0, 200);
+
+    redis.resume();
+    wait_for(RECOVERY, "the strict replica answers again", || async {
+        get(&strict.base, "/v1/me", &known.token).await.0 == 200
+    })
+    .await;
+    drop((strict, lenient));
+    let _ = std::fs::remove_dir_all(&dir);
 }

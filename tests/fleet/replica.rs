@@ -64,8 +64,15 @@ pub fn temp_dir(name: &str) -> PathBuf {
     dir
 }
 
-/// A configuration for one replica: the example policy, Graph for overage, the fleet.
-pub fn write_config(dir: &Path, idp: &TestIdp, redis: &RedisServer, replica: &str) -> PathBuf {
+/// A configuration for one replica: the example policy, Graph for overage, the fleet
+/// (`fleet_extra`: more lines of the `[fleet]` table).
+pub fn write_config(
+    dir: &Path,
+    idp: &TestIdp,
+    redis: &RedisServer,
+    replica: &str,
+    fleet_extra: &str,
+) -> PathBuf {
     let policy = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/policy.toml");
     let config = dir.join(format!("{replica}.toml"));
     std::fs::write(
@@ -86,6 +93,7 @@ redis_url = "{url}"
 key_env = "{KEY_ENV}"
 namespace = "{NAMESPACE}"
 replica_id = "{replica}"
+{fleet_extra}
 "#,
             authority = idp.authority(),
             tenant = idp.tenant_id(),
@@ -110,7 +118,19 @@ impl Replica {
     /// Starts `example` (`ai_platform` or `actix_platform`) as replica `id`, and waits
     /// until it listens.
     pub fn start(example: &str, id: &str, dir: &Path, idp: &TestIdp, redis: &RedisServer) -> Self {
-        let config = write_config(dir, idp, redis, id);
+        Self::start_with(example, id, dir, idp, redis, "")
+    }
+
+    /// As [`start`](Self::start), with more lines for the `[fleet]` table.
+    pub fn start_with(
+        example: &str,
+        id: &str,
+        dir: &Path,
+        idp: &TestIdp,
+        redis: &RedisServer,
+        fleet_extra: &str,
+    ) -> Self {
+        let config = write_config(dir, idp, redis, id, fleet_extra);
         let mut child = Command::new(example_binary(example))
             .arg("--config")
             .arg(&config)

@@ -1,8 +1,11 @@
 //! The example servers as a user starts them: the built example binaries, run as
 //! processes with a `--config` file, against the local Entra look-alike.
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
 
 use entra_governor::testing::TestIdp;
 
@@ -120,4 +123,102 @@ fn the_quickstart_shows_the_decisions_its_comments_promise() {
             .contains("requirement role:training-pipeline not met")
     );
     assert!(line("engineer, 300 groups", "datasets.write").contains("allowed"));
+}
+
+/// An example server process serving `config`; killed on drop.
+struct Served {
+    child: Child,
+    base: String,
+}
+
+impl Served {
+    fn start(example: &str, config: &Path) -> Self {
+        let mut child = Command::new(example_binary(example))
+            .arg("--config")
+            .arg(config)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{example} did not run: {e}"));
+        let stdout = child.stdout.take().expect("piped");
+        let (tx, rx) = mpsc::channel();
+        // Drained for the process's whole life: a full pipe would block it.
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(base) = line.strip_prefix("listening on ") {
+                    let _ = tx.send(base.to_owned());
+                }
+            }
+        });
+        let base = rx
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("{example} did not start"));
+        Served { child, base }
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+// Multi-threaded: the look-alike serves the servers' key fetches while this thread waits
+// for them to start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_through_the_admin_route_survives_a_restart_with_a_revocations_file() {
+    let idp = crate::common::example_idp().await;
+    let dir = temp_dir("revocations-file");
+    let config = dir.join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"listen = "127.0.0.1:0"
+policy = "{}/examples/policy.toml"
+audit_log = "decisions.jsonl"
+revocations_file = "revoked/revocations.json"
+[entra]
+authority = "{}"
+dangerous_allow_http_loopback = true
+tenant = "{}"
+client_id = "{}"
+"#,
+            env!("CARGO_MANIFEST_DIR"),
+            idp.authority(),
+            idp.tenant_id(),
+            idp.client_id()
+        ),
+    )
+    .unwrap();
+    std::fs::create_dir_all(dir.join("revoked")).unwrap();
+    let admin = crate::admin::admin_token(&idp);
+    for example in ["ai_platform", "actix_platform"] {
+        let (victim, body) = crate::admin::scientist(&idp);
+        let served = Served::start(example, &config);
+        assert_eq!(
+            crate::admin::get(&served.base, "/v1/me", &victim).await.0,
+            200
+        );
+        let (status, _, text) = crate::admin::revoke(&served.base, &admin, &body.to_string()).await;
+        assert_eq!(status, 204, "{example}: {text}");
+        assert_eq!(
+            crate::admin::get(&served.base, "/v1/me", &victim).await.0,
+            401
+        );
+        // Written where the configuration said, relative to the configuration file.
+        let saved = std::fs::read_to_string(dir.join("revoked/revocations.json")).unwrap();
+        assert!(
+            saved.contains(body["object_id"].as_str().unwrap()),
+            "{example}: {saved}"
+        );
+        drop(served);
+        let served = Served::start(example, &config);
+        assert_eq!(
+            crate::admin::get(&served.base, "/v1/me", &victim).await.0,
+            401,
+            "{example}: the revocation did not survive the restart"
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
 }
