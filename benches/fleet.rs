@@ -41,10 +41,11 @@ fn builder(idp: &TestIdp) -> GovernorBuilder {
         .policy(policy)
 }
 
-fn fleet(redis: &RedisServer, replica: &str, strict: bool) -> Fleet {
+/// A replica of the fleet `namespace`.
+fn fleet(redis: &RedisServer, namespace: &str, replica: &str, strict: bool) -> Fleet {
     let key = FleetKey::from_bytes(&[7; 32]).expect("key");
     let b = Fleet::builder(redis.url(), key)
-        .namespace(format!("bench-{replica}-{strict}"))
+        .namespace(namespace)
         .replica_id(replica);
     let b = if strict {
         b.strict(Duration::from_secs(5))
@@ -76,7 +77,7 @@ fn propagation(rt: &tokio::runtime::Runtime, idp: &TestIdp, redis: &RedisServer)
         .iter()
         .map(|r| {
             let _guard = rt.enter();
-            let fleet = fleet(redis, r, false);
+            let fleet = fleet(redis, "bench-propagation", r, false);
             builder(idp).fleet(fleet).build().expect("replica")
         })
         .collect();
@@ -90,7 +91,12 @@ fn propagation(rt: &tokio::runtime::Runtime, idp: &TestIdp, redis: &RedisServer)
         let started = Instant::now();
         origin.revoke(&id, SystemTime::now()).expect("revoked");
         let mut pending: Vec<&Governor> = others;
+        let deadline = started + Duration::from_secs(10);
         while !pending.is_empty() {
+            assert!(
+                Instant::now() < deadline,
+                "revocation {n} did not propagate in 10 s"
+            );
             pending.retain(|g| {
                 if g.revocation_count() > n {
                     samples.push(started.elapsed());
@@ -118,11 +124,11 @@ fn hot_path(c: &mut Criterion, rt: &tokio::runtime::Runtime, idp: &TestIdp, redi
         (
             builder(idp).build().expect("standalone"),
             builder(idp)
-                .fleet(fleet(redis, "hot", false))
+                .fleet(fleet(redis, "bench-hot", "hot", false))
                 .build()
                 .expect("fleet"),
             builder(idp)
-                .fleet(fleet(redis, "hot-strict", true))
+                .fleet(fleet(redis, "bench-hot-strict", "hot-strict", true))
                 .build()
                 .expect("strict"),
         )

@@ -10,7 +10,8 @@ use entra_governor::graph::{
 use entra_governor::testing::{GraphMode, TestIdp};
 use entra_governor::{Cloud, Governor, GroupId, Principal, TokenError};
 
-use crate::common::{self, redis::RedisServer};
+use crate::common;
+use crate::common::redis::{RedisServer, Reply};
 
 const KEY: &[u8; 32] = b"an example fleet key, 32 bytes!!";
 
@@ -18,8 +19,24 @@ fn key() -> FleetKey {
     FleetKey::from_bytes(KEY).unwrap()
 }
 
+/// The Redis URL of a user with exactly the permissions the README lists for the fleet.
+fn least_privilege_url(redis: &RedisServer) -> String {
+    let rules = "on >fleet-password resetkeys ~lib-test:* resetchannels -@all \
+                 +ping +get +set +mset +del +hget +hset +hgetall +hdel \
+                 +xadd +xread +xrevrange +evalsha +script|load";
+    let mut args = vec!["ACL", "SETUSER", "eg-fleet"];
+    args.extend(rules.split_whitespace());
+    assert_eq!(redis.command(&args), Ok(Reply::Status("OK".into())));
+    format!("redis://eg-fleet:fleet-password@127.0.0.1:{}", redis.port())
+}
+
+/// A replica's fleet as the least-privileged Redis user.
 fn fleet(redis: &RedisServer, replica: &str) -> Fleet {
-    Fleet::builder(redis.url(), key())
+    fleet_at(&least_privilege_url(redis), replica)
+}
+
+fn fleet_at(url: &str, replica: &str) -> Fleet {
+    Fleet::builder(url, key())
         .namespace("lib-test")
         .replica_id(replica)
         .heartbeat_interval(Duration::from_millis(200))
@@ -93,7 +110,7 @@ async fn a_revocation_on_one_replica_is_enforced_by_every_replica() {
     assert_eq!(a.fleet_status().pending_revocations, 0);
     assert_eq!(
         redis.command(&["HLEN", "lib-test:revocations"]),
-        Ok(common::redis::Reply::Integer(1))
+        Ok(Reply::Integer(1))
     );
 }
 
@@ -101,9 +118,10 @@ async fn a_revocation_on_one_replica_is_enforced_by_every_replica() {
 async fn revocations_survive_an_outage_and_a_replaced_redis() {
     let mut redis = RedisServer::start();
     let idp = TestIdp::start().await;
+    // The default user: the restarted server knows no other.
     let (a, b) = (
-        replica(&idp, fleet(&redis, "a")),
-        replica(&idp, fleet(&redis, "b")),
+        replica(&idp, fleet_at(&redis.url(), "a")),
+        replica(&idp, fleet_at(&redis.url(), "b")),
     );
     caught_up(&[&a, &b]).await;
     let (early, during) = (
@@ -150,7 +168,7 @@ async fn revocations_survive_an_outage_and_a_replaced_redis() {
     );
     assert!(
         eventually(Duration::from_secs(5), async || {
-            redis.command(&["HLEN", "lib-test:revocations"]) == Ok(common::redis::Reply::Integer(2))
+            redis.command(&["HLEN", "lib-test:revocations"]) == Ok(Reply::Integer(2))
         })
         .await,
         "the mirrors did not write the lost revocation back"
@@ -162,7 +180,7 @@ async fn revocations_survive_an_outage_and_a_replaced_redis() {
 async fn strict_mode_refuses_while_the_view_is_stale_and_recovers() {
     let mut redis = RedisServer::start();
     let idp = TestIdp::start().await;
-    let strict = Fleet::builder(redis.url(), key())
+    let strict = Fleet::builder(least_privilege_url(&redis), key())
         .namespace("lib-test")
         .replica_id("strict")
         .strict(Duration::from_secs(2))
