@@ -126,6 +126,10 @@ return 0",
             names.membership_lock(&groups, id),
         );
         let lock_ms = u64::try_from(lock_for.as_millis()).unwrap_or(5_000).max(1);
+        // Waiting for another replica's call uses at most half the time left, so that a
+        // replica that died holding the lock still leaves time to ask Graph here.
+        let now = tokio::time::Instant::now();
+        let wait_until = now + deadline.saturating_duration_since(now) / 2;
         loop {
             let stored: Option<Option<String>> =
                 bounded(redis::cmd("GET").arg(&key).query_async(&mut con)).await;
@@ -150,7 +154,7 @@ return 0",
                 Some(Some(_)) => return Lookup::Ask(Lock { key: lock_key }),
                 Some(None) => {} // another replica is asking: wait for its answer
             }
-            if tokio::time::Instant::now() + POLL * 2 >= deadline {
+            if tokio::time::Instant::now() + POLL >= wait_until {
                 return Lookup::Alone;
             }
             tokio::time::sleep(POLL).await;

@@ -72,12 +72,12 @@ pub(crate) async fn publish(
     let mut con = fleet.commands().ok_or_else(|| FleetError::Redis {
         reason: "no connection".into(),
     })?;
-    redis::pipe()
-        .atomic()
-        .set(names.policy(), &sealed)
-        .ignore()
-        .set(names.policy_hint(), &version)
-        .ignore()
+    // One MSET: both keys change together.
+    redis::cmd("MSET")
+        .arg(names.policy())
+        .arg(&sealed)
+        .arg(names.policy_hint())
+        .arg(&version)
         .query_async::<()>(&mut con)
         .await
         .map_err(|e| FleetError::Redis {

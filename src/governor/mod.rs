@@ -414,7 +414,9 @@ impl Governor {
     }
 
     /// Replaces the policy atomically. Requests already deciding finish on the policy
-    /// they started with; later ones use the new one. A [`Policy`] is validated when it
+    /// they started with; later ones use the new one. In fleet mode this changes this
+    /// replica only ([`fleet_status`](Self::fleet_status) then shows it apart); use
+    /// `publish_policy` to change every replica. A [`Policy`] is validated when it
     /// is loaded, so an invalid one never gets this far: see
     /// [`reload_policy_from_path`](Self::reload_policy_from_path).
     ///

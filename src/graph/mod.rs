@@ -35,6 +35,9 @@
 //!   never held back. Every held-back error is still a transient one to a decision: a deny
 //!   for [`GROUP_MEMBERSHIP_UNAVAILABLE`], answered 503 with `Retry-After`.
 //!
+//! - in fleet mode ([`GraphGroupResolverBuilder::fleet`], feature `redis`) it shares
+//!   answers and 429 holds with every replica through Redis: see [`fleet`](crate::fleet).
+//!
 //! The operator grants the API's app registration the Microsoft Graph **application**
 //! permissions `User.Read.All` and `GroupMember.Read.All`, with admin consent, in every
 //! tenant whose users are resolved; app-only callers (service principals) also need
