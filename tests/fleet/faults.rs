@@ -145,6 +145,8 @@ async fn a_killed_and_emptied_redis_lifts_no_revocation_and_loses_none_made_mean
     // one made during the outage reaches every replica.
     fleet.redis.restart();
     assert_eq!(fleet.redis.command(&["DBSIZE"]), Ok(Reply::Integer(0)));
+    // The replacement is configured as the old one was: the replicas' ACL user.
+    crate::replica::least_privilege_url(&fleet.redis);
     refused_everywhere(&fleet, &during, "revoked during the outage").await;
     for r in &fleet.replicas {
         assert_eq!(

@@ -64,6 +64,27 @@ pub fn temp_dir(name: &str) -> PathBuf {
     dir
 }
 
+/// The Redis URL of a user with exactly the permissions the README lists for the fleet
+/// ("Running more than one replica"), on the tests' namespace: the example servers run
+/// as a platform team would run them.
+pub fn least_privilege_url(redis: &RedisServer) -> String {
+    let rules = format!(
+        "on >replica-password resetkeys ~{NAMESPACE}:* resetchannels -@all \
+         +ping +get +set +mset +del +hget +hset +hgetall +hdel \
+         +xadd +xread +xrevrange +evalsha +script|load"
+    );
+    let mut args = vec!["ACL", "SETUSER", "eg-replica"];
+    args.extend(rules.split_whitespace());
+    assert_eq!(
+        redis.command(&args),
+        Ok(crate::common::redis::Reply::Status("OK".into()))
+    );
+    format!(
+        "redis://eg-replica:replica-password@127.0.0.1:{}",
+        redis.port()
+    )
+}
+
 /// A configuration for one replica: the example policy, Graph for overage, the fleet
 /// (`fleet_extra`: more lines of the `[fleet]` table).
 pub fn write_config(
@@ -98,7 +119,7 @@ replica_id = "{replica}"
             authority = idp.authority(),
             tenant = idp.tenant_id(),
             client_id = idp.client_id(),
-            url = redis.url(),
+            url = least_privilege_url(redis),
         ),
     )
     .unwrap();
