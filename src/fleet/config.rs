@@ -67,6 +67,7 @@ pub struct FleetBuilder {
     timeout: Duration,
     strict_bound: Option<Duration>,
     allow_plaintext: bool,
+    root_certificates: Option<Vec<u8>>,
 }
 
 impl std::fmt::Debug for FleetBuilder {
@@ -94,6 +95,7 @@ impl Fleet {
             timeout: DEFAULT_REDIS_TIMEOUT,
             strict_bound: None,
             allow_plaintext: false,
+            root_certificates: None,
         }
     }
 
@@ -148,6 +150,13 @@ impl FleetBuilder {
         self
     }
 
+    /// Trust these CA certificates (PEM) for `rediss://` instead of the system's roots:
+    /// a Redis behind a private CA. The server's name must match its certificate.
+    pub fn redis_root_certificates(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.root_certificates = Some(pem.into());
+        self
+    }
+
     /// Allow plain `redis://` to a host that is not loopback. Dangerous: whoever is on
     /// the path can read the fleet's revocations and memberships, and drop revocations
     /// on their way (they cannot forge grants: those are sealed with the fleet key).
@@ -163,11 +172,7 @@ impl FleetBuilder {
     pub fn build(self) -> Result<Fleet, ConfigError> {
         let shown = shown_url(&self.url);
         check_url(&self.url, &shown, self.allow_plaintext)?;
-        let client =
-            redis::Client::open(self.url.as_str()).map_err(|_| ConfigError::InvalidRedisUrl {
-                shown: shown.clone(),
-                reason: "not a Redis URL",
-            })?;
+        let client = client(&self.url, &shown, self.root_certificates)?;
         let names = Names::new(&self.namespace).ok_or(ConfigError::OutOfRange {
             setting: "namespace",
             reason: "1 to 64 letters, digits, '-', '_' or '.'",
@@ -225,6 +230,28 @@ impl FleetBuilder {
         Ok(Fleet {
             shared: Arc::new(Shared::new(settings, self.key, client)),
         })
+    }
+}
+
+/// The Redis client for `url`, trusting `roots` (PEM) instead of the system's if given.
+fn client(url: &str, shown: &str, roots: Option<Vec<u8>>) -> Result<redis::Client, ConfigError> {
+    let invalid = |reason| ConfigError::InvalidRedisUrl {
+        shown: shown.to_owned(),
+        reason,
+    };
+    match roots {
+        None => redis::Client::open(url).map_err(|_| invalid("not a Redis URL")),
+        Some(_) if !url.starts_with("rediss://") => {
+            Err(invalid("root certificates are for rediss:// (TLS) only"))
+        }
+        Some(pem) => {
+            let certificates = redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(pem),
+            };
+            redis::Client::build_with_tls(url, certificates)
+                .map_err(|_| invalid("the root certificates are not PEM certificates"))
+        }
     }
 }
 

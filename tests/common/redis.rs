@@ -56,6 +56,8 @@ pub struct RedisServer {
     dir: PathBuf,
     child: Option<Child>,
     paused: bool,
+    /// More `redis-server` arguments (TLS, say), given to every start.
+    extra_args: Vec<String>,
 }
 
 impl RedisServer {
@@ -64,6 +66,15 @@ impl RedisServer {
     /// # Panics
     /// When `redis-server` is not installed, or does not start.
     pub fn start() -> Self {
+        Self::start_with_args(Vec::new())
+    }
+
+    /// As [`start`](Self::start), with more `redis-server` arguments (kept for
+    /// [`restart`](Self::restart)).
+    ///
+    /// # Panics
+    /// As [`start`](Self::start).
+    pub fn start_with_args(extra_args: Vec<String>) -> Self {
         let binary = find_binary();
         // A port picked free can be taken by another test before the server binds it:
         // a few attempts, each with a new port.
@@ -77,6 +88,7 @@ impl RedisServer {
                 dir,
                 child: None,
                 paused: false,
+                extra_args: extra_args.clone(),
             };
             match server.spawn() {
                 Ok(()) => return server,
@@ -179,6 +191,7 @@ impl RedisServer {
             .args(["--protected-mode", "no"])
             .arg("--logfile")
             .arg(&log)
+            .args(&self.extra_args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -229,7 +242,8 @@ fn find_binary() -> PathBuf {
     }
 }
 
-fn free_port() -> u16 {
+/// A loopback port that was free a moment ago.
+pub fn free_port() -> u16 {
     TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
         .and_then(|l| l.local_addr())
         .map(|a| a.port())

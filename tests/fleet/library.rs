@@ -450,3 +450,91 @@ async fn a_429_seen_by_one_replica_holds_back_the_others() {
     assert_eq!(idp.check_member_groups_requests(), calls);
     assert_eq!(b.graph_calls(), 0);
 }
+
+/// A Redis answering TLS on `localhost` with a certificate of a CA made for the test;
+/// returns the server (its plain port for the harness) and the CA's PEM.
+fn tls_redis() -> (RedisServer, String, u16) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let server_key = KeyPair::generate().unwrap();
+    let server = CertificateParams::new(vec!["localhost".to_owned()])
+        .unwrap()
+        .signed_by(&server_key, &issuer)
+        .unwrap();
+    let dir = std::env::temp_dir().join(format!("eg-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let write = |name: &str, pem: String| {
+        let path = dir.join(name);
+        std::fs::write(&path, pem).unwrap();
+        path.display().to_string()
+    };
+    let (cert, key, ca_file) = (
+        write("server.pem", server.pem()),
+        write("server.key", server_key.serialize_pem()),
+        write("ca.pem", ca.pem()),
+    );
+    let tls_port = common::redis::free_port();
+    let args = [
+        "--tls-port",
+        &tls_port.to_string(),
+        "--tls-cert-file",
+        &cert,
+        "--tls-key-file",
+        &key,
+        "--tls-ca-cert-file",
+        &ca_file,
+        "--tls-auth-clients",
+        "no",
+    ];
+    let redis = RedisServer::start_with_args(args.iter().map(|a| a.to_string()).collect());
+    // Read when the server started; a restart would need them again, this test does none.
+    std::fs::remove_dir_all(&dir).unwrap();
+    (redis, ca.pem(), tls_port)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_share_revocations_over_tls() {
+    let (redis, ca, port) = tls_redis();
+    let idp = TestIdp::start().await;
+    let url = format!("rediss://localhost:{port}");
+    let tls = |replica: &str, roots: Option<&str>| {
+        let b = Fleet::builder(&url, key())
+            .namespace("lib-tls")
+            .replica_id(replica);
+        let b = match roots {
+            Some(pem) => b.redis_root_certificates(pem.as_bytes()),
+            None => b,
+        };
+        b.build().unwrap()
+    };
+    let (a, b) = (
+        replica(&idp, tls("a", Some(&ca))),
+        replica(&idp, tls("b", Some(&ca))),
+    );
+    caught_up(&[&a, &b]).await;
+    let token = idp.token().scopes("Inference.Invoke").sign();
+    let caller = a.verify(&token).await.unwrap();
+    a.revoke(caller.id(), SystemTime::now() + Duration::from_secs(1))
+        .unwrap();
+    assert!(
+        eventually(Duration::from_secs(1), async || is_revoked(
+            &b.verify(&token).await
+        ))
+        .await,
+        "the revocation did not cross TLS"
+    );
+    assert_eq!(
+        redis.command(&["HLEN", "lib-tls:revocations"]),
+        Ok(Reply::Integer(1)),
+        "written through the TLS port"
+    );
+    // Without the test CA, the server's certificate is not trusted: never connected.
+    let untrusting = replica(&idp, tls("c", None));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let status = untrusting.fleet_status();
+    assert!(!status.connected && status.view_age.is_none(), "{status:?}");
+}
