@@ -33,6 +33,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 #[cfg(feature = "redis")]
 use entra_governor::fleet::{Fleet, FleetKey};
+#[cfg(feature = "graph")]
 use entra_governor::graph::{ClientCredential, GraphGroupResolver};
 use entra_governor::http::{self, Refusal};
 use entra_governor::testing::{Options, TestIdp, TokenBuilder};
@@ -78,6 +79,7 @@ pub struct Config {
 /// `[entra]` application with a client secret.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(not(feature = "graph"), allow(dead_code))] // parsed only to refuse it
 pub struct GraphConfig {
     /// The name of the environment variable holding the client secret (never the
     /// secret itself: configuration files end up in repositories).
@@ -199,7 +201,21 @@ impl Config {
         }
         let fleet = self.fleet()?;
         if let Some(graph) = &self.graph {
-            builder = builder.group_resolver(self.graph_resolver(graph, &cloud, fleet.as_ref())?);
+            #[cfg(feature = "graph")]
+            {
+                builder =
+                    builder.group_resolver(self.graph_resolver(graph, &cloud, fleet.as_ref())?);
+            }
+            #[cfg(not(feature = "graph"))]
+            {
+                let _: &GraphConfig = graph;
+                return Err(
+                    "the configuration has a [graph] section, but this build has no \
+                            Microsoft Graph resolver: build with the `graph` feature (on by \
+                            default)"
+                        .into(),
+                );
+            }
         }
         #[cfg(feature = "redis")]
         if let Some(fleet) = fleet {
@@ -210,6 +226,7 @@ impl Config {
 
     /// The `[graph]` resolver: the `[entra]` cloud, tenant and client id, the secret from
     /// the environment; shared with the fleet when there is one.
+    #[cfg(feature = "graph")]
     fn graph_resolver(
         &self,
         graph: &GraphConfig,

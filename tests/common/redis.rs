@@ -58,6 +58,8 @@ pub struct RedisServer {
     paused: bool,
     /// More `redis-server` arguments (TLS, say), given to every start.
     extra_args: Vec<String>,
+    /// Arguments of the last `restart_with`, given to the current process only.
+    restart_args: Vec<String>,
 }
 
 impl RedisServer {
@@ -89,6 +91,7 @@ impl RedisServer {
                 child: None,
                 paused: false,
                 extra_args: extra_args.clone(),
+                restart_args: Vec::new(),
             };
             match server.spawn() {
                 Ok(()) => return server,
@@ -139,6 +142,14 @@ impl RedisServer {
     /// # Panics
     /// When the new server does not start.
     pub fn restart(&mut self) {
+        self.restart_with(&[]);
+    }
+
+    /// As [`restart`](Self::restart), the new server started with more arguments (beside
+    /// those of [`start_with_args`](Self::start_with_args)), in force before it accepts a
+    /// connection (`--user <name> <rules>..`: a replacement configured as the old one was).
+    pub fn restart_with(&mut self, args: &[&str]) {
+        self.restart_args = args.iter().map(|a| (*a).to_owned()).collect();
         self.kill();
         let _ = std::fs::remove_dir_all(&self.dir);
         std::fs::create_dir_all(&self.dir).expect("a temporary directory");
@@ -192,6 +203,7 @@ impl RedisServer {
             .arg("--logfile")
             .arg(&log)
             .args(&self.extra_args)
+            .args(&self.restart_args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())

@@ -143,7 +143,7 @@ async fn a_killed_and_emptied_redis_lifts_no_revocation_and_loses_none_made_mean
 
     // A new, empty Redis on the same port: nothing lifts the earlier revocation, and the
     // one made during the outage reaches every replica.
-    fleet.redis.restart();
+    crate::replica::restart_with_user(&mut fleet.redis);
     assert_eq!(fleet.redis.command(&["DBSIZE"]), Ok(Reply::Integer(0)));
     // The replacement is configured as the old one was: the replicas' ACL user.
     crate::replica::least_privilege_url(&fleet.redis);

@@ -64,25 +64,41 @@ pub fn temp_dir(name: &str) -> PathBuf {
     dir
 }
 
-/// The Redis URL of a user with exactly the permissions the README lists for the fleet
-/// ("Running more than one replica"), on the tests' namespace: the example servers run
-/// as a platform team would run them.
-pub fn least_privilege_url(redis: &RedisServer) -> String {
-    let rules = format!(
-        "on >replica-password resetkeys ~{NAMESPACE}:* resetchannels -@all \
+/// The replicas' Redis user: exactly the permissions the README lists for the fleet
+/// ("Running more than one replica"), on the tests' namespace.
+const USER: &str = "eg-replica";
+const PASSWORD: &str = "replica-password";
+
+fn acl_rules() -> Vec<String> {
+    format!(
+        "on >{PASSWORD} resetkeys ~{NAMESPACE}:* resetchannels -@all \
          +ping +get +set +mset +del +hget +hset +hgetall +hdel \
          +xadd +xread +xrevrange +evalsha +script|load"
-    );
-    let mut args = vec!["ACL", "SETUSER", "eg-replica"];
-    args.extend(rules.split_whitespace());
+    )
+    .split_whitespace()
+    .map(str::to_owned)
+    .collect()
+}
+
+/// Creates the replicas' user on `redis` (`ACL SETUSER`) and returns the URL the
+/// replicas connect with: the example servers run as a platform team would run them.
+pub fn least_privilege_url(redis: &RedisServer) -> String {
+    let rules = acl_rules();
+    let mut args = vec!["ACL", "SETUSER", USER];
+    args.extend(rules.iter().map(String::as_str));
     assert_eq!(
         redis.command(&args),
         Ok(crate::common::redis::Reply::Status("OK".into()))
     );
-    format!(
-        "redis://eg-replica:replica-password@127.0.0.1:{}",
-        redis.port()
-    )
+    format!("redis://{USER}:{PASSWORD}@127.0.0.1:{}", redis.port())
+}
+
+/// Restarts `redis` empty, with the replicas' user configured before it accepts a
+/// connection (as a replacement Redis would be).
+pub fn restart_with_user(redis: &mut RedisServer) {
+    let mut args = vec!["--user".to_owned(), USER.to_owned()];
+    args.extend(acl_rules());
+    redis.restart_with(&args.iter().map(String::as_str).collect::<Vec<_>>());
 }
 
 /// A configuration for one replica: the example policy, Graph for overage, the fleet
