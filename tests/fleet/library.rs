@@ -538,3 +538,28 @@ async fn replicas_share_revocations_over_tls() {
     let status = untrusting.fleet_status();
     assert!(!status.connected && status.view_age.is_none(), "{status:?}");
 }
+
+#[test]
+fn fleet_mode_needs_a_runtime_and_one_governor_per_fleet() {
+    let redis = RedisServer::start();
+    let build = |fleet: Fleet| {
+        Governor::builder()
+            .tenant("72f988bf-86f1-41af-91ab-2d7cd011db47")
+            .client_id("6e74172b-be56-4843-9ff4-e66a39bb12e3")
+            .fleet(fleet)
+            .build()
+    };
+    let shared = fleet_at(&redis.url(), "one");
+    assert_eq!(
+        build(shared.clone()).unwrap_err(),
+        entra_governor::ConfigError::FleetNeedsRuntime
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let _guard = rt.enter();
+    let first = build(shared.clone()).expect("the first governor attaches");
+    assert_eq!(
+        build(shared).unwrap_err(),
+        entra_governor::ConfigError::FleetInUse
+    );
+    assert_eq!(first.fleet_status().replica_id, "one");
+}
