@@ -24,6 +24,15 @@ pub(crate) fn unix_secs(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
+/// `t` in whole seconds since the Unix epoch, rounded up (0 before it): a revocation at
+/// `t` then refuses every token issued in the same second, before or after `t` (token
+/// times have whole seconds only, so they cannot tell).
+pub(crate) fn unix_secs_ceil(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| {
+        d.as_secs().saturating_add(u64::from(d.subsec_nanos() > 0))
+    })
+}
+
 /// Milliseconds since the Unix epoch (0 before it): fleet check-ins and Graph holds,
 /// which other replicas read.
 #[cfg_attr(not(feature = "redis"), allow(dead_code))]

@@ -33,10 +33,10 @@ pub(crate) async fn check_in(
     attachment: Arc<Attachment>,
     mut stop: watch::Receiver<()>,
 ) {
-    let Some(mut con) = fleet.commands() else {
-        return;
-    };
     loop {
+        let Some(mut con) = fleet.commands() else {
+            return;
+        };
         let beat = async {
             write_check_in(&fleet, &attachment, &mut con).await?;
             read_replicas(&fleet, &mut con).await?;
@@ -50,6 +50,7 @@ pub(crate) async fn check_in(
             Ok(()) => fleet.set_connected(true),
             Err(e) => {
                 fleet.set_connected(false);
+                fleet.renew();
                 tracing::debug!(error = %e.kind_str(), "fleet: check-in failed");
             }
         }

@@ -46,11 +46,15 @@ pub(crate) async fn follow(
     stream: Option<ConnectionManager>,
     mut stop: watch::Receiver<()>,
 ) {
-    let (Some(mut stream), Some(mut commands)) = (stream, fleet.commands()) else {
+    let Some(mut stream) = stream else {
         return;
     };
+    let stream_timeout = REVOCATION_BLOCK + fleet.settings.timeout;
     let mut wait = RETRY_MIN;
     loop {
+        let Some(mut commands) = fleet.commands() else {
+            return;
+        };
         let round = async {
             let last = catch_up(&fleet, &attachment, &mut commands).await?;
             follow_stream(&fleet, &attachment, &mut stream, last).await
@@ -64,6 +68,11 @@ pub(crate) async fn follow(
             Err(e) => {
                 fleet.set_connected(false);
                 tracing::debug!(error = %e.kind_str(), "fleet: revocation stream interrupted");
+                // Fresh connections for the next round (see `Shared::renew`).
+                fleet.renew();
+                if let Some(fresh) = fleet.connection(stream_timeout) {
+                    stream = fresh;
+                }
                 tokio::select! {
                     () = stopped(&mut stop) => return,
                     () = tokio::time::sleep(wait) => {}
@@ -175,9 +184,6 @@ fn merge(fleet: &Shared, attachment: &Attachment, entries: &[(Subject, u64)], no
 
 /// Delivers queued revocations until the governor is gone; a failure keeps them queued.
 pub(crate) async fn deliver(fleet: Arc<Shared>, mut stop: watch::Receiver<()>) {
-    let Some(mut con) = fleet.commands() else {
-        return;
-    };
     let script = Script::new(RAISE);
     let mut wait = RETRY_MIN;
     loop {
@@ -198,8 +204,12 @@ pub(crate) async fn deliver(fleet: Arc<Shared>, mut stop: watch::Receiver<()>) {
             if batch.is_empty() {
                 break;
             }
+            let Some(mut con) = fleet.commands() else {
+                return;
+            };
             if let Err(e) = deliver_batch(&fleet, &script, &mut con, &batch).await {
                 fleet.set_connected(false);
+                fleet.renew();
                 tracing::debug!(error = %e.kind_str(), "fleet: revocations not delivered yet");
                 tokio::select! {
                     () = stopped(&mut stop) => return,

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
@@ -42,7 +42,8 @@ pub(crate) struct Shared {
     pub(crate) settings: Settings,
     pub(crate) key: FleetKey,
     client: redis::Client,
-    commands: OnceLock<Option<ConnectionManager>>,
+    /// The shared command connection; replaced after a failure (see [`Self::renew`]).
+    commands: Mutex<Option<ConnectionManager>>,
     epoch: Instant,
     /// Milliseconds after `epoch` (plus one) as of which the revocation view was
     /// complete; 0 before the first catch-up.
@@ -79,7 +80,7 @@ impl Shared {
             settings,
             key,
             client,
-            commands: OnceLock::new(),
+            commands: Mutex::new(None),
             epoch: Instant::now(),
             view_current_at: AtomicU64::new(0),
             connected: AtomicBool::new(false),
@@ -95,9 +96,18 @@ impl Shared {
     /// A connection for commands (shared, multiplexed, reconnecting), or `None` if
     /// the client cannot make one. Call inside the runtime.
     pub(crate) fn commands(&self) -> Option<ConnectionManager> {
-        self.commands
-            .get_or_init(|| self.connection(self.settings.timeout))
-            .clone()
+        let mut slot = self.commands.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.is_none() {
+            *slot = self.connection(self.settings.timeout);
+        }
+        slot.clone()
+    }
+
+    /// Drops the shared command connection after a failure, so that the next command
+    /// connects afresh: a connection manager whose reconnection was refused (a Redis
+    /// restarted before its ACL user existed, a password rotated) may not try again.
+    pub(crate) fn renew(&self) {
+        *self.commands.lock().unwrap_or_else(|p| p.into_inner()) = None;
     }
 
     /// A new reconnecting connection whose commands time out after `timeout`.

@@ -8,7 +8,7 @@ use std::time::Instant;
 use arc_swap::ArcSwap;
 
 use crate::audit::{AuditEvent, AuditLog, AuditOutcome};
-use crate::clock::{from_unix_secs, unix_now, unix_secs};
+use crate::clock::{from_unix_secs, unix_now, unix_secs_ceil};
 use crate::cloud::Cloud;
 use crate::decision::{Decision, Reason};
 use crate::error::{AuthorizeError, ConfigError, ReloadError, TokenError};
@@ -124,7 +124,8 @@ impl Governor {
     }
 
     /// Refuses, from now on, every token of this caller issued before `issued_before`
-    /// (typically now). Takes effect at once, survives policy reloads, and is saved to the
+    /// (typically now), rounded up to the whole second: token times have whole seconds
+    /// only, so a token issued in the same second is refused too. Takes effect at once, survives policy reloads, and is saved to the
     /// revocation file when one is configured. In fleet mode every replica enforces it
     /// too, once Redis has it: delivery is retried until Redis takes it. Clients that handle claims challenges get
     /// the CAE `insufficient_claims` challenge; others get 401 `invalid_token`.
@@ -137,7 +138,7 @@ impl Governor {
         id: &PrincipalId,
         issued_before: std::time::SystemTime,
     ) -> Result<(), RevocationError> {
-        let before = unix_secs(issued_before);
+        let before = unix_secs_ceil(issued_before);
         self.inner
             .revocations
             .revoke_principal(id.clone(), before, unix_now())?;
@@ -189,7 +190,7 @@ impl Governor {
         tenant: &TenantId,
         issued_before: std::time::SystemTime,
     ) -> Result<(), RevocationError> {
-        let before = unix_secs(issued_before);
+        let before = unix_secs_ceil(issued_before);
         self.inner
             .revocations
             .revoke_tenant(tenant.clone(), before, unix_now())?;

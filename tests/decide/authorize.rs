@@ -518,7 +518,9 @@ async fn authorize_principal_refuses_a_principal_revoked_since() {
         .authorize_principal(&caller, "inference.invoke", "models/exp-42", &ctx)
         .await
         .unwrap_err();
-    let before = at.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    // The instant rounded up to the whole second (token times have no fraction).
+    let since_epoch = at.duration_since(std::time::UNIX_EPOCH).unwrap();
+    let before = since_epoch.as_secs() + u64::from(since_epoch.subsec_nanos() > 0);
     assert_eq!(
         err,
         AuthorizeError::InvalidToken(TokenError::Revoked {

@@ -563,3 +563,33 @@ fn fleet_mode_needs_a_runtime_and_one_governor_per_fleet() {
     );
     assert_eq!(first.fleet_status().replica_id, "one");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_reconnect_once_a_restarted_redis_knows_their_user_again() {
+    let mut redis = RedisServer::start();
+    let url = least_privilege_url(&redis);
+    let idp = TestIdp::start().await;
+    let (a, b) = (
+        replica(&idp, fleet_at(&url, "a")),
+        replica(&idp, fleet_at(&url, "b")),
+    );
+    caught_up(&[&a, &b]).await;
+    let token = idp.token().scopes("Inference.Invoke").sign();
+    redis.kill();
+    a.revoke(a.verify(&token).await.unwrap().id(), SystemTime::now())
+        .unwrap();
+    // The new Redis refuses the replicas' logins for a while (no such user yet).
+    redis.restart();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(!b.fleet_status().connected);
+    least_privilege_url(&redis);
+    assert!(
+        eventually(Duration::from_secs(10), async || is_revoked(
+            &b.verify(&token).await
+        ))
+        .await,
+        "the replicas never logged in again: {:?}",
+        b.fleet_status()
+    );
+    assert!(eventually(Duration::from_secs(3), async || a.fleet_status().connected).await);
+}

@@ -16,6 +16,13 @@ fn now() -> u64 {
         .as_secs()
 }
 
+/// A revocation instant as the governor keeps it: whole seconds, rounded up (token times
+/// have no fraction, so a token of the same second is refused too).
+fn kept(at: SystemTime) -> u64 {
+    let d = at.duration_since(UNIX_EPOCH).unwrap();
+    d.as_secs() + u64::from(d.subsec_nanos() > 0)
+}
+
 #[tokio::test]
 async fn revoked_callers_are_refused_until_they_get_a_fresh_token() {
     let (idp, g) = common::setup().await;
@@ -26,11 +33,11 @@ async fn revoked_callers_are_refused_until_they_get_a_fresh_token() {
     let at = SystemTime::now();
     g.revoke(p.id(), at).unwrap();
     let err = g.verify(&old).await.unwrap_err();
-    let before = at.duration_since(UNIX_EPOCH).unwrap().as_secs();
+    let before = kept(at);
     assert_eq!(
         err,
         TokenError::Revoked {
-            // Kept to the second, as revocations are.
+            // Kept to the second (rounded up), as revocations are.
             revoked_before: UNIX_EPOCH + Duration::from_secs(before),
             can_handle_claims_challenge: false
         }
@@ -75,7 +82,7 @@ async fn cae_capable_clients_get_the_nbf_claims_challenge() {
     let p = g.verify(&token).await.unwrap();
     let at = SystemTime::now();
     g.revoke(p.id(), at).unwrap();
-    let before = at.duration_since(UNIX_EPOCH).unwrap().as_secs();
+    let before = kept(at);
     let err = g.verify(&token).await.unwrap_err();
     let claims = format!(r#"{{"access_token":{{"nbf":{{"essential":true,"value":"{before}"}}}}}}"#);
     let expected = format!(
@@ -86,7 +93,7 @@ async fn cae_capable_clients_get_the_nbf_claims_challenge() {
     assert_eq!(
         err,
         TokenError::Revoked {
-            // Kept to the second, as revocations are.
+            // Kept to the second (rounded up), as revocations are.
             revoked_before: UNIX_EPOCH + Duration::from_secs(before),
             can_handle_claims_challenge: true
         }
