@@ -81,6 +81,8 @@ fn is_revoked(result: &Result<Principal, TokenError>) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revocation_on_one_replica_is_enforced_by_every_replica() {
+    // Alone with the process tests: its bound is 1 s.
+    let _serial = crate::replica::SERIAL.lock().await;
     let redis = RedisServer::start();
     let idp = TestIdp::start().await;
     let (a, b, c) = (
@@ -498,6 +500,8 @@ fn tls_redis() -> (RedisServer, String, u16) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicas_share_revocations_over_tls() {
+    // Alone with the process tests: its bound is 1 s.
+    let _serial = crate::replica::SERIAL.lock().await;
     let (redis, ca, port) = tls_redis();
     let idp = TestIdp::start().await;
     let url = format!("rediss://localhost:{port}");
