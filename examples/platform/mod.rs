@@ -523,9 +523,6 @@ fn ml_engineer(idp: &TestIdp) -> TokenBuilder {
         .oid(ObjectId::parse(ML_ENGINEER_OID).expect("a GUID"))
         .scopes("Inference.Invoke Training.Manage Models.Manage")
         .groups([ML_ENGINEERS])
-        // Issued a second ago: a revocation refuses tokens issued before the second it
-        // is made in, and the demo's last tries revoke her right after start-up.
-        .issued_at(-1)
 }
 
 fn pipeline(idp: &TestIdp) -> TokenBuilder {

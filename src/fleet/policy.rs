@@ -6,7 +6,7 @@
 use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
 
-use super::shared::{Attachment, KindStr as _, Shared};
+use super::shared::{Attachment, Shared, describe};
 use crate::clock::unix_millis_now;
 use crate::error::excerpt;
 
@@ -81,7 +81,7 @@ pub(crate) async fn publish(
         .query_async::<()>(&mut con)
         .await
         .map_err(|e| FleetError::Redis {
-            reason: e.kind_str(),
+            reason: describe(&e),
         })?;
     attachment.policy.store(compiled);
     let mut follow = fleet

@@ -10,7 +10,7 @@ use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-use super::shared::{Attachment, KindStr as _, Shared, stopped};
+use super::shared::{Attachment, Shared, describe, stopped};
 use super::status::ReplicaStatus;
 use crate::clock::unix_millis_now;
 
@@ -51,7 +51,7 @@ pub(crate) async fn check_in(
             Err(e) => {
                 fleet.set_connected(false);
                 fleet.renew();
-                tracing::debug!(error = %e.kind_str(), "fleet: check-in failed");
+                tracing::debug!(error = %describe(&e), "fleet: check-in failed");
             }
         }
         tokio::select! {
@@ -71,7 +71,7 @@ pub(crate) async fn check_out(fleet: &Shared) {
             .query_async::<()>(&mut con)
             .await;
         if let Err(e) = deleted {
-            tracing::debug!(error = %e.kind_str(), "fleet: check-out failed");
+            tracing::debug!(error = %describe(&e), "fleet: check-out failed");
         }
     }
 }

@@ -12,7 +12,7 @@ use redis::{Script, Value};
 use tokio::sync::watch;
 
 use super::config::REVOCATION_BLOCK;
-use super::shared::{Attachment, KindStr as _, Shared, stopped};
+use super::shared::{Attachment, Shared, describe, stopped};
 use crate::clock::unix_now;
 use crate::revocation::{MAX_TOKEN_LIFETIME_SECS, Subject};
 
@@ -67,7 +67,7 @@ pub(crate) async fn follow(
             Ok(()) => wait = RETRY_MIN, // the resync interval is up: catch up again
             Err(e) => {
                 fleet.set_connected(false);
-                tracing::debug!(error = %e.kind_str(), "fleet: revocation stream interrupted");
+                tracing::debug!(error = %describe(&e), "fleet: revocation stream interrupted");
                 // Fresh connections for the next round (see `Shared::renew`).
                 fleet.renew();
                 if let Some(fresh) = fleet.connection(stream_timeout) {
@@ -210,7 +210,7 @@ pub(crate) async fn deliver(fleet: Arc<Shared>, mut stop: watch::Receiver<()>) {
             if let Err(e) = deliver_batch(&fleet, &script, &mut con, &batch).await {
                 fleet.set_connected(false);
                 fleet.renew();
-                tracing::debug!(error = %e.kind_str(), "fleet: revocations not delivered yet");
+                tracing::debug!(error = %describe(&e), "fleet: revocations not delivered yet");
                 tokio::select! {
                     () = stopped(&mut stop) => return,
                     () = tokio::time::sleep(wait) => {}

@@ -120,7 +120,7 @@ impl Shared {
         match ConnectionManager::new_lazy_with_config(self.client.clone(), config) {
             Ok(c) => Some(c),
             Err(e) => {
-                tracing::error!(redis = %self.settings.shown_url, error = %e.kind_str(), "fleet: no Redis connection");
+                tracing::error!(redis = %self.settings.shown_url, error = %describe(&e), "fleet: no Redis connection");
                 None
             }
         }
@@ -198,7 +198,7 @@ impl Shared {
             strict_bound: self.settings.strict_bound,
             fleet_policy_version: follow.version.clone(),
             fleet_policy_rejected: follow.rejected.clone(),
-            pending_revocations: self.outbox.lock().map_or(0, |o| o.len()),
+            pending_revocations: self.outbox.lock().unwrap_or_else(|p| p.into_inner()).len(),
             rejected_entries: self.rejected.load(Ordering::Relaxed),
             replicas: replicas.replicas.clone(),
             replicas_age: replicas.read_at.map(|t| t.elapsed()),
@@ -247,20 +247,14 @@ pub(crate) async fn stopped(stop: &mut watch::Receiver<()>) {
 }
 
 /// A short, password-free description of a Redis error.
-pub(crate) trait KindStr {
-    fn kind_str(&self) -> String;
-}
-
-impl KindStr for redis::RedisError {
-    fn kind_str(&self) -> String {
-        let mut s = format!("{:?}", self.kind());
-        if let Some(code) = self.code() {
-            s.push_str(": ");
-            s.push_str(code);
-        }
-        if self.is_timeout() {
-            s.push_str(" (timed out)");
-        }
-        s
+pub(crate) fn describe(error: &redis::RedisError) -> String {
+    let mut s = format!("{:?}", error.kind());
+    if let Some(code) = error.code() {
+        s.push_str(": ");
+        s.push_str(code);
     }
+    if error.is_timeout() {
+        s.push_str(" (timed out)");
+    }
+    s
 }

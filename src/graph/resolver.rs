@@ -371,12 +371,10 @@ impl Inner {
         {
             Lookup::Found(found) => {
                 self.cache_hits.fetch_add(1, Ordering::SeqCst);
-                let token_life =
-                    Duration::from_secs(principal.expires_at.saturating_sub(unix_now()));
                 return Ok(Membership {
                     asked: ask.iter().cloned().collect(),
                     members: found.members,
-                    valid_until: valid_for(found.valid_for.min(self.cache_ttl).min(token_life)),
+                    valid_until: valid_for(found.valid_for.min(self.answer_life(principal))),
                 });
             }
             Lookup::Ask(lock) => Some(lock),
@@ -407,6 +405,15 @@ impl Inner {
         deadline: Instant,
     ) -> Result<Membership, GroupResolutionError> {
         self.fetch(principal, ask, deadline).await
+    }
+}
+
+impl Inner {
+    /// How long an answer about `principal` may be used from now: the configured TTL,
+    /// never past the caller's token.
+    fn answer_life(&self, principal: &Principal) -> Duration {
+        let token_life = Duration::from_secs(principal.expires_at.saturating_sub(unix_now()));
+        self.cache_ttl.min(token_life)
     }
 }
 

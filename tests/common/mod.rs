@@ -3,6 +3,7 @@
 
 pub mod redis;
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use entra_governor::TenantId;
@@ -35,4 +36,21 @@ pub const EXAMPLE_HOME_TENANT: &str = "8e6b3a1d-4f2c-4b7a-9d5e-0c1f2a3b4c5d";
 pub async fn example_idp() -> TestIdp {
     TestIdp::start_with(Options::default().tenant(TenantId::parse(EXAMPLE_HOME_TENANT).unwrap()))
         .await
+}
+
+/// `target/<profile>/examples/<name>`, built by `cargo test` beside this test binary.
+pub fn example_binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("the test binary has a path");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test binaries live in target/<profile>/deps");
+    let path = profile_dir.join("examples").join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: `cargo test --all-features` builds the examples first \
+         (or run `cargo build --examples --all-features`)",
+        path.display()
+    );
+    path
 }

@@ -34,22 +34,7 @@ pub const PLATFORM_ADMINS: &str = "7c2d9e4f-1a3b-4c5d-9e6f-a0b1c2d3e4f5";
 /// a time on a 2-core machine.
 pub static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// `target/<profile>/examples/<name>`, built by `cargo test` beside this test binary.
-pub fn example_binary(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("the test binary has a path");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("test binaries live in target/<profile>/deps");
-    let path = profile_dir.join("examples").join(name);
-    assert!(
-        path.exists(),
-        "{} is missing: `cargo test --all-features` builds the examples first \
-         (or run `cargo build --examples --all-features`)",
-        path.display()
-    );
-    path
-}
+pub use crate::common::example_binary;
 
 /// A fresh directory for one test's configuration files.
 pub fn temp_dir(name: &str) -> PathBuf {

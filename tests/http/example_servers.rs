@@ -9,22 +9,7 @@ use std::time::Duration;
 
 use entra_governor::testing::TestIdp;
 
-/// `target/<profile>/examples/<name>`, built by `cargo test` beside this test binary.
-fn example_binary(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("the test binary has a path");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("test binaries live in target/<profile>/deps");
-    let path = profile_dir.join("examples").join(name);
-    assert!(
-        path.exists(),
-        "{} is missing: `cargo test --all-features` builds the examples first \
-         (or run `cargo build --examples --all-features`)",
-        path.display()
-    );
-    path
-}
+use crate::common::example_binary;
 
 /// A configuration for two tenants of `idp`, with the policy in `policy`.
 fn multi_tenant_config(dir: &Path, idp: &TestIdp, partner: &str, policy: &str) -> PathBuf {

@@ -21,8 +21,7 @@ impl Inner {
     ) -> Result<Membership, GroupResolutionError> {
         // Fixed before asking: the answer must not outlive the caller's token, nor the
         // configured TTL counted from when the question was asked.
-        let token_life = Duration::from_secs(principal.expires_at.saturating_sub(unix_now()));
-        let valid_until = valid_for(self.cache_ttl.min(token_life));
+        let valid_until = valid_for(self.answer_life(principal));
         let members = if self.use_get_member_objects {
             let all = self.get_member_objects(principal, deadline).await?;
             ask.iter().filter(|g| all.contains(*g)).cloned().collect()
