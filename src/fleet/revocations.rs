@@ -145,7 +145,6 @@ async fn follow_stream(
     let until = Instant::now() + fleet.settings.resync;
     let log = fleet.settings.names.revocation_log();
     while Instant::now() < until {
-        let sent = Instant::now();
         let reply: Value = redis::cmd("XREAD")
             .arg("COUNT")
             .arg(STREAM_BATCH)
@@ -167,7 +166,10 @@ async fn follow_stream(
         }
         merge(fleet, attachment, &learnt, unix_now());
         fleet.set_connected(true);
-        fleet.mark_current(sent);
+        // Redis answers a blocked read as soon as an entry arrives, so the view is
+        // complete as of its answer (less the network's one-way delay): with a 1 s block
+        // it is never older than about 1 s while Redis answers.
+        fleet.mark_current(Instant::now());
     }
     Ok(())
 }
