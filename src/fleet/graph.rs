@@ -151,13 +151,35 @@ return 0",
             .await;
             match locked {
                 None => return Lookup::Alone,
-                Some(Some(_)) => return Lookup::Ask(Lock { key: lock_key }),
+                Some(Some(_)) => return self.recheck(&mut con, &key, asked, lock_key).await,
                 Some(None) => {} // another replica is asking: wait for its answer
             }
             if tokio::time::Instant::now() + POLL >= wait_until {
                 return Lookup::Alone;
             }
             tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// With the lock just taken: the answer, if the replica that held the lock before
+    /// shared it between this replica's read and its lock (then the lock goes back);
+    /// otherwise the lock, to ask Graph.
+    async fn recheck(
+        &self,
+        con: &mut ConnectionManager,
+        key: &str,
+        asked: &[GroupId],
+        lock_key: String,
+    ) -> Lookup {
+        let lock = Lock { key: lock_key };
+        let stored: Option<Option<String>> =
+            bounded(redis::cmd("GET").arg(key).query_async(con)).await;
+        match stored.flatten().and_then(|s| self.open(key, &s, asked)) {
+            Some(found) => {
+                self.release(lock).await;
+                Lookup::Found(found)
+            }
+            None => Lookup::Ask(lock),
         }
     }
 
