@@ -131,12 +131,10 @@ return 0",
         let now = tokio::time::Instant::now();
         let wait_until = now + deadline.saturating_duration_since(now) / 2;
         loop {
-            let stored: Option<Option<String>> =
-                bounded(redis::cmd("GET").arg(&key).query_async(&mut con)).await;
-            let Some(stored) = stored else {
+            let Some(answer) = self.answer(&mut con, &key, asked).await else {
                 return Lookup::Alone; // Redis slow or down
             };
-            if let Some(found) = stored.and_then(|s| self.open(&key, &s, asked)) {
+            if let Some(found) = answer {
                 return Lookup::Found(found);
             }
             let locked: Option<Option<String>> = bounded(
@@ -172,15 +170,25 @@ return 0",
         lock_key: String,
     ) -> Lookup {
         let lock = Lock { key: lock_key };
-        let stored: Option<Option<String>> =
-            bounded(redis::cmd("GET").arg(key).query_async(con)).await;
-        match stored.flatten().and_then(|s| self.open(key, &s, asked)) {
+        match self.answer(con, key, asked).await.flatten() {
             Some(found) => {
                 self.release(lock).await;
                 Lookup::Found(found)
             }
             None => Lookup::Ask(lock),
         }
+    }
+
+    /// The answer stored under `key`, if one verifies (`Some(None)`: none does);
+    /// `None` when Redis did not answer in time.
+    async fn answer(
+        &self,
+        con: &mut ConnectionManager,
+        key: &str,
+        asked: &[GroupId],
+    ) -> Option<Option<Found>> {
+        let stored: Option<String> = bounded(redis::cmd("GET").arg(key).query_async(con)).await?;
+        Some(stored.and_then(|s| self.open(key, &s, asked)))
     }
 
     /// Shares this replica's answer for `valid_for`, and releases the lock.
