@@ -32,6 +32,8 @@ pub mod revocation;
 
 pub mod audit;
 
+pub mod config;
+
 pub mod fleet;
 
 mod governor;

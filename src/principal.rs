@@ -22,7 +22,7 @@ pub enum PrincipalKind {
 }
 
 /// The token format version (`ver` claim), which selects the issuer form.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 pub enum TokenVersion {
     /// `ver = "1.0"`: issuer `https://sts.windows.net/{tid}/`.
     #[serde(rename = "1.0")]

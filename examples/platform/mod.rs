@@ -29,17 +29,13 @@ use std::io::BufRead as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
-#[cfg(feature = "redis")]
-use entra_governor::fleet::{Fleet, FleetKey};
-#[cfg(feature = "graph")]
-use entra_governor::graph::{ClientCredential, GraphGroupResolver};
+use entra_governor::config::{AuditSinkKind, Config};
 use entra_governor::http::{self, Refusal};
 use entra_governor::testing::{Options, TestIdp, TokenBuilder};
 use entra_governor::{
-    ClientAuth, Cloud, Decision, Governor, ObjectId, Policy, Principal, PrincipalId,
-    RequestContext, RevocationError, TenantId,
+    ClientAuth, Cloud, Decision, Governor, ObjectId, Policy, Principal, RequestContext, TenantId,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -52,263 +48,10 @@ pub const DEMO_HOME_TENANT: &str = "8e6b3a1d-4f2c-4b7a-9d5e-0c1f2a3b4c5d";
 
 // ----------------------------------------------------------------------- configuration
 
-/// `--config <file>`: see `examples/ai_platform.toml`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Config {
-    /// Address to listen on, e.g. `127.0.0.1:8080`.
-    pub listen: SocketAddr,
-    /// The authorization policy (TOML).
-    pub policy: PathBuf,
-    /// Where decisions are appended as JSON Lines (read back by `GET /v1/audit`).
-    pub audit_log: PathBuf,
-    /// The identity provider.
-    pub entra: EntraConfig,
-    /// A JSON file keeping revocations across restarts (single replica).
-    #[serde(default)]
-    pub revocations_file: Option<PathBuf>,
-    /// Group overage resolved through Microsoft Graph.
-    #[serde(default)]
-    pub graph: Option<GraphConfig>,
-    /// Fleet mode: state shared with every replica through Redis (feature `redis`).
-    #[serde(default)]
-    pub fleet: Option<FleetConfig>,
-}
-
-/// The `[graph]` table: resolve group overage through Microsoft Graph, signing in as the
-/// `[entra]` application with a client secret.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-#[cfg_attr(not(feature = "graph"), allow(dead_code))] // parsed only to refuse it
-pub struct GraphConfig {
-    /// The name of the environment variable holding the client secret (never the
-    /// secret itself: configuration files end up in repositories).
-    pub client_secret_env: String,
-    /// How long a membership answer is cached, in seconds (never past the token's expiry).
-    #[serde(default)]
-    pub cache_ttl_secs: Option<u64>,
-}
-
-/// The `[fleet]` table: share revocations, Graph memberships and the policy version with
-/// every replica through Redis.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-#[cfg_attr(not(feature = "redis"), allow(dead_code))] // parsed only to refuse it
-pub struct FleetConfig {
-    /// `rediss://host:6380` (TLS), or `redis://` to a loopback host; a password or ACL
-    /// user goes in the URL.
-    pub redis_url: String,
-    /// The name of the environment variable holding the fleet key (at least 32 bytes,
-    /// the same on every replica).
-    pub key_env: String,
-    /// The prefix of every key the fleet writes: one per service.
-    #[serde(default)]
-    pub namespace: Option<String>,
-    /// This replica's id in the fleet status (default: host name, process id, a suffix).
-    #[serde(default)]
-    pub replica_id: Option<String>,
-    /// Strict mode: refuse with 503 while the local view of the fleet's revocations is
-    /// older than this many seconds (at least 2). Off by default.
-    #[serde(default)]
-    pub strict_max_staleness_secs: Option<u64>,
-}
-
-/// The `[entra]` table.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EntraConfig {
-    /// `global` (default), `us_government` or `china`.
-    #[serde(default)]
-    pub cloud: Option<String>,
-    /// Any authority base URL instead of a named cloud (a local look-alike).
-    #[serde(default)]
-    pub authority: Option<String>,
-    /// One tenant: GUID or verified domain.
-    #[serde(default)]
-    pub tenant: Option<String>,
-    /// Several tenants (GUIDs): a multi-tenant API with an allow-list.
-    #[serde(default)]
-    pub tenants: Vec<String>,
-    /// The API's application (client) id.
-    pub client_id: String,
-    /// Extra accepted audiences (App ID URIs).
-    #[serde(default)]
-    pub app_id_uris: Vec<String>,
-    /// Allow a plain-http authority on a loopback host (local look-alikes only).
-    #[serde(default)]
-    pub dangerous_allow_http_loopback: bool,
-    /// The app registration emits group claims: a token without `groups` is in no group.
-    #[serde(default)]
-    pub groups_claim_emitted: bool,
-    /// The app registration emits the `acct` optional claim: a user token without it is
-    /// of unknown guest status (fails closed).
-    #[serde(default)]
-    pub acct_claim_emitted: bool,
-}
-
-impl Config {
-    /// Reads and parses a configuration file; relative paths in it are relative to the
-    /// file's directory.
-    pub fn load(path: &Path) -> Result<Self, BoxError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        let mut config: Config =
-            toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-        let dir = path.parent().unwrap_or(Path::new("."));
-        config.policy = dir.join(&config.policy);
-        config.audit_log = dir.join(&config.audit_log);
-        if let Some(file) = &mut config.revocations_file {
-            *file = dir.join(&*file);
-        }
-        Ok(config)
-    }
-
-    /// A governor for this configuration.
-    pub fn governor(&self, audit: entra_governor::AuditLog) -> Result<Governor, BoxError> {
-        let e = &self.entra;
-        let cloud = match (e.authority.as_deref(), e.cloud.as_deref()) {
-            (Some(authority), _) => Cloud::custom(authority),
-            (None, None | Some("global")) => Cloud::global(),
-            (None, Some("us_government")) => Cloud::us_government(),
-            (None, Some("china")) => Cloud::china(),
-            (None, Some(other)) => {
-                return Err(format!(
-                    "entra.cloud = {other:?}: expected global, us_government or china"
-                )
-                .into());
-            }
-        };
-        let mut builder = Governor::builder()
-            .cloud(cloud.clone())
-            .client_id(&e.client_id)
-            .audit(audit)
-            .groups_claim_emitted(e.groups_claim_emitted)
-            .acct_claim_emitted(e.acct_claim_emitted)
-            .policy(Policy::from_path(&self.policy)?);
-        builder = match (&e.tenant, e.tenants.is_empty()) {
-            (Some(tenant), true) => builder.tenant(tenant),
-            (None, false) => builder.tenants(e.tenants.iter()),
-            _ => return Err("entra: set exactly one of `tenant` or `tenants`".into()),
-        };
-        for uri in &e.app_id_uris {
-            builder = builder.app_id_uri(uri);
-        }
-        if e.dangerous_allow_http_loopback {
-            builder = builder.dangerous_allow_http_loopback();
-        }
-        if let Some(file) = &self.revocations_file {
-            builder = builder.revocations_file(file);
-        }
-        let fleet = self.fleet()?;
-        if let Some(graph) = &self.graph {
-            #[cfg(feature = "graph")]
-            {
-                builder =
-                    builder.group_resolver(self.graph_resolver(graph, &cloud, fleet.as_ref())?);
-            }
-            #[cfg(not(feature = "graph"))]
-            {
-                let _: &GraphConfig = graph;
-                return Err(
-                    "the configuration has a [graph] section, but this build has no \
-                            Microsoft Graph resolver: build with the `graph` feature (on by \
-                            default)"
-                        .into(),
-                );
-            }
-        }
-        #[cfg(feature = "redis")]
-        if let Some(fleet) = fleet {
-            builder = builder.fleet(fleet);
-        }
-        Ok(builder.build()?)
-    }
-
-    /// The `[graph]` resolver: the `[entra]` cloud, tenant and client id, the secret from
-    /// the environment; shared with the fleet when there is one.
-    #[cfg(feature = "graph")]
-    fn graph_resolver(
-        &self,
-        graph: &GraphConfig,
-        cloud: &Cloud,
-        fleet: Option<&Fleet>,
-    ) -> Result<GraphGroupResolver, BoxError> {
-        let e = &self.entra;
-        // The resolver signs in at the caller's tenant; it needs the API's own tenant id.
-        let home = e
-            .tenant
-            .as_deref()
-            .or(e.tenants.first().map(String::as_str));
-        let tenant = home.and_then(|t| TenantId::parse(t).ok()).ok_or(
-            "graph: the [entra] tenant must be a tenant id (GUID), not a domain, to resolve \
-             groups through Microsoft Graph",
-        )?;
-        let secret = std::env::var(&graph.client_secret_env).map_err(|_| {
-            format!(
-                "graph.client_secret_env: the environment variable {} is not set",
-                graph.client_secret_env
-            )
-        })?;
-        let mut builder = GraphGroupResolver::builder(
-            cloud,
-            tenant,
-            &e.client_id,
-            ClientCredential::secret(secret),
-        );
-        if let Some(secs) = graph.cache_ttl_secs {
-            builder = builder.cache_ttl(Duration::from_secs(secs));
-        }
-        if e.dangerous_allow_http_loopback {
-            builder = builder.dangerous_allow_http_loopback();
-        }
-        #[cfg(feature = "redis")]
-        if let Some(fleet) = fleet {
-            builder = builder.fleet(fleet);
-        }
-        #[cfg(not(feature = "redis"))]
-        let _: Option<&Fleet> = fleet;
-        Ok(builder.build()?)
-    }
-
-    /// The `[fleet]` handle, if configured (no network access yet).
-    #[cfg(feature = "redis")]
-    fn fleet(&self) -> Result<Option<Fleet>, BoxError> {
-        let Some(f) = &self.fleet else {
-            return Ok(None);
-        };
-        let key = FleetKey::from_env(&f.key_env)
-            .map_err(|e| format!("fleet.key_env ({}): {e}", f.key_env))?;
-        let mut builder = Fleet::builder(&f.redis_url, key);
-        if let Some(namespace) = &f.namespace {
-            builder = builder.namespace(namespace);
-        }
-        if let Some(id) = &f.replica_id {
-            builder = builder.replica_id(id);
-        }
-        if let Some(secs) = f.strict_max_staleness_secs {
-            builder = builder.strict(Duration::from_secs(secs));
-        }
-        Ok(Some(builder.build()?))
-    }
-
-    /// Without the `redis` feature a `[fleet]` section is an error, not silently ignored:
-    /// replicas that believe they share revocations must not each keep their own.
-    #[cfg(not(feature = "redis"))]
-    fn fleet(&self) -> Result<Option<Fleet>, BoxError> {
-        match &self.fleet {
-            None => Ok(None),
-            Some(_) => Err(
-                "the configuration has a [fleet] section, but this build has no \
-                            fleet mode: build with the `redis` feature (--features redis)"
-                    .into(),
-            ),
-        }
-    }
-}
-
-/// Stands in for `entra_governor::fleet::Fleet` in a build without fleet mode.
-#[cfg(not(feature = "redis"))]
-pub enum Fleet {}
+// `--config <file>`: the format of `entra_governor::config`, shared with the decision
+// service (`entra-governor serve`); see `examples/ai_platform.toml` and, for every key,
+// `examples/service.toml`. The example servers have their routes in code, so they refuse
+// a file with `[[routes]]`, and they read the audit trail back only from a `file` sink.
 
 /// Ends the process: a start-up error (a configuration the governor refuses, naming what
 /// is wrong) is printed as a sentence, not as a debug dump, and exits with status 1.
@@ -358,8 +101,28 @@ pub async fn start() -> Result<Platform, BoxError> {
     let platform = match config_path()? {
         Some(path) => {
             let config = Config::load(&path)?;
-            let audit = AuditFile::new(config.audit_log.clone());
-            let governor = config.governor(audit.writer()?)?;
+            if !config.routes.is_empty() {
+                return Err(
+                    "[[routes]] is for `entra-governor serve`; the example servers' \
+                            routes are in code"
+                        .into(),
+                );
+            }
+            let listen = config
+                .listen
+                .http
+                .ok_or("listen.http: the address the example server listens on")?;
+            let audit = match (config.audit.sink, &config.audit.path) {
+                (AuditSinkKind::File, Some(path)) => AuditFile::new(path.clone()),
+                _ => {
+                    return Err(
+                        "audit: the example servers need `sink = \"file\"` and a `path` \
+                                (GET /v1/audit reads it back)"
+                            .into(),
+                    );
+                }
+            };
+            let governor = config.governor(config.audit_log()?)?;
             // Fail fast when Entra cannot be reached; the server would answer 503 anyway.
             match governor.prefetch_keys().await {
                 Ok(n) => println!("{n} signing keys loaded"),
@@ -368,7 +131,7 @@ pub async fn start() -> Result<Platform, BoxError> {
             Platform {
                 governor,
                 audit,
-                listener: bind(config.listen)?,
+                listener: bind(listen)?,
                 idp: None,
             }
         }
@@ -887,70 +650,4 @@ pub fn me(governor: &Governor, caller: &Principal) -> Value {
     })
 }
 
-/// `POST /v1/admin/revocations` body: the caller to revoke.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RevocationRequest {
-    /// The caller's tenant (`tid`), a GUID.
-    pub tenant_id: String,
-    /// The caller's object id (`oid`), a GUID.
-    pub object_id: String,
-}
-
-/// What an admin route answers: the status and, except for 204, a JSON body.
-pub struct AdminAnswer {
-    /// The HTTP status.
-    pub status: u16,
-    /// The JSON body (`None` for 204).
-    pub body: Option<Value>,
-}
-
-fn admin_error(status: u16, error: &str, description: String) -> AdminAnswer {
-    AdminAnswer {
-        status,
-        body: Some(json!({ "error": error, "error_description": description })),
-    }
-}
-
-/// After the route's `Require`: revokes every token of the caller named in `body`
-/// issued before now. 204; 400 for a bad body; 507 when the list is full; 503 when the
-/// revocation file cannot be written (see the route table above).
-pub fn revoke(governor: &Governor, admin: &Principal, body: &[u8]) -> AdminAnswer {
-    let request: RevocationRequest = match serde_json::from_slice(body) {
-        Ok(request) => request,
-        Err(e) => {
-            return admin_error(
-                400,
-                "invalid_request",
-                format!("expected {{\"tenant_id\": \"<guid>\", \"object_id\": \"<guid>\"}}: {e}"),
-            );
-        }
-    };
-    let id = match (
-        TenantId::parse(&request.tenant_id),
-        ObjectId::parse(&request.object_id),
-    ) {
-        (Ok(tenant), Ok(object)) => PrincipalId::new(tenant, object),
-        (Err(e), _) => return admin_error(400, "invalid_request", format!("tenant_id: {e}")),
-        (_, Err(e)) => return admin_error(400, "invalid_request", format!("object_id: {e}")),
-    };
-    match governor.revoke(&id, SystemTime::now()) {
-        Ok(()) => {
-            println!("revoked {id} (by {})", admin.id());
-            AdminAnswer {
-                status: 204,
-                body: None,
-            }
-        }
-        Err(e @ RevocationError::Full { .. }) => {
-            admin_error(507, "revocation_not_recorded", e.to_string())
-        }
-        Err(e) => admin_error(503, "revocation_not_recorded", e.to_string()),
-    }
-}
-
-/// After the route's `Require`: this replica's view of the fleet.
-pub fn fleet_status(governor: &Governor) -> Value {
-    serde_json::to_value(governor.fleet_status())
-        .unwrap_or_else(|e| json!({ "error": e.to_string() }))
-}
+pub use entra_governor::http::admin::{fleet_status, revoke};

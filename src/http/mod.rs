@@ -9,6 +9,8 @@
 //! | `bearer` | [`bearer_token`], [`BearerError`] |
 //! | `refusal` | [`Refusal`], [`RefusalBody`]: the only place that builds statuses and headers, from a [`Decision`] or a [`TokenError`](crate::TokenError) plus the governor's [`Cloud`](crate::Cloud) |
 //! | `template` | [`ResourceTemplate`], [`TemplateError`], [`RenderError`] |
+//! | `gate` | [`Gate`]: a gateway's question (method, URI, `Authorization`) answered through the routes, with the headers an allow carries upstream |
+//! | `routes` | [`RouteTable`], [`Route`]: method and path templates mapped to an action and a resource, for gateways (the decision service's `[[routes]]`) |
 //! | [`challenge`] | the claims-challenge builders |
 //!
 //! | outcome | status | `WWW-Authenticate` | body `error` |
@@ -31,14 +33,19 @@
 //! route's parameters; write any [`Refusal`] with [`Refusal::headers`] and
 //! [`Refusal::body_json`].
 
+pub mod admin;
 pub mod challenge;
 
 mod bearer;
+mod gate;
 mod refusal;
+mod routes;
 mod template;
 
 pub use bearer::{BearerError, bearer_token};
+pub use gate::{Allowed, Gate, NO_ROUTE_ACTION, NO_ROUTE_REASON, kind_name};
 pub use refusal::{RETRY_AFTER_SECS, Refusal, RefusalBody};
+pub use routes::{Route, RouteError, RouteMatch, RouteTable};
 pub use template::{RenderError, ResourceTemplate, TemplateError};
 
 use std::sync::Arc;

@@ -154,6 +154,16 @@ impl ResourceTemplate {
             .any(|p| !matches!(p, TemplatePart::Literal(_)))
     }
 
+    /// The placeholders in order: each name, and whether it takes the rest of a path
+    /// (`{*name}`) rather than one segment (`{name}`).
+    pub fn placeholders(&self) -> impl Iterator<Item = (&str, bool)> {
+        self.parts.iter().filter_map(|p| match p {
+            TemplatePart::Literal(_) => None,
+            TemplatePart::Segment(name) => Some((name.as_str(), false)),
+            TemplatePart::Rest(name) => Some((name.as_str(), true)),
+        })
+    }
+
     /// Fills the placeholders with `param(name)`.
     ///
     /// # Errors

@@ -100,9 +100,13 @@ pub fn write_config(
     std::fs::write(
         &config,
         format!(
-            r#"listen = "127.0.0.1:0"
-policy = "{policy}"
-audit_log = "{replica}-decisions.jsonl"
+            r#"[listen]
+http = "127.0.0.1:0"
+[policy]
+path = "{policy}"
+[audit]
+sink = "file"
+path = "{replica}-decisions.jsonl"
 [entra]
 authority = "{authority}"
 dangerous_allow_http_loopback = true

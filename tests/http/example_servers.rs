@@ -18,9 +18,13 @@ fn multi_tenant_config(dir: &Path, idp: &TestIdp, partner: &str, policy: &str) -
     std::fs::write(
         &config,
         format!(
-            r#"listen = "127.0.0.1:0"
-policy = "policy.toml"
-audit_log = "decisions.jsonl"
+            r#"[listen]
+http = "127.0.0.1:0"
+[policy]
+path = "policy.toml"
+[audit]
+sink = "file"
+path = "decisions.jsonl"
 [entra]
 authority = "{}"
 dangerous_allow_http_loopback = true
@@ -159,10 +163,15 @@ async fn a_revocation_through_the_admin_route_survives_a_restart_with_a_revocati
     std::fs::write(
         &config,
         format!(
-            r#"listen = "127.0.0.1:0"
-policy = "{}/examples/policy.toml"
-audit_log = "decisions.jsonl"
-revocations_file = "revoked/revocations.json"
+            r#"[listen]
+http = "127.0.0.1:0"
+[policy]
+path = "{}/examples/policy.toml"
+[audit]
+sink = "file"
+path = "decisions.jsonl"
+[revocations]
+file = "revoked/revocations.json"
 [entra]
 authority = "{}"
 dangerous_allow_http_loopback = true

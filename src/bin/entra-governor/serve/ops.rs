@@ -1,0 +1,89 @@
+//! Operations: `/healthz` (the process answers), `/readyz` (it can decide), and the
+//! admin routes of fleet mode, each behind the policy like any other request.
+
+use axum::Json;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use entra_governor::axum::{AuthenticateLayer, Authenticated, Authorized, RequireLayer};
+use entra_governor::fleet::FleetMode;
+use entra_governor::http::admin;
+use serde_json::{Value, json};
+
+use super::Service;
+
+/// The operations routes; the admin ones need the policy's `admin.revoke` on
+/// `admin/revocations` and `admin.read` on `admin/fleet`.
+pub fn routes(service: &Service) -> Router<Service> {
+    let governor = service.governor().clone();
+    let require =
+        |action: &str, resource: &str| RequireLayer::new(governor.clone(), action, resource);
+    let admin_routes = Router::new()
+        .route(
+            "/v1/admin/revocations",
+            post(revoke).route_layer(require("admin.revoke", "admin/revocations")),
+        )
+        .route(
+            "/v1/admin/fleet",
+            get(fleet).route_layer(require("admin.read", "admin/fleet")),
+        )
+        .layer(AuthenticateLayer::new(governor.clone()));
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .merge(admin_routes)
+}
+
+/// 200 when this replica can decide: signing keys loaded, a policy live, the fleet's
+/// revocation view current where strict mode requires it, not shutting down; else 503.
+/// The body says which, with the policy version and reload counters.
+async fn readyz(State(service): State<Service>) -> Response {
+    let governor = service.governor();
+    let keys = governor.key_ids().len();
+    let fleet = governor.fleet_status();
+    let fleet_current = match (fleet.mode, fleet.strict_bound) {
+        (FleetMode::Redis, Some(bound)) => fleet.view_age.is_some_and(|age| age <= bound),
+        _ => true,
+    };
+    let stopping = *service.stopping.borrow();
+    let ready = keys > 0 && fleet_current && !stopping;
+    let body = json!({
+        "ready": ready,
+        "keys": keys,
+        "policy_version": governor.policy_version(),
+        "policy_reloads": { "ok": service.reloads.ok(), "failed": service.reloads.failed() },
+        "fleet_current": fleet_current,
+        "stopping": stopping,
+    });
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(body)).into_response()
+}
+
+async fn revoke(
+    State(service): State<Service>,
+    Authenticated(admin): Authenticated,
+    Authorized(_decision): Authorized,
+    body: Bytes,
+) -> Response {
+    let answer = admin::revoke(service.governor(), &admin, &body);
+    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    match answer.body {
+        Some(body) => (status, Json(body)).into_response(),
+        None => status.into_response(),
+    }
+}
+
+async fn fleet(
+    State(service): State<Service>,
+    Authenticated(_admin): Authenticated,
+    Authorized(_decision): Authorized,
+) -> Json<Value> {
+    Json(admin::fleet_status(service.governor()))
+}

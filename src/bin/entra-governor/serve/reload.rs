@@ -1,0 +1,93 @@
+//! The policy file, watched: every interval its content is compared with the last one
+//! tried; a change is parsed and validated whole, then swapped in atomically (requests
+//! see the old policy or the new one, never a mix). A file that does not load leaves the
+//! live policy in place, and so does a file that changes while it is read. Each attempt
+//! is logged and counted.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use entra_governor::Policy;
+
+use super::Service;
+
+/// How long a changed file must stay the same before it is loaded.
+const SETTLE: Duration = Duration::from_millis(100);
+
+/// How policy reloads went, for `/readyz`.
+#[derive(Debug, Default)]
+pub struct ReloadStats {
+    ok: AtomicU64,
+    failed: AtomicU64,
+}
+
+impl ReloadStats {
+    /// Reloads that replaced the live policy.
+    pub fn ok(&self) -> u64 {
+        self.ok.load(Ordering::Relaxed)
+    }
+
+    /// Reloads refused (the live policy stayed).
+    pub fn failed(&self) -> u64 {
+        self.failed.load(Ordering::Relaxed)
+    }
+}
+
+/// Watches `path` every `every` for as long as the process runs.
+pub fn spawn(service: Service, path: PathBuf, every: Duration) {
+    tokio::spawn(async move {
+        // The content the live policy came from: only a different content is tried.
+        let mut last = std::fs::read(&path).ok();
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let Ok(content) = tokio::fs::read(&path).await else {
+                continue; // a moment without the file (an editor's rename) changes nothing
+            };
+            if last.as_deref() == Some(content.as_slice()) {
+                continue;
+            }
+            // A file still being written reads differently a moment later: wait for it
+            // to settle (an atomic rename never needs this).
+            tokio::time::sleep(SETTLE).await;
+            if tokio::fs::read(&path).await.ok().as_deref() != Some(content.as_slice()) {
+                continue;
+            }
+            try_reload(&service, &path, &content);
+            last = Some(content);
+        }
+    });
+}
+
+fn try_reload(service: &Service, path: &std::path::Path, content: &[u8]) {
+    let loaded = std::str::from_utf8(content)
+        .map_err(|_| "the file is not UTF-8".to_owned())
+        .and_then(|text| Policy::from_toml_str(text).map_err(|e| e.to_string()))
+        .and_then(|policy| {
+            service
+                .governor()
+                .reload_policy(policy)
+                .map_err(|e| e.to_string())
+        });
+    match loaded {
+        Ok(()) => {
+            service.reloads.ok.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(
+                path = %path.display(),
+                policy_version = %service.governor().policy_version(),
+                "policy reloaded"
+            );
+        }
+        Err(error) => {
+            service.reloads.failed.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(
+                path = %path.display(),
+                error = %error,
+                policy_version = %service.governor().policy_version(),
+                "policy file refused; the live policy stays"
+            );
+        }
+    }
+}

@@ -1,0 +1,330 @@
+//! From a parsed [`Config`] to the things it describes: the governor, its audit trail,
+//! the route table.
+
+use std::time::Duration;
+
+use super::{AuditMode, AuditSinkKind, Config, ConfigFileError};
+use crate::http::{Route, RouteTable};
+use crate::{AuditLog, Cloud, Governor, GovernorBuilder, Policy};
+
+impl Config {
+    /// The [`Governor`] this configuration describes, writing to `audit`; no network
+    /// access yet (see [`Governor::prefetch_keys`]).
+    ///
+    /// # Errors
+    /// A [`ConfigFileError`] naming the key at fault, or the governor's own refusal.
+    pub fn governor(&self, audit: AuditLog) -> Result<Governor, ConfigFileError> {
+        Ok(self.governor_builder(audit)?.build()?)
+    }
+
+    /// The [`GovernorBuilder`] of [`governor`](Self::governor), for callers that add
+    /// what a file cannot say (a custom group resolver, an HTTP client).
+    ///
+    /// # Errors
+    /// As [`governor`](Self::governor).
+    pub fn governor_builder(&self, audit: AuditLog) -> Result<GovernorBuilder, ConfigFileError> {
+        let cloud = self.cloud()?;
+        let policy =
+            Policy::from_path(&self.policy.path).map_err(|source| ConfigFileError::Policy {
+                path: self.policy.path.clone(),
+                source: Box::new(source),
+            })?;
+        let mut builder = self
+            .entra_builder(Governor::builder().cloud(cloud.clone()))?
+            .audit(audit)
+            .audit_display_names(self.audit.display_names)
+            .policy(policy);
+        if let Some(file) = &self.revocations.file {
+            builder = builder.revocations_file(file);
+        }
+        if let Some(max) = self.revocations.max {
+            builder = builder.max_revocations(max);
+        }
+        let fleet = self.fleet()?;
+        if let Some(graph) = &self.graph {
+            #[cfg(feature = "graph")]
+            {
+                builder =
+                    builder.group_resolver(self.graph_resolver(graph, &cloud, fleet.as_ref())?);
+            }
+            // Without the feature a [graph] section is an error, not silently ignored.
+            #[cfg(not(feature = "graph"))]
+            {
+                let _ = (graph, &fleet);
+                return Err(ConfigFileError::invalid(
+                    "graph",
+                    "this build has no Microsoft Graph resolver: build with the `graph` feature",
+                ));
+            }
+        }
+        #[cfg(feature = "redis")]
+        if let Some(fleet) = fleet {
+            builder = builder.fleet(fleet);
+        }
+        Ok(builder)
+    }
+
+    /// The `[entra]` cloud: `authority` if set, else the named `cloud`.
+    pub(super) fn cloud(&self) -> Result<Cloud, ConfigFileError> {
+        let e = &self.entra;
+        Ok(match (e.authority.as_deref(), e.cloud.as_deref()) {
+            (Some(authority), _) => Cloud::custom(authority),
+            (None, None | Some("global")) => Cloud::global(),
+            (None, Some("us_government")) => Cloud::us_government(),
+            (None, Some("china")) => Cloud::china(),
+            (None, Some(other)) => {
+                return Err(ConfigFileError::invalid(
+                    "entra.cloud",
+                    format!("{other:?}: expected global, us_government or china"),
+                ));
+            }
+        })
+    }
+
+    fn entra_builder(
+        &self,
+        mut builder: GovernorBuilder,
+    ) -> Result<GovernorBuilder, ConfigFileError> {
+        let e = &self.entra;
+        builder = match (&e.tenant, e.tenants.is_empty()) {
+            (Some(tenant), true) => builder.tenant(tenant),
+            (None, false) => builder.tenants(e.tenants.iter()),
+            _ => {
+                return Err(ConfigFileError::invalid(
+                    "entra",
+                    "set exactly one of `tenant` or `tenants`",
+                ));
+            }
+        };
+        builder = builder
+            .client_id(&e.client_id)
+            .groups_claim_emitted(e.groups_claim_emitted)
+            .acct_claim_emitted(e.acct_claim_emitted);
+        for uri in &e.app_id_uris {
+            builder = builder.app_id_uri(uri);
+        }
+        if !e.token_versions.is_empty() {
+            builder = builder.accept_token_versions(&e.token_versions);
+        }
+        if !e.allowed_client_apps.is_empty() {
+            builder = builder.allowed_client_apps(e.allowed_client_apps.iter());
+        }
+        if let Some(secs) = e.clock_skew_secs {
+            builder = builder.clock_skew(Duration::from_secs(secs));
+        }
+        if let Some(secs) = e.key_refresh_cooldown_secs {
+            builder = builder.key_refresh_cooldown(Duration::from_secs(secs));
+        }
+        if let Some(secs) = e.key_refresh_interval_secs {
+            builder = builder.key_refresh_interval((secs > 0).then(|| Duration::from_secs(secs)));
+        }
+        if let Some(secs) = e.http_timeout_secs {
+            builder = builder.http_timeout(Duration::from_secs(secs));
+        }
+        if e.dangerous_allow_http_loopback {
+            builder = builder.dangerous_allow_http_loopback();
+        }
+        Ok(builder)
+    }
+
+    /// The audit trail `[audit]` describes.
+    ///
+    /// # Errors
+    /// [`ConfigFileError::Invalid`] for a `file` sink without a `path`, or a file that
+    /// cannot be opened for appending.
+    pub fn audit_log(&self) -> Result<AuditLog, ConfigFileError> {
+        let a = &self.audit;
+        let builder = match a.sink {
+            AuditSinkKind::Tracing => AuditLog::builder(crate::TracingSink::new()),
+            AuditSinkKind::Stdout => {
+                AuditLog::builder(crate::JsonLinesSink::writer(std::io::stdout()))
+            }
+            AuditSinkKind::File => {
+                let path = a.path.as_ref().ok_or_else(|| {
+                    ConfigFileError::invalid("audit.path", "the `file` sink needs a path")
+                })?;
+                let sink = crate::JsonLinesSink::file(path).map_err(|e| {
+                    ConfigFileError::invalid("audit.path", format!("{}: {e}", path.display()))
+                })?;
+                AuditLog::builder(sink)
+            }
+        };
+        let on_full = match a.mode {
+            AuditMode::Wait => crate::audit::OnFull::Wait,
+            AuditMode::Drop => crate::audit::OnFull::Drop,
+        };
+        Ok(builder.on_full(on_full).strict(a.strict).build())
+    }
+
+    /// The `[[routes]]`, in order.
+    ///
+    /// # Errors
+    /// [`ConfigFileError::Invalid`] naming the route (`routes[2]`) and what is wrong.
+    pub fn route_table(&self) -> Result<RouteTable, ConfigFileError> {
+        let routes = self
+            .routes
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                Route::new(&r.method, &r.path, &r.action, &r.resource)
+                    .map_err(|e| ConfigFileError::invalid(format!("routes[{i}]"), e.to_string()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(RouteTable::new(routes))
+    }
+
+    /// How often the policy file is checked for changes; `None`: never.
+    pub fn policy_reload_interval(&self) -> Option<Duration> {
+        match self.policy.reload_interval_secs {
+            None => Some(Duration::from_secs(2)),
+            Some(0) => None,
+            Some(secs) => Some(Duration::from_secs(secs)),
+        }
+    }
+}
+
+#[cfg(feature = "redis")]
+use crate::fleet::Fleet;
+/// Stands in for [`crate::fleet::Fleet`] in a build without fleet mode.
+#[cfg(not(feature = "redis"))]
+enum Fleet {}
+
+impl Config {
+    /// The `[graph]` resolver: the `[entra]` cloud, tenant and client id; the credential
+    /// from the environment or from files; shared with the fleet when there is one.
+    #[cfg(feature = "graph")]
+    fn graph_resolver(
+        &self,
+        graph: &super::GraphConfig,
+        cloud: &Cloud,
+        fleet: Option<&Fleet>,
+    ) -> Result<crate::GraphGroupResolver, ConfigFileError> {
+        let e = &self.entra;
+        let home = e
+            .tenant
+            .as_deref()
+            .or(e.tenants.first().map(String::as_str));
+        let tenant = home
+            .and_then(|t| crate::TenantId::parse(t).ok())
+            .ok_or_else(|| {
+                ConfigFileError::invalid(
+                    "graph",
+                    "the [entra] tenant must be a tenant id (GUID), not a domain, to resolve \
+                 groups through Microsoft Graph",
+                )
+            })?;
+        let credential = graph_credential(graph)?;
+        let mut builder =
+            crate::GraphGroupResolver::builder(cloud, tenant, &e.client_id, credential);
+        if let Some(secs) = graph.cache_ttl_secs {
+            builder = builder.cache_ttl(Duration::from_secs(secs));
+        }
+        if let Some(capacity) = graph.cache_capacity {
+            builder = builder.cache_capacity(capacity);
+        }
+        if let Some(secs) = graph.timeout_secs {
+            builder = builder.time_budget(Duration::from_secs(secs));
+        }
+        if e.dangerous_allow_http_loopback {
+            builder = builder.dangerous_allow_http_loopback();
+        }
+        #[cfg(feature = "redis")]
+        if let Some(fleet) = fleet {
+            builder = builder.fleet(fleet);
+        }
+        #[cfg(not(feature = "redis"))]
+        let _: Option<&Fleet> = fleet;
+        Ok(builder.build()?)
+    }
+
+    /// The `[fleet]` handle, if configured (no network access yet).
+    #[cfg(feature = "redis")]
+    fn fleet(&self) -> Result<Option<Fleet>, ConfigFileError> {
+        let Some(f) = &self.fleet else {
+            return Ok(None);
+        };
+        let key = crate::fleet::FleetKey::from_env(&f.key_env).map_err(|e| {
+            ConfigFileError::invalid("fleet.key_env", format!("{}: {e}", f.key_env))
+        })?;
+        let mut builder = Fleet::builder(&f.redis_url, key);
+        if let Some(namespace) = &f.namespace {
+            builder = builder.namespace(namespace);
+        }
+        if let Some(id) = &f.replica_id {
+            builder = builder.replica_id(id);
+        }
+        if let Some(secs) = f.strict_max_staleness_secs {
+            builder = builder.strict(Duration::from_secs(secs));
+        }
+        Ok(Some(builder.build()?))
+    }
+
+    /// Without the `redis` feature a `[fleet]` section is an error, not silently ignored:
+    /// replicas that believe they share revocations must not each keep their own.
+    #[cfg(not(feature = "redis"))]
+    fn fleet(&self) -> Result<Option<Fleet>, ConfigFileError> {
+        match &self.fleet {
+            None => Ok(None),
+            Some(_) => Err(ConfigFileError::invalid(
+                "fleet",
+                "this build has no fleet mode: build with the `redis` feature",
+            )),
+        }
+    }
+}
+
+/// The `[graph]` credential: a secret from the named environment variable, or a
+/// certificate and its key from files (PEM or DER).
+#[cfg(feature = "graph")]
+fn graph_credential(
+    graph: &super::GraphConfig,
+) -> Result<crate::ClientCredential, ConfigFileError> {
+    match (
+        &graph.client_secret_env,
+        &graph.certificate_path,
+        &graph.private_key_path,
+    ) {
+        (Some(name), None, None) => {
+            let secret = std::env::var(name).map_err(|_| {
+                ConfigFileError::invalid(
+                    "graph.client_secret_env",
+                    format!("the environment variable {name} is not set"),
+                )
+            })?;
+            Ok(crate::ClientCredential::secret(secret))
+        }
+        (None, Some(certificate), Some(key)) => {
+            let certificate = der_file("graph.certificate_path", certificate)?;
+            let key = der_file("graph.private_key_path", key)?;
+            Ok(crate::ClientCredential::certificate(&key, &certificate)?)
+        }
+        _ => Err(ConfigFileError::invalid(
+            "graph",
+            "set either client_secret_env, or certificate_path and private_key_path",
+        )),
+    }
+}
+
+/// A DER file, or the first PEM block of a PEM file, decoded.
+#[cfg(feature = "graph")]
+fn der_file(key: &str, path: &std::path::Path) -> Result<Vec<u8>, ConfigFileError> {
+    use base64::Engine as _;
+    let bytes = std::fs::read(path)
+        .map_err(|e| ConfigFileError::invalid(key, format!("{}: {e}", path.display())))?;
+    let Some(text) = std::str::from_utf8(&bytes)
+        .ok()
+        .filter(|t| t.contains("-----BEGIN "))
+    else {
+        return Ok(bytes);
+    };
+    let body: String = text
+        .lines()
+        .skip_while(|l| !l.starts_with("-----BEGIN "))
+        .skip(1)
+        .take_while(|l| !l.starts_with("-----END "))
+        .map(str::trim)
+        .collect();
+    base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .map_err(|_| ConfigFileError::invalid(key, format!("{}: not valid PEM", path.display())))
+}

@@ -1,0 +1,190 @@
+//! [`Gate`]: the decision a gateway asks for (Envoy `ext_authz`, nginx `auth_request`,
+//! Traefik `forwardAuth`): from a request's method, URI and `Authorization` header to an
+//! allow carrying headers for the upstream, or the refusal to send the client.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::{Refusal, RenderError, RouteTable, authenticate, authorize, record_invalid_resource};
+use crate::audit::{AuditEvent, AuditOutcome};
+use crate::config::UpstreamValue;
+use crate::{Decision, Governor, Principal, PrincipalKind, RequestContext};
+
+/// The action recorded in the audit trail for a request no route matches.
+pub const NO_ROUTE_ACTION: &str = "route";
+/// The reason code of a request no route matches.
+pub const NO_ROUTE_REASON: &str = "no_route";
+
+/// Decides gateway requests: the [`RouteTable`] names the action and resource, the
+/// [`Governor`] decides, and an allow carries the configured headers to the upstream.
+///
+/// Deny by default: a request no route matches is refused with 403 (recorded as action
+/// [`NO_ROUTE_ACTION`], reason [`NO_ROUTE_REASON`]) before its token is looked at.
+#[derive(Clone, Debug)]
+pub struct Gate {
+    governor: Governor,
+    routes: Arc<RouteTable>,
+    upstream: Arc<[(String, UpstreamValue)]>,
+    remove_authorization: bool,
+}
+
+/// An allowed gateway request.
+#[derive(Clone, Debug)]
+pub struct Allowed {
+    /// The verified caller.
+    pub principal: Arc<Principal>,
+    /// The allowing decision.
+    pub decision: Decision,
+    /// Headers to set on the request to the upstream, replacing any the client sent.
+    pub headers: Vec<(String, String)>,
+    /// Remove the `Authorization` header before the upstream sees the request.
+    pub remove_authorization: bool,
+}
+
+impl Gate {
+    /// A gate deciding with `governor` over `routes`; allowed requests carry `upstream`
+    /// (header name, value) pairs, and lose their `Authorization` header when
+    /// `remove_authorization` is set.
+    pub fn new(
+        governor: Governor,
+        routes: RouteTable,
+        upstream: Vec<(String, UpstreamValue)>,
+        remove_authorization: bool,
+    ) -> Self {
+        let upstream = upstream
+            .into_iter()
+            .map(|(name, value)| (name.to_ascii_lowercase(), value))
+            .collect();
+        Self {
+            governor,
+            routes: Arc::new(routes),
+            upstream,
+            remove_authorization,
+        }
+    }
+
+    /// The governor deciding.
+    pub fn governor(&self) -> &Governor {
+        &self.governor
+    }
+
+    /// The routes.
+    pub fn routes(&self) -> &RouteTable {
+        &self.routes
+    }
+
+    /// The names of the headers an allow sets (lowercase): a gateway must strip them from
+    /// client requests it does not send through the gate.
+    pub fn upstream_header_names(&self) -> impl Iterator<Item = &str> {
+        self.upstream.iter().map(|(name, _)| name.as_str())
+    }
+
+    /// Decides the request `method uri` (the URI as the client sent it; a query is
+    /// ignored) with the given `Authorization` header values.
+    ///
+    /// # Errors
+    /// The [`Refusal`] to send the client: 403 for an unmatched route or a denial, 401
+    /// for a missing or rejected token or a step-up challenge, 400 for a malformed
+    /// header, 503 while keys or group memberships are unavailable.
+    pub async fn check<'a, I>(
+        &self,
+        method: &str,
+        uri: &str,
+        authorization: I,
+        context: &RequestContext,
+    ) -> Result<Allowed, Refusal>
+    where
+        I: Iterator<Item = &'a [u8]>,
+    {
+        let path = uri.split(['?', '#']).next().unwrap_or_default();
+        let Some(route) = self.routes.find(method, path) else {
+            self.record_no_route(method, path, context).await;
+            return Err(Refusal::forbidden());
+        };
+        let principal = authenticate(&self.governor, authorization, path, context).await?;
+        let resource = match route.resource {
+            Ok(resource) => resource,
+            Err(e) => {
+                if matches!(e, RenderError::InvalidValue { .. } | RenderError::NotUtf8) {
+                    record_invalid_resource(
+                        &self.governor,
+                        &principal,
+                        route.action,
+                        path,
+                        context,
+                    )
+                    .await;
+                }
+                return Err(Refusal::from_render_error(&e));
+            }
+        };
+        let decision =
+            authorize(&self.governor, &principal, route.action, &resource, context).await?;
+        let headers = self.upstream_headers(&principal, &decision);
+        Ok(Allowed {
+            principal,
+            decision,
+            headers,
+            remove_authorization: self.remove_authorization,
+        })
+    }
+
+    async fn record_no_route(&self, method: &str, path: &str, context: &RequestContext) {
+        let event = AuditEvent::new(AuditOutcome::Deny, NO_ROUTE_ACTION, path)
+            .with_reason(NO_ROUTE_REASON)
+            .with_explanation(format!("no route matches {} {path}", method.escape_debug()));
+        let _ = self
+            .governor
+            .record_event(event, context, Instant::now())
+            .await;
+    }
+
+    fn upstream_headers(
+        &self,
+        principal: &Principal,
+        decision: &Decision,
+    ) -> Vec<(String, String)> {
+        self.upstream
+            .iter()
+            .map(|(name, value)| {
+                (
+                    name.clone(),
+                    upstream_value(*value, principal, decision, &self.governor),
+                )
+            })
+            .collect()
+    }
+}
+
+/// The text of one upstream header.
+fn upstream_value(
+    value: UpstreamValue,
+    principal: &Principal,
+    decision: &Decision,
+    governor: &Governor,
+) -> String {
+    match value {
+        UpstreamValue::TenantId => principal.tenant().to_string(),
+        UpstreamValue::ObjectId => principal.object_id().to_string(),
+        UpstreamValue::Principal => principal.id().to_string(),
+        UpstreamValue::Kind => kind_name(principal).to_owned(),
+        UpstreamValue::ClientAppId => principal.client_app_id().unwrap_or_default().to_owned(),
+        UpstreamValue::Grant => decision
+            .matched
+            .first()
+            .map(|m| format!("{}:{}", m.grant, m.binding))
+            .unwrap_or_default(),
+        UpstreamValue::Action => decision.action.clone(),
+        UpstreamValue::Resource => decision.resource.clone(),
+        UpstreamValue::PolicyVersion => governor.policy_version(),
+    }
+}
+
+/// `user`, `guest` or `application`.
+pub fn kind_name(principal: &Principal) -> &'static str {
+    match principal.kind() {
+        PrincipalKind::Application => "application",
+        PrincipalKind::User if principal.is_guest() => "guest",
+        PrincipalKind::User => "user",
+    }
+}

@@ -1,0 +1,195 @@
+//! AuthZEN Authorization API 1.0 specifics: PEP authentication, the batch endpoint and
+//! its three semantics, the subject check, the metadata.
+
+use serde_json::{Value, json};
+
+use crate::harness::{self, PEP_SECRET, Service};
+
+const DATA_SCIENTISTS: &str = "5d3c9a1e-2f47-4b8a-9c61-0e7f3a2b4c5d";
+
+async fn post(service: &Service, path: &str, secret: Option<&str>, body: &Value) -> (u16, String) {
+    let mut request = reqwest::Client::new()
+        .post(format!("{}{path}", service.http))
+        .header("content-type", "application/json")
+        .body(body.to_string());
+    if let Some(secret) = secret {
+        request = request.bearer_auth(secret);
+    }
+    let response = request.send().await.unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
+fn evaluation(token: &str, action: &str, kind: &str, id: &str) -> Value {
+    json!({
+        "subject": { "type": "user", "id": "", "properties": { "token": token } },
+        "action": { "name": action },
+        "resource": { "type": kind, "id": id },
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn authzen_refuses_unauthenticated_peps_and_serves_batches_by_their_semantic() {
+    let idp = crate::example_idp().await;
+    let dir = harness::temp_dir("authzen");
+    let service = Service::start(&harness::write_config(&dir, &idp, ""));
+    let token = idp
+        .token()
+        .scopes("Inference.Invoke Training.Manage")
+        .groups([DATA_SCIENTISTS])
+        .sign();
+    let one = evaluation(&token, "inference.invoke", "models", "exp-42");
+
+    // PEP authentication: none, or the wrong secret, is 401 on both endpoints.
+    for path in ["/access/v1/evaluation", "/access/v1/evaluations"] {
+        assert_eq!(post(&service, path, None, &one).await.0, 401, "{path}");
+        assert_eq!(
+            post(
+                &service,
+                path,
+                Some("not-the-secret-but-long-enough-0123456789"),
+                &one
+            )
+            .await
+            .0,
+            401
+        );
+        assert_eq!(
+            post(&service, path, Some(&token), &one).await.0,
+            401,
+            "a caller's token is not a PEP's"
+        );
+    }
+    let (status, body) = post(&service, "/access/v1/evaluation", Some(PEP_SECRET), &one).await;
+    assert_eq!(status, 200);
+    let answer: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(answer["decision"], true, "{answer}");
+
+    // A malformed request is 400, not a deny.
+    let (status, _) = post(
+        &service,
+        "/access/v1/evaluation",
+        Some(PEP_SECRET),
+        &json!({"subject": 1}),
+    )
+    .await;
+    assert_eq!(status, 400);
+
+    // subject.id, when given, must be the token's caller.
+    let principal = format!(
+        "{}/{}",
+        idp.tenant_id(),
+        "0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0"
+    );
+    let named = idp
+        .token()
+        .oid(entra_governor::ObjectId::parse("0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0").unwrap())
+        .scopes("Inference.Invoke")
+        .groups([DATA_SCIENTISTS])
+        .sign();
+    let mut mine = evaluation(&named, "inference.invoke", "models", "exp-42");
+    mine["subject"]["id"] = json!(principal);
+    let answer: Value = serde_json::from_str(
+        &post(&service, "/access/v1/evaluation", Some(PEP_SECRET), &mine)
+            .await
+            .1,
+    )
+    .unwrap();
+    assert_eq!(answer["decision"], true, "{answer}");
+    mine["subject"]["id"] = json!("someone-else");
+    let answer: Value = serde_json::from_str(
+        &post(&service, "/access/v1/evaluation", Some(PEP_SECRET), &mine)
+            .await
+            .1,
+    )
+    .unwrap();
+    assert_eq!(
+        (
+            answer["decision"].clone(),
+            answer["context"]["reason"].clone()
+        ),
+        (json!(false), json!("subject_mismatch"))
+    );
+
+    // Batches: top-level subject and action are defaults; each entry names its resource.
+    let batch = |semantic: &str| {
+        json!({
+            "subject": { "type": "user", "id": "", "properties": { "token": token } },
+            "action": { "name": "inference.invoke" },
+            "evaluations": [
+                { "resource": { "type": "models", "id": "exp-1" } },
+                { "resource": { "type": "models", "id": "staging-1" } },
+                { "resource": { "type": "models", "id": "exp-2" } },
+                { "action": { "name": "datasets.read" }, "resource": { "type": "datasets", "id": "public/wiki" } },
+            ],
+            "options": { "evaluations_semantic": semantic },
+        })
+    };
+    let decisions = |body: &str| -> Vec<bool> {
+        let v: Value = serde_json::from_str(body).unwrap();
+        v["evaluations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["decision"].as_bool().unwrap())
+            .collect()
+    };
+    for (semantic, expected) in [
+        ("execute_all", vec![true, false, true, true]),
+        ("deny_on_first_deny", vec![true, false]),
+        ("permit_on_first_permit", vec![true]),
+    ] {
+        let (status, body) = post(
+            &service,
+            "/access/v1/evaluations",
+            Some(PEP_SECRET),
+            &batch(semantic),
+        )
+        .await;
+        assert_eq!(status, 200, "{semantic}: {body}");
+        assert_eq!(decisions(&body), expected, "{semantic}");
+    }
+    let (status, _) = post(
+        &service,
+        "/access/v1/evaluations",
+        Some(PEP_SECRET),
+        &batch("first_come"),
+    )
+    .await;
+    assert_eq!(status, 400, "an unknown semantic is a bad request");
+
+    // The metadata names the endpoints at the listener's address.
+    let metadata: Value = harness::get_json(format!(
+        "{}/.well-known/authzen-configuration",
+        service.http
+    ))
+    .await;
+    assert_eq!(metadata["policy_decision_point"], json!(service.http));
+    assert_eq!(
+        metadata["access_evaluation_endpoint"],
+        json!(format!("{}/access/v1/evaluation", service.http))
+    );
+    assert_eq!(
+        metadata["access_evaluations_endpoint"],
+        json!(format!("{}/access/v1/evaluations", service.http))
+    );
+}
+
+#[tokio::test]
+async fn a_short_pep_secret_is_refused_at_start() {
+    let idp = crate::example_idp().await;
+    let dir = harness::temp_dir("short-pep");
+    let config = harness::write_config(&dir, &idp, "");
+    let out = std::process::Command::new(harness::binary())
+        .args(["serve", "--config"])
+        .arg(&config)
+        .env(harness::PEP_ENV, "short")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("authzen.pep_token_env: EG_TEST_PEP_TOKEN holds fewer than 32 bytes"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("short\n"), "{stderr}");
+}
