@@ -167,7 +167,8 @@ impl Route {
             }
             rest = tail;
         }
-        Some(params)
+        // Only the root route gets here with a path left over.
+        rest.is_empty().then_some(params)
     }
 }
 
