@@ -6,10 +6,12 @@
 //! | `contract` | the adapters' contract through forward-auth, Envoy HTTP and gRPC, AuthZEN |
 //! | `authzen` | PEP authentication, batches and their semantics, the well-known metadata |
 //! | `operations` | the configuration's errors, hot reload under load, readiness, shutdown |
+//! | `nginx` | a real nginx with `deploy/nginx.conf` (auth_request) in front of an upstream |
 
 mod authzen;
 mod contract;
 mod harness;
+mod nginx;
 mod operations;
 
 use entra_governor::TenantId;

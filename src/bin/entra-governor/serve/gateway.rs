@@ -104,7 +104,13 @@ async fn forward_auth(State(service): State<Service>, headers: HeaderMap) -> Res
     });
     match request {
         Ok((method, uri)) => decide(&service, &method, &uri, &headers).await,
-        Err(refusal) => with_request_id(refusal.into_response(), &headers),
+        Err(refusal) => {
+            tracing::warn!(
+                problem = refusal.body.error_description,
+                "a forward-auth request the gateway should not send; check its configuration"
+            );
+            with_request_id(refusal.into_response(), &headers)
+        }
     }
 }
 
