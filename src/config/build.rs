@@ -173,6 +173,44 @@ impl Config {
         Ok(RouteTable::new(routes))
     }
 
+    /// The `[upstream] headers`, checked: HTTP header names (lowercased), none of them
+    /// `authorization`, `host` or a hop-by-hop or framing header.
+    ///
+    /// # Errors
+    /// [`ConfigFileError::Invalid`] naming the header.
+    pub fn upstream_headers(&self) -> Result<Vec<(String, super::UpstreamValue)>, ConfigFileError> {
+        const RESERVED: &[&str] = &[
+            "authorization",
+            "connection",
+            "content-length",
+            "host",
+            "keep-alive",
+            "proxy-authorization",
+            "te",
+            "trailer",
+            "transfer-encoding",
+            "upgrade",
+        ];
+        self.upstream
+            .headers
+            .iter()
+            .map(|(name, value)| {
+                let lower = name.to_ascii_lowercase();
+                let token = !lower.is_empty()
+                    && lower
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+                if !token || RESERVED.contains(&lower.as_str()) {
+                    return Err(ConfigFileError::invalid(
+                        format!("upstream.headers.{name}"),
+                        "not a header name an allow may set",
+                    ));
+                }
+                Ok((lower, *value))
+            })
+            .collect()
+    }
+
     /// How often the policy file is checked for changes; `None`: never.
     pub fn policy_reload_interval(&self) -> Option<Duration> {
         match self.policy.reload_interval_secs {

@@ -35,8 +35,8 @@ use std::path::{Path, PathBuf};
 
 pub use sections::{
     AuditConfig, AuditMode, AuditSinkKind, AuthzenConfig, Config, EntraConfig, FleetConfig,
-    GraphConfig, ListenConfig, PolicyConfig, RevocationsConfig, RouteConfig, UpstreamConfig,
-    UpstreamValue,
+    ForwardAuthConfig, ForwardAuthHeaders, GraphConfig, ListenConfig, PolicyConfig,
+    RevocationsConfig, RouteConfig, UpstreamConfig, UpstreamValue,
 };
 
 /// Why a configuration file cannot be used. Every message names the file or the key.
@@ -112,6 +112,7 @@ impl Config {
             })?;
         config.resolve_paths(path.parent().unwrap_or(Path::new(".")));
         config.route_table()?;
+        config.upstream_headers()?;
         Ok(config)
     }
 

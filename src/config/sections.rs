@@ -37,6 +37,9 @@ pub struct Config {
     /// The AuthZEN endpoints' policy enforcement points (the decision service).
     #[serde(default)]
     pub authzen: AuthzenConfig,
+    /// Which gateway's headers `/forward-auth` reads (the decision service).
+    #[serde(default)]
+    pub forward_auth: ForwardAuthConfig,
     /// Method and path templates mapped to an action and a resource (the decision
     /// service); first match wins, an unmatched request is denied.
     #[serde(default)]
@@ -255,6 +258,39 @@ pub enum UpstreamValue {
     Resource,
     /// The live policy's version.
     PolicyVersion,
+}
+
+/// `[forward_auth]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForwardAuthConfig {
+    /// Which pair of headers names the original request: `nginx` (default;
+    /// `X-Original-Method`, `X-Original-URI`) or `traefik` (`X-Forwarded-Method`,
+    /// `X-Forwarded-Uri`). Only that pair is read: a gateway passes the client's other
+    /// headers through, so reading both would let a client choose what is decided.
+    #[serde(default)]
+    pub headers: ForwardAuthHeaders,
+}
+
+/// `[forward_auth] headers`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ForwardAuthHeaders {
+    /// `X-Original-Method` and `X-Original-URI` (nginx `auth_request`).
+    #[default]
+    Nginx,
+    /// `X-Forwarded-Method` and `X-Forwarded-Uri` (Traefik `forwardAuth`, Caddy).
+    Traefik,
+}
+
+impl ForwardAuthHeaders {
+    /// The (method, URI) header names.
+    pub fn names(self) -> (&'static str, &'static str) {
+        match self {
+            Self::Nginx => ("x-original-method", "x-original-uri"),
+            Self::Traefik => ("x-forwarded-method", "x-forwarded-uri"),
+        }
+    }
 }
 
 /// `[authzen]`: how policy enforcement points authenticate to the AuthZEN endpoints.

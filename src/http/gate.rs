@@ -14,12 +14,17 @@ use crate::{Decision, Governor, Principal, PrincipalKind, RequestContext};
 pub const NO_ROUTE_ACTION: &str = "route";
 /// The reason code of a request no route matches.
 pub const NO_ROUTE_REASON: &str = "no_route";
+/// The reason code of a request whose path is not in canonical form (dot or empty
+/// segments, backslashes, escaped dots, slashes or backslashes).
+pub const NONCANONICAL_PATH_REASON: &str = "noncanonical_path";
 
 /// Decides gateway requests: the [`RouteTable`] names the action and resource, the
 /// [`Governor`] decides, and an allow carries the configured headers to the upstream.
 ///
 /// Deny by default: a request no route matches is refused with 403 (recorded as action
-/// [`NO_ROUTE_ACTION`], reason [`NO_ROUTE_REASON`]) before its token is looked at.
+/// [`NO_ROUTE_ACTION`], reason [`NO_ROUTE_REASON`]) before its token is looked at, and so
+/// is a path the upstream could resolve to another one (`.`, `..` or empty segments,
+/// `\`, `%2e`, `%2f`, `%5c` in any case: reason [`NONCANONICAL_PATH_REASON`]).
 #[derive(Clone, Debug)]
 pub struct Gate {
     governor: Governor,
@@ -97,8 +102,14 @@ impl Gate {
         I: Iterator<Item = &'a [u8]>,
     {
         let path = uri.split(['?', '#']).next().unwrap_or_default();
+        if !is_canonical(path) {
+            self.record_unrouted(method, path, NONCANONICAL_PATH_REASON, context)
+                .await;
+            return Err(Refusal::forbidden());
+        }
         let Some(route) = self.routes.find(method, path) else {
-            self.record_no_route(method, path, context).await;
+            self.record_unrouted(method, path, NO_ROUTE_REASON, context)
+                .await;
             return Err(Refusal::forbidden());
         };
         let principal = authenticate(&self.governor, authorization, path, context).await?;
@@ -120,7 +131,7 @@ impl Gate {
         };
         let decision =
             authorize(&self.governor, &principal, route.action, &resource, context).await?;
-        let headers = self.upstream_headers(&principal, &decision);
+        let headers = self.upstream_headers(&principal, &decision)?;
         Ok(Allowed {
             principal,
             decision,
@@ -129,31 +140,74 @@ impl Gate {
         })
     }
 
-    async fn record_no_route(&self, method: &str, path: &str, context: &RequestContext) {
+    async fn record_unrouted(
+        &self,
+        method: &str,
+        path: &str,
+        reason: &str,
+        context: &RequestContext,
+    ) {
+        let why = if reason == NO_ROUTE_REASON {
+            "no route matches"
+        } else {
+            "the path is not in canonical form:"
+        };
         let event = AuditEvent::new(AuditOutcome::Deny, NO_ROUTE_ACTION, path)
-            .with_reason(NO_ROUTE_REASON)
-            .with_explanation(format!("no route matches {} {path}", method.escape_debug()));
+            .with_reason(reason)
+            .with_explanation(format!(
+                "{why} {} {}",
+                method.escape_debug(),
+                path.escape_debug()
+            ));
         let _ = self
             .governor
             .record_event(event, context, Instant::now())
             .await;
     }
 
+    /// The headers of an allow. A value that cannot be a header value (visible ASCII and
+    /// spaces) refuses the request with 500 rather than leaving the header unset, which
+    /// would let a client's header of that name through.
     fn upstream_headers(
         &self,
         principal: &Principal,
         decision: &Decision,
-    ) -> Vec<(String, String)> {
+    ) -> Result<Vec<(String, String)>, Refusal> {
         self.upstream
             .iter()
             .map(|(name, value)| {
-                (
-                    name.clone(),
-                    upstream_value(*value, principal, decision, &self.governor),
-                )
+                let text = upstream_value(*value, principal, decision, &self.governor);
+                if text.bytes().all(|b| b == b' ' || b.is_ascii_graphic()) {
+                    return Ok((name.clone(), text));
+                }
+                tracing::error!(
+                    header = name.as_str(),
+                    "an upstream header value is not visible ASCII; the request is refused with 500"
+                );
+                Err(Refusal::misconfigured(
+                    "an upstream header value cannot be sent",
+                ))
             })
             .collect()
     }
+}
+
+/// True for a path without dot or empty segments, backslashes, or escaped dots,
+/// slashes and backslashes: the path the upstream resolves is the one decided.
+pub fn is_canonical(path: &str) -> bool {
+    let Some(rest) = path.strip_prefix('/') else {
+        return false;
+    };
+    if rest.is_empty() {
+        return true;
+    }
+    let lower = rest.to_ascii_lowercase();
+    let escaped = ["%2e", "%2f", "%5c"].iter().any(|e| lower.contains(e));
+    !escaped
+        && !rest.contains('\\')
+        && rest
+            .split('/')
+            .all(|segment| !matches!(segment, "" | "." | ".."))
 }
 
 /// The text of one upstream header.
@@ -186,5 +240,41 @@ pub fn kind_name(principal: &Principal) -> &'static str {
         PrincipalKind::Application => "application",
         PrincipalKind::User if principal.is_guest() => "guest",
         PrincipalKind::User => "user",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_canonical;
+
+    #[test]
+    fn only_canonical_paths_pass() {
+        let good = [
+            "/",
+            "/v1/models/exp-42/infer",
+            "/v1/datasets/public/wiki.v2/2024",
+            "/v1/a%20b",
+        ];
+        for path in good {
+            assert!(is_canonical(path), "{path}");
+        }
+        let bad = [
+            "",
+            "v1/x",
+            "//v1/x",
+            "/v1//x",
+            "/v1/x/",
+            "/v1/./x",
+            "/v1/../x",
+            "/v1/x/..",
+            "/v1/%2e%2e/x",
+            "/v1/%2E./x",
+            "/v1/a%2Fb",
+            "/v1/a%5cb",
+            "/v1/a\\b",
+        ];
+        for path in bad {
+            assert!(!is_canonical(path), "{path}");
+        }
     }
 }

@@ -43,7 +43,10 @@ mod routes;
 mod template;
 
 pub use bearer::{BearerError, bearer_token};
-pub use gate::{Allowed, Gate, NO_ROUTE_ACTION, NO_ROUTE_REASON, kind_name};
+pub use gate::{
+    Allowed, Gate, NO_ROUTE_ACTION, NO_ROUTE_REASON, NONCANONICAL_PATH_REASON, is_canonical,
+    kind_name,
+};
 pub use refusal::{RETRY_AFTER_SECS, Refusal, RefusalBody};
 pub use routes::{Route, RouteError, RouteMatch, RouteTable};
 pub use template::{RenderError, ResourceTemplate, TemplateError};
@@ -133,6 +136,24 @@ pub async fn record_invalid_resource(
     let event = AuditEvent::from_principal(principal, AuditOutcome::Deny, action, path)
         .with_reason("invalid_resource")
         .with_explanation("the request path does not name a resource");
+    let _ = governor.record_event(event, context, Instant::now()).await;
+}
+
+/// Records (in the audit trail) a verified caller's request refused for a reason of the
+/// caller's own (`reason`, a snake_case code): a decision service refusing a question
+/// whose subject is not the token's caller, for example.
+pub async fn record_refusal(
+    governor: &Governor,
+    principal: &Principal,
+    action: &str,
+    resource: &str,
+    reason: &str,
+    explanation: &str,
+    context: &RequestContext,
+) {
+    let event = AuditEvent::from_principal(principal, AuditOutcome::Deny, action, resource)
+        .with_reason(reason)
+        .with_explanation(explanation);
     let _ = governor.record_event(event, context, Instant::now()).await;
 }
 

@@ -68,6 +68,16 @@ pub enum RouteError {
         /// The placeholder.
         name: String,
     },
+    /// A path placeholder the resource template does not use.
+    #[error(
+        "path {path:?} has {{{name}}}, which the resource template does not use: every value would be allowed, `..` included"
+    )]
+    UnusedPlaceholder {
+        /// The path template.
+        path: String,
+        /// The placeholder.
+        name: String,
+    },
     /// The method is not an HTTP token (`GET`, `POST`, ...) or `*`.
     #[error("invalid method {0:?}: expected an HTTP method such as GET or POST, or \"*\"")]
     Method(String),
@@ -108,6 +118,21 @@ impl Route {
                 Some(_) => continue,
             };
             return Err(error);
+        }
+        if let Some(unused) = segments.iter().find_map(|s| match s {
+            PathSegment::Param(n) | PathSegment::Rest(n)
+                if !resource.placeholders().any(|(name, _)| name == n) =>
+            {
+                Some(n.clone())
+            }
+            _ => None,
+        }) {
+            // A placeholder the resource ignores lets any value through, `..` included:
+            // the upstream would resolve it to a path the decision never saw.
+            return Err(RouteError::UnusedPlaceholder {
+                path: path.to_owned(),
+                name: unused,
+            });
         }
         Ok(Self {
             method,
@@ -395,6 +420,14 @@ mod tests {
                 .to_string(),
             "resource template \"models/{name}\" uses {name}, which path \"/v1/{model}\" does not have"
         );
+    }
+
+    #[test]
+    fn a_path_placeholder_the_resource_ignores_is_refused() {
+        assert!(matches!(
+            Route::new("GET", "/v1/public/{*rest}", "public.read", "public"),
+            Err(RouteError::UnusedPlaceholder { name, .. }) if name == "rest"
+        ));
     }
 
     #[test]

@@ -193,3 +193,106 @@ async fn a_short_pep_secret_is_refused_at_start() {
     );
     assert!(!stderr.contains("short\n"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn authzen_request_errors_are_400_and_a_mismatched_subject_is_audited() {
+    let idp = crate::example_idp().await;
+    let dir = harness::temp_dir("authzen-errors");
+    let service = Service::start(&harness::write_config(&dir, &idp, ""));
+    let oid = "0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0";
+    let token = idp
+        .token()
+        .oid(entra_governor::ObjectId::parse(oid).unwrap())
+        .scopes("Inference.Invoke")
+        .groups([DATA_SCIENTISTS])
+        .sign();
+    let whole = evaluation(&token, "inference.invoke", "models", "exp-42");
+
+    // Each missing part is a 400 on /evaluation, and so is a type that is not one segment.
+    for part in ["subject", "action", "resource"] {
+        let mut body = whole.clone();
+        body.as_object_mut().unwrap().remove(part);
+        let (status, text) = post(&service, "/access/v1/evaluation", Some(PEP_SECRET), &body).await;
+        assert_eq!(
+            (status, text.as_str()),
+            (400, "subject, action and resource are required"),
+            "{part}"
+        );
+    }
+    let mut body = whole.clone();
+    body["resource"]["type"] = json!("models/exp-42");
+    assert_eq!(
+        post(&service, "/access/v1/evaluation", Some(PEP_SECRET), &body)
+            .await
+            .0,
+        400
+    );
+    // A body that is not JSON: the message says where, and never quotes the request.
+    let (status, text) = post(
+        &service,
+        "/access/v1/evaluation",
+        Some(PEP_SECRET),
+        &json!(token),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(!text.contains(&token[..20]), "{text}");
+
+    // The Bearer scheme is case-insensitive; a refused PEP gets the challenge.
+    let response = reqwest::Client::new()
+        .post(format!("{}/access/v1/evaluation", service.http))
+        .header("authorization", format!("bearer {PEP_SECRET}"))
+        .header("content-type", "application/json")
+        .body(whole.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let refused = reqwest::Client::new()
+        .post(format!("{}/access/v1/evaluation", service.http))
+        .body(whole.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+    assert_eq!(refused.headers()["www-authenticate"], "Bearer");
+
+    // Without evaluations the batch endpoint answers one evaluation, as one.
+    let (status, text) = post(&service, "/access/v1/evaluations", Some(PEP_SECRET), &whole).await;
+    assert_eq!(status, 200);
+    let answer: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(answer["decision"], json!(true), "{answer}");
+    assert!(answer.get("evaluations").is_none(), "{answer}");
+
+    // subject.id may be the oid alone; another id is a deny, recorded in the trail.
+    let mut body = whole.clone();
+    body["subject"]["id"] = json!(oid);
+    let answer: Value = serde_json::from_str(
+        &post(&service, "/access/v1/evaluation", Some(PEP_SECRET), &body)
+            .await
+            .1,
+    )
+    .unwrap();
+    assert_eq!(answer["decision"], json!(true), "{answer}");
+    body["subject"]["id"] = json!("11111111-2222-4333-8444-555555555555");
+    let answer: Value = serde_json::from_str(
+        &post(&service, "/access/v1/evaluation", Some(PEP_SECRET), &body)
+            .await
+            .1,
+    )
+    .unwrap();
+    assert_eq!(answer["context"]["reason"], json!("subject_mismatch"));
+    assert_eq!(service.terminate().code(), Some(0));
+    let events = harness::audit_events(&dir);
+    let mismatch = events
+        .iter()
+        .find(|e| e["reason"] == "subject_mismatch")
+        .expect("audited");
+    assert_eq!(
+        (
+            mismatch["object_id"].as_str(),
+            mismatch["resource"].as_str()
+        ),
+        (Some(oid), Some("models/exp-42"))
+    );
+}

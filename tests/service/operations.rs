@@ -264,3 +264,88 @@ async fn health_and_readiness_answer_and_a_graceful_stop_flushes_the_audit_trail
         "the last decision was flushed before the process exited"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forward_auth_reads_only_the_configured_gateways_headers() {
+    let idp = crate::example_idp().await;
+    let token = idp
+        .token()
+        .scopes("Inference.Invoke")
+        .groups([DATA_SCIENTISTS])
+        .sign();
+    let ask = |base: String, pairs: Vec<(&'static str, &'static str)>| {
+        let token = token.clone();
+        async move {
+            let mut request = reqwest::Client::new()
+                .get(format!("{base}/forward-auth"))
+                .bearer_auth(token);
+            for (name, value) in pairs {
+                request = request.header(name, value);
+            }
+            request.send().await.unwrap().status().as_u16()
+        }
+    };
+    // Traefik: X-Forwarded-* names the request; a client's X-Original-* is ignored.
+    let dir = harness::temp_dir("traefik");
+    let service = Service::start(&harness::write_config(
+        &dir,
+        &idp,
+        "[forward_auth]\nheaders = \"traefik\"\n",
+    ));
+    let traefik =
+        |uri: &'static str| vec![("x-forwarded-method", "POST"), ("x-forwarded-uri", uri)];
+    assert_eq!(
+        ask(service.http.clone(), traefik("/v1/models/exp-42/infer")).await,
+        200
+    );
+    let mut spoof = traefik("/v1/models/staging-1/infer");
+    spoof.extend([
+        ("x-original-method", "POST"),
+        ("x-original-uri", "/v1/models/exp-42/infer"),
+    ]);
+    assert_eq!(
+        ask(service.http.clone(), spoof).await,
+        403,
+        "the client's X-Original-URI was read"
+    );
+    drop(service);
+    // nginx (default): X-Forwarded-* alone is a misconfigured gateway, never a decision.
+    let dir = harness::temp_dir("nginx-style");
+    let service = Service::start(&harness::write_config(&dir, &idp, ""));
+    assert_eq!(
+        ask(service.http.clone(), traefik("/v1/models/exp-42/infer")).await,
+        500
+    );
+    let twice = vec![
+        ("x-original-method", "POST"),
+        ("x-original-uri", "/v1/models/exp-42/infer"),
+        ("x-original-uri", "/v1/models/exp-43/infer"),
+    ];
+    assert_eq!(
+        ask(service.http.clone(), twice).await,
+        500,
+        "a repeated header is refused"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_header_value_that_cannot_be_sent_refuses_the_request() {
+    let idp = crate::example_idp().await;
+    let dir = harness::temp_dir("header-value");
+    let config = harness::write_config(&dir, &idp, "");
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "\"x-entra-grant\" = \"grant\"",
+        "\"x-entra-grant\" = \"grant\", \"x-entra-client\" = \"client_app_id\"",
+    );
+    std::fs::write(&config, text).unwrap();
+    let service = Service::start(&config);
+    let token = idp
+        .token()
+        .scopes("Inference.Invoke")
+        .groups([DATA_SCIENTISTS])
+        .claim("azp", serde_json::json!("caf\u{e9}-app"))
+        .sign();
+    let answer = forward_auth(&service.http, &infer(&token)).await;
+    assert_eq!(answer.status, 500, "{answer:?}");
+    assert!(answer.body.contains("server_error"), "{answer:?}");
+}

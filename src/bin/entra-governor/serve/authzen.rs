@@ -85,8 +85,9 @@ impl PepAuth {
         let presented = headers
             .get("authorization")
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim);
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, credentials)| credentials.trim());
         presented.is_some_and(|p| verify_slices_are_equal(p.as_bytes(), secret).is_ok())
     }
 }
@@ -105,7 +106,18 @@ pub fn pdp_url(config: &Config, http: Option<&TcpListener>) -> Result<String, Bo
         return Ok(url.trim_end_matches('/').to_owned());
     }
     let addr: Option<SocketAddr> = http.and_then(|l| l.local_addr().ok());
-    Ok(addr.map_or_else(String::new, |a| format!("http://{a}")))
+    let enabled = config.authzen.pep_token_env.is_some()
+        || config.authzen.dangerous_allow_unauthenticated_peps;
+    match addr {
+        // PEPs compare the metadata's identifier with the URL they asked: 0.0.0.0 is none.
+        Some(a) if enabled && a.ip().is_unspecified() => Err(
+            "authzen.policy_decision_point: set the URL PEPs reach this service at (listen.http \
+             is a wildcard address)"
+                .into(),
+        ),
+        Some(a) => Ok(format!("http://{a}")),
+        None => Ok(String::new()),
+    }
 }
 
 /// The AuthZEN routes.
@@ -126,7 +138,8 @@ async fn configuration(State(service): State<Service>) -> Json<Value> {
 }
 
 /// One evaluation's parts; in `evaluations`, each entry's parts replace the defaults.
-#[derive(Debug, Default, Clone, Deserialize)]
+/// No `Debug`: the subject carries a bearer token.
+#[derive(Default, Clone, Deserialize)]
 struct Parts {
     #[serde(default)]
     subject: Option<Subject>,
@@ -138,7 +151,7 @@ struct Parts {
     context: Option<Value>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 struct Subject {
     #[serde(default, rename = "type")]
     _kind: Option<String>,
@@ -160,7 +173,7 @@ struct Resource {
     id: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 struct Batch {
     #[serde(flatten)]
     defaults: Parts,
@@ -185,14 +198,60 @@ enum Semantic {
     PermitOnFirstPermit,
 }
 
+impl Parts {
+    /// These parts, each missing one taken from `defaults` (a batch entry's rule).
+    fn or_defaults(&self, defaults: &Parts) -> Parts {
+        Parts {
+            subject: self.subject.clone().or_else(|| defaults.subject.clone()),
+            action: self.action.clone().or_else(|| defaults.action.clone()),
+            resource: self.resource.clone().or_else(|| defaults.resource.clone()),
+            context: self.context.clone().or_else(|| defaults.context.clone()),
+        }
+    }
+
+    /// Why these parts are not one whole evaluation, if they are not.
+    fn incomplete(&self) -> Option<&'static str> {
+        match (&self.subject, &self.action, &self.resource) {
+            (Some(_), Some(_), Some(resource)) => resource.invalid(),
+            _ => Some("subject, action and resource are required"),
+        }
+    }
+}
+
+impl Resource {
+    /// Why `type/id` cannot name a resource, if it cannot: the type is one segment.
+    fn invalid(&self) -> Option<&'static str> {
+        let type_ok = !self.kind.is_empty() && !self.kind.contains(['/', '%', '\\']);
+        (!type_ok || self.id.is_empty())
+            .then_some("resource.type must be one path segment and resource.id non-empty")
+    }
+}
+
 /// A request error: the status and a plain message, as the specification's examples.
 fn error(status: StatusCode, message: &str) -> Response {
     (status, message.to_owned()).into_response()
 }
 
-/// The body parsed, or the message of the 400 to answer.
+/// 401 for a PEP without the secret, with the challenge RFC 6750 asks for.
+fn unauthenticated_pep(headers: &HeaderMap) -> Response {
+    let mut response = error(StatusCode::UNAUTHORIZED, "the PEP is not authenticated");
+    response.headers_mut().insert(
+        "www-authenticate",
+        axum::http::HeaderValue::from_static("Bearer"),
+    );
+    with_request_id(response, headers)
+}
+
+/// The body parsed, or the message of the 400 to answer: where the JSON is wrong, never
+/// serde's text, which can quote the request (and its token).
 fn parse<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, String> {
-    serde_json::from_slice(body).map_err(|e| format!("the request is not an AuthZEN request: {e}"))
+    serde_json::from_slice(body).map_err(|e| {
+        format!(
+            "the request is not an AuthZEN request (line {}, column {})",
+            e.line(),
+            e.column()
+        )
+    })
 }
 
 async fn evaluation(
@@ -201,14 +260,14 @@ async fn evaluation(
     body: axum::body::Bytes,
 ) -> Response {
     if !service.peps.admits(&headers) {
-        return with_request_id(
-            error(StatusCode::UNAUTHORIZED, "the PEP is not authenticated"),
-            &headers,
-        );
+        return unauthenticated_pep(&headers);
     }
     let context = context_of(&headers);
     let response = match parse::<Parts>(&body) {
-        Ok(parts) => Json(evaluate(&service, &parts, &context).await).into_response(),
+        Ok(parts) => match parts.incomplete() {
+            Some(problem) => error(StatusCode::BAD_REQUEST, problem),
+            None => Json(evaluate(&service, &parts, &context).await).into_response(),
+        },
         Err(message) => error(StatusCode::BAD_REQUEST, &message),
     };
     with_request_id(response, &headers)
@@ -220,10 +279,7 @@ async fn evaluations(
     body: axum::body::Bytes,
 ) -> Response {
     if !service.peps.admits(&headers) {
-        return with_request_id(
-            error(StatusCode::UNAUTHORIZED, "the PEP is not authenticated"),
-            &headers,
-        );
+        return unauthenticated_pep(&headers);
     }
     let context = context_of(&headers);
     let response = match parse::<Batch>(&body) {
@@ -231,6 +287,11 @@ async fn evaluations(
             StatusCode::BAD_REQUEST,
             &format!("at most {MAX_EVALUATIONS} evaluations per request"),
         ),
+        // Without evaluations the request is one evaluation, answered as one.
+        Ok(batch) if batch.evaluations.is_empty() => match batch.defaults.incomplete() {
+            Some(problem) => error(StatusCode::BAD_REQUEST, problem),
+            None => Json(evaluate(&service, &batch.defaults, &context).await).into_response(),
+        },
         Ok(batch) => Json(evaluate_batch(&service, batch, &context).await).into_response(),
         Err(message) => error(StatusCode::BAD_REQUEST, &message),
     };
@@ -241,33 +302,13 @@ fn context_of(headers: &HeaderMap) -> RequestContext {
     request_context(headers.get("x-request-id").map(|v| v.as_bytes()))
 }
 
-/// Without `evaluations`, the request is one evaluation (the specification's rule).
+/// Each entry with the top-level parts as defaults, in order, stopping where the
+/// semantic says.
 async fn evaluate_batch(service: &Service, batch: Batch, context: &RequestContext) -> Value {
-    if batch.evaluations.is_empty() {
-        let one = evaluate(service, &batch.defaults, context).await;
-        return json!({ "evaluations": [one] });
-    }
     let semantic = batch.options.evaluations_semantic;
     let mut results = Vec::with_capacity(batch.evaluations.len());
     for entry in &batch.evaluations {
-        let parts = Parts {
-            subject: entry
-                .subject
-                .clone()
-                .or_else(|| batch.defaults.subject.clone()),
-            action: entry
-                .action
-                .clone()
-                .or_else(|| batch.defaults.action.clone()),
-            resource: entry
-                .resource
-                .clone()
-                .or_else(|| batch.defaults.resource.clone()),
-            context: entry
-                .context
-                .clone()
-                .or_else(|| batch.defaults.context.clone()),
-        };
+        let parts = entry.or_defaults(&batch.defaults);
         let result = evaluate(service, &parts, context).await;
         let decision = result["decision"].as_bool() == Some(true);
         results.push(result);
@@ -285,14 +326,14 @@ async fn evaluate_batch(service: &Service, batch: Batch, context: &RequestContex
 
 /// One evaluation: `{"decision": bool, "context": {...}}`.
 async fn evaluate(service: &Service, parts: &Parts, context: &RequestContext) -> Value {
-    let (Some(subject), Some(action), Some(resource)) =
-        (&parts.subject, &parts.action, &parts.resource)
-    else {
-        return deny_because(
-            "invalid_request",
-            400,
-            "subject, action and resource are required",
-        );
+    let (Some(subject), Some(action), Some(resource), None) = (
+        &parts.subject,
+        &parts.action,
+        &parts.resource,
+        parts.incomplete(),
+    ) else {
+        let problem = parts.incomplete().unwrap_or("incomplete evaluation");
+        return deny_because("invalid_request", 400, problem);
     };
     let Some(token) = subject.properties.get("token").and_then(Value::as_str) else {
         return deny_because(
@@ -318,6 +359,17 @@ async fn evaluate(service: &Service, parts: &Parts, context: &RequestContext) ->
     if let Some(id) = subject.id.as_deref().filter(|id| !id.is_empty()) {
         let id_matches = id == principal.id().to_string() || id == principal.object_id().as_str();
         if !id_matches {
+            let why = "subject.id does not name the caller the token identifies";
+            http::record_refusal(
+                governor,
+                &principal,
+                &action.name,
+                &path,
+                "subject_mismatch",
+                why,
+                context,
+            )
+            .await;
             return deny_because(
                 "subject_mismatch",
                 403,

@@ -7,49 +7,15 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
-use entra_governor::config::{Config, UpstreamValue};
 use entra_governor::http::{Allowed, Refusal, request_context};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use super::{BoxError, Service, authzen, ops};
+use super::{Service, authzen, ops};
 
 /// The path prefix of Envoy's HTTP mode (`http_service.path_prefix: /envoy`): Envoy
 /// sends `/envoy` followed by the original path, with the original method.
 pub const ENVOY_PREFIX: &str = "/envoy";
-
-/// Headers a gateway's question may not ask to set on the upstream request.
-const RESERVED: &[&str] = &[
-    "authorization",
-    "connection",
-    "content-length",
-    "host",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-];
-
-/// The `[upstream] headers`, checked: lowercase HTTP header names, none of them a
-/// hop-by-hop or framing header, nor `authorization`.
-pub fn upstream_headers(config: &Config) -> Result<Vec<(String, UpstreamValue)>, BoxError> {
-    config
-        .upstream
-        .headers
-        .iter()
-        .map(|(name, value)| {
-            let lower = name.to_ascii_lowercase();
-            if HeaderName::from_bytes(lower.as_bytes()).is_err()
-                || RESERVED.contains(&lower.as_str())
-            {
-                return Err(
-                    format!("upstream.headers.{name}: not a header name the gate may set").into(),
-                );
-            }
-            Ok((lower, *value))
-        })
-        .collect()
-}
 
 /// Serves HTTP on `listener` until `stop` turns true, then drains open requests.
 pub async fn serve(
@@ -71,39 +37,13 @@ pub async fn serve(
         .await
 }
 
-/// `/forward-auth`: the original method and URI from `X-Original-Method` and
-/// `X-Original-URI` (nginx) or `X-Forwarded-Method` and `X-Forwarded-Uri` (Traefik,
-/// Caddy); 200 with the upstream headers, or the refusal.
+/// `/forward-auth`: the original method and URI from the pair of headers
+/// `[forward_auth] headers` names (nginx: `X-Original-Method`, `X-Original-URI`;
+/// Traefik: `X-Forwarded-Method`, `X-Forwarded-Uri`); 200 with the upstream headers, or
+/// the refusal.
 async fn forward_auth(State(service): State<Service>, headers: HeaderMap) -> Response {
-    let original = |names: [&str; 2]| -> Result<Option<&str>, Refusal> {
-        for name in names {
-            let mut values = headers.get_all(name).iter();
-            if let Some(value) = values.next() {
-                if values.next().is_some() {
-                    return Err(Refusal::misconfigured(
-                        "the gateway sent an original-request header twice",
-                    ));
-                }
-                return value.to_str().map(Some).map_err(|_| {
-                    Refusal::misconfigured(
-                        "the gateway sent an original-request header that is not ASCII",
-                    )
-                });
-            }
-        }
-        Ok(None)
-    };
-    let request = original(["x-original-method", "x-forwarded-method"]).and_then(|method| {
-        let uri = original(["x-original-uri", "x-forwarded-uri"])?;
-        match (method, uri) {
-            (Some(method), Some(uri)) => Ok((method.to_owned(), uri.to_owned())),
-            _ => Err(Refusal::misconfigured(
-                "the gateway sent no X-Original-Method and X-Original-URI (or X-Forwarded-Method and X-Forwarded-Uri)",
-            )),
-        }
-    });
-    match request {
-        Ok((method, uri)) => decide(&service, &method, &uri, &headers).await,
+    match original_request(&headers, service.forward_auth.names()) {
+        Ok((method, uri)) => decide(&service, method, uri, &headers).await,
         Err(refusal) => {
             tracing::warn!(
                 problem = refusal.body.error_description,
@@ -112,6 +52,30 @@ async fn forward_auth(State(service): State<Service>, headers: HeaderMap) -> Res
             with_request_id(refusal.into_response(), &headers)
         }
     }
+}
+
+/// The original request's method and URI, each from exactly one header of `names`.
+fn original_request<'h>(
+    headers: &'h HeaderMap,
+    (method, uri): (&str, &str),
+) -> Result<(&'h str, &'h str), Refusal> {
+    let one = |name: &str| {
+        let mut values = headers.get_all(name).iter();
+        match (values.next(), values.next()) {
+            (Some(value), None) => value.to_str().map_err(|_| {
+                Refusal::misconfigured(
+                    "the gateway sent an original-request header that is not ASCII",
+                )
+            }),
+            (Some(_), Some(_)) => Err(Refusal::misconfigured(
+                "the gateway sent an original-request header twice",
+            )),
+            (None, _) => Err(Refusal::misconfigured(
+                "the gateway did not send the original method and URI headers [forward_auth] names",
+            )),
+        }
+    };
+    Ok((one(method)?, one(uri)?))
 }
 
 /// Envoy's HTTP mode: the original method, and the original path after [`ENVOY_PREFIX`].
@@ -155,6 +119,7 @@ async fn decide(service: &Service, method: &str, uri: &str, headers: &HeaderMap)
 fn allow(allowed: &Allowed) -> Response {
     let mut response = StatusCode::OK.into_response();
     let headers = response.headers_mut();
+    // The gate checked every name (configuration) and value (visible ASCII).
     for (name, value) in &allowed.headers {
         if let (Ok(name), Ok(value)) = (
             HeaderName::from_bytes(name.as_bytes()),

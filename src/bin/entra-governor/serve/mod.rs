@@ -36,6 +36,8 @@ pub struct Service {
     pub peps: Arc<authzen::PepAuth>,
     /// The AuthZEN metadata's `policy_decision_point`.
     pub pdp_url: Arc<str>,
+    /// Which headers `/forward-auth` reads the original request from.
+    pub forward_auth: entra_governor::config::ForwardAuthHeaders,
     /// The policy reloader's counters.
     pub reloads: Arc<reload::ReloadStats>,
     /// True once the service is shutting down: `/readyz` answers 503.
@@ -64,7 +66,7 @@ async fn serve(config_path: &Path) -> Result<(), BoxError> {
     let gate = Gate::new(
         governor.clone(),
         config.route_table()?,
-        gateway::upstream_headers(&config)?,
+        config.upstream_headers()?,
         config.upstream.remove_authorization,
     );
     let http_addr = config.listen.http;
@@ -79,6 +81,7 @@ async fn serve(config_path: &Path) -> Result<(), BoxError> {
         pdp_url: authzen::pdp_url(&config, http.as_ref())?.into(),
         peps: Arc::new(authzen::PepAuth::from_config(&config.authzen)?),
         reloads: Arc::new(reload::ReloadStats::default()),
+        forward_auth: config.forward_auth.headers,
         gate,
         stopping,
     };

@@ -37,8 +37,9 @@ impl ReloadStats {
 /// Watches `path` every `every` for as long as the process runs.
 pub fn spawn(service: Service, path: PathBuf, every: Duration) {
     tokio::spawn(async move {
-        // The content the live policy came from: only a different content is tried.
-        let mut last = std::fs::read(&path).ok();
+        // The content last tried; a file that changed between the start-up load and
+        // this read holds another policy version, and is loaded on the first tick.
+        let mut last = None;
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -62,16 +63,17 @@ pub fn spawn(service: Service, path: PathBuf, every: Duration) {
 }
 
 fn try_reload(service: &Service, path: &std::path::Path, content: &[u8]) {
-    let loaded = std::str::from_utf8(content)
+    let parsed = std::str::from_utf8(content)
         .map_err(|_| "the file is not UTF-8".to_owned())
-        .and_then(|text| Policy::from_toml_str(text).map_err(|e| e.to_string()))
-        .and_then(|policy| {
-            service
-                .governor()
-                .reload_policy(policy)
-                .map_err(|e| e.to_string())
-        });
-    match loaded {
+        .and_then(|text| Policy::from_toml_str(text).map_err(|e| e.to_string()));
+    let policy = match parsed {
+        Ok(policy) => policy,
+        Err(error) => return refused(service, path, &error),
+    };
+    if policy.version_hash() == service.governor().policy_version() {
+        return; // the live policy already (the start-up load, or a touch)
+    }
+    match service.governor().reload_policy(policy) {
         Ok(()) => {
             service.reloads.ok.fetch_add(1, Ordering::Relaxed);
             tracing::info!(
@@ -80,14 +82,16 @@ fn try_reload(service: &Service, path: &std::path::Path, content: &[u8]) {
                 "policy reloaded"
             );
         }
-        Err(error) => {
-            service.reloads.failed.fetch_add(1, Ordering::Relaxed);
-            tracing::error!(
-                path = %path.display(),
-                error = %error,
-                policy_version = %service.governor().policy_version(),
-                "policy file refused; the live policy stays"
-            );
-        }
+        Err(error) => refused(service, path, &error.to_string()),
     }
+}
+
+fn refused(service: &Service, path: &std::path::Path, error: &str) {
+    service.reloads.failed.fetch_add(1, Ordering::Relaxed);
+    tracing::error!(
+        path = %path.display(),
+        error = %error,
+        policy_version = %service.governor().policy_version(),
+        "policy file refused; the live policy stays"
+    );
 }
