@@ -5,7 +5,7 @@
 //! |---|---|
 //! | `contract` | the adapters' contract through forward-auth, Envoy HTTP and gRPC, AuthZEN |
 //! | `authzen` | PEP authentication, batches and their semantics, the well-known metadata |
-//! | `operations` | the configuration's errors, hot reload under load, readiness, shutdown |
+//! | `operations` | the configuration's errors, hot reload under load, readiness, shutdown, admin routes |
 //! | `nginx` | a real nginx with `deploy/nginx.conf` (auth_request) in front of an upstream |
 
 mod authzen;

@@ -349,3 +349,71 @@ async fn an_upstream_header_value_that_cannot_be_sent_refuses_the_request() {
     assert_eq!(answer.status, 500, "{answer:?}");
     assert!(answer.body.contains("server_error"), "{answer:?}");
 }
+
+const PLATFORM_ADMINS: &str = "7c2d9e4f-1a3b-4c5d-9e6f-a0b1c2d3e4f5";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_routes_revoke_a_caller_for_every_transport_and_report_the_fleet() {
+    let idp = crate::example_idp().await;
+    let dir = harness::temp_dir("admin");
+    let service = Service::start(&harness::write_config(&dir, &idp, ""));
+    let admin = idp
+        .token()
+        .scopes("Platform.Admin")
+        .groups([PLATFORM_ADMINS])
+        .acrs(["c2"])
+        .sign();
+    let victim = idp
+        .token()
+        .scopes("Inference.Invoke")
+        .groups([DATA_SCIENTISTS])
+        .issued_at(-1);
+    let claims = victim.claims();
+    let body = serde_json::json!({ "tenant_id": claims["tid"], "object_id": claims["oid"] });
+    let victim = victim.sign();
+    assert_eq!(
+        forward_auth(&service.http, &infer(&victim)).await.status,
+        200
+    );
+
+    let revoke = |token: String| {
+        let (url, body) = (
+            format!("{}/v1/admin/revocations", service.http),
+            body.to_string(),
+        );
+        async move {
+            reqwest::Client::new()
+                .post(url)
+                .bearer_auth(token)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    // Behind the policy like any request: the victim may not revoke, the admin may.
+    assert_eq!(revoke(victim.clone()).await, 403);
+    assert_eq!(revoke(admin.clone()).await, 204);
+    let refused = forward_auth(&service.http, &infer(&victim)).await;
+    assert_eq!(
+        refused.status, 401,
+        "the revoked caller is refused: {refused:?}"
+    );
+
+    let fleet = reqwest::Client::new()
+        .get(format!("{}/v1/admin/fleet", service.http))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(fleet.status(), 200);
+    let fleet: Value = serde_json::from_str(&fleet.text().await.unwrap()).unwrap();
+    assert_eq!(fleet["mode"], "standalone", "{fleet}");
+    let anonymous = reqwest::get(format!("{}/v1/admin/fleet", service.http))
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
+}
