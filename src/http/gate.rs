@@ -201,8 +201,14 @@ pub fn is_canonical(path: &str) -> bool {
     if rest.is_empty() {
         return true;
     }
-    let lower = rest.to_ascii_lowercase();
-    let escaped = ["%2e", "%2f", "%5c"].iter().any(|e| lower.contains(e));
+    // Without allocating: this runs on every gateway request.
+    let escaped = rest.as_bytes().windows(3).any(|w| {
+        w[0] == b'%'
+            && matches!(
+                [w[1], w[2].to_ascii_lowercase()],
+                [b'2', b'e' | b'f'] | [b'5', b'c']
+            )
+    });
     !escaped
         && !rest.contains('\\')
         && rest

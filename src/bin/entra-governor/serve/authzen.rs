@@ -264,10 +264,7 @@ async fn evaluation(
     }
     let context = context_of(&headers);
     let response = match parse::<Parts>(&body) {
-        Ok(parts) => match parts.incomplete() {
-            Some(problem) => error(StatusCode::BAD_REQUEST, problem),
-            None => Json(evaluate(&service, &parts, &context).await).into_response(),
-        },
+        Ok(parts) => single(&service, &parts, &context).await,
         Err(message) => error(StatusCode::BAD_REQUEST, &message),
     };
     with_request_id(response, &headers)
@@ -288,14 +285,21 @@ async fn evaluations(
             &format!("at most {MAX_EVALUATIONS} evaluations per request"),
         ),
         // Without evaluations the request is one evaluation, answered as one.
-        Ok(batch) if batch.evaluations.is_empty() => match batch.defaults.incomplete() {
-            Some(problem) => error(StatusCode::BAD_REQUEST, problem),
-            None => Json(evaluate(&service, &batch.defaults, &context).await).into_response(),
-        },
+        Ok(batch) if batch.evaluations.is_empty() => {
+            single(&service, &batch.defaults, &context).await
+        }
         Ok(batch) => Json(evaluate_batch(&service, batch, &context).await).into_response(),
         Err(message) => error(StatusCode::BAD_REQUEST, &message),
     };
     with_request_id(response, &headers)
+}
+
+/// One whole evaluation answered, or 400 naming what is missing.
+async fn single(service: &Service, parts: &Parts, context: &RequestContext) -> Response {
+    match parts.incomplete() {
+        Some(problem) => error(StatusCode::BAD_REQUEST, problem),
+        None => Json(evaluate(service, parts, context).await).into_response(),
+    }
 }
 
 fn context_of(headers: &HeaderMap) -> RequestContext {
