@@ -391,6 +391,14 @@ pub enum ConfigError {
         /// The value given.
         found: String,
     },
+    /// A shadow policy was set on a governor without an audit log: its differences are
+    /// written to the audit trail, and decided by the log's worker.
+    #[error("a shadow policy needs an audit log (GovernorBuilder::audit)")]
+    ShadowWithoutAudit,
+    /// The audit log already decides another governor's shadow policy: give each
+    /// governor with a shadow policy its own audit log.
+    #[error("the audit log already evaluates another governor's shadow policy")]
+    AuditLogShadowTaken,
     /// The built-in deny-all policy could not be compiled (a bug: please report it).
     #[error("the built-in deny-all policy did not compile")]
     DenyAllPolicy,

@@ -36,6 +36,8 @@ pub mod config;
 
 pub mod fleet;
 
+pub mod governance;
+
 mod governor;
 
 pub mod http;

@@ -33,7 +33,7 @@ pub enum TokenVersion {
 }
 
 /// How the calling client application authenticated (`appidacr` / `azpacr`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ClientAuth {
     /// `"0"`: a public client, no credential.
@@ -344,6 +344,12 @@ impl PrincipalBuilder {
     /// Sets the principal kind.
     pub fn kind(mut self, kind: PrincipalKind) -> Self {
         self.principal.kind = kind;
+        self
+    }
+    /// Sets the token version the caller's token had (v2 by default): v1 tokens prove
+    /// MFA through `amr`.
+    pub fn version(mut self, version: TokenVersion) -> Self {
+        self.principal.version = version;
         self
     }
     /// Sets the delegated scopes.

@@ -9,6 +9,8 @@ use crate::error::TokenError;
 use crate::ids::{ObjectId, TenantId};
 use crate::principal::{Principal, PrincipalKind};
 
+use super::inputs::DecisionInputs;
+
 /// The action of an event recorded before any authorization question was asked: a
 /// request refused for its `Authorization` header or its token by an adapter's
 /// authenticate step, and the [`Dropped`](AuditOutcome::Dropped) summaries of such
@@ -47,6 +49,20 @@ impl AuditOutcome {
             Self::InvalidToken => "invalid_token",
             Self::Unavailable => "unavailable",
             Self::Dropped => "dropped",
+        }
+    }
+}
+
+impl AuditOutcome {
+    /// The outcome that records `decision`: an allow, a step-up, membership
+    /// unavailable, or a deny.
+    pub fn of(decision: &crate::decision::Decision) -> Self {
+        use crate::decision::Reason;
+        match decision.reason {
+            Reason::Allow => Self::Allow,
+            Reason::GroupMembershipUnavailable => Self::Unavailable,
+            Reason::StepUpRequired { .. } => Self::StepUp,
+            _ => Self::Deny,
         }
     }
 }
@@ -139,11 +155,45 @@ pub struct AuditEvent {
     /// Only in a [`Dropped`](AuditOutcome::Dropped) summary: how many events it stands for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dropped_events: Option<u64>,
+    /// Schema v2: the labels of the bindings that conferred the roles of an allow
+    /// (`group:<id>`, a binding's `name`, …), in policy order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bindings: Vec<String>,
+    /// Schema v2: every token fact the decision read besides the caller's ids, so that it
+    /// can be decided again (replay, shadow policies, access reviews). Absent from events
+    /// without a verified caller, and from v1 events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inputs: Option<DecisionInputs>,
+    /// Schema v2: when a shadow policy is set and decided differently, what it decided.
+    /// Never enforced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shadow: Option<ShadowOutcome>,
+}
+
+/// What a shadow (candidate) policy decided for an event, when it differs from the
+/// enforced decision.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ShadowOutcome {
+    /// The shadow policy's version (hash).
+    pub policy_version: String,
+    /// What the shadow policy would have done.
+    pub outcome: AuditOutcome,
+    /// Its reason code.
+    pub reason: String,
+    /// The grant that would have allowed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant: Option<String>,
+    /// The rule that would have refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub denied_by: Option<String>,
 }
 
 impl AuditEvent {
     /// The schema version written by this crate.
-    pub const SCHEMA_VERSION: u32 = 1;
+    /// Version 2 adds `inputs`, `bindings` and `shadow`; version 1 events read as events
+    /// without them.
+    pub const SCHEMA_VERSION: u32 = 2;
 
     /// Starts an event for `action` on `resource`, timestamped now. The reason code
     /// defaults to the outcome's own code until [`with_reason`](Self::with_reason) sets it.
@@ -176,6 +226,9 @@ impl AuditEvent {
             policy_version: None,
             latency_us: 0,
             dropped_events: None,
+            bindings: Vec::new(),
+            inputs: None,
+            shadow: None,
         }
     }
 
@@ -313,6 +366,25 @@ impl AuditEvent {
         self
     }
 
+    /// Sets the labels of the bindings behind an allow (schema v2).
+    pub fn with_bindings<I: IntoIterator<Item = S>, S: Into<String>>(mut self, b: I) -> Self {
+        self.bindings = b.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Sets what the decision read (schema v2).
+    pub fn with_inputs(mut self, inputs: DecisionInputs) -> Self {
+        self.inputs = Some(inputs);
+        self
+    }
+
+    /// Whether this event records a policy decision about a verified caller (allow,
+    /// deny, step-up, or membership unavailable), rather than a refused token, a
+    /// revoked caller or a summary: the events replay and reviews read.
+    pub fn is_decision(&self) -> bool {
+        self.inputs.is_some() && self.reason != super::AUDIT_UNAVAILABLE_REASON
+    }
+
     /// Sets the decision latency (stored in whole microseconds, saturating).
     pub fn with_latency(mut self, latency: Duration) -> Self {
         self.latency_us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
@@ -353,6 +425,75 @@ pub(crate) fn rfc3339_millis(time: SystemTime) -> String {
     out
 }
 
+/// Parses a UTC RFC 3339 time as the trail writes it (`2026-11-23T22:15:01.123Z`; the
+/// fraction is optional and read to the millisecond, `z` and `+00:00` are accepted).
+/// `None` for anything else, or a time before 1970.
+pub(crate) fn parse_rfc3339_millis(text: &str) -> Option<SystemTime> {
+    let b = text.as_bytes();
+    let num = |range: std::ops::Range<usize>| -> Option<u64> {
+        let digits = b.get(range)?;
+        digits.iter().try_fold(0u64, |n, d| {
+            d.is_ascii_digit().then(|| n * 10 + u64::from(d - b'0'))
+        })
+    };
+    let shape = [(4, b'-'), (7, b'-'), (10, b'T'), (13, b':'), (16, b':')];
+    if shape
+        .iter()
+        .any(|&(i, c)| b.get(i).map(u8::to_ascii_uppercase) != Some(c))
+    {
+        return None;
+    }
+    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    let mut rest = &text[19..];
+    let mut millis = 0;
+    if let Some(fraction) = rest.strip_prefix('.') {
+        let len = fraction.bytes().take_while(u8::is_ascii_digit).count();
+        if len == 0 {
+            return None;
+        }
+        let padded = format!("{:0<3}", &fraction[..len.min(3)]);
+        millis = padded.parse::<u64>().ok()?;
+        rest = &fraction[len..];
+    }
+    if !matches!(rest, "Z" | "z" | "+00:00") {
+        return None;
+    }
+    let valid = (1970..=9999).contains(&year)
+        && (1..=12).contains(&month)
+        && (1..=days_in_month(year, month)).contains(&day)
+        && hour < 24
+        && minute < 60
+        && second < 60;
+    if !valid {
+        return None;
+    }
+    let secs = days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second;
+    Some(UNIX_EPOCH + Duration::from_millis(secs * 1000 + millis))
+}
+
+fn days_in_month(year: u64, month: u64) -> u64 {
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    match month {
+        2 if leap => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date from 1970 on (the inverse of
+/// [`civil_from_days`]).
+fn days_from_civil(year: u64, month: u64, day: u64) -> u64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y / 400;
+    let yoe = y % 400;
+    let mp = if month > 2 { month - 3 } else { month + 9 };
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 /// Proleptic Gregorian date of a day count since 1970-01-01 (H. Hinnant's algorithm,
 /// restricted to non-negative days).
 fn civil_from_days(days: u64) -> (u64, u64, u64) {
@@ -374,6 +515,46 @@ mod tests {
 
     fn at(millis: u64) -> String {
         rfc3339_millis(UNIX_EPOCH + Duration::from_millis(millis))
+    }
+
+    #[test]
+    fn trail_times_parse_back_to_the_millisecond() {
+        for millis in [
+            0,
+            1,
+            999,
+            86_399_999,
+            951_782_400_000,
+            1_764_700_000_123,
+            253_402_300_799_999,
+        ] {
+            let text = at(millis);
+            let parsed = parse_rfc3339_millis(&text).expect(&text);
+            assert_eq!(parsed, UNIX_EPOCH + Duration::from_millis(millis), "{text}");
+        }
+        let t = |s: &str| parse_rfc3339_millis(s).map(|t| t.duration_since(UNIX_EPOCH).unwrap());
+        assert_eq!(
+            t("2026-12-01T10:00:00Z"),
+            Some(Duration::from_secs(1_796_119_200))
+        );
+        assert_eq!(
+            t("2026-12-01T10:00:00.5+00:00"),
+            Some(Duration::from_millis(1_796_119_200_500))
+        );
+        for bad in [
+            "",
+            "2026-12-01",
+            "2026-13-01T00:00:00Z",
+            "2026-02-29T00:00:00Z",
+            "2026-12-01T24:00:00Z",
+            "2026-12-01T10:00:00+01:00",
+            "2026-12-01T10:00:00.Z",
+            "1969-12-31T23:59:59Z",
+            "2026-12-01 10:00:00Z",
+            "２026-12-01T10:00:00Z",
+        ] {
+            assert_eq!(parse_rfc3339_millis(bad), None, "{bad}");
+        }
     }
 
     #[test]

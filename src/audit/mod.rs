@@ -170,10 +170,14 @@
 //! ```
 
 mod event;
+pub mod inputs;
 mod pipeline;
 mod sink;
 
-pub use event::{AUTHENTICATE_ACTION, AuditEvent, AuditOutcome};
+pub use event::{AUTHENTICATE_ACTION, AuditEvent, AuditOutcome, ShadowOutcome};
+pub(crate) use event::{parse_rfc3339_millis, rfc3339_millis as rfc3339};
+pub use inputs::{AuditGroups, DecisionInputs};
+pub(crate) use pipeline::EventHook;
 pub use pipeline::{
     AUDIT_HEALTH_TARGET, AUDIT_UNAVAILABLE_REASON, AuditError, AuditLog, AuditLogBuilder,
     DEFAULT_CAPACITY, DEFAULT_DROP_SUMMARY_INTERVAL, DEFAULT_INITIAL_BACKOFF, DEFAULT_MAX_BACKOFF,

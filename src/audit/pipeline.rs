@@ -86,7 +86,17 @@ enum Msg {
     Shutdown,
 }
 
+/// Looks at every event the worker takes off the main queue, before the sink sees it:
+/// the governor's shadow policy, which decides each event again and notes a difference
+/// on the event itself. Runs on the worker task, off the request path.
+pub(crate) trait EventHook: Send + Sync {
+    /// Inspects (and may annotate) one event.
+    fn inspect(&self, event: &mut AuditEvent);
+}
+
 struct Shared {
+    /// Set at most once, by the governor that owns a shadow policy.
+    hook: std::sync::OnceLock<Arc<dyn EventHook>>,
     capacity: usize,
     on_full: OnFull,
     strict: bool,
@@ -274,6 +284,12 @@ impl AuditLog {
         Ok(())
     }
 
+    /// Installs the hook every event passes before the sink; `false` when another one is
+    /// already installed (an audit log shared by two governors with shadow policies).
+    pub(crate) fn attach_hook(&self, hook: Arc<dyn EventHook>) -> bool {
+        self.shared.hook.set(hook).is_ok()
+    }
+
     /// Waits until every event recorded before this call has been written and the sink
     /// flushed. Waits as long as the sink keeps failing; bound it with
     /// `tokio::time::timeout` if needed.
@@ -434,6 +450,7 @@ impl AuditLogBuilder {
         let (tx, rx) = mpsc::channel(self.capacity);
         let (side, side_rx) = mpsc::channel(self.unauthenticated_capacity);
         let shared = Arc::new(Shared {
+            hook: std::sync::OnceLock::new(),
             capacity: self.capacity,
             unauthenticated_capacity: self.unauthenticated_capacity,
             on_full: self.on_full,
@@ -613,6 +630,9 @@ impl Worker {
     async fn write(&self, batch: &mut Vec<AuditEvent>) {
         if batch.is_empty() {
             return;
+        }
+        if let Some(hook) = self.shared.hook.get() {
+            batch.iter_mut().for_each(|event| hook.inspect(event));
         }
         let events: Arc<[AuditEvent]> = batch.drain(..).collect();
         let n = events.len() as u64;

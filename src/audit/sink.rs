@@ -94,8 +94,9 @@ fn kind_code(kind: PrincipalKind) -> &'static str {
 
 /// Emits one `tracing` event per audit event, at `INFO`, with target
 /// [`AUDIT_TARGET`] (`entra_governor::audit`) and one structured field per schema field
-/// (same names as the JSON Lines schema; absent optional fields are not recorded, and
-/// `roles` is one comma-separated string). Strings are recorded as `&str` values, which
+/// (same names as the JSON Lines schema; absent optional fields are not recorded,
+/// `roles` and `bindings` are comma-separated strings, and the v2 objects `inputs` and
+/// `shadow` are JSON strings). Strings are recorded as `&str` values, which
 /// `tracing-subscriber`'s text formatter quotes and escapes, so a display name cannot
 /// forge log lines.
 #[derive(Clone, Copy, Debug, Default)]
@@ -113,6 +114,15 @@ impl AuditSink for TracingSink {
     async fn write(&self, batch: &[AuditEvent]) -> Result<(), AuditSinkError> {
         for e in batch {
             let roles = e.roles.join(",");
+            let bindings = (!e.bindings.is_empty()).then(|| e.bindings.join(","));
+            let inputs = e
+                .inputs
+                .as_ref()
+                .and_then(|i| serde_json::to_string(i).ok());
+            let shadow = e
+                .shadow
+                .as_ref()
+                .and_then(|s| serde_json::to_string(s).ok());
             tracing::info!(
                 target: AUDIT_TARGET,
                 schema_version = e.schema_version,
@@ -138,6 +148,9 @@ impl AuditSink for TracingSink {
                 policy_version = e.policy_version.as_deref(),
                 latency_us = e.latency_us,
                 dropped_events = e.dropped_events,
+                bindings = bindings.as_deref(),
+                inputs = inputs.as_deref(),
+                shadow = shadow.as_deref(),
                 "authorization audit event"
             );
         }

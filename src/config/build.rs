@@ -24,16 +24,16 @@ impl Config {
     /// As [`governor`](Self::governor).
     pub fn governor_builder(&self, audit: AuditLog) -> Result<GovernorBuilder, ConfigFileError> {
         let cloud = self.cloud()?;
-        let policy =
-            Policy::from_path(&self.policy.path).map_err(|source| ConfigFileError::Policy {
-                path: self.policy.path.clone(),
-                source: Box::new(source),
-            })?;
+        let policy = load_policy("policy.path", &self.policy.path)?;
         let mut builder = self
             .entra_builder(Governor::builder().cloud(cloud.clone()))?
             .audit(audit)
             .audit_display_names(self.audit.display_names)
+            .audit_groups(self.audit.groups)
             .policy(policy);
+        if let Some(shadow) = &self.policy.shadow {
+            builder = builder.shadow_policy(load_policy("policy.shadow", shadow)?);
+        }
         if let Some(file) = &self.revocations.file {
             builder = builder.revocations_file(file);
         }
@@ -365,4 +365,13 @@ fn der_file(key: &str, path: &std::path::Path) -> Result<Vec<u8>, ConfigFileErro
     base64::engine::general_purpose::STANDARD
         .decode(body)
         .map_err(|_| ConfigFileError::invalid(key, format!("{}: not valid PEM", path.display())))
+}
+
+/// Loads the policy file `path`, named by configuration key `key` in errors.
+fn load_policy(key: &'static str, path: &std::path::Path) -> Result<Policy, ConfigFileError> {
+    Policy::from_path(path).map_err(|source| ConfigFileError::Policy {
+        key,
+        path: path.to_owned(),
+        source: Box::new(source),
+    })
 }

@@ -70,8 +70,10 @@ pub enum ConfigFileError {
         message: String,
     },
     /// The policy file cannot be loaded.
-    #[error("policy.path ({path}): {source}")]
+    #[error("{key} ({path}): {source}")]
     Policy {
+        /// The key that names the file: `policy.path` or `policy.shadow`.
+        key: &'static str,
         /// The policy file.
         path: PathBuf,
         /// Why (boxed: policy errors carry their whole context).
@@ -130,6 +132,7 @@ impl Config {
     fn resolve_paths(&mut self, dir: &Path) {
         let join = |p: &mut PathBuf| *p = dir.join(&*p);
         join(&mut self.policy.path);
+        self.policy.shadow.as_mut().map(join);
         self.audit.path.as_mut().map(join);
         self.revocations.file.as_mut().map(join);
         if let Some(graph) = &mut self.graph {

@@ -117,6 +117,11 @@ pub struct PolicyConfig {
     /// How often the file is checked for changes, in seconds (default 2; 0: never).
     #[serde(default)]
     pub reload_interval_secs: Option<u64>,
+    /// A shadow policy file (TOML), decided beside the live one and never enforced;
+    /// relative to the configuration file, reloaded like `path`. Needs an `[audit]`
+    /// trail, where its differences are written.
+    #[serde(default)]
+    pub shadow: Option<PathBuf>,
 }
 
 /// `[audit]`.
@@ -139,6 +144,10 @@ pub struct AuditConfig {
     /// Record display names (a mutable, personal attribute); off by default.
     #[serde(default)]
     pub display_names: bool,
+    /// Which of the caller's groups decision events record: `bound` (default: those the
+    /// policy and the shadow policy bind) or `all`.
+    #[serde(default)]
+    pub groups: crate::audit::AuditGroups,
 }
 
 /// `[audit] sink`.

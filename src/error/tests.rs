@@ -303,6 +303,14 @@ fn every_config_error_display_is_pinned() {
             "the built-in deny-all policy did not compile",
         ),
         (
+            ConfigError::ShadowWithoutAudit,
+            "a shadow policy needs an audit log (GovernorBuilder::audit)",
+        ),
+        (
+            ConfigError::AuditLogShadowTaken,
+            "the audit log already evaluates another governor's shadow policy",
+        ),
+        (
             ConfigError::Revocations(crate::revocation::RevocationError::Full { max: 3 }),
             "the revocation file could not be loaded",
         ),
@@ -370,6 +378,8 @@ fn every_config_error_display_is_pinned() {
             | ConfigError::OutOfRange { .. }
             | ConfigError::InvalidClientApp { .. }
             | ConfigError::DenyAllPolicy
+            | ConfigError::ShadowWithoutAudit
+            | ConfigError::AuditLogShadowTaken
             | ConfigError::InvalidGraphBase { .. }
             | ConfigError::InvalidCredential { .. }
             | ConfigError::UnqualifiedClaimBindings { .. }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 
 use super::{Governor, Inner};
-use crate::audit::AuditLog;
+use crate::audit::{AuditGroups, AuditLog};
 use crate::cloud::Cloud;
 use crate::error::ConfigError;
 use crate::graph::GroupResolver;
@@ -35,6 +35,8 @@ pub struct GovernorBuilder {
     max_revocations: usize,
     audit: Option<AuditLog>,
     audit_display_names: bool,
+    audit_groups: AuditGroups,
+    shadow: Option<Policy>,
     groups: Option<Arc<dyn GroupResolver>>,
 }
 
@@ -63,6 +65,8 @@ impl Default for GovernorBuilder {
             max_revocations: DEFAULT_MAX_REVOCATIONS,
             audit: None,
             audit_display_names: false,
+            audit_groups: AuditGroups::Bound,
+            shadow: None,
             groups: None,
         }
     }
@@ -286,6 +290,24 @@ impl GovernorBuilder {
         self
     }
 
+    /// Which of the caller's groups decision events record (schema v2): only those the
+    /// policy (and the shadow policy) binds, the default and the least data, or all of
+    /// them, so that any candidate policy replays exactly. See
+    /// [`audit::inputs`](crate::audit::inputs#groups-the-least-data-choice).
+    pub fn audit_groups(mut self, groups: AuditGroups) -> Self {
+        self.audit_groups = groups;
+        self
+    }
+
+    /// A shadow policy: decided beside the live policy on every decision, never
+    /// enforced; differences go to the audit trail and to
+    /// [`Governor::shadow_report`]. Needs an [`audit`](Self::audit) log. See
+    /// [`governance::shadow`](crate::governance::shadow).
+    pub fn shadow_policy(mut self, policy: Policy) -> Self {
+        self.shadow = Some(policy);
+        self
+    }
+
     /// The authorization policy. Without one, every request is denied.
     pub fn policy(mut self, policy: Policy) -> Self {
         self.policy = Some(policy);
@@ -307,6 +329,13 @@ impl GovernorBuilder {
             .map_err(ConfigError::Revocations)?;
         let revocations = Arc::new(revocations);
         let policy = Arc::new(ArcSwap::new(policy.compiled()));
+        let shadow = Arc::new(crate::governance::shadow::Shadow::default());
+        if let Some(candidate) = &self.shadow {
+            let audit = self.audit.as_ref().ok_or(ConfigError::ShadowWithoutAudit)?;
+            super::check_policy_for(&verifier, &candidate.compiled())?;
+            super::attach_shadow(audit, &shadow)?;
+            shadow.set(Some(candidate.compiled()));
+        }
         #[cfg(feature = "redis")]
         let fleet = match self.fleet {
             Some(fleet) => Some(attach(&fleet, &verifier, &revocations, &policy)?),
@@ -318,6 +347,9 @@ impl GovernorBuilder {
                 revocations,
                 audit: self.audit,
                 audit_display_names: self.audit_display_names,
+                audit_groups: self.audit_groups,
+                shadow,
+                shadow_attached: std::sync::atomic::AtomicBool::new(self.shadow.is_some()),
                 groups: self.groups,
                 verifier,
                 policy,

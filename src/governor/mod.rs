@@ -7,11 +7,13 @@ use std::time::Instant;
 
 use arc_swap::ArcSwap;
 
-use crate::audit::{AuditEvent, AuditLog, AuditOutcome};
+use crate::audit::inputs::GroupFilter;
+use crate::audit::{AuditEvent, AuditGroups, AuditLog, AuditOutcome, DecisionInputs};
 use crate::clock::{from_unix_secs, unix_now, unix_secs_ceil};
 use crate::cloud::Cloud;
 use crate::decision::{Decision, Reason};
 use crate::error::{AuthorizeError, ConfigError, ReloadError, TokenError};
+use crate::governance::shadow::{Shadow, ShadowReport};
 use crate::graph::GroupResolver;
 use crate::ids::{PrincipalId, TenantId};
 use crate::policy::{CompiledPolicy, MembershipSource, Permissions, Policy, TenantScope};
@@ -42,6 +44,12 @@ pub(crate) struct Inner {
     pub(crate) revocations: Arc<Revocations>,
     pub(crate) audit: Option<AuditLog>,
     pub(crate) audit_display_names: bool,
+    /// Which groups decision events record.
+    pub(crate) audit_groups: AuditGroups,
+    /// The shadow policy slot, read by the audit log's worker once attached.
+    pub(crate) shadow: Arc<Shadow>,
+    /// The shadow slot is the audit log's hook.
+    pub(crate) shadow_attached: std::sync::atomic::AtomicBool,
     pub(crate) groups: Option<Arc<dyn GroupResolver>>,
     /// Fleet mode: the shared state's tasks run while this is held.
     #[cfg(feature = "redis")]
@@ -318,8 +326,12 @@ impl Governor {
             Ok(done) => done,
             Err((policy, resolver)) => {
                 let lookup = decide_resolving(&*resolver, &policy, principal, action, resource);
-                let decision = Box::pin(lookup).await;
-                self.finish(&policy, principal, decision)
+                let (decision, resolved) = Box::pin(lookup).await;
+                let membership = match &resolved {
+                    Some(groups) => MembershipSource::Resolved(groups),
+                    None => MembershipSource::Unavailable,
+                };
+                self.finish(&policy, principal, membership, decision)
             }
         };
         if let Some(event) = event {
@@ -345,19 +357,28 @@ impl Governor {
             return Err((arc_swap::Guard::into_inner(policy), Arc::clone(resolver)));
         }
         let decision = policy.decide(principal, action, resource);
-        Ok(self.finish(&policy, principal, decision))
+        Ok(self.finish(&policy, principal, MembershipSource::FromToken, decision))
     }
 
     /// Completes a decision with its audit event (when a trail is configured), which
-    /// names the policy version.
+    /// names the policy version and records the decision's inputs (schema v2).
     fn finish(
         &self,
         policy: &CompiledPolicy,
         principal: &Principal,
+        membership: MembershipSource<'_>,
         decision: Decision,
     ) -> (Decision, Option<Box<AuditEvent>>) {
         let event = self.inner.audit.as_ref().map(|_| {
-            let event = decision_event(principal, &decision, policy.version_hash());
+            let shadow = self.inner.shadow.policy();
+            let filter = GroupFilter {
+                mode: self.inner.audit_groups,
+                live: policy,
+                shadow: shadow.as_deref(),
+            };
+            let inputs = DecisionInputs::capture(principal, membership, &filter);
+            let event =
+                decision_event(principal, &decision, policy.version_hash()).with_inputs(inputs);
             Box::new(if self.inner.audit_display_names {
                 event.with_display_name_of(principal)
             } else {
@@ -429,6 +450,45 @@ impl Governor {
         check_tenant_trust(self.tenant_scope(), &policy.compiled())?;
         self.inner.policy.store(policy.compiled());
         Ok(())
+    }
+
+    /// Sets, replaces or (with `None`) removes the shadow policy; its counters start
+    /// again. See [`governance::shadow`](crate::governance::shadow).
+    ///
+    /// # Errors
+    /// [`ConfigError::ShadowWithoutAudit`] without an audit log,
+    /// [`ConfigError::AuditLogShadowTaken`] when the log serves another governor's
+    /// shadow, and the tenant-trust errors of [`reload_policy`](Self::reload_policy).
+    pub fn reload_shadow_policy(&self, policy: Option<Policy>) -> Result<(), ConfigError> {
+        let Some(policy) = policy else {
+            self.inner.shadow.set(None);
+            return Ok(());
+        };
+        let audit = self
+            .inner
+            .audit
+            .as_ref()
+            .ok_or(ConfigError::ShadowWithoutAudit)?;
+        let compiled = policy.compiled();
+        check_tenant_trust(self.tenant_scope(), &compiled)?;
+        if !self
+            .inner
+            .shadow_attached
+            .load(std::sync::atomic::Ordering::SeqCst)
+        {
+            attach_shadow(audit, &self.inner.shadow)?;
+            self.inner
+                .shadow_attached
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+        self.inner.shadow.set(Some(compiled));
+        Ok(())
+    }
+
+    /// The shadow policy's counters since it was set (all zero, and no version, when
+    /// none is set).
+    pub fn shadow_report(&self) -> ShadowReport {
+        self.inner.shadow.report()
     }
 
     /// Loads, validates and swaps in a policy file; on any error the current policy keeps
@@ -548,12 +608,7 @@ fn with_request(event: AuditEvent, context: &RequestContext, started: Instant) -
 
 /// The audit record of a decision: who, what, and the roles and grant that decided.
 fn decision_event(principal: &Principal, decision: &Decision, policy_version: &str) -> AuditEvent {
-    let outcome = match decision.reason {
-        Reason::Allow => AuditOutcome::Allow,
-        Reason::GroupMembershipUnavailable => AuditOutcome::Unavailable,
-        Reason::StepUpRequired { .. } => AuditOutcome::StepUp,
-        _ => AuditOutcome::Deny,
-    };
+    let outcome = AuditOutcome::of(decision);
     let mut roles: Vec<String> = decision.matched.iter().map(|m| m.role.clone()).collect();
     roles.dedup();
     let mut event =
@@ -564,6 +619,9 @@ fn decision_event(principal: &Principal, decision: &Decision, policy_version: &s
             .with_policy_version(policy_version);
     if let Some(m) = decision.matched.first() {
         event = event.with_grant(m.grant.clone());
+        let mut bindings: Vec<&str> = decision.matched.iter().map(|m| &m.binding[..]).collect();
+        bindings.dedup();
+        event = event.with_bindings(bindings);
     }
     if let Some(t) = decision.matched.iter().find_map(|m| m.tenant.clone()) {
         event = event.with_trusted_tenant(t);
@@ -591,17 +649,29 @@ async fn decide_resolving(
     principal: &Principal,
     action: &str,
     resource: &str,
-) -> Decision {
+) -> (Decision, Option<Vec<crate::ids::GroupId>>) {
     match resolver.resolve(principal, policy.bound_group_ids()).await {
-        Ok(groups) => policy.decide_with(
-            principal,
-            MembershipSource::Resolved(&groups),
-            action,
-            resource,
-        ),
+        Ok(groups) => {
+            let membership = MembershipSource::Resolved(&groups);
+            let decision = policy.decide_with(principal, membership, action, resource);
+            (decision, Some(groups))
+        }
         Err(error) => {
             tracing::warn!(%error, principal = %principal.id(), "group membership unavailable");
-            policy.decide_with(principal, MembershipSource::Unavailable, action, resource)
+            let membership = MembershipSource::Unavailable;
+            (
+                policy.decide_with(principal, membership, action, resource),
+                None,
+            )
         }
+    }
+}
+
+/// Makes `shadow` the hook of `audit`'s worker.
+pub(crate) fn attach_shadow(audit: &AuditLog, shadow: &Arc<Shadow>) -> Result<(), ConfigError> {
+    if audit.attach_hook(Arc::clone(shadow) as Arc<dyn crate::audit::EventHook>) {
+        Ok(())
+    } else {
+        Err(ConfigError::AuditLogShadowTaken)
     }
 }

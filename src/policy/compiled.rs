@@ -291,6 +291,12 @@ impl CompiledPolicy {
         &self.unqualified_claim_bindings
     }
 
+    /// The bindings' labels (`name`, or `group:<id>`, …), in policy order: what
+    /// decisions and audit events name them by.
+    pub fn binding_labels(&self) -> impl Iterator<Item = &str> {
+        self.bindings.iter().map(|b| &*b.label)
+    }
+
     /// What the policy does when group membership is unknown.
     pub fn on_group_overage(&self) -> OnGroupOverage {
         self.on_group_overage

@@ -295,7 +295,10 @@ fn check_issuer_and_tenant(
 /// The calling client app (`azp` in v2, `appid` in v1) and how it authenticated. Every
 /// Entra access token names it; ID tokens of our own app registration (our client id as
 /// audience) never do, so a token without it is refused before any other rule sees it.
-fn client_app(version: TokenVersion, c: &RawClaims) -> Result<(String, ClientAuth), TokenError> {
+pub(crate) fn client_app(
+    version: TokenVersion,
+    c: &RawClaims,
+) -> Result<(String, ClientAuth), TokenError> {
     let (app, auth, missing) = match version {
         TokenVersion::V1 => (&c.appid, &c.appidacr, "appid"),
         TokenVersion::V2 => (&c.azp, &c.azpacr, "azp"),
@@ -322,7 +325,7 @@ fn check_audience(rules: &Rules, aud: Option<&[String]>) -> Result<(), TokenErro
     })
 }
 
-fn principal_kind(
+pub(crate) fn principal_kind(
     idtyp: Option<&str>,
     scopes: &[String],
     oid: &str,
@@ -340,7 +343,7 @@ fn principal_kind(
     }
 }
 
-fn groups(c: &RawClaims, emitted: bool) -> Result<TokenGroups, TokenError> {
+pub(crate) fn groups(c: &RawClaims, emitted: bool) -> Result<TokenGroups, TokenError> {
     if c.groups_overage || c.hasgroups == Some(true) {
         return Ok(TokenGroups::Overage);
     }
@@ -364,7 +367,11 @@ fn groups(c: &RawClaims, emitted: bool) -> Result<TokenGroups, TokenError> {
 
 /// The account's home tenant and whether it is a guest here: `acct = 1`, or an `idp`
 /// that is another tenant or not an Entra tenant at all (a social or personal account).
-fn home_tenant(tid: &TenantId, idp: Option<&str>, acct: Option<u64>) -> (TenantId, bool) {
+pub(crate) fn home_tenant(
+    tid: &TenantId,
+    idp: Option<&str>,
+    acct: Option<u64>,
+) -> (TenantId, bool) {
     let from_idp = idp.map(|i| (issuer_tenant(i), i));
     let home = match &from_idp {
         Some((Some(home), _)) => home.clone(),

@@ -170,7 +170,7 @@ fn a_filled_event_serializes_to_exactly_the_documented_fields() {
     assert_eq!(
         value,
         json!({
-            "schema_version": 1,
+            "schema_version": 2,
             "time": "2026-11-23T22:15:01.123Z",
             "outcome": "deny",
             "reason": "denied_by_rule",
@@ -374,7 +374,7 @@ async fn tracing_sink_emits_one_info_event_with_the_schema_fields() {
     assert_eq!(*level, tracing::Level::INFO);
     let expected: Fields = [
         ("message", "authorization audit event"),
-        ("schema_version", "1"),
+        ("schema_version", "2"),
         ("time", "1970-01-01T00:00:00.000Z"),
         ("outcome", "step_up"),
         ("reason", "auth_context_required"),

@@ -7,9 +7,11 @@
 //! | `authzen` | PEP authentication, batches and their semantics, the well-known metadata |
 //! | `operations` | the configuration's errors, hot reload under load, readiness, shutdown, admin routes |
 //! | `nginx` | a real nginx with `deploy/nginx.conf` (auth_request) in front of an upstream |
+//! | `governance` | the service's v2 trail through `replay`, `review`, `lint` and `test` |
 
 mod authzen;
 mod contract;
+mod governance;
 mod harness;
 mod nginx;
 mod operations;

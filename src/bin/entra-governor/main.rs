@@ -3,13 +3,26 @@
 //!
 //! ```sh
 //! entra-governor serve --config service.toml
+//! entra-governor lint policy.toml
+//! entra-governor test policy.toml policy.cases.toml
+//! entra-governor explain policy.toml --caller caller.json --action training.submit --resource models/x
+//! entra-governor replay --trail audit.jsonl --policy candidate.toml
+//! entra-governor review --trail audit.jsonl --policy policy.toml --since 30d --format html
 //! ```
+//!
+//! Every governance subcommand takes `--format json` and then prints one JSON document
+//! whose `format` field names its schema and version (`entra-governor.replay/1`).
 //!
 //! The binary is a thin shell over the library: the configuration is
 //! [`entra_governor::config`], the decisions [`entra_governor::http::Gate`]. Every
 //! subcommand lives in its own module.
 
+mod explain;
+mod lint;
+mod replay;
+mod review;
 mod serve;
+mod test_cases;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -35,6 +48,17 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Check a policy file: exit 1 when it does not load, print its lint warnings.
+    Lint(lint::Args),
+    /// Run a policy test file against a policy: exit 1 when a case does not hold.
+    Test(test_cases::Args),
+    /// Decide one request under a policy for a described caller, and say why.
+    Explain(explain::Args),
+    /// Decide a candidate policy against a recorded audit trail: what would change.
+    Replay(replay::Args),
+    /// An access review from a recorded audit trail: unused and over-wide grants, per-caller
+    /// evidence, a suggested narrower policy.
+    Review(review::Args),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -49,10 +73,15 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logs(cli.log_format);
     let result = match cli.command {
-        Command::Serve { config } => serve::run(&config),
+        Command::Serve { config } => serve::run(&config).map(|()| ExitCode::SUCCESS),
+        Command::Lint(args) => lint::run(&args),
+        Command::Test(args) => test_cases::run(&args),
+        Command::Explain(args) => explain::run(&args),
+        Command::Replay(args) => replay::run(&args),
+        Command::Review(args) => review::run(&args),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("error: {}", error_line(&*e));
             ExitCode::FAILURE

@@ -92,7 +92,15 @@ async fn serve(config_path: &Path) -> Result<(), BoxError> {
         }
     }
     if let Some(every) = config.policy_reload_interval() {
-        reload::spawn(service.clone(), config.policy.path.clone(), every);
+        reload::spawn(
+            service.clone(),
+            config.policy.path.clone(),
+            every,
+            reload::Slot::Live,
+        );
+        if let Some(shadow) = &config.policy.shadow {
+            reload::spawn(service.clone(), shadow.clone(), every, reload::Slot::Shadow);
+        }
     }
     log_summary(&config, &service, http.as_ref(), grpc.as_ref());
 

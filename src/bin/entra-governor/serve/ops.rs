@@ -1,5 +1,6 @@
 //! Operations: `/healthz` (the process answers), `/readyz` (it can decide), and the
-//! admin routes of fleet mode, each behind the policy like any other request.
+//! admin routes (revocations, fleet mode, the shadow policy's counters), each behind the
+//! policy like any other request.
 
 use axum::Json;
 use axum::Router;
@@ -16,7 +17,7 @@ use serde_json::{Value, json};
 use super::Service;
 
 /// The operations routes; the admin ones need the policy's `admin.revoke` on
-/// `admin/revocations` and `admin.read` on `admin/fleet`.
+/// `admin/revocations` and `admin.read` on `admin/fleet` and `admin/shadow`.
 pub fn routes(service: &Service) -> Router<Service> {
     let governor = service.governor().clone();
     let require =
@@ -29,6 +30,10 @@ pub fn routes(service: &Service) -> Router<Service> {
         .route(
             "/v1/admin/fleet",
             get(fleet).route_layer(require("admin.read", "admin/fleet")),
+        )
+        .route(
+            "/v1/admin/shadow",
+            get(shadow).route_layer(require("admin.read", "admin/shadow")),
         )
         .layer(AuthenticateLayer::new(governor.clone()));
     Router::new()
@@ -54,6 +59,7 @@ async fn readyz(State(service): State<Service>) -> Response {
         "ready": ready,
         "keys": keys,
         "policy_version": governor.policy_version(),
+        "shadow_policy_version": governor.shadow_report().policy_version,
         "policy_reloads": { "ok": service.reloads.ok(), "failed": service.reloads.failed() },
         "fleet_current": fleet_current,
         "stopping": stopping,
@@ -86,4 +92,13 @@ async fn fleet(
     Authorized(_decision): Authorized,
 ) -> Json<Value> {
     Json(admin::fleet_status(service.governor()))
+}
+
+/// The shadow policy's counters: how often it would have decided otherwise, by cause.
+async fn shadow(
+    State(service): State<Service>,
+    Authenticated(_admin): Authenticated,
+    Authorized(_decision): Authorized,
+) -> Json<entra_governor::governance::shadow::ShadowReport> {
+    Json(service.governor().shadow_report())
 }

@@ -34,8 +34,34 @@ impl ReloadStats {
     }
 }
 
-/// Watches `path` every `every` for as long as the process runs.
-pub fn spawn(service: Service, path: PathBuf, every: Duration) {
+/// Which policy a watched file holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Slot {
+    /// The enforced policy (`[policy] path`).
+    Live,
+    /// The shadow policy (`[policy] shadow`): decided, never enforced.
+    Shadow,
+}
+
+impl Slot {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Live => "policy",
+            Self::Shadow => "shadow policy",
+        }
+    }
+
+    /// The version the slot holds now.
+    fn version(self, service: &Service) -> Option<String> {
+        match self {
+            Self::Live => Some(service.governor().policy_version()),
+            Self::Shadow => service.governor().shadow_report().policy_version,
+        }
+    }
+}
+
+/// Watches `path`, the file of `slot`, every `every` for as long as the process runs.
+pub fn spawn(service: Service, path: PathBuf, every: Duration, slot: Slot) {
     tokio::spawn(async move {
         // The content last tried; a file that changed between the start-up load and
         // this read holds another policy version, and is loaded on the first tick.
@@ -56,42 +82,49 @@ pub fn spawn(service: Service, path: PathBuf, every: Duration) {
             if tokio::fs::read(&path).await.ok().as_deref() != Some(content.as_slice()) {
                 continue;
             }
-            try_reload(&service, &path, &content);
+            try_reload(&service, slot, &path, &content);
             last = Some(content);
         }
     });
 }
 
-fn try_reload(service: &Service, path: &std::path::Path, content: &[u8]) {
+fn try_reload(service: &Service, slot: Slot, path: &std::path::Path, content: &[u8]) {
     let parsed = std::str::from_utf8(content)
         .map_err(|_| "the file is not UTF-8".to_owned())
         .and_then(|text| Policy::from_toml_str(text).map_err(|e| e.to_string()));
     let policy = match parsed {
         Ok(policy) => policy,
-        Err(error) => return refused(service, path, &error),
+        Err(error) => return refused(service, slot, path, &error),
     };
-    if policy.version_hash() == service.governor().policy_version() {
-        return; // the live policy already (the start-up load, or a touch)
+    if Some(policy.version_hash()) == slot.version(service).as_deref() {
+        return; // in place already (the start-up load, or a touch)
     }
-    match service.governor().reload_policy(policy) {
+    let swapped = match slot {
+        Slot::Live => service.governor().reload_policy(policy),
+        Slot::Shadow => service.governor().reload_shadow_policy(Some(policy)),
+    };
+    match swapped {
         Ok(()) => {
             service.reloads.ok.fetch_add(1, Ordering::Relaxed);
             tracing::info!(
                 path = %path.display(),
-                policy_version = %service.governor().policy_version(),
-                "policy reloaded"
+                policy_version = %slot.version(service).unwrap_or_default(),
+                "{} reloaded", slot.name()
             );
         }
-        Err(error) => refused(service, path, &error.to_string()),
+        Err(error) => refused(service, slot, path, &error.to_string()),
     }
 }
 
-fn refused(service: &Service, path: &std::path::Path, error: &str) {
+fn refused(service: &Service, slot: Slot, path: &std::path::Path, error: &str) {
     service.reloads.failed.fetch_add(1, Ordering::Relaxed);
     tracing::error!(
         path = %path.display(),
         error = %error,
-        policy_version = %service.governor().policy_version(),
-        "policy file refused; the live policy stays"
+        policy_version = %slot.version(service).unwrap_or_default(),
+        "{}", match slot {
+            Slot::Live => "policy file refused; the live policy stays",
+            Slot::Shadow => "shadow policy file refused; the shadow policy in place stays",
+        }
     );
 }

@@ -1,0 +1,141 @@
+//! `entra-governor replay`: decide a candidate policy against a recorded audit trail and
+//! say what would change ([`entra_governor::governance::replay`]).
+//!
+//! ```sh
+//! entra-governor replay --trail audit.jsonl --policy candidate.toml [--since 30d]
+//! ```
+//!
+//! `--format json` prints the `entra-governor.replay/1` document
+//! ([`ReplayReport`](entra_governor::governance::replay::ReplayReport)):
+//! `{"format", "candidate_version", "totals": {"decisions", "changed", "allow_to_deny",
+//! "deny_to_allow", "other", "inexact", "not_replayable", "unreadable_lines",
+//! "skipped"}, "changes": [{"change", "cause", "count", "callers", "examples": [...]}]}`.
+//!
+//! Exit status 0 with the report; with `--fail-on-change`, 1 when a decision changed.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use entra_governor::Policy;
+use entra_governor::governance::replay::{Replay, ReplayReport};
+use entra_governor::governance::trail;
+
+use crate::review::window;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The arguments of `replay`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The recorded audit trail (JSON Lines, schema v1 or v2).
+    #[arg(long)]
+    trail: PathBuf,
+    /// The candidate policy to decide the trail's requests with.
+    #[arg(long)]
+    policy: PathBuf,
+    /// A policy that recorded (part of) the trail, when it is not the candidate: events
+    /// it decided replay exactly. Repeatable.
+    #[arg(long)]
+    baseline: Vec<PathBuf>,
+    /// Only events of the last <duration> (`30d`, `12h`) ...
+    #[arg(long)]
+    since: Option<String>,
+    /// ... or since an RFC 3339 time (`2026-11-01T00:00:00Z`).
+    #[arg(long, conflicts_with = "since")]
+    from: Option<String>,
+    /// Examples kept per cause of change.
+    #[arg(long, default_value_t = 5)]
+    examples: usize,
+    /// Exit 1 when any decision changed.
+    #[arg(long)]
+    fail_on_change: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+}
+
+/// How `replay` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Format {
+    /// For people.
+    Text,
+    /// The `entra-governor.replay/1` document.
+    Json,
+}
+
+/// Runs `replay`.
+pub fn run(args: &Args) -> Result<ExitCode, BoxError> {
+    let candidate = load(&args.policy)?;
+    let mut replay = Replay::new(&candidate)
+        .window(window(args.since.as_deref(), args.from.as_deref())?)
+        .examples_per_change(args.examples);
+    for path in &args.baseline {
+        replay = replay.baseline(&load(path)?);
+    }
+    replay.learn_trail(trail::open(&args.trail)?)?;
+    replay.read_trail(trail::open(&args.trail)?)?;
+    let report = replay.finish();
+    match args.format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        Format::Text => print!("{}", text(&report, args)),
+    }
+    let failed = args.fail_on_change && report.totals.changed > 0;
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Loads a policy file, its errors naming the file.
+pub fn load(path: &std::path::Path) -> Result<Policy, BoxError> {
+    Policy::from_path(path).map_err(|e| format!("{}: {e}", path.display()).into())
+}
+
+fn text(report: &ReplayReport, args: &Args) -> String {
+    let t = &report.totals;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "replayed {} (version {}) over {}",
+        args.policy.display(),
+        &report.candidate_version[..12.min(report.candidate_version.len())],
+        args.trail.display()
+    );
+    let rows = [
+        ("decisions", t.decisions),
+        ("changed", t.changed),
+        ("  allow_to_deny", t.allow_to_deny),
+        ("  deny_to_allow", t.deny_to_allow),
+        ("  other", t.other),
+        ("inexact", t.inexact),
+        ("not_replayable", t.not_replayable),
+        ("unreadable_lines", t.unreadable_lines),
+        ("skipped", t.skipped),
+    ];
+    for (name, value) in rows {
+        let _ = writeln!(out, "{name:<18}{value:>10}");
+    }
+    if t.inexact > 0 {
+        out.push_str(
+            "note: inexact decisions needed group memberships the trail did not record; \
+             record them with [audit] groups = \"all\" or pass the recording policy as --baseline\n",
+        );
+    }
+    for change in &report.changes {
+        let _ = writeln!(
+            out,
+            "\n{} {}: {} decisions, {} callers",
+            change.change, change.cause, change.count, change.callers
+        );
+        for e in &change.examples {
+            let _ = writeln!(
+                out,
+                "  {} {} {} {}: {} -> {}",
+                e.time, e.caller, e.action, e.resource, e.recorded, e.candidate
+            );
+        }
+    }
+    out
+}
