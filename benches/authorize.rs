@@ -11,7 +11,13 @@
 //!   as a never-seen token does;
 //! - `authorize_known`: `authorize()` of tokens seen before, 10,000 distinct live tokens in
 //!   play, cache on;
-//! - `sha256_moka`: SHA-256 of the token plus a moka lookup, the common way to cache.
+//! - `sha256_moka`: SHA-256 of the token plus a moka lookup, the common way to cache;
+//! - `authorize_known+audit` and `authorize_known+audit+shadow`: the same with an audit
+//!   log (a sink that discards, `OnFull::Drop` so the measured thread never waits), without
+//!   and with a shadow policy: the request path's cost of recording v2 inputs, and of a
+//!   shadow policy, which the audit worker decides off that path;
+//! - `shadow/decide_again`: the worker's cost per event, deciding a recorded event again
+//!   under the shadow policy.
 //!
 //! Tokens are Entra-shaped: v2, delegated, 20 groups, 2,183 bytes.
 
@@ -26,7 +32,48 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use entra_governor::Governor;
 use entra_governor::testing::TestIdp;
 
-use common::{KNOWN_TOKENS, governor, ready, token};
+use common::{KNOWN_TOKENS, builder, example_policy, governor, ready, token};
+use entra_governor::audit::{AuditEvent, AuditSink, AuditSinkError, MemorySink, OnFull};
+use entra_governor::governance::replay::decide_again;
+use entra_governor::{AuditLog, Policy};
+
+/// A sink that keeps nothing.
+struct Discard;
+
+#[async_trait::async_trait]
+impl AuditSink for Discard {
+    async fn write(&self, _batch: &[AuditEvent]) -> Result<(), AuditSinkError> {
+        Ok(())
+    }
+}
+
+/// The example policy without the `auditor` role: a shadow candidate.
+fn candidate() -> Policy {
+    let mut doc = example_policy().document().clone();
+    doc.roles.remove("auditor");
+    doc.bindings
+        .retain(|b| !b.roles.iter().any(|r| r == "auditor"));
+    Policy::from_document(doc).expect("candidate")
+}
+
+/// A governor with an audit log on `audit_rt` and, when `shadow`, a shadow policy.
+fn audited(
+    idp: &TestIdp,
+    audit_rt: &tokio::runtime::Runtime,
+    shadow: bool,
+) -> (Governor, AuditLog) {
+    let log = AuditLog::builder(Discard)
+        .on_full(OnFull::Drop)
+        .runtime(audit_rt.handle().clone())
+        .build();
+    let b = builder(idp).audit(log.clone());
+    let b = if shadow {
+        b.shadow_policy(candidate())
+    } else {
+        b
+    };
+    (b.build().expect("governor"), log)
+}
 
 fn benches(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -109,7 +156,62 @@ fn benches(c: &mut Criterion) {
             moka.get(&key).unwrap()
         })
     });
+    shadow_benches(&mut g, &rt, &idp, &tokens);
     g.finish();
+}
+
+fn shadow_benches(
+    g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    rt: &tokio::runtime::Runtime,
+    idp: &TestIdp,
+    tokens: &[String],
+) {
+    let audit_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("audit runtime");
+    for (name, shadow) in [
+        ("authorize_known+audit", false),
+        ("authorize_known+audit+shadow", true),
+    ] {
+        let (governor, log) = audited(idp, &audit_rt, shadow);
+        for t in tokens {
+            rt.block_on(governor.authorize(t, "training.submit", "models/exp-1"))
+                .expect("valid");
+        }
+        let mut i = 0;
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                i = (i + 1) % KNOWN_TOKENS;
+                ready(governor.authorize(black_box(&tokens[i]), "training.submit", "models/exp-1"))
+                    .unwrap()
+            })
+        });
+        eprintln!(
+            "{name}: {} events recorded, {} dropped (the worker fell behind)",
+            log.recorded(),
+            log.dropped()
+        );
+        if shadow {
+            let report = governor.shadow_report();
+            eprintln!("{name}: the shadow decided {} events", report.decisions);
+        }
+    }
+    // One recorded v2 event, decided again as the shadow worker does.
+    let sink = MemorySink::new();
+    let log = AuditLog::builder(sink.clone())
+        .runtime(audit_rt.handle().clone())
+        .build();
+    let recorder = builder(idp).audit(log).build().expect("governor");
+    rt.block_on(recorder.authorize(&tokens[0], "training.submit", "models/exp-1"))
+        .expect("valid");
+    rt.block_on(recorder.shutdown());
+    let event = sink.events().pop().expect("one event");
+    let shadow = candidate().compiled();
+    g.bench_function("shadow/decide_again", |b| {
+        b.iter(|| decide_again(&shadow, black_box(&event), |_| false).expect("a decision"))
+    });
 }
 
 criterion_group!(group, benches);

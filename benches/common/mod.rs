@@ -43,20 +43,32 @@ pub fn token(idp: &TestIdp, n: usize) -> String {
         .sign()
 }
 
+/// The example policy.
+pub fn example_policy() -> Policy {
+    Policy::from_path(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/policy.toml"))
+        .expect("example policy")
+}
+
 /// A governor for `idp` on `examples/policy.toml`, no periodic key refresh, the
 /// verified-token cache on (default capacity) or off.
 pub fn governor(idp: &TestIdp, cache: bool) -> Governor {
-    let policy = Policy::from_path(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/policy.toml"))
-        .expect("example policy");
-    let mut b = Governor::builder()
+    let b = builder(idp);
+    let b = if cache {
+        b
+    } else {
+        b.verified_token_cache(None)
+    };
+    b.build().expect("governor")
+}
+
+/// The builder behind [`governor`], cache on.
+pub fn builder(idp: &TestIdp) -> entra_governor::GovernorBuilder {
+    let policy = example_policy();
+    Governor::builder()
         .cloud(Cloud::custom(idp.authority()))
         .tenant(idp.tenant_id().as_str())
         .client_id(idp.client_id())
         .dangerous_allow_http_loopback()
         .key_refresh_interval(None)
-        .policy(policy);
-    if !cache {
-        b = b.verified_token_cache(None);
-    }
-    b.build().expect("governor")
+        .policy(policy)
 }

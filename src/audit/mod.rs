@@ -98,15 +98,17 @@
 //! keep running: call `shutdown()` before the runtime stops. The counters satisfy
 //! `recorded() == written() + dropped() + pending()`.
 //!
-//! # JSON Lines schema (version 1)
+//! # JSON Lines schema (version 2)
 //!
 //! [`JsonLinesSink`] writes one compact JSON object per line, UTF-8, `\n`-terminated, with
 //! these members (optional ones are left out when absent; readers must ignore members they
-//! do not know, which later versions may add):
+//! do not know, which later versions may add). Version 2 adds `bindings`, `inputs` and
+//! `shadow`; a version 1 line is a version 2 line without them, so v1 readers keep
+//! working and `schema_version` says which a line is.
 //!
 //! | field | JSON type | present | meaning |
 //! |---|---|---|---|
-//! | `schema_version` | integer | always | `1` |
+//! | `schema_version` | integer | always | `2` (`1` for lines written before v2) |
 //! | `time` | string | always | decision time, RFC 3339 UTC with milliseconds: `2026-11-23T22:15:01.123Z` |
 //! | `outcome` | string | always | `allow`, `deny`, `step_up`, `invalid_token`, `unavailable`, or `dropped` (a summary of lost refusals, see above) |
 //! | `reason` | string | always | stable snake_case reason code: `no_role_grants`, `expired`, `audit_unavailable`, … |
@@ -129,9 +131,22 @@
 //! | `policy_version` | string | optional | hash of the loaded policy |
 //! | `latency_us` | integer | always | decision latency in microseconds |
 //! | `dropped_events` | integer | `dropped` summaries only | how many refusals before authentication were lost since the last summary |
+//! | `bindings` | array of strings | v2, allows | labels of the bindings that conferred the roles (`group:ml-engineers`, …) |
+//! | `inputs` | object | v2, policy decisions | what the decision read besides the caller's ids, so it can be decided again (below) |
+//! | `shadow` | object | v2, when a shadow policy decided otherwise | `policy_version`, `outcome`, `reason`, optional `grant` / `denied_by`: what the shadow would have done (never enforced) |
+//!
+//! `inputs` ([`DecisionInputs`]) holds no secret and nothing mutable: `token_version`
+//! (`"1.0"` / `"2.0"`), `client_auth` (`public`, `secret`, `certificate`, `unknown`),
+//! `home_tenant` (a guest's home tenant), `guest_unknown`, `scopes`, `app_roles` (the
+//! `roles` claim), `directory_roles` (`wids`), `acrs`, `amr`, `auth_time` (Unix
+//! seconds), `xms_cc`, and `groups`: `claim` (`listed`, `overage`, `not_emitted`),
+//! `resolution` (`resolved` or `unavailable` when a resolver was asked), `ids`, and
+//! `recorded`: `bound` (the default and the least data: only groups the policy, and the
+//! shadow policy named by `shadow_policy`, binds) or `all`
+//! ([`AuditGroups`], [`inputs`] explains the choice).
 //!
 //! ```json
-//! {"schema_version":1,"time":"2026-11-23T22:15:01.123Z","outcome":"deny","reason":"no_role_grants","tenant_id":"72f988bf-86f1-41af-91ab-2d7cd011db47","object_id":"0f5e3b8a-8c1d-4c53-9a6b-2d6c6c0c9e11","principal_kind":"user","guest":false,"client_app_id":"6e74172b-be56-4843-9ff4-e66a39bb12e3","action":"Training.Submit","resource":"models/exp-1","roles":["Inference.User"],"token_id":"AbCdEf0123456789xyzABC","correlation_id":"req-42","policy_version":"3f1c9a","latency_us":35}
+//! {"schema_version":2,"time":"2026-11-23T22:15:01.123Z","outcome":"deny","reason":"no_role_grants","tenant_id":"72f988bf-86f1-41af-91ab-2d7cd011db47","object_id":"0f5e3b8a-8c1d-4c53-9a6b-2d6c6c0c9e11","principal_kind":"user","guest":false,"client_app_id":"6e74172b-be56-4843-9ff4-e66a39bb12e3","action":"Training.Submit","resource":"models/exp-1","roles":[],"token_id":"AbCdEf0123456789xyzABC","correlation_id":"req-42","policy_version":"3f1c9a","latency_us":35,"inputs":{"token_version":"2.0","client_auth":"public","scopes":["Inference.Invoke"],"groups":{"claim":"listed","ids":["5d3c9a1e-2f47-4b8a-9c61-0e7f3a2b4c5d"],"recorded":"bound"}}}
 //! ```
 //!
 //! The same names are the structured fields of the `tracing` events written by

@@ -238,13 +238,15 @@ pub fn describe(decision: &Decision) -> String {
 
 /// A policy test file that could not be loaded: where (file, key path) and what.
 ///
-/// Displays as `policy.cases.toml: case[1].caller.tenant: malformed tenant id: …`, or
-/// `policy.cases.toml:12:3: …` for TOML syntax errors.
+/// Displays as `policy.cases.toml: case[1].caller.tenant (case "guests never read
+/// PII"): malformed tenant id: …`, or `policy.cases.toml:12:3: …` for TOML syntax errors.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CaseFileError {
     origin: Option<String>,
     key_path: String,
-    kind: CaseFileErrorKind,
+    case: Option<String>,
+    // Boxed: errors travel in `Result`s, and the kinds carry several strings.
+    kind: Box<CaseFileErrorKind>,
 }
 
 impl CaseFileError {
@@ -252,8 +254,14 @@ impl CaseFileError {
         Self {
             origin: None,
             key_path: key_path.into(),
-            kind,
+            case: None,
+            kind: Box::new(kind),
         }
+    }
+
+    fn in_case(mut self, name: Option<&str>) -> Self {
+        self.case = name.map(str::to_owned);
+        self
     }
 
     fn with_origin(mut self, origin: Option<&str>) -> Self {
@@ -272,6 +280,12 @@ impl CaseFileError {
         &self.key_path
     }
 
+    /// The name of the case at fault, when it has one (and the problem is not its
+    /// name).
+    pub fn case_name(&self) -> Option<&str> {
+        self.case.as_deref()
+    }
+
     /// What was wrong.
     pub fn kind(&self) -> &CaseFileErrorKind {
         &self.kind
@@ -281,14 +295,21 @@ impl CaseFileError {
 impl fmt::Display for CaseFileError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let origin = self.origin.as_deref().unwrap_or("cases");
-        match &self.kind {
+        match &*self.kind {
             CaseFileErrorKind::Syntax {
                 line: Some(line),
                 column: Some(column),
                 ..
             } => write!(f, "{origin}:{line}:{column}: {}", self.kind),
             _ if self.key_path.is_empty() => write!(f, "{origin}: {}", self.kind),
-            _ => write!(f, "{origin}: {}: {}", self.key_path, self.kind),
+            _ => match &self.case {
+                Some(name) => write!(
+                    f,
+                    "{origin}: {} (case {name:?}): {}",
+                    self.key_path, self.kind
+                ),
+                None => write!(f, "{origin}: {}: {}", self.key_path, self.kind),
+            },
         }
     }
 }
@@ -460,8 +481,25 @@ fn parse(source: &str) -> Result<Document, CaseFileError> {
     })?;
     serde_path_to_error::deserialize(deserializer).map_err(|e| {
         let message = e.inner().message().to_owned();
-        CaseFileError::new(e.path().to_string(), CaseFileErrorKind::Invalid { message })
+        let path = e.path().to_string();
+        let name = case_name_at(source, &path);
+        CaseFileError::new(path, CaseFileErrorKind::Invalid { message }).in_case(name.as_deref())
     })
+}
+
+/// The `name` of the case a key path (`case[3].caller.tenant`) points into, read from the
+/// TOML alone: the case did not deserialize.
+fn case_name_at(source: &str, path: &str) -> Option<String> {
+    let rest = path.strip_prefix("case[")?;
+    let index: usize = rest[..rest.find(']')?].parse().ok()?;
+    let table: toml::Table = toml::from_str(source).ok()?;
+    let name = table
+        .get("case")?
+        .as_array()?
+        .get(index)?
+        .get("name")?
+        .as_str()?;
+    (!path.ends_with("].name")).then(|| name.to_owned())
 }
 
 fn line_col(source: &str, offset: usize) -> (usize, usize) {
@@ -485,7 +523,10 @@ fn check(document: &mut Document) -> Result<(), CaseFileError> {
     }
     let mut seen: HashMap<&str, usize> = HashMap::new();
     for (i, case) in document.cases.iter().enumerate() {
-        check_case(case).map_err(|(key, kind)| CaseFileError::new(at(i, key), kind))?;
+        check_case(case).map_err(|(key, kind)| {
+            let named = !matches!(kind, CaseFileErrorKind::EmptyName);
+            CaseFileError::new(at(i, key), kind).in_case(named.then_some(&*case.name))
+        })?;
         if let Some(first) = seen.insert(&case.name, i) {
             let name = case.name.clone();
             let first = at(first, "");
@@ -497,6 +538,7 @@ fn check(document: &mut Document) -> Result<(), CaseFileError> {
         if let Some(claims) = case.claims.take() {
             let claims = claims_object(claims).map_err(|message| {
                 CaseFileError::new(at(i, ".claims"), CaseFileErrorKind::Claims { message })
+                    .in_case(Some(&case.name))
             })?;
             case.claims = Some(claims);
         }

@@ -13,7 +13,8 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! Each decision event of schema v2 carries its inputs ([`DecisionInputs`]): the caller is
+//! Each decision event of schema v2 carries its inputs
+//! ([`DecisionInputs`](crate::audit::DecisionInputs)): the caller is
 //! rebuilt from them and decided again under the candidate, at the event's own time (so
 //! `max_auth_age` reads as it did). A decision *changed* when its outcome or reason code
 //! differs; it is then counted as `allow_to_deny`, `deny_to_allow` (any refusal that

@@ -189,8 +189,9 @@ fn a_case_file_that_does_not_load_names_the_key() {
     assert_eq!(stdout(&out), "");
     assert_eq!(
         stderr(&out),
-        "error: tests/cli/data/broken.cases.toml: case[0].caller.tenant: malformed tenant id: \
-         expected a GUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)\n"
+        "error: tests/cli/data/broken.cases.toml: case[0].caller.tenant (case \"a tenant \
+         that is not a GUID\"): malformed tenant id: expected a GUID \
+         (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)\n"
     );
 }
 

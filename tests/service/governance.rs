@@ -87,7 +87,7 @@ async fn record(dir: &Path) {
     assert!(service.terminate().success());
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replay_review_lint_and_test_close_the_loop_over_the_services_trail() {
     let dir = temp_dir("governance-loop");
     record(&dir).await;
@@ -111,18 +111,20 @@ async fn replay_review_lint_and_test_close_the_loop_over_the_services_trail() {
         .retain(|b| b.get("name").and_then(|n| n.as_str()) != Some("group:external-researchers"));
     std::fs::write(dir.join("candidate.toml"), toml::to_string(&doc).unwrap()).unwrap();
 
-    let replay = cli(
-        &[
-            "replay",
-            "--trail",
-            "decisions.jsonl",
-            "--policy",
-            "candidate.toml",
-            "--format",
-            "json",
-        ],
-        &dir,
-    );
+    // Without the recording policy, replay cannot tell that the data scientist was
+    // recorded outside ml-engineers (a group no event shows), which would turn the PII
+    // read into a step-up: one decision is inexact. With it as the baseline, none is.
+    let replay_args = [
+        "replay",
+        "--trail",
+        "decisions.jsonl",
+        "--policy",
+        "candidate.toml",
+    ];
+    let unsure = cli(&[&replay_args[..], &["--format", "json"]].concat(), &dir);
+    assert_eq!(json_of(&unsure)["totals"]["inexact"], 1);
+    let baseline = [&replay_args[..], &["--baseline", "policy.toml"]].concat();
+    let replay = cli(&[&baseline[..], &["--format", "json"]].concat(), &dir);
     assert!(replay.status.success());
     let report = json_of(&replay);
     assert_eq!(report["format"], "entra-governor.replay/1");
@@ -142,18 +144,9 @@ async fn replay_review_lint_and_test_close_the_loop_over_the_services_trail() {
     assert_eq!(report["changes"][0]["callers"], 1);
 
     // The text form says the same to a person.
-    let text = cli(
-        &[
-            "replay",
-            "--trail",
-            "decisions.jsonl",
-            "--policy",
-            "candidate.toml",
-        ],
-        &dir,
-    );
+    let text = cli(&baseline, &dir);
     let text = String::from_utf8(text.stdout).unwrap();
-    assert!(text.contains("allow_to_deny              2"), "{text}");
+    assert!(text.contains(&format!("  allow_to_deny{}2", " ".repeat(12))), "{text}");
     assert!(
         text.contains("allow_to_deny grant:external-researcher#1: 2 decisions, 1 callers"),
         "{text}"
@@ -243,5 +236,112 @@ async fn replay_review_lint_and_test_close_the_loop_over_the_services_trail() {
         "{csv}"
     );
 
+    // A policy test that expects the guest to read curated data fails, and says why.
+    std::fs::write(
+        dir.join("cases.toml"),
+        format!(
+            r#"version = 1
+[[case]]
+name = "guests read public data"
+action = "datasets.read"
+resource = "datasets/public/papers"
+expect = "allow"
+[case.caller]
+tenant = "8e6b3a1d-4f2c-4b7a-9d5e-0c1f2a3b4c5d"
+object = "{GUEST}"
+home_tenant = "{PARTNER_HOME}"
+groups = ["{EXTERNAL_RESEARCHERS}"]
+scopes = ["Training.Manage"]
+
+[[case]]
+name = "guests read curated data"
+action = "datasets.read"
+resource = "datasets/curated/clean"
+expect = "allow"
+[case.caller]
+tenant = "8e6b3a1d-4f2c-4b7a-9d5e-0c1f2a3b4c5d"
+object = "{GUEST}"
+home_tenant = "{PARTNER_HOME}"
+groups = ["{EXTERNAL_RESEARCHERS}"]
+scopes = ["Training.Manage"]
+"#
+        ),
+    )
+    .unwrap();
+    let tested = cli(&["test", "policy.toml", "cases.toml"], &dir);
+    assert_eq!(tested.status.code(), Some(1));
+    let out = String::from_utf8(tested.stdout).unwrap();
+    assert!(out.contains("FAIL guests read curated data"), "{out}");
+    assert!(out.contains("no_role_grants"), "{out}");
+    assert!(out.contains("ok   guests read public data"), "{out}");
+
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shadow_policy_in_the_configuration_marks_what_it_would_change() {
+    let dir = temp_dir("governance-shadow");
+    let idp = crate::example_idp().await;
+    let config = write_config(&dir, &idp, "");
+    let live = std::fs::read_to_string(dir.join("policy.toml")).unwrap();
+    let mut doc: toml::Table = live.parse().unwrap();
+    doc["roles"]
+        .as_table_mut()
+        .unwrap()
+        .remove("external-researcher");
+    let bindings = doc["bindings"].as_array_mut().unwrap();
+    bindings
+        .retain(|b| b.get("name").and_then(|n| n.as_str()) != Some("group:external-researchers"));
+    std::fs::write(dir.join("candidate.toml"), toml::to_string(&doc).unwrap()).unwrap();
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "reload_interval_secs = 1",
+        "reload_interval_secs = 1\nshadow = \"candidate.toml\"",
+    );
+    std::fs::write(&config, text).unwrap();
+
+    let service = Service::start(&config);
+    let ready = crate::harness::get_json(format!("{}/readyz", service.http)).await;
+    let candidate = entra_governor::Policy::from_path(dir.join("candidate.toml")).unwrap();
+    assert_eq!(ready["shadow_policy_version"], candidate.version_hash());
+    let client = reqwest::Client::new();
+    for &(persona, method, path, status) in REQUESTS {
+        let answer = client
+            .get(format!("{}/forward-auth", service.http))
+            .header("x-original-method", method)
+            .header("x-original-uri", path)
+            .header("authorization", format!("Bearer {}", token(&idp, persona)))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            answer.status().as_u16(),
+            status,
+            "the shadow never decides: {path}"
+        );
+    }
+    assert!(service.terminate().success());
+    let shadowed: Vec<(String, String)> = audit_events(&dir)
+        .iter()
+        .filter(|e| e.get("shadow").is_some())
+        .map(|e| {
+            (
+                e["resource"].as_str().unwrap().to_owned(),
+                e["shadow"]["reason"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        shadowed,
+        [
+            (
+                "datasets/public/papers".to_owned(),
+                "no_role_grants".to_owned()
+            ),
+            (
+                "datasets/public/theses".to_owned(),
+                "no_role_grants".to_owned()
+            )
+        ]
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }

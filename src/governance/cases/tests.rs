@@ -201,9 +201,10 @@ fn errors_name_the_key_path() {
     assert_eq!(e.key_path(), "case[0].caller.tenant");
     assert_eq!(
         e.to_string(),
-        "cases: case[0].caller.tenant: malformed tenant id: expected a GUID \
-         (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)"
+        "cases: case[0].caller.tenant (case \"train\"): malformed tenant id: expected a \
+         GUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)"
     );
+    assert_eq!(e.case_name(), Some("train"));
     let e = error(&one(&format!("{TRAIN}\nexpect = \"maybe\""), ""));
     assert_eq!(e.key_path(), "case[0].expect");
     let e = error(&one(
@@ -225,7 +226,10 @@ fn errors_name_the_key_path() {
         "name = \"x\"\naction = \"a.b\"\nexpect = \"allow\"",
         "",
     ));
-    assert_eq!(e.to_string(), "cases: case[0]: missing field `resource`");
+    assert_eq!(
+        e.to_string(),
+        "cases: case[0] (case \"x\"): missing field `resource`"
+    );
 }
 
 #[test]
@@ -260,6 +264,7 @@ fn file_rules() {
         kind(&unnamed),
         ("case[0].name".into(), CaseFileErrorKind::EmptyName)
     );
+    assert_eq!(error(&unnamed).case_name(), None);
     let neither = format!("version = 1\n[[case]]\n{TRAIN}\nexpect = \"allow\"\n");
     assert_eq!(
         kind(&neither),
@@ -280,7 +285,7 @@ fn file_rules() {
         format!("version = 1\n[[case]]\n{TRAIN}\nexpect = \"allow\"\nclaims = 'tid=1'\n");
     assert_eq!(
         error(&not_json).to_string(),
-        "cases: case[0].claims: a string of claims must hold a JSON object"
+        "cases: case[0].claims (case \"train\"): a string of claims must hold a JSON object"
     );
     let syntax = error("version = 1\n[[case]\n");
     assert!(
@@ -297,6 +302,7 @@ fn file_rules() {
 fn contradictory_expectations_are_refused() {
     let refused = |keys: &str| {
         let e = error(&one(&format!("{TRAIN}\n{keys}"), ""));
+        assert_eq!(e.case_name(), Some("train"));
         (e.key_path().to_owned(), e.kind().to_string())
     };
     assert_eq!(

@@ -214,7 +214,9 @@ fn chart(out: &mut String, daily: &[DailyUsage]) {
     let days = daily.len() as f64;
     let slot = (900.0 / days).clamp(6.0, 80.0);
     let plot_w = slot * days;
-    let (width, height) = (LEFT + plot_w + RIGHT, TOP + PLOT_H + BOTTOM);
+    // Wide enough for the legend and the axis title, however few the days.
+    let width = (LEFT + plot_w + RIGHT).max(260.0);
+    let height = TOP + PLOT_H + BOTTOM;
     let max = daily
         .iter()
         .map(|d| d.allows.max(d.refusals))
@@ -413,12 +415,16 @@ fn callers(out: &mut String, report: &ReviewReport) {
     out.push_str("<h2>Callers</h2>\n");
     let mut rows = Vec::new();
     for c in &report.callers {
-        let caller = format!(
-            "{}{}{}{}{}{}{}{}{}{}",
+        // The CSV's column order: who, the role and its use, then the caller's totals.
+        let who = format!(
+            "{}{}{}{}",
             td(&c.tenant_id),
             td(&c.object_id),
             td(&c.kind),
             td(yes_no(c.guest)),
+        );
+        let totals = format!(
+            "{}{}{}{}{}{}",
             td_num(c.decisions),
             td_num(c.allows),
             td_num(c.refusals),
@@ -428,7 +434,7 @@ fn callers(out: &mut String, report: &ReviewReport) {
         );
         if c.roles.is_empty() {
             rows.push(format!(
-                "{caller}<td class=\"none\" colspan=\"4\">no roles held</td>"
+                "{who}<td class=\"none\" colspan=\"4\">no roles held</td>{totals}"
             ));
         }
         for r in &c.roles {
@@ -437,7 +443,7 @@ fn callers(out: &mut String, report: &ReviewReport) {
                 None => "<td class=\"never\">never used</td>".to_owned(),
             };
             rows.push(format!(
-                "{caller}{}{}{}{last}",
+                "{who}{}{}{}{last}{totals}",
                 td(&r.role),
                 td_codes(&r.bindings),
                 td_num(r.uses)
@@ -449,16 +455,16 @@ fn callers(out: &mut String, report: &ReviewReport) {
         "Object (oid)",
         "Kind",
         "Guest",
+        "Role",
+        "Bindings",
+        "Uses",
+        "Last used",
         "Decisions",
         "Allows",
         "Refusals",
         "First seen",
         "Last seen",
         "Roles complete",
-        "Role",
-        "Bindings",
-        "Uses",
-        "Last used",
     ];
     table(out, "callers", &headers, &rows, "No callers in the window.");
 }
@@ -493,12 +499,8 @@ fn suggestion(out: &mut String, s: &Suggestion) {
         );
     }
     out.push_str("</tbody>\n</table>\n");
-    if let Some(r) = &s.replay {
-        if r.allow_to_deny == 0 {
-            out.push_str(
-                "<p>Replayed over the same window, the suggestion keeps every allow.</p>\n",
-            );
-        }
+    if s.replay.as_ref().is_some_and(|r| r.allow_to_deny == 0) {
+        out.push_str("<p>Replayed over the same window, the suggestion keeps every allow.</p>\n");
     }
     list(out, "Changes", &s.changes, "None.");
     list(out, "Lint warnings", &s.lint_warnings, "None.");
