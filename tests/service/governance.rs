@@ -146,7 +146,10 @@ async fn replay_review_lint_and_test_close_the_loop_over_the_services_trail() {
     // The text form says the same to a person.
     let text = cli(&baseline, &dir);
     let text = String::from_utf8(text.stdout).unwrap();
-    assert!(text.contains(&format!("  allow_to_deny{}2", " ".repeat(12))), "{text}");
+    assert!(
+        text.contains(&format!("  allow_to_deny{}2", " ".repeat(12))),
+        "{text}"
+    );
     assert!(
         text.contains("allow_to_deny grant:external-researcher#1: 2 decisions, 1 callers"),
         "{text}"

@@ -326,10 +326,11 @@ impl Usage {
         let mut roles: BTreeMap<String, HeldRole> = held
             .unwrap_or_default()
             .into_iter()
-            .map(|(role, bindings)| {
+            .map(|(role, bindings, included_by)| {
                 let role_use = HeldRole {
                     role: role.clone(),
                     bindings,
+                    included_by,
                     uses: 0,
                     last_used: None,
                 };
@@ -340,6 +341,7 @@ impl Usage {
             let entry = roles.entry(role.clone()).or_insert_with(|| HeldRole {
                 role: role.clone(),
                 bindings: Vec::new(),
+                included_by: Vec::new(),
                 uses: 0,
                 last_used: None,
             });
@@ -362,8 +364,8 @@ impl Usage {
     }
 
     /// The roles the caller of `event` holds under the reviewed policy, with the
-    /// bindings conferring each.
-    fn held_roles(&self, event: &AuditEvent) -> Option<Vec<(String, Vec<String>)>> {
+    /// bindings conferring each and the held roles including each.
+    fn held_roles(&self, event: &AuditEvent) -> Option<Vec<HeldVia>> {
         let caller = event.inputs.as_ref()?.caller(event)?;
         let permissions = self
             .policy
@@ -372,11 +374,14 @@ impl Usage {
             permissions
                 .roles
                 .into_iter()
-                .map(|r| (r.role, r.bindings))
+                .map(|r| (r.role, r.bindings, r.included_by))
                 .collect(),
         )
     }
 }
+
+/// A held role, the bindings conferring it, and the held roles including it.
+type HeldVia = (String, Vec<String>, Vec<String>);
 
 /// The roles an allow event names: those conferred, and the home role of its grant.
 fn roles_of(event: &AuditEvent) -> impl Iterator<Item = &str> {

@@ -173,6 +173,9 @@ pub struct HeldRole {
     pub role: String,
     /// The bindings that confer it.
     pub bindings: Vec<String>,
+    /// Held roles that include it (it is held through them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub included_by: Vec<String>,
     /// Allows it took part in.
     pub uses: u64,
     /// The last of them; absent when never used in the window.

@@ -47,9 +47,11 @@ fn narrowed_patterns(patterns: &[String], stats: &GrantStats) -> Vec<Option<Stri
         .collect()
 }
 
-/// The tightest pattern of the reached resources' shape, when `pattern` covers it.
+/// The tightest pattern of the reached resources' shape, when `pattern` covers it. Only
+/// what is far wider than what was reached is narrowed: `**` and bare `*` segments; a
+/// segment the author already narrowed (`exp-*`, `*-prod`) stays as written.
 pub(crate) fn narrow(pattern: &Pattern, reached: &[&str]) -> Option<String> {
-    let candidate = generalize(reached)?;
+    let candidate = keep_partial_globs(pattern.as_str(), generalize(reached)?);
     if candidate == pattern.as_str() {
         return None;
     }
@@ -79,6 +81,22 @@ fn generalize(reached: &[&str]) -> Option<String> {
         return Some("**".to_owned());
     }
     Some(format!("{}/**", shared.join("/")))
+}
+
+/// `candidate` with the segments of `original` that are partial globs put back, when the
+/// two align segment by segment (no `**` in `original`).
+fn keep_partial_globs(original: &str, candidate: String) -> String {
+    let old: Vec<&str> = original.split('/').collect();
+    let new: Vec<&str> = candidate.split('/').collect();
+    if old.contains(&"**") || old.len() != new.len() {
+        return candidate;
+    }
+    let kept: Vec<&str> = old
+        .iter()
+        .zip(&new)
+        .map(|(o, n)| if o.contains('*') && *o != "*" { *o } else { *n })
+        .collect();
+    kept.join("/")
 }
 
 fn segment_pattern<'a>(mut values: impl Iterator<Item = &'a str>) -> String {

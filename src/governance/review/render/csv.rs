@@ -50,7 +50,7 @@ pub(super) fn render(report: &ReviewReport) -> String {
         for r in &c.roles {
             let fields = caller(
                 &r.role,
-                r.bindings.join(";"),
+                held_via(r),
                 r.uses.to_string(),
                 r.last_used.as_deref().unwrap_or(""),
             );
@@ -87,4 +87,16 @@ pub(super) fn field(out: &mut String, value: &str) {
     } else {
         out.push_str(value);
     }
+}
+
+/// How a role is held: its bindings, then `included_by:<role>` for each held role that
+/// includes it, joined with `;`.
+fn held_via(r: &super::super::HeldRole) -> String {
+    let included = r.included_by.iter().map(|i| format!("included_by:{i}"));
+    r.bindings
+        .iter()
+        .cloned()
+        .chain(included)
+        .collect::<Vec<_>>()
+        .join(";")
 }

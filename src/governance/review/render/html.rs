@@ -445,7 +445,7 @@ fn callers(out: &mut String, report: &ReviewReport) {
             rows.push(format!(
                 "{who}{}{}{}{last}{totals}",
                 td(&r.role),
-                td_codes(&r.bindings),
+                td_codes(&held_via(r)),
                 td_num(r.uses)
             ));
         }
@@ -550,4 +550,10 @@ fn list(out: &mut String, heading: &str, items: &[String], empty: &str) {
         put!(out, "<li>{}</li>\n", esc(item));
     }
     out.push_str("</ul>\n");
+}
+
+/// The bindings of a held role, then `included by <role>` for each held role including it.
+fn held_via(r: &super::super::HeldRole) -> Vec<String> {
+    let included = r.included_by.iter().map(|i| format!("included by {i}"));
+    r.bindings.iter().cloned().chain(included).collect()
 }

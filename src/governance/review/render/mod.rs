@@ -53,7 +53,8 @@ pub fn text(report: &ReviewReport) -> String {
 ///
 /// The columns are `tenant_id,object_id,kind,guest,role,bindings,uses,last_used,`
 /// `first_seen,last_seen,decisions,allows,refusals,roles_complete`; `bindings` joins the
-/// bindings that confer the role with `;`, `last_used` is empty for a role never used in
+/// bindings that confer the role and `included_by:<role>` for each held role that
+/// includes it with `;`, `last_used` is empty for a role never used in
 /// the window.
 ///
 /// Fields holding `,`, `"`, CR or LF are quoted, quotes doubled. **Formula injection
@@ -202,12 +203,14 @@ mod tests {
                         HeldRole {
                             role: "auditor".to_owned(),
                             bindings: strings(&["=cmd", "group:auditors"]),
+                            included_by: Vec::new(),
                             uses: 0,
                             last_used: None,
                         },
                         HeldRole {
                             role: "data-scientist".to_owned(),
                             bindings: strings(&["group:data \"scientists\", all"]),
+                            included_by: Vec::new(),
                             uses: 7,
                             last_used: Some("2026-11-03T17:30:00Z".to_owned()),
                         },

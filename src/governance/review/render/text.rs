@@ -182,12 +182,12 @@ fn callers(out: &mut String, callers: &[CallerEvidence]) {
                 Some(at) => format!("{}, last used {}", count(r.uses, "use", "uses"), clean(at)),
                 None => "never used".to_owned(),
             };
-            ln!(
-                out,
-                "    {} via {}: {last}",
-                clean(&r.role),
-                list(&r.bindings)
-            );
+            let how = if r.bindings.is_empty() && !r.included_by.is_empty() {
+                format!("included by {}", list(&r.included_by))
+            } else {
+                format!("via {}", list(&r.bindings))
+            };
+            ln!(out, "    {} {how}: {last}", clean(&r.role));
         }
         if !c.roles_complete {
             ln!(
