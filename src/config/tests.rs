@@ -168,3 +168,55 @@ fn every_key_is_documented_in_the_annotated_example() {
         );
     }
 }
+
+#[test]
+fn the_shadow_policy_and_the_recorded_groups_are_read_and_checked() {
+    let config = parse(MINIMAL).unwrap();
+    assert_eq!(config.audit.groups, crate::audit::AuditGroups::Bound);
+    assert_eq!(config.policy.shadow, None);
+
+    let text = MINIMAL.replace(
+        "path = \"policy.toml\"",
+        "path = \"policy.toml\"\nshadow = \"candidate.toml\"\n\n[audit]\ngroups = \"all\"",
+    );
+    let config = parse(&text).unwrap();
+    assert_eq!(config.audit.groups, crate::audit::AuditGroups::All);
+    assert_eq!(
+        config.policy.shadow.as_deref(),
+        Some(std::path::Path::new("candidate.toml"))
+    );
+
+    let (key, message) = parse(&format!("{MINIMAL}\n[audit]\ngroups = \"some\"\n")).unwrap_err();
+    assert_eq!(key, "audit.groups");
+    assert!(message.contains("unknown variant `some`"), "{message}");
+}
+
+#[test]
+fn a_shadow_file_that_does_not_load_is_named_by_its_key() {
+    let dir = std::env::temp_dir().join(format!("entra-governor-shadow-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/examples/policy.toml"),
+        dir.join("policy.toml"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("candidate.toml"),
+        "version = 1\n[roles.x]\ngrants = 3\n",
+    )
+    .unwrap();
+    let file = dir.join("service.toml");
+    let text = MINIMAL.replace(
+        "path = \"policy.toml\"",
+        "path = \"policy.toml\"\nshadow = \"candidate.toml\"",
+    );
+    std::fs::write(&file, format!("{text}\n[audit]\nsink = \"stdout\"\n")).unwrap();
+    let config = Config::load(&file).unwrap();
+    let log = crate::AuditLog::builder(crate::MemorySink::new())
+        .runtime(tokio::runtime::Runtime::new().unwrap().handle().clone())
+        .build();
+    let error = config.governor_builder(log).unwrap_err().to_string();
+    assert!(error.starts_with("policy.shadow ("), "{error}");
+    assert!(error.contains("candidate.toml"), "{error}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
