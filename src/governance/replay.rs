@@ -265,9 +265,18 @@ pub struct ChangeGroup {
     pub count: u64,
     /// Distinct callers affected.
     pub callers: u64,
+    /// Who: the affected callers (`tid/oid`), sorted; at most
+    /// [`MAX_LISTED_CALLERS`] (then `callers` says how many in all).
+    pub caller_ids: Vec<String>,
+    /// For changes of recorded allows: the bindings those allows came through.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub bindings: Vec<String>,
     /// The first few.
     pub examples: Vec<ReplayExample>,
 }
+
+/// Callers listed by name per cause of change in a [`ReplayReport`].
+pub const MAX_LISTED_CALLERS: usize = 1000;
 
 /// What [`Replay`] found: the `entra-governor replay --format json` document.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -285,7 +294,8 @@ pub struct ReplayReport {
 
 struct Group {
     count: u64,
-    callers: std::collections::HashSet<String>,
+    callers: HashSet<String>,
+    bindings: std::collections::BTreeSet<String>,
     examples: Vec<ReplayExample>,
 }
 
@@ -411,10 +421,14 @@ impl Replay {
         }
         let group = self.groups.entry((change, cause)).or_insert_with(|| Group {
             count: 0,
-            callers: Default::default(),
+            callers: HashSet::new(),
+            bindings: Default::default(),
             examples: Vec::new(),
         });
         group.count += 1;
+        if event.outcome == AuditOutcome::Allow && group.bindings.len() < 64 {
+            group.bindings.extend(event.bindings.iter().cloned());
+        }
         let caller = caller_label(event);
         if group.callers.len() < MAX_CALLERS_PER_GROUP {
             group.callers.insert(caller.clone());
@@ -429,12 +443,19 @@ impl Replay {
         let mut changes: Vec<ChangeGroup> = self
             .groups
             .into_iter()
-            .map(|((change, cause), g)| ChangeGroup {
-                change: change.to_owned(),
-                cause,
-                count: g.count,
-                callers: g.callers.len() as u64,
-                examples: g.examples,
+            .map(|((change, cause), g)| {
+                let mut caller_ids: Vec<String> = g.callers.iter().cloned().collect();
+                caller_ids.sort_unstable();
+                caller_ids.truncate(MAX_LISTED_CALLERS);
+                ChangeGroup {
+                    change: change.to_owned(),
+                    cause,
+                    count: g.count,
+                    callers: g.callers.len() as u64,
+                    caller_ids,
+                    bindings: g.bindings.into_iter().collect(),
+                    examples: g.examples,
+                }
             })
             .collect();
         changes.sort_by(|a, b| (b.count, &a.change, &a.cause).cmp(&(a.count, &b.change, &b.cause)));

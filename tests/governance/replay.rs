@@ -155,3 +155,14 @@ async fn v1_events_and_foreign_lines_are_counted_not_guessed() {
         (12, 1, 1, 2)
     );
 }
+
+#[tokio::test]
+async fn each_change_names_whom_it_affects_and_through_which_bindings() {
+    let trail = recorded_trail("whom", AuditGroups::Bound).await;
+    let report = replay_file(&without_auditor(), &trail.0).unwrap();
+    let auditor = format!("{}/{AUDITOR}", common::EXAMPLE_HOME_TENANT);
+    for change in &report.changes {
+        assert_eq!(change.caller_ids, [auditor.as_str()]);
+        assert_eq!(change.bindings, ["app_role:Platform.Auditor"]);
+    }
+}

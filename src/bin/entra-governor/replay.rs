@@ -9,7 +9,8 @@
 //! ([`ReplayReport`](entra_governor::governance::replay::ReplayReport)):
 //! `{"format", "candidate_version", "totals": {"decisions", "changed", "allow_to_deny",
 //! "deny_to_allow", "other", "inexact", "not_replayable", "unreadable_lines",
-//! "skipped"}, "changes": [{"change", "cause", "count", "callers", "examples": [...]}]}`.
+//! "skipped"}, "changes": [{"change", "cause", "count", "callers", "caller_ids",
+//! "bindings", "examples": [...]}]}`.
 //!
 //! Exit status 0 with the report; with `--fail-on-change`, 1 when a decision changed.
 
@@ -129,6 +130,10 @@ fn text(report: &ReplayReport, args: &Args) -> String {
             "\n{} {}: {} decisions, {} callers",
             change.change, change.cause, change.count, change.callers
         );
+        if !change.bindings.is_empty() {
+            let _ = writeln!(out, "  through {}", change.bindings.join(", "));
+        }
+        let _ = writeln!(out, "  callers: {}", change.caller_ids.join(", "));
         for e in &change.examples {
             let _ = writeln!(
                 out,
