@@ -5,7 +5,7 @@
 //! [`JsonLinesSink`]: crate::audit::JsonLinesSink
 
 use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -47,10 +47,14 @@ pub fn open(path: &Path) -> Result<BufReader<File>, TrailError> {
     Ok(BufReader::with_capacity(1 << 16, file))
 }
 
+/// The longest line read as an event: longer ones (no audit event comes near) are
+/// skipped and counted as unreadable, so a stray file cannot make a reader hold it whole.
+pub const MAX_LINE_BYTES: u64 = 1 << 20;
+
 /// Reads events off a JSON Lines trail, one at a time, counting lines that are not events.
 pub struct TrailReader<R> {
     reader: R,
-    line: String,
+    line: Vec<u8>,
     unreadable: u64,
 }
 
@@ -59,34 +63,37 @@ impl<R: BufRead> TrailReader<R> {
     pub fn new(reader: R) -> Self {
         Self {
             reader,
-            line: String::with_capacity(2048),
+            line: Vec::with_capacity(2048),
             unreadable: 0,
         }
     }
 
     /// The next event, `None` at the end. Blank lines are skipped; lines that are not
-    /// audit events (or not UTF-8) are counted in [`unreadable`](Self::unreadable).
+    /// audit events (not JSON, not UTF-8, or longer than [`MAX_LINE_BYTES`]) are counted
+    /// in [`unreadable`](Self::unreadable).
     ///
     /// # Errors
     /// [`TrailError::Read`] when the reader fails.
     pub fn next_event(&mut self) -> Result<Option<AuditEvent>, TrailError> {
         loop {
             self.line.clear();
-            match self.reader.read_line(&mut self.line) {
-                Ok(0) => return Ok(None),
-                Ok(_) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
-                    self.unreadable += 1;
-                    self.skip_rest_of_line()?;
-                    continue;
-                }
-                Err(e) => return Err(TrailError::Read(e)),
+            let read = (&mut self.reader)
+                .take(MAX_LINE_BYTES)
+                .read_until(b'\n', &mut self.line)
+                .map_err(TrailError::Read)?;
+            if read == 0 {
+                return Ok(None);
             }
-            let text = self.line.trim();
+            if self.line.last() != Some(&b'\n') && read as u64 == MAX_LINE_BYTES {
+                self.unreadable += 1;
+                self.skip_rest_of_line()?;
+                continue;
+            }
+            let text = self.line.trim_ascii();
             if text.is_empty() {
                 continue;
             }
-            match serde_json::from_str::<AuditEvent>(text) {
+            match serde_json::from_slice::<AuditEvent>(text) {
                 Ok(event) => return Ok(Some(event)),
                 Err(_) => self.unreadable += 1,
             }
@@ -98,12 +105,24 @@ impl<R: BufRead> TrailReader<R> {
         self.unreadable
     }
 
+    /// Discards the rest of an over-long line, a bounded piece at a time.
     fn skip_rest_of_line(&mut self) -> Result<(), TrailError> {
-        let mut bytes = Vec::new();
-        self.reader
-            .read_until(b'\n', &mut bytes)
-            .map_err(TrailError::Read)?;
-        Ok(())
+        loop {
+            let buf = self.reader.fill_buf().map_err(TrailError::Read)?;
+            if buf.is_empty() {
+                return Ok(());
+            }
+            match buf.iter().position(|&b| b == b'\n') {
+                Some(i) => {
+                    self.reader.consume(i + 1);
+                    return Ok(());
+                }
+                None => {
+                    let n = buf.len();
+                    self.reader.consume(n);
+                }
+            }
+        }
     }
 }
 
@@ -190,4 +209,70 @@ pub fn parse_lookback(text: &str) -> Result<Duration, TrailError> {
 /// Parses an RFC 3339 UTC time (`2026-11-01T00:00:00Z`), as trail events write it.
 pub fn parse_time(text: &str) -> Option<SystemTime> {
     parse_rfc3339_millis(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn foreign_long_and_non_utf8_lines_are_counted_and_skipped() {
+        let event = r#"{"schema_version":1,"time":"2026-11-02T10:00:00.000Z","outcome":"deny","reason":"x","action":"a","resource":"r"}"#;
+        let long = "x".repeat(MAX_LINE_BYTES as usize + 10);
+        let mut text = Vec::new();
+        for line in [
+            event.as_bytes(),
+            b"",
+            b"not json",
+            long.as_bytes(),
+            &[0xff, 0xfe][..],
+            event.as_bytes(),
+        ] {
+            text.extend_from_slice(line);
+            text.push(b'\n');
+        }
+        text.extend_from_slice(event.as_bytes()); // the last line without a newline
+        let mut reader = TrailReader::new(std::io::Cursor::new(text));
+        let mut events = 0;
+        while let Some(e) = reader.next_event().unwrap() {
+            assert_eq!(e.action, "a");
+            events += 1;
+        }
+        assert_eq!((events, reader.unreadable()), (3, 3));
+    }
+
+    #[test]
+    fn windows_and_lookbacks() {
+        assert_eq!(
+            parse_lookback("30d").unwrap(),
+            Duration::from_secs(30 * 86_400)
+        );
+        assert_eq!(parse_lookback("90m").unwrap(), Duration::from_secs(5400));
+        for bad in [
+            "",
+            "d",
+            "0d",
+            "30",
+            "3 d",
+            "-1d",
+            "1w",
+            "9999999999d",
+            "３d",
+        ] {
+            assert!(parse_lookback(bad).is_err(), "{bad}");
+        }
+        let at = |s: &str| {
+            AuditEvent::new(crate::AuditOutcome::Deny, "a", "r").with_time(parse_time(s).unwrap())
+        };
+        let window = TrailWindow::since(parse_time("2026-11-01T00:00:00Z").unwrap());
+        assert!(window.contains(&at("2026-11-01T00:00:00.000Z")));
+        assert!(!window.contains(&at("2026-10-31T23:59:59.999Z")));
+        let mut broken = at("2026-11-02T00:00:00Z");
+        broken.time = "yesterday".into();
+        assert!(
+            !window.contains(&broken),
+            "an unreadable time is outside a bounded window"
+        );
+        assert!(TrailWindow::all().contains(&broken));
+    }
 }
