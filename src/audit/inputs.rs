@@ -271,3 +271,6 @@ fn recorded_groups(
         shadow_policy,
     }
 }
+
+#[cfg(test)]
+mod tests;

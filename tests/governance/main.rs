@@ -6,6 +6,7 @@
 mod common;
 
 mod replay;
+mod resolved;
 mod review;
 mod shadow;
 
