@@ -168,6 +168,10 @@ pub struct AuditEvent {
     /// Never enforced.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shadow: Option<ShadowOutcome>,
+    /// Not written: the instance of the governor whose shadow policy decides this event
+    /// again (a governor sharing the audit log without a shadow leaves it `None`).
+    #[serde(skip)]
+    pub(crate) shadow_of: Option<u64>,
 }
 
 /// What a shadow (candidate) policy decided for an event, when it differs from the
@@ -187,6 +191,10 @@ pub struct ShadowOutcome {
     /// The rule that would have refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub denied_by: Option<String>,
+    /// The shadow could not know all of the caller's group membership (a membership
+    /// resolved for the live policy's groups only): decided with the groups known.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub inexact: bool,
 }
 
 impl AuditEvent {
@@ -229,6 +237,7 @@ impl AuditEvent {
             bindings: Vec::new(),
             inputs: None,
             shadow: None,
+            shadow_of: None,
         }
     }
 
@@ -369,6 +378,12 @@ impl AuditEvent {
     /// Sets the labels of the bindings behind an allow (schema v2).
     pub fn with_bindings<I: IntoIterator<Item = S>, S: Into<String>>(mut self, b: I) -> Self {
         self.bindings = b.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Marks the event for the shadow policy of governor `instance`.
+    pub(crate) fn for_shadow_of(mut self, instance: Option<u64>) -> Self {
+        self.shadow_of = instance;
         self
     }
 

@@ -15,7 +15,7 @@
 //! recording policies did not cannot be replayed exactly over such a trail: replay counts
 //! those events as `inexact`. [`AuditGroups::All`] records every group the token lists.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
@@ -178,7 +178,7 @@ impl DecisionInputs {
             builder = builder.client_app(app.clone(), self.client_auth);
         }
         if let Some(t) = self.auth_time {
-            builder = builder.auth_time(UNIX_EPOCH + Duration::from_secs(t));
+            builder = builder.auth_time(crate::clock::from_unix_secs(t));
         }
         if self.guest_unknown {
             builder = builder.guest_unknown();
@@ -254,7 +254,13 @@ fn recorded_groups(
     };
     let (resolution, ids) = match membership {
         MembershipSource::FromToken => (None, keep(listed)),
-        MembershipSource::Resolved(ids) => (Some(GroupsResolution::Resolved), keep(ids)),
+        // A resolver answers about the live policy's groups only; anything else it
+        // returned was not asked for and is not recorded.
+        MembershipSource::Resolved(ids) => {
+            let live = filter.live.bound_group_ids();
+            let asked = ids.iter().filter(|g| live.binary_search(g).is_ok());
+            (Some(GroupsResolution::Resolved), asked.cloned().collect())
+        }
         MembershipSource::Unavailable => (Some(GroupsResolution::Unavailable), Vec::new()),
     };
     // A resolver is asked about the live policy's groups only: the shadow's are not

@@ -32,8 +32,11 @@
 //!   recorded groups only. A group counts as recorded when the candidate is the event's
 //!   own (or shadow) policy, when a [`baseline`](Replay::baseline) policy with the
 //!   event's version binds it, or when the trail shows it recorded for another event of
-//!   the same policy versions ([`Replay::learn_trail`]). A trail recorded with
-//!   [`AuditGroups::All`] has no inexact events.
+//!   the same policy versions ([`Replay::learn_trail`]). With [`AuditGroups::All`]
+//!   the groups a token lists are all known; a membership resolved through Microsoft
+//!   Graph still covers only the recording policy's groups, and a token with a group
+//!   overage that the recording policy did not need resolved lists none: a candidate
+//!   whose groups could matter there is inexact too.
 //!
 //! Memory is bounded by the number of distinct causes and the examples kept per cause
 //! ([`examples_per_change`](Replay::examples_per_change)), not by the trail's length.
@@ -89,6 +92,12 @@ pub fn decide_again(
         policy.decide_at(principal, membership, &event.action, &event.resource, now)
     };
     let decision = decide(caller.membership(), &caller.principal);
+    if unresolved_overage(policy, event, &caller) {
+        return Some(Replayed {
+            decision,
+            exact: false,
+        });
+    }
     let unknown = unknown_groups(policy, event, recorded);
     if unknown.is_empty() {
         return Some(Replayed {
@@ -111,6 +120,27 @@ pub fn decide_again(
     };
     let exact = same_answer(&decision, &widened);
     Some(Replayed { decision, exact })
+}
+
+/// A token that did not list its groups (overage, or no claim), decided without asking a
+/// resolver because the recording policy's groups did not matter, while `policy`'s
+/// would: in production `policy` would have had them resolved, and the trail cannot say
+/// what the answer would have been.
+fn unresolved_overage(
+    policy: &CompiledPolicy,
+    event: &AuditEvent,
+    caller: &crate::audit::inputs::ReplayCaller,
+) -> bool {
+    let Some(inputs) = &event.inputs else {
+        return false;
+    };
+    let groups = &inputs.groups;
+    let version = Some(policy.version_hash());
+    let own =
+        event.policy_version.as_deref() == version || groups.shadow_policy.as_deref() == version;
+    !own && groups.resolution.is_none()
+        && groups.claim != crate::audit::inputs::GroupsClaim::Listed
+        && policy.needs_group_resolution(&caller.principal)
 }
 
 /// The groups `policy` binds whose membership `event` may not have recorded: none when
@@ -223,6 +253,17 @@ pub struct ReplayTotals {
     pub unreadable_lines: u64,
     /// Events that are not decisions (refused tokens, summaries) or outside the window.
     pub skipped: u64,
+}
+
+impl ReplayTotals {
+    /// Every recorded allow was decided again, exactly, and is still an allow: nothing
+    /// `allow_to_deny`, `inexact`, `not_replayable` or unreadable.
+    pub fn keeps_every_allow(&self) -> bool {
+        self.allow_to_deny == 0
+            && self.inexact == 0
+            && self.not_replayable == 0
+            && self.unreadable_lines == 0
+    }
 }
 
 /// One example of a changed decision.

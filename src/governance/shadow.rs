@@ -9,9 +9,13 @@
 //! counters ([`ShadowReport`]) say how often each grant or rule changed an answer.
 //!
 //! A shadow policy therefore needs an audit log
-//! ([`ConfigError::ShadowWithoutAudit`](crate::ConfigError::ShadowWithoutAudit)).
-//! While one is set, decision events record the groups both policies bind, so the
-//! shadow decides with exactly the membership the live policy saw.
+//! ([`ConfigError::ShadowWithoutAudit`](crate::ConfigError::ShadowWithoutAudit)), its
+//! own: only the events of the governor that owns the shadow are decided again. While
+//! one is set, decision events record the groups both policies bind, so the shadow
+//! decides with the membership the token listed. A membership resolved through Microsoft
+//! Graph covers the live policy's groups only, and a token with a group overage that the
+//! live policy did not need resolved lists none: such decisions are counted `inexact`
+//! when the shadow's groups could change the answer (and marked so on the event).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -55,12 +59,22 @@ pub struct ShadowReport {
 pub(crate) struct Shadow {
     policy: ArcSwapOption<CompiledPolicy>,
     report: Mutex<ShadowReport>,
+    /// The governor instance whose events this shadow decides.
+    owner: std::sync::atomic::AtomicU64,
 }
 
 impl Shadow {
-    /// The shadow policy, if one is set.
-    pub(crate) fn policy(&self) -> Option<Arc<CompiledPolicy>> {
-        self.policy.load_full()
+    /// Runs `f` with the shadow policy, if one is set, without touching its reference
+    /// count (the decision path calls this).
+    pub(crate) fn with_policy<R>(&self, f: impl FnOnce(Option<&CompiledPolicy>) -> R) -> R {
+        let guard = self.policy.load();
+        f(guard.as_deref())
+    }
+
+    /// Decides only the events of governor `instance`.
+    pub(crate) fn set_owner(&self, instance: u64) {
+        self.owner
+            .store(instance, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Sets (or clears) the shadow policy; the counters start again.
@@ -103,6 +117,10 @@ impl Shadow {
 
 impl EventHook for Shadow {
     fn inspect(&self, event: &mut AuditEvent) {
+        let owner = self.owner.load(std::sync::atomic::Ordering::SeqCst);
+        if event.shadow_of != Some(owner) {
+            return;
+        }
         let Some(policy) = self.policy.load_full() else {
             return;
         };
@@ -123,6 +141,7 @@ impl EventHook for Shadow {
             reason: decision.reason.code().to_owned(),
             grant: decision.matched.first().map(|m| m.grant.clone()),
             denied_by: decision.denied_by().map(str::to_owned),
+            inexact: !exact,
         });
     }
 }

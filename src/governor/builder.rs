@@ -329,11 +329,12 @@ impl GovernorBuilder {
             .map_err(ConfigError::Revocations)?;
         let revocations = Arc::new(revocations);
         let policy = Arc::new(ArcSwap::new(policy.compiled()));
+        let instance = super::next_instance();
         let shadow = Arc::new(crate::governance::shadow::Shadow::default());
         if let Some(candidate) = &self.shadow {
             let audit = self.audit.as_ref().ok_or(ConfigError::ShadowWithoutAudit)?;
             super::check_policy_for(&verifier, &candidate.compiled())?;
-            super::attach_shadow(audit, &shadow)?;
+            super::attach_shadow(audit, &shadow, instance)?;
             shadow.set(Some(candidate.compiled()));
         }
         #[cfg(feature = "redis")]
@@ -343,7 +344,7 @@ impl GovernorBuilder {
         };
         Ok(Governor {
             inner: Arc::new(Inner {
-                instance: super::next_instance(),
+                instance,
                 revocations,
                 audit: self.audit,
                 audit_display_names: self.audit_display_names,

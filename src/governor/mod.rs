@@ -3,6 +3,7 @@
 pub(crate) mod builder;
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use arc_swap::ArcSwap;
@@ -325,13 +326,13 @@ impl Governor {
         let (decision, event) = match self.decide_now(principal, action, resource) {
             Ok(done) => done,
             Err((policy, resolver)) => {
-                let lookup = decide_resolving(&*resolver, &policy, principal, action, resource);
-                let (decision, resolved) = Box::pin(lookup).await;
+                let lookup = resolve_groups(&*resolver, &policy, principal);
+                let resolved = Box::pin(lookup).await;
                 let membership = match &resolved {
                     Some(groups) => MembershipSource::Resolved(groups),
                     None => MembershipSource::Unavailable,
                 };
-                self.finish(&policy, principal, membership, decision)
+                self.decide_recorded(&policy, principal, membership, action, resource)
             }
         };
         if let Some(event) = event {
@@ -356,36 +357,62 @@ impl Governor {
         {
             return Err((arc_swap::Guard::into_inner(policy), Arc::clone(resolver)));
         }
-        let decision = policy.decide(principal, action, resource);
-        Ok(self.finish(&policy, principal, MembershipSource::FromToken, decision))
+        let membership = MembershipSource::FromToken;
+        Ok(self.decide_recorded(&policy, principal, membership, action, resource))
     }
 
-    /// Completes a decision with its audit event (when a trail is configured), which
-    /// names the policy version and records the decision's inputs (schema v2).
-    fn finish(
+    /// Decides, and builds the audit event when a trail is configured. With a trail the
+    /// decision is made at the instant the event records, read once, so that a replay
+    /// at the event's time reads `max_auth_age` exactly as the decision did.
+    fn decide_recorded(
         &self,
         policy: &CompiledPolicy,
         principal: &Principal,
         membership: MembershipSource<'_>,
-        decision: Decision,
+        action: &str,
+        resource: &str,
     ) -> (Decision, Option<Box<AuditEvent>>) {
-        let event = self.inner.audit.as_ref().map(|_| {
-            let shadow = self.inner.shadow.policy();
+        if self.inner.audit.is_none() {
+            return (
+                policy.decide_with(principal, membership, action, resource),
+                None,
+            );
+        }
+        let now = std::time::SystemTime::now();
+        let secs = crate::clock::unix_secs(now);
+        let decision = policy.decide_at(principal, membership, action, resource, secs);
+        let event = self
+            .event(policy, principal, membership, &decision)
+            .with_time(now);
+        (decision, Some(Box::new(event)))
+    }
+
+    /// The audit event of a decision, which names the policy version and records the
+    /// decision's inputs (schema v2).
+    fn event(
+        &self,
+        policy: &CompiledPolicy,
+        principal: &Principal,
+        membership: MembershipSource<'_>,
+        decision: &Decision,
+    ) -> AuditEvent {
+        let inputs = self.inner.shadow.with_policy(|shadow| {
             let filter = GroupFilter {
                 mode: self.inner.audit_groups,
                 live: policy,
-                shadow: shadow.as_deref(),
+                shadow,
             };
-            let inputs = DecisionInputs::capture(principal, membership, &filter);
-            let event =
-                decision_event(principal, &decision, policy.version_hash()).with_inputs(inputs);
-            Box::new(if self.inner.audit_display_names {
-                event.with_display_name_of(principal)
-            } else {
-                event
-            })
+            DecisionInputs::capture(principal, membership, &filter)
         });
-        (decision, event)
+        let attached = self.inner.shadow_attached.load(Ordering::Relaxed);
+        let event = decision_event(principal, decision, policy.version_hash())
+            .with_inputs(inputs)
+            .for_shadow_of(attached.then_some(self.inner.instance));
+        if self.inner.audit_display_names {
+            event.with_display_name_of(principal)
+        } else {
+            event
+        }
     }
 
     /// Records an audit event, if an audit log is configured, with the request's latency
@@ -471,15 +498,14 @@ impl Governor {
             .ok_or(ConfigError::ShadowWithoutAudit)?;
         let compiled = policy.compiled();
         check_tenant_trust(self.tenant_scope(), &compiled)?;
-        if !self
-            .inner
-            .shadow_attached
-            .load(std::sync::atomic::Ordering::SeqCst)
+        let attached = &self.inner.shadow_attached;
+        if attached
+            .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+            && let Err(error) = attach_shadow(audit, &self.inner.shadow, self.inner.instance)
         {
-            attach_shadow(audit, &self.inner.shadow)?;
-            self.inner
-                .shadow_attached
-                .store(true, std::sync::atomic::Ordering::SeqCst);
+            attached.store(false, Ordering::SeqCst);
+            return Err(error);
         }
         self.inner.shadow.set(Some(compiled));
         Ok(())
@@ -639,36 +665,31 @@ fn decision_event(principal: &Principal, decision: &Decision, policy_version: &s
 /// the resolver to ask.
 type NeedsGroups = (Arc<CompiledPolicy>, Arc<dyn GroupResolver>);
 
-/// Decides after resolving group membership through `resolver`, for a token that could
-/// not list it (overage) when a group binding could matter. Only the groups the policy
-/// binds are asked about. A failed lookup becomes "membership unavailable", never
-/// "member of nothing".
-async fn decide_resolving(
+/// Resolves group membership through `resolver`, for a token that could not list it
+/// (overage) when a group binding could matter. Only the groups the policy binds are
+/// asked about. A failed lookup is `None`: "membership unavailable", never "member of
+/// nothing".
+async fn resolve_groups(
     resolver: &dyn GroupResolver,
     policy: &CompiledPolicy,
     principal: &Principal,
-    action: &str,
-    resource: &str,
-) -> (Decision, Option<Vec<crate::ids::GroupId>>) {
+) -> Option<Vec<crate::ids::GroupId>> {
     match resolver.resolve(principal, policy.bound_group_ids()).await {
-        Ok(groups) => {
-            let membership = MembershipSource::Resolved(&groups);
-            let decision = policy.decide_with(principal, membership, action, resource);
-            (decision, Some(groups))
-        }
+        Ok(groups) => Some(groups),
         Err(error) => {
             tracing::warn!(%error, principal = %principal.id(), "group membership unavailable");
-            let membership = MembershipSource::Unavailable;
-            (
-                policy.decide_with(principal, membership, action, resource),
-                None,
-            )
+            None
         }
     }
 }
 
 /// Makes `shadow` the hook of `audit`'s worker.
-pub(crate) fn attach_shadow(audit: &AuditLog, shadow: &Arc<Shadow>) -> Result<(), ConfigError> {
+pub(crate) fn attach_shadow(
+    audit: &AuditLog,
+    shadow: &Arc<Shadow>,
+    owner: u64,
+) -> Result<(), ConfigError> {
+    shadow.set_owner(owner);
     if audit.attach_hook(Arc::clone(shadow) as Arc<dyn crate::audit::EventHook>) {
         Ok(())
     } else {

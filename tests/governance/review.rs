@@ -154,3 +154,86 @@ async fn a_window_reads_only_its_events() {
     assert!(report.grants.is_empty());
     assert!(report.window.since.is_some());
 }
+
+/// Trainers and deployers of production models, and a separation-of-duty rule between
+/// them: the deployer grant is never used (whoever holds both is refused), yet removing
+/// it would let those callers train.
+const SOD_POLICY: &str = r#"
+version = 1
+[roles.trainer]
+grants = [{ actions = ["training.submit"], resources = ["models/**"] }]
+[roles.deployer]
+grants = [{ actions = ["models.deploy"], resources = ["models/prod-*"] }]
+[[bindings]]
+group = "aaaaaaaa-0000-4000-8000-000000000001"
+roles = ["trainer"]
+[[bindings]]
+group = "aaaaaaaa-0000-4000-8000-000000000002"
+roles = ["deployer"]
+[scopes]
+"Training.Manage" = ["training.*", "models.*"]
+[[separation_of_duties]]
+name = "train-or-deploy-prod"
+actions = ["training.submit", "models.deploy"]
+resources = ["models/prod-*"]
+"#;
+
+#[tokio::test]
+async fn the_suggestion_keeps_the_sides_of_a_separation_of_duty_rule() {
+    let idp = common::example_idp().await;
+    let policy = Policy::from_toml_str(SOD_POLICY).unwrap();
+    let trail = Trail::new("sod");
+    let governor = common::builder(&idp)
+        .policy(policy.clone())
+        .audit(trail.log())
+        .build()
+        .unwrap();
+    let token = |oid: &str, groups: &[&str]| {
+        idp.token()
+            .oid(entra_governor::ObjectId::parse(oid).unwrap())
+            .scopes("Training.Manage")
+            .groups(groups.to_vec())
+            .sign()
+    };
+    let trainer = token(DS, &["aaaaaaaa-0000-4000-8000-000000000001"]);
+    let both = token(
+        ENG,
+        &[
+            "aaaaaaaa-0000-4000-8000-000000000001",
+            "aaaaaaaa-0000-4000-8000-000000000002",
+        ],
+    );
+    let allowed = governor
+        .authorize(&trainer, "training.submit", "models/prod-1")
+        .await
+        .unwrap();
+    assert!(allowed.is_allowed());
+    let refused = governor
+        .authorize(&both, "training.submit", "models/prod-1")
+        .await
+        .unwrap();
+    assert_eq!(refused.reason.code(), "separation_of_duties");
+    governor.shutdown().await;
+
+    let report = review_file(&policy, &trail.0, ReviewOptions::default()).unwrap();
+    assert!(
+        report.unused.grants.iter().any(|g| g.grant == "deployer#0"),
+        "unused, and reported"
+    );
+    let s = &report.suggestion;
+    assert!(
+        !s.changes.iter().any(|c| c.contains("deployer")),
+        "{:?}",
+        s.changes
+    );
+    let suggested = Policy::from_toml_str(&s.policy_toml).unwrap();
+    assert!(suggested.document().roles.contains_key("deployer"));
+    let replay = s.replay.as_ref().unwrap();
+    assert_eq!(
+        (replay.allow_to_deny, replay.deny_to_allow),
+        (0, 0),
+        "{:?}",
+        s.changes
+    );
+    assert!(replay.keeps_every_allow());
+}

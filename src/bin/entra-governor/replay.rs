@@ -12,7 +12,9 @@
 //! "skipped"}, "changes": [{"change", "cause", "count", "callers", "caller_ids",
 //! "bindings", "examples": [...]}]}`.
 //!
-//! Exit status 0 with the report; with `--fail-on-change`, 1 when a decision changed.
+//! Exit status 0 with the report; with `--fail-on-change`, 1 when a decision changed or
+//! when some could not be replayed exactly (`inexact`, `not_replayable`,
+//! `unreadable_lines`), unless `--dangerous-allow-incomplete-replay`.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -20,6 +22,7 @@ use std::process::ExitCode;
 
 use entra_governor::Policy;
 use entra_governor::governance::replay::{Replay, ReplayReport};
+use entra_governor::governance::review::render::terminal_safe as safe;
 use entra_governor::governance::trail;
 
 use crate::review::window;
@@ -48,9 +51,13 @@ pub struct Args {
     /// Examples kept per cause of change.
     #[arg(long, default_value_t = 5)]
     examples: usize,
-    /// Exit 1 when any decision changed.
+    /// Exit 1 when any decision changed, or when some could not be replayed exactly
+    /// (inexact, not replayable, unreadable lines): a gate for CI.
     #[arg(long)]
     fail_on_change: bool,
+    /// With --fail-on-change: pass although some decisions could not be replayed exactly.
+    #[arg(long, requires = "fail_on_change")]
+    dangerous_allow_incomplete_replay: bool,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
@@ -81,7 +88,10 @@ pub fn run(args: &Args) -> Result<ExitCode, BoxError> {
         Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
         Format::Text => print!("{}", text(&report, args)),
     }
-    let failed = args.fail_on_change && report.totals.changed > 0;
+    let t = &report.totals;
+    let incomplete = t.inexact + t.not_replayable + t.unreadable_lines > 0;
+    let failed = args.fail_on_change
+        && (t.changed > 0 || (incomplete && !args.dangerous_allow_incomplete_replay));
     Ok(if failed {
         ExitCode::from(1)
     } else {
@@ -128,17 +138,25 @@ fn text(report: &ReplayReport, args: &Args) -> String {
         let _ = writeln!(
             out,
             "\n{} {}: {} decisions, {} callers",
-            change.change, change.cause, change.count, change.callers
+            change.change,
+            safe(&change.cause),
+            change.count,
+            change.callers
         );
         if !change.bindings.is_empty() {
-            let _ = writeln!(out, "  through {}", change.bindings.join(", "));
+            let _ = writeln!(out, "  through {}", safe(&change.bindings.join(", ")));
         }
-        let _ = writeln!(out, "  callers: {}", change.caller_ids.join(", "));
+        let _ = writeln!(out, "  callers: {}", safe(&change.caller_ids.join(", ")));
         for e in &change.examples {
             let _ = writeln!(
                 out,
                 "  {} {} {} {}: {} -> {}",
-                e.time, e.caller, e.action, e.resource, e.recorded, e.candidate
+                safe(&e.time),
+                safe(&e.caller),
+                safe(&e.action),
+                safe(&e.resource),
+                safe(&e.recorded),
+                safe(&e.candidate)
             );
         }
     }

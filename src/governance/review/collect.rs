@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::report::*;
 use crate::audit::{AuditEvent, AuditOutcome};
-use crate::governance::replay::is_policy_decision;
+use crate::governance::replay::{decide_again, is_policy_decision};
 use crate::governance::trail::TrailWindow;
 use crate::policy::{CompiledPolicy, Policy};
 
@@ -100,11 +100,39 @@ impl Usage {
             return;
         }
         self.count(event);
-        let allowed = event.outcome == AuditOutcome::Allow;
-        let caller = self.caller(event);
-        if allowed {
-            self.record_allow(event, &caller);
+        let credited = self.credited(event);
+        let caller = self.caller(event, credited.as_deref());
+        if let Some(allow) = credited {
+            self.record_allow(&allow, &caller);
         }
+    }
+
+    /// The allow `event` credits to the reviewed policy's grants, roles and bindings: the
+    /// event itself when the reviewed policy decided it; otherwise the event decided again
+    /// under the reviewed policy, when that allows too (grant labels are positions, which
+    /// another version may give to other grants). `None` for a refusal, and for an allow
+    /// the reviewed policy would not give or cannot decide again (counted).
+    fn credited<'e>(&mut self, event: &'e AuditEvent) -> Option<std::borrow::Cow<'e, AuditEvent>> {
+        if event.outcome != AuditOutcome::Allow {
+            return None;
+        }
+        if event.policy_version.as_deref() == Some(self.policy.version_hash()) {
+            return Some(std::borrow::Cow::Borrowed(event));
+        }
+        let again =
+            decide_again(&self.policy, event, |_| false).filter(|r| r.decision.is_allowed());
+        let Some(again) = again else {
+            self.totals.uncredited_allows += 1;
+            return None;
+        };
+        let d = again.decision;
+        let mut credited = event.clone();
+        credited.grant = d.matched.first().map(|m| m.grant.clone());
+        credited.roles = d.matched.iter().map(|m| m.role.clone()).collect();
+        credited.roles.dedup();
+        credited.bindings = d.matched.iter().map(|m| m.binding.clone()).collect();
+        credited.bindings.dedup();
+        Some(std::borrow::Cow::Owned(credited))
     }
 
     fn count(&mut self, event: &AuditEvent) {
@@ -148,7 +176,7 @@ impl Usage {
     }
 
     /// Updates the caller's record; returns its label.
-    fn caller(&mut self, event: &AuditEvent) -> String {
+    fn caller(&mut self, event: &AuditEvent, credited: Option<&AuditEvent>) -> String {
         let label = match (&event.tenant_id, &event.object_id) {
             (Some(t), Some(o)) => format!("{t}/{o}"),
             _ => String::from("?"),
@@ -181,9 +209,9 @@ impl Usage {
         }
         if event.outcome == AuditOutcome::Allow {
             stats.allows += 1;
-            for role in roles_of(event) {
-                stats.roles.entry(role.to_owned()).or_default().record(time);
-            }
+        }
+        for role in credited.into_iter().flat_map(roles_of) {
+            stats.roles.entry(role.to_owned()).or_default().record(time);
         }
         label
     }
@@ -322,7 +350,8 @@ impl Usage {
     fn evidence(&self, label: &str, c: &CallerStats) -> CallerEvidence {
         let (tenant, object) = label.split_once('/').unwrap_or((label, ""));
         let held = c.latest.as_ref().and_then(|e| self.held_roles(e));
-        let roles_complete = held.is_some();
+        let roles_complete =
+            held.is_some() && c.latest.as_ref().is_some_and(|e| self.knows_groups(e));
         let mut roles: BTreeMap<String, HeldRole> = held
             .unwrap_or_default()
             .into_iter()
@@ -361,6 +390,23 @@ impl Usage {
             roles_complete,
             roles: roles.into_values().collect(),
         }
+    }
+
+    /// Whether `event` recorded every group the reviewed policy could read: all groups,
+    /// or those the reviewed policy itself binds, with membership known.
+    fn knows_groups(&self, event: &AuditEvent) -> bool {
+        use crate::audit::inputs::{AuditGroups, GroupsClaim, GroupsResolution};
+        let Some(groups) = event.inputs.as_ref().map(|i| &i.groups) else {
+            return false;
+        };
+        let same_policy = event.policy_version.as_deref() == Some(self.policy.version_hash());
+        let recorded = groups.recorded == AuditGroups::All || same_policy;
+        let known = match groups.resolution {
+            Some(GroupsResolution::Resolved) => same_policy,
+            Some(GroupsResolution::Unavailable) => false,
+            None => groups.claim == GroupsClaim::Listed,
+        };
+        recorded && known
     }
 
     /// The roles the caller of `event` holds under the reviewed policy, with the

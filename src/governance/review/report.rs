@@ -68,6 +68,9 @@ pub struct ReviewTotals {
     pub other_policy_versions: u64,
     /// Decisions without v2 inputs (v1 events): their callers' held roles are unknown.
     pub without_inputs: u64,
+    /// Allows decided under another policy version that the reviewed policy would not
+    /// give, or cannot decide again (v1): credited to no grant, role or binding.
+    pub uncredited_allows: u64,
     /// Lines that are not audit events.
     pub unreadable_lines: u64,
     /// Events outside the window or not decisions.
@@ -157,8 +160,10 @@ pub struct CallerEvidence {
     pub allows: u64,
     /// Of those, refusals.
     pub refusals: u64,
-    /// Whether `roles` lists every role held (the last decision had v2 inputs) or only
-    /// the roles seen in use.
+    /// Whether `roles` lists every role held: the last decision had v2 inputs that
+    /// recorded every group the reviewed policy reads (all groups, or those of the
+    /// reviewed policy itself) with membership known. Otherwise roles held through
+    /// groups the trail did not record may be missing.
     pub roles_complete: bool,
     /// The roles held under the reviewed policy (as of the caller's last decision), and
     /// roles used in the window.

@@ -8,17 +8,24 @@
 //!   become their common prefix and `*` (`exp-1`, `exp-2` → `exp-*`), or `*`. A narrowed
 //!   pattern is kept only when the old one provably covers it (never a widening) and it
 //!   matches every resource reached.
-//! - Bindings that conferred no role of an allow are removed, and so are roles no allow
-//!   used from the bindings that remain; roles neither bound nor included by a bound
-//!   role are removed.
+//! - Bindings that conferred no role of an allow are removed, and so are, from the
+//!   bindings that remain, roles no allow in the window used; roles neither bound nor
+//!   included by a bound role are removed.
+//! - Separation of duties is the exception: a role conflicts through its grants, and the
+//!   requests a conflict refuses never show up as allows, so grants that give a side of a
+//!   `[[separation_of_duties]]` rule are kept as written, with the roles holding them and
+//!   the bindings conferring those roles. Removing them could turn a refusal into an
+//!   allow.
 //!
 //! Deny rules, scope ceilings, requirements and separation-of-duty rules stay as they
-//! are: they only ever refuse.
+//! are: they only ever refuse. The suggestion is the policy document re-serialised:
+//! comments and layout are not kept, and the diff is between the two normalised forms.
 
 use std::collections::{BTreeSet, HashSet};
 
 use super::collect::{GrantStats, Usage, sample};
 use super::report::{Suggestion, WideGrant};
+use crate::policy::model::SeparationOfDutiesDef;
 use crate::policy::pattern::Pattern;
 use crate::policy::{Policy, PolicyDocument};
 
@@ -30,6 +37,9 @@ fn narrowed_patterns(patterns: &[String], stats: &GrantStats) -> Vec<Option<Stri
             let Ok(pattern) = Pattern::parse(p) else {
                 return Some(p.clone());
             };
+            if stats.truncated {
+                return Some(p.clone()); // what was reached is not all known
+            }
             let reached: Vec<&str> = stats
                 .reached
                 .iter()
@@ -38,9 +48,6 @@ fn narrowed_patterns(patterns: &[String], stats: &GrantStats) -> Vec<Option<Stri
                 .collect();
             if reached.is_empty() {
                 return None;
-            }
-            if stats.truncated {
-                return Some(p.clone());
             }
             Some(narrow(&pattern, &reached).unwrap_or_else(|| p.clone()))
         })
@@ -149,12 +156,85 @@ pub(crate) fn wide_grants(policy: &Policy, usage: &Usage) -> Vec<WideGrant> {
     out
 }
 
+/// Grants (`<role>#<i>`) that give a side of a separation-of-duty rule, and the roles
+/// whose closure holds one: what the suggestion keeps as written.
+struct Protected {
+    grants: HashSet<String>,
+    roles: HashSet<String>,
+}
+
+impl Protected {
+    fn of(doc: &PolicyDocument) -> Self {
+        let mut grants = HashSet::new();
+        let mut holders = HashSet::new();
+        for (role, def) in &doc.roles {
+            for (i, grant) in def.grants.iter().enumerate() {
+                if doc
+                    .separation_of_duties
+                    .iter()
+                    .any(|rule| gives_a_side(grant, rule))
+                {
+                    grants.insert(format!("{role}#{i}"));
+                    holders.insert(role.clone());
+                }
+            }
+        }
+        // A role that includes a holder holds the side too.
+        let roles = doc
+            .roles
+            .keys()
+            .filter(|r| closure(doc, r).iter().any(|c| holders.contains(c)))
+            .cloned()
+            .collect();
+        Self { grants, roles }
+    }
+}
+
+/// Whether `grant` could give one of `rule`'s actions on one of its resources.
+fn gives_a_side(grant: &crate::policy::model::GrantDef, rule: &SeparationOfDutiesDef) -> bool {
+    let covers = |spec: &str, action: &str| {
+        spec == "*"
+            || spec == action
+            || spec
+                .strip_suffix('*')
+                .is_some_and(|family| family.ends_with('.') && action.starts_with(family))
+    };
+    let action = grant
+        .actions
+        .iter()
+        .any(|spec| rule.actions.iter().any(|a| covers(spec, a)));
+    let parse = |p: &String| Pattern::parse(p).ok();
+    let ours: Vec<Pattern> = grant.resources.iter().filter_map(parse).collect();
+    let theirs: Vec<Pattern> = rule.resources.iter().filter_map(parse).collect();
+    action && ours.iter().any(|o| theirs.iter().any(|t| o.intersects(t)))
+}
+
+/// `role` and every role it includes, transitively.
+fn closure(doc: &PolicyDocument, role: &str) -> BTreeSet<String> {
+    let mut seen = BTreeSet::from([role.to_owned()]);
+    let mut frontier = vec![role.to_owned()];
+    while let Some(r) = frontier.pop() {
+        for inc in doc
+            .roles
+            .get(&r)
+            .map(|d| d.include.clone())
+            .unwrap_or_default()
+        {
+            if seen.insert(inc.clone()) {
+                frontier.push(inc);
+            }
+        }
+    }
+    seen
+}
+
 /// The suggested policy for `policy` after `usage`, not yet replayed.
 pub(crate) fn suggest(policy: &Policy, usage: &Usage) -> Suggestion {
     let mut changes = Vec::new();
     let mut doc = policy.document().clone();
-    narrow_grants(&mut doc, usage, &mut changes);
-    prune_bindings(&mut doc, policy, usage, &mut changes);
+    let protected = Protected::of(&doc);
+    narrow_grants(&mut doc, usage, &protected, &mut changes);
+    prune_bindings(&mut doc, policy, usage, &protected, &mut changes);
     prune_roles(&mut doc, &mut changes);
     let before = to_toml(policy.document());
     let after = to_toml(&doc);
@@ -177,11 +257,20 @@ pub(crate) fn suggest(policy: &Policy, usage: &Usage) -> Suggestion {
     }
 }
 
-fn narrow_grants(doc: &mut PolicyDocument, usage: &Usage, changes: &mut Vec<String>) {
+fn narrow_grants(
+    doc: &mut PolicyDocument,
+    usage: &Usage,
+    protected: &Protected,
+    changes: &mut Vec<String>,
+) {
     for (role, def) in &mut doc.roles {
         let grants = std::mem::take(&mut def.grants);
         for (i, mut grant) in grants.into_iter().enumerate() {
             let label = format!("{role}#{i}");
+            if protected.grants.contains(&label) {
+                def.grants.push(grant); // a side of a separation-of-duty rule
+                continue;
+            }
             let Some(stats) = usage.grants.get(&label) else {
                 changes.push(format!("remove grant {label} (never used)"));
                 continue;
@@ -206,6 +295,7 @@ fn prune_bindings(
     doc: &mut PolicyDocument,
     policy: &Policy,
     usage: &Usage,
+    protected: &Protected,
     changes: &mut Vec<String>,
 ) {
     let compiled = policy.compiled();
@@ -213,12 +303,19 @@ fn prune_bindings(
     let bindings = std::mem::take(&mut doc.bindings);
     for (i, mut binding) in bindings.into_iter().enumerate() {
         let label = labels.get(i).copied().unwrap_or("?");
-        if !usage.bindings.contains_key(label) {
+        let holds_a_side = binding.roles.iter().any(|r| protected.roles.contains(r));
+        if !usage.bindings.contains_key(label) && !holds_a_side {
             changes.push(format!("remove binding {label} (conferred nothing used)"));
             continue;
         }
-        let (kept, dropped): (Vec<String>, Vec<String>) =
-            binding.roles.into_iter().partition(|r| usage.role_used(r));
+        let (kept, dropped): (Vec<String>, Vec<String>) = binding
+            .roles
+            .into_iter()
+            .partition(|r| usage.role_used(r) || protected.roles.contains(r));
+        if kept.is_empty() {
+            changes.push(format!("remove binding {label} (conferred nothing used)"));
+            continue;
+        }
         for role in &dropped {
             changes.push(format!(
                 "binding {label}: stop conferring {role} (never used)"

@@ -164,6 +164,10 @@ fn summary(out: &mut String, report: &ReviewReport) {
             "Without recorded inputs (v1 events)",
             t.without_inputs.to_string(),
         ),
+        (
+            "Allows credited to no grant (another policy version)",
+            t.uncredited_allows.to_string(),
+        ),
         ("Unreadable lines", t.unreadable_lines.to_string()),
         (
             "Skipped (outside the window, not decisions)",
@@ -499,8 +503,15 @@ fn suggestion(out: &mut String, s: &Suggestion) {
         );
     }
     out.push_str("</tbody>\n</table>\n");
-    if s.replay.as_ref().is_some_and(|r| r.allow_to_deny == 0) {
+    if s.replay.as_ref().is_some_and(|r| r.keeps_every_allow()) {
         out.push_str("<p>Replayed over the same window, the suggestion keeps every allow.</p>\n");
+    }
+    if let Some(r) = s.replay.as_ref().filter(|r| r.deny_to_allow > 0) {
+        put!(
+            out,
+            "<p class=\"warning\">Warning: it would allow {} request(s) the reviewed policy refused.</p>\n",
+            r.deny_to_allow
+        );
     }
     list(out, "Changes", &s.changes, "None.");
     list(out, "Lint warnings", &s.lint_warnings, "None.");

@@ -103,7 +103,13 @@ fn count(n: u64, one: &str, many: &str) -> String {
 }
 
 /// `s` with control characters and bidirectional controls escaped (`\n`, `\u{202e}`),
-/// for text shown on a terminal.
+/// for text from a trail (actions, resources, names) shown on a terminal: no escape
+/// sequence runs and no line is reordered.
+pub fn terminal_safe(s: &str) -> Cow<'_, str> {
+    clean(s)
+}
+
+/// See [`terminal_safe`].
 fn clean(s: &str) -> Cow<'_, str> {
     if !s.chars().any(needs_escape) {
         return Cow::Borrowed(s);
@@ -426,7 +432,7 @@ mod tests {
             "    data-scientist via group:data \"scientists\", all: 7 uses, last used \
              2026-11-03T17:30:00Z\n",
             &format!("  {TID}/{PIPELINE} (application)\n"),
-            "    no roles held\n    (roles seen in use only",
+            "    no roles held\n    (may be incomplete",
             "    remove grant auditor#0 (never used)\n",
             "  loads: yes\n",
             "  lint warnings:\n    role auditor: bound by nothing\n",

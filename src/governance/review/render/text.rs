@@ -66,6 +66,7 @@ fn header(out: &mut String, report: &ReviewReport) {
         ("callers", t.callers),
         ("other_policy_versions", t.other_policy_versions),
         ("without_inputs", t.without_inputs),
+        ("uncredited_allows", t.uncredited_allows),
         ("unreadable_lines", t.unreadable_lines),
         ("skipped", t.skipped),
     ];
@@ -192,7 +193,7 @@ fn callers(out: &mut String, callers: &[CallerEvidence]) {
         if !c.roles_complete {
             ln!(
                 out,
-                "    (roles seen in use only: the last decision recorded no inputs)"
+                "    (may be incomplete: the last decision did not record every group the reviewed policy reads)"
             );
         }
     }
@@ -235,8 +236,15 @@ fn suggestion(out: &mut String, s: &Suggestion) {
                 r.inexact,
                 r.not_replayable
             );
-            if r.allow_to_deny == 0 {
+            if r.keeps_every_allow() {
                 ln!(out, "  every allow of the window is kept");
+            }
+            if r.deny_to_allow > 0 {
+                ln!(
+                    out,
+                    "  WARNING: it would allow {} the reviewed policy refused",
+                    count(r.deny_to_allow, "request", "requests")
+                );
             }
         }
         None => ln!(out, "  replay: not replayed"),
