@@ -253,7 +253,7 @@ fn suggestion(out: &mut String, s: &Suggestion) {
         ln!(out, "  diff: none (the suggestion is the reviewed policy)");
     } else {
         ln!(out, "  diff:");
-        // Unindented, so that it can be copied into `patch`.
+        // Unindented, as a unified diff is written (between the normalised forms).
         for l in s.diff.lines() {
             ln!(out, "{}", clean(l));
         }
