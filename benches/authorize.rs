@@ -17,7 +17,9 @@
 //!   and with a shadow policy: the request path's cost of recording v2 inputs, and of a
 //!   shadow policy, which the audit worker decides off that path;
 //! - `shadow/decide_again`: the worker's cost per event, deciding a recorded event again
-//!   under the shadow policy.
+//!   under the shadow policy;
+//! - `batch/filter_allowed/1000` and `batch/1000_single_decisions`: the batch question
+//!   over 1,000 resources against 1,000 `authorize_principal` calls, same caller.
 //!
 //! Tokens are Entra-shaped: v2, delegated, 20 groups, 2,183 bytes.
 
@@ -157,7 +159,57 @@ fn benches(c: &mut Criterion) {
         })
     });
     shadow_benches(&mut g, &rt, &idp, &tokens);
+    batch_benches(&mut g, &rt, &known, &tokens[0]);
     g.finish();
+}
+
+/// The batch question over 1,000 resources (half allowed) against 1,000 single
+/// decisions of the same caller, same policy, no audit log.
+fn batch_benches(
+    g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    rt: &tokio::runtime::Runtime,
+    governor: &Governor,
+    token: &str,
+) {
+    let caller = rt.block_on(governor.verify(token)).expect("valid");
+    let resources: Vec<String> = (0..1_000)
+        .map(|i| match i % 2 {
+            0 => format!("models/exp-{i}"),
+            _ => format!("models/prod-{i}"),
+        })
+        .collect();
+    let context = entra_governor::RequestContext::default();
+    let allowed = ready(governor.filter_allowed(&caller, "training.submit", &resources, &context))
+        .expect("decided");
+    assert_eq!(allowed.len(), 500, "half the resources allowed");
+    g.bench_function("batch/filter_allowed/1000", |b| {
+        b.iter(|| {
+            ready(governor.filter_allowed(
+                &caller,
+                "training.submit",
+                black_box(&resources),
+                &context,
+            ))
+            .unwrap()
+            .len()
+        })
+    });
+    g.bench_function("batch/1000_single_decisions", |b| {
+        b.iter(|| {
+            let mut n = 0;
+            for resource in &resources {
+                let d = ready(governor.authorize_principal(
+                    &caller,
+                    "training.submit",
+                    black_box(resource),
+                    &context,
+                ))
+                .unwrap();
+                n += usize::from(d.is_allowed());
+            }
+            n
+        })
+    });
 }
 
 fn shadow_benches(

@@ -1,5 +1,6 @@
 //! [`Governor`]: the one entry point. Configuration lives in [`builder`].
 
+mod batch;
 pub(crate) mod builder;
 
 use std::sync::Arc;

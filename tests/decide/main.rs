@@ -8,6 +8,7 @@ mod common;
 mod seeded;
 
 mod authorize;
+mod batch;
 mod graph;
 mod overage;
 mod policy;
