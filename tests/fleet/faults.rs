@@ -117,6 +117,12 @@ async fn a_killed_and_emptied_redis_lifts_no_revocation_and_loses_none_made_mean
         204
     );
     refused_everywhere(&fleet, &before, "revoked before the outage").await;
+    // A key of the test's own: its absence later shows the new server starts empty, which
+    // DBSIZE cannot (the replicas write their revocations as soon as they reconnect).
+    assert_eq!(
+        fleet.redis.command(&["SET", "test:before-the-outage", "1"]),
+        Ok(Reply::Status("OK".into()))
+    );
 
     fleet.redis.kill();
     // Decisions continue; a revocation made during the outage is enforced where made.
@@ -144,7 +150,10 @@ async fn a_killed_and_emptied_redis_lifts_no_revocation_and_loses_none_made_mean
     // A new, empty Redis on the same port: nothing lifts the earlier revocation, and the
     // one made during the outage reaches every replica.
     crate::replica::restart_with_user(&mut fleet.redis);
-    assert_eq!(fleet.redis.command(&["DBSIZE"]), Ok(Reply::Integer(0)));
+    assert_eq!(
+        fleet.redis.command(&["EXISTS", "test:before-the-outage"]),
+        Ok(Reply::Integer(0))
+    );
     // The replacement is configured as the old one was: the replicas' ACL user.
     crate::replica::least_privilege_url(&fleet.redis);
     refused_everywhere(&fleet, &during, "revoked during the outage").await;
