@@ -93,6 +93,8 @@
 //! template makes [`Require::new`] panic at start-up; [`Require::try_new`] returns the
 //! [`TemplateError`] instead.
 
+pub mod openai;
+
 use std::fmt;
 use std::future::{Future, Ready, ready};
 use std::pin::Pin;

@@ -100,6 +100,8 @@
 //! that must answer unauthenticated requests (CORS preflights, health checks) go outside
 //! `AuthenticateLayer`, or on routes it does not cover.
 
+pub mod openai;
+
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;

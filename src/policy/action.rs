@@ -10,7 +10,17 @@ use std::collections::HashMap;
 
 use crate::fast_hash::FastBuildHasher;
 
-/// The built-in actions every policy knows.
+/// The built-in actions every policy knows, by the surface that asks for them:
+///
+/// | family | actions | asked by |
+/// |---|---|---|
+/// | `training` | `submit`, `read`, `cancel` | training APIs |
+/// | `inference` | `invoke`, `batch` | inference APIs: the OpenAI-compatible routes (`model` of the body, [`crate::ai::openai`]), KServe v2 gRPC (`model_name`), and the model listings, which show the models the caller may `inference.invoke` |
+/// | `models` | `read`, `register`, `deploy`, `delete` | model registries |
+/// | `datasets` | `read`, `write` | data access |
+/// | `evaluations` | `run` | evaluation jobs |
+/// | `audit` | `read` | the audit trail |
+/// | `tools` | `call` | MCP servers: `tools/call` on `tools/{name}`, and `tools/list` filtered to it |
 pub const BUILTIN_ACTIONS: &[&str] = &[
     "training.submit",
     "training.read",
@@ -25,6 +35,7 @@ pub const BUILTIN_ACTIONS: &[&str] = &[
     "datasets.write",
     "evaluations.run",
     "audit.read",
+    "tools.call",
 ];
 
 /// The largest number of actions (built-in plus custom) one policy may know.
@@ -204,7 +215,7 @@ mod tests {
             t.names_of(&training),
             ["training.submit", "training.read", "training.cancel"]
         );
-        assert_eq!(t.names_of(&t.resolve("*").unwrap()).len(), 14);
+        assert_eq!(t.names_of(&t.resolve("*").unwrap()).len(), 15);
         assert_eq!(
             t.names_of(&t.resolve("endpoints.*").unwrap()),
             ["endpoints.scale"]

@@ -115,13 +115,15 @@ fn the_quickstart_shows_the_decisions_its_comments_promise() {
 }
 
 /// An example server process serving `config`; killed on drop.
-struct Served {
+pub(crate) struct Served {
     child: Child,
-    base: String,
+    /// `http://127.0.0.1:<port>`, from the server's `listening on …` line.
+    pub(crate) base: String,
 }
 
 impl Served {
-    fn start(example: &str, config: &Path) -> Self {
+    /// Starts `example --config <config>` and waits for its `listening on` line.
+    pub(crate) fn start(example: &str, config: &Path) -> Self {
         let mut child = Command::new(example_binary(example))
             .arg("--config")
             .arg(config)

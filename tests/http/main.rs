@@ -18,3 +18,5 @@ mod demo_actix;
 mod demo_axum;
 mod example_demo;
 mod example_servers;
+mod openai;
+mod openai_gateway;
