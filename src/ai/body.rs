@@ -262,7 +262,7 @@ mod tests {
         assert_eq!(parse_object(b"\"model\""), Err(BodyError::NotAnObject));
         assert_eq!(
             parse_object(b"{\"a\":1} {}"),
-            Err(BodyError::NotJson { line: 1, column: 10 })
+            Err(BodyError::NotJson { line: 1, column: 9 })
         );
         assert_eq!(
             parse_object(b""),
