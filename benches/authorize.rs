@@ -19,7 +19,13 @@
 //! - `shadow/decide_again`: the worker's cost per event, deciding a recorded event again
 //!   under the shadow policy;
 //! - `batch/filter_allowed/1000` and `batch/1000_single_decisions`: the batch question
-//!   over 1,000 resources against 1,000 `authorize_principal` calls, same caller.
+//!   over 1,000 resources against 1,000 `authorize_principal` calls, same caller;
+//! - `openai/check/1kib-chat-body`: the OpenAI-compatible routes' body step
+//!   (`ModelRoute::check`: content type, one parse with unique keys, the model's
+//!   resource, the decision) on a 1 KiB chat completion body, beside its two parts
+//!   measured alone: `openai/authorize_principal` (the decision) and
+//!   `openai/serde_json_value/1kib-chat-body` (parsing the same body into a
+//!   `serde_json::Value`, what any handler reading the body pays).
 //!
 //! Tokens are Entra-shaped: v2, delegated, 20 groups, 2,183 bytes.
 
@@ -160,6 +166,7 @@ fn benches(c: &mut Criterion) {
     });
     shadow_benches(&mut g, &rt, &idp, &tokens);
     batch_benches(&mut g, &rt, &known, &tokens[0]);
+    openai_benches(&mut g, &rt, &known, &tokens[0]);
     g.finish();
 }
 
@@ -209,6 +216,67 @@ fn batch_benches(
             }
             n
         })
+    });
+}
+
+/// A chat completion body of about 1 KiB: a system prompt and a few turns.
+fn chat_body() -> Vec<u8> {
+    let turn = |role: &str, i: usize| {
+        serde_json::json!({ "role": role, "content": format!("turn {i}: {}", "lorem ipsum dolor sit amet ".repeat(5)) })
+    };
+    let messages: Vec<_> = (0..6)
+        .map(|i| turn(if i % 2 == 0 { "user" } else { "assistant" }, i))
+        .collect();
+    serde_json::json!({
+        "model": "exp-1",
+        "messages": messages,
+        "temperature": 0.2,
+        "max_tokens": 256,
+        "stream": false,
+    })
+    .to_string()
+    .into_bytes()
+}
+
+/// The OpenAI-compatible body step beside the decision and the parse it is made of.
+fn openai_benches(
+    g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    rt: &tokio::runtime::Runtime,
+    governor: &Governor,
+    token: &str,
+) {
+    use entra_governor::ai::openai::ModelRoute;
+    let caller = rt.block_on(governor.verify(token)).expect("valid");
+    let route = ModelRoute::new(governor.clone()).with_template("models/{model}").unwrap();
+    let body = chat_body();
+    eprintln!("chat body: {} bytes", body.len());
+    let context = entra_governor::RequestContext::default();
+    let check = || {
+        ready(route.check(
+            &caller,
+            Some(b"application/json"),
+            black_box(&body),
+            "/v1/chat/completions",
+            &context,
+        ))
+    };
+    let (request, decision) = check().expect("allowed");
+    assert_eq!((request.resource(), decision.is_allowed()), ("models/exp-1", true));
+    g.bench_function("openai/check/1kib-chat-body", |b| b.iter(|| check().is_ok()));
+    g.bench_function("openai/authorize_principal", |b| {
+        b.iter(|| {
+            ready(governor.authorize_principal(
+                &caller,
+                "inference.invoke",
+                black_box("models/exp-1"),
+                &context,
+            ))
+            .unwrap()
+            .is_allowed()
+        })
+    });
+    g.bench_function("openai/serde_json_value/1kib-chat-body", |b| {
+        b.iter(|| serde_json::from_slice::<serde_json::Value>(black_box(&body)).is_ok())
     });
 }
 
