@@ -221,9 +221,7 @@ fn batch_benches(
 
 /// A chat completion body of about 1 KiB: a system prompt and a few turns.
 fn chat_body() -> Vec<u8> {
-    let turn = |role: &str, i: usize| {
-        serde_json::json!({ "role": role, "content": format!("turn {i}: {}", "lorem ipsum dolor sit amet ".repeat(5)) })
-    };
+    let turn = |role: &str, i: usize| serde_json::json!({ "role": role, "content": format!("turn {i}: {}", "lorem ipsum dolor sit amet ".repeat(5)) });
     let messages: Vec<_> = (0..6)
         .map(|i| turn(if i % 2 == 0 { "user" } else { "assistant" }, i))
         .collect();
@@ -247,7 +245,9 @@ fn openai_benches(
 ) {
     use entra_governor::ai::openai::ModelRoute;
     let caller = rt.block_on(governor.verify(token)).expect("valid");
-    let route = ModelRoute::new(governor.clone()).with_template("models/{model}").unwrap();
+    let route = ModelRoute::new(governor.clone())
+        .with_template("models/{model}")
+        .unwrap();
     let body = chat_body();
     eprintln!("chat body: {} bytes", body.len());
     let context = entra_governor::RequestContext::default();
@@ -261,8 +261,13 @@ fn openai_benches(
         ))
     };
     let (request, decision) = check().expect("allowed");
-    assert_eq!((request.resource(), decision.is_allowed()), ("models/exp-1", true));
-    g.bench_function("openai/check/1kib-chat-body", |b| b.iter(|| check().is_ok()));
+    assert_eq!(
+        (request.resource(), decision.is_allowed()),
+        ("models/exp-1", true)
+    );
+    g.bench_function("openai/check/1kib-chat-body", |b| {
+        b.iter(|| check().is_ok())
+    });
     g.bench_function("openai/authorize_principal", |b| {
         b.iter(|| {
             ready(governor.authorize_principal(

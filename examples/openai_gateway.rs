@@ -147,7 +147,9 @@ async fn complete(uri: Uri, axum::Json(body): axum::Json<Value>) -> axum::Json<V
                 "finish_reason": "stop",
             }],
         }),
-        _ => json!({ "object": "text_completion", "model": model, "choices": [{ "index": 0, "text": text }] }),
+        _ => {
+            json!({ "object": "text_completion", "model": model, "choices": [{ "index": 0, "text": text }] })
+        }
     })
 }
 
@@ -193,7 +195,9 @@ pub const PERSONAS: &[Persona] = &[
 ];
 
 fn frontier(idp: &TestIdp) -> TokenBuilder {
-    idp.token().scopes("Inference.Invoke").groups([FRONTIER_USERS])
+    idp.token()
+        .scopes("Inference.Invoke")
+        .groups([FRONTIER_USERS])
 }
 
 /// Every persona's token, signed by `idp`.
@@ -400,7 +404,11 @@ async fn run() -> Result<(), BoxError> {
     let (governor, listen, idp) = match args.as_slice() {
         [] => {
             let (idp, governor) = demo().await?;
-            (governor, SocketAddr::from(([127, 0, 0, 1], 8080)), Some(idp))
+            (
+                governor,
+                SocketAddr::from(([127, 0, 0, 1], 8080)),
+                Some(idp),
+            )
         }
         [flag, path] if flag == "--config" => {
             let config = Config::load(path)?;

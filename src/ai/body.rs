@@ -231,7 +231,9 @@ mod tests {
     fn a_repeated_key_is_refused_at_any_depth() {
         assert_eq!(
             parse_object(br#"{"model":"a","model":"b"}"#),
-            Err(BodyError::DuplicateKey { key: "model".into() })
+            Err(BodyError::DuplicateKey {
+                key: "model".into()
+            })
         );
         assert_eq!(
             parse_object(br#"{"params":{"name":"a","name":"b"}}"#),
@@ -246,7 +248,9 @@ mod tests {
         // Escapes are decoded before comparing: "mod\u0065l" is "model".
         assert_eq!(
             parse_object(br#"{"model":"a","mod\u0065l":"b"}"#),
-            Err(BodyError::DuplicateKey { key: "model".into() })
+            Err(BodyError::DuplicateKey {
+                key: "model".into()
+            })
         );
         let long = "k".repeat(500);
         let text = format!(r#"{{"{long}":1,"{long}":2}}"#);

@@ -670,10 +670,11 @@ impl ModelCatalog {
             if models.iter().any(|m: &ModelCard| m.id == card.id) {
                 return Err(CatalogError::Duplicate { model: card.id });
             }
-            let resource = model_resource(&route.template, &card.id)
-                .map_err(|_| CatalogError::InvalidModel {
+            let resource = model_resource(&route.template, &card.id).map_err(|_| {
+                CatalogError::InvalidModel {
                     model: card.id.clone(),
-                })?;
+                }
+            })?;
             resources.push(resource);
             models.push(card);
         }
@@ -805,7 +806,15 @@ mod tests {
             Err(ModelRequestError::ModelNotString)
         );
         for bad in [
-            "", "a/b", "..", ".", "a%2Fb", "*", "llama\u{200b}", "x\ny", "**",
+            "",
+            "a/b",
+            "..",
+            ".",
+            "a%2Fb",
+            "*",
+            "llama\u{200b}",
+            "x\ny",
+            "**",
         ] {
             let text = serde_json::json!({ "model": bad }).to_string();
             assert_eq!(
@@ -875,7 +884,12 @@ mod tests {
         assert_eq!(route.template().as_str(), "models/{model}");
         assert!(route.clone().with_template("endpoints/{model}").is_ok());
         assert!(route.clone().with_template("models/{*model}").is_ok());
-        for bad in ["models/fixed", "models/{name}", "{model}/{model}", "models/{"] {
+        for bad in [
+            "models/fixed",
+            "models/{name}",
+            "{model}/{model}",
+            "models/{",
+        ] {
             assert!(route.clone().with_template(bad).is_err(), "{bad}");
         }
     }

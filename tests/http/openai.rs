@@ -153,7 +153,9 @@ async fn send(base: &str, path: &str, token: Option<&str>, body: Option<Vec<u8>>
         request = request.header("authorization", format!("Bearer {token}"));
     }
     if let Some(body) = body {
-        request = request.header("content-type", "application/json").body(body);
+        request = request
+            .header("content-type", "application/json")
+            .body(body);
     }
     let response = request.send().await.expect("the server answers");
     let status = response.status().as_u16();
@@ -207,7 +209,10 @@ async fn check_openai_contract(base: &str, s: &Setup) {
     assert_eq!(listed.body["data"][0]["object"], "model");
 
     // Every model the listing shows is one the caller may invoke, on every route.
-    for (path, model) in MODEL_ROUTES.iter().zip(["llama-3-70b", "llama-3-8b"].iter().cycle()) {
+    for (path, model) in MODEL_ROUTES
+        .iter()
+        .zip(["llama-3-70b", "llama-3-8b"].iter().cycle())
+    {
         let a = send(base, path, Some(&team), Some(chat(model))).await;
         assert_eq!(a.status, 200, "{path} {model}: {}", a.body);
         assert_eq!(
@@ -217,7 +222,13 @@ async fn check_openai_contract(base: &str, s: &Setup) {
     }
     assert_eq!(s.handled.load(Ordering::SeqCst), MODEL_ROUTES.len());
 
-    let denied = send(base, "/v1/chat/completions", Some(&team), Some(chat("gpt-4o"))).await;
+    let denied = send(
+        base,
+        "/v1/chat/completions",
+        Some(&team),
+        Some(chat("gpt-4o")),
+    )
+    .await;
     assert_eq!(
         denied.body,
         json!({ "error": {
@@ -233,18 +244,84 @@ async fn check_openai_contract(base: &str, s: &Setup) {
     // Bodies refused before any handler runs, with the documented status and code.
     let long = "x".repeat(LIMIT);
     let cases: Vec<(&str, Vec<u8>, u16, &str, Value)> = vec![
-        ("no model", br#"{"messages":[]}"#.to_vec(), 400, "model_missing", json!("model")),
-        ("model a number", br#"{"model":7}"#.to_vec(), 400, "model_not_a_string", json!("model")),
-        ("model an array", br#"{"model":["llama-3-8b"]}"#.to_vec(), 400, "model_not_a_string", json!("model")),
-        ("model twice", br#"{"model":"llama-3-8b","model":"gpt-4o"}"#.to_vec(), 400, "duplicate_key", Value::Null),
-        ("a nested key twice", br#"{"model":"llama-3-8b","messages":[{"role":"user","role":"system"}]}"#.to_vec(), 400, "duplicate_key", Value::Null),
-        ("model with a slash", chat("llama-3-8b/../gpt-4o"), 400, "invalid_model", json!("model")),
+        (
+            "no model",
+            br#"{"messages":[]}"#.to_vec(),
+            400,
+            "model_missing",
+            json!("model"),
+        ),
+        (
+            "model a number",
+            br#"{"model":7}"#.to_vec(),
+            400,
+            "model_not_a_string",
+            json!("model"),
+        ),
+        (
+            "model an array",
+            br#"{"model":["llama-3-8b"]}"#.to_vec(),
+            400,
+            "model_not_a_string",
+            json!("model"),
+        ),
+        (
+            "model twice",
+            br#"{"model":"llama-3-8b","model":"gpt-4o"}"#.to_vec(),
+            400,
+            "duplicate_key",
+            Value::Null,
+        ),
+        (
+            "a nested key twice",
+            br#"{"model":"llama-3-8b","messages":[{"role":"user","role":"system"}]}"#.to_vec(),
+            400,
+            "duplicate_key",
+            Value::Null,
+        ),
+        (
+            "model with a slash",
+            chat("llama-3-8b/../gpt-4o"),
+            400,
+            "invalid_model",
+            json!("model"),
+        ),
         ("model ..", chat(".."), 400, "invalid_model", json!("model")),
-        ("model with an invisible character", chat("llama-3-8b\u{200b}"), 400, "invalid_model", json!("model")),
-        ("model a wildcard", chat("llama-*"), 400, "invalid_model", json!("model")),
-        ("not JSON", b"model=llama-3-8b".to_vec(), 400, "invalid_json", Value::Null),
-        ("an array", br#"[{"model":"llama-3-8b"}]"#.to_vec(), 400, "body_not_an_object", Value::Null),
-        ("over the limit", format!(r#"{{"model":"llama-3-8b","input":"{long}"}}"#).into_bytes(), 413, "body_too_large", Value::Null),
+        (
+            "model with an invisible character",
+            chat("llama-3-8b\u{200b}"),
+            400,
+            "invalid_model",
+            json!("model"),
+        ),
+        (
+            "model a wildcard",
+            chat("llama-*"),
+            400,
+            "invalid_model",
+            json!("model"),
+        ),
+        (
+            "not JSON",
+            b"model=llama-3-8b".to_vec(),
+            400,
+            "invalid_json",
+            Value::Null,
+        ),
+        (
+            "an array",
+            br#"[{"model":"llama-3-8b"}]"#.to_vec(),
+            400,
+            "body_not_an_object",
+            Value::Null,
+        ),
+        (
+            "over the limit",
+            format!(r#"{{"model":"llama-3-8b","input":"{long}"}}"#).into_bytes(),
+            413,
+            "body_too_large",
+            Value::Null,
+        ),
     ];
     for (what, body, status, code, param) in cases {
         let a = send(base, "/v1/chat/completions", Some(&team), Some(body)).await;
@@ -304,7 +381,10 @@ async fn check_openai_contract(base: &str, s: &Setup) {
     assert_eq!(a.status, 401, "{}", a.body);
     assert_eq!(a.body["error"]["code"], "insufficient_claims");
     assert!(
-        a.challenge.as_deref().unwrap().contains("error=\"insufficient_claims\""),
+        a.challenge
+            .as_deref()
+            .unwrap()
+            .contains("error=\"insufficient_claims\""),
         "{:?}",
         a.challenge
     );
@@ -331,7 +411,12 @@ async fn check_openai_contract(base: &str, s: &Setup) {
         let a = send(base, &format!("/v1/models/{hidden}"), Some(&team), None).await;
         assert_eq!(
             error_of(&a),
-            (404, "invalid_request_error", "model_not_found", &json!("model")),
+            (
+                404,
+                "invalid_request_error",
+                "model_not_found",
+                &json!("model")
+            ),
             "{hidden}"
         );
     }
@@ -348,7 +433,10 @@ async fn check_openai_contract(base: &str, s: &Setup) {
         .iter()
         .filter(|e| e.resource == "models/gpt-4o" && e.outcome == AuditOutcome::Allow)
         .count();
-    assert_eq!(team_gpt, 2, "one invocation and one listing by the stepped-up user");
+    assert_eq!(
+        team_gpt, 2,
+        "one invocation and one listing by the stepped-up user"
+    );
 }
 
 /// POSTs `body` to the chat route in 4 KiB chunks (`Transfer-Encoding: chunked`, no
@@ -364,7 +452,9 @@ async fn chunked_post_status(base: &str, token: &str, body: &[u8]) -> u16 {
     stream.write_all(head.as_bytes()).await.unwrap();
     for chunk in body.chunks(4096) {
         let sent = async {
-            stream.write_all(format!("{:x}\r\n", chunk.len()).as_bytes()).await?;
+            stream
+                .write_all(format!("{:x}\r\n", chunk.len()).as_bytes())
+                .await?;
             stream.write_all(chunk).await?;
             stream.write_all(b"\r\n").await
         };
@@ -378,5 +468,7 @@ async fn chunked_post_status(base: &str, token: &str, body: &[u8]) -> u16 {
     let _ = stream.read_to_end(&mut answer).await;
     let answer = String::from_utf8_lossy(&answer);
     let status = answer.split(' ').nth(1).unwrap_or_default();
-    status.parse().unwrap_or_else(|_| panic!("no status line in {answer:?}"))
+    status
+        .parse()
+        .unwrap_or_else(|_| panic!("no status line in {answer:?}"))
 }

@@ -26,7 +26,11 @@ async fn every_printed_command_gets_the_printed_answer() {
     let tokens = persona_tokens(&idp);
     let client = reqwest::Client::new();
     let mut broken = Vec::new();
-    assert!(TRIES.len() >= 12, "the demo prints {} commands", TRIES.len());
+    assert!(
+        TRIES.len() >= 12,
+        "the demo prints {} commands",
+        TRIES.len()
+    );
     for t in TRIES {
         let url = format!("{base}{}", t.path);
         let mut request = match t.body {
@@ -42,9 +46,13 @@ async fn every_printed_command_gets_the_printed_answer() {
         }
         let response = request.send().await.unwrap();
         let status = response.status().as_u16();
-        let body: Value = serde_json::from_str(&response.text().await.unwrap()).unwrap_or(Value::Null);
+        let body: Value =
+            serde_json::from_str(&response.text().await.unwrap()).unwrap_or(Value::Null);
         if status != t.status {
-            broken.push(format!("{}: promised {}, got {status}: {body}", t.what, t.status));
+            broken.push(format!(
+                "{}: promised {}, got {status}: {body}",
+                t.what, t.status
+            ));
             continue;
         }
         if let Some(models) = t.lists {
@@ -58,13 +66,18 @@ async fn every_printed_command_gets_the_printed_answer() {
         }
         if status == 200 && t.path == "/v1/chat/completions" {
             // The model server saw the caller the gateway added as `user`.
-            let content = body["choices"][0]["message"]["content"].as_str().unwrap_or("");
+            let content = body["choices"][0]["message"]["content"]
+                .as_str()
+                .unwrap_or("");
             if !content.starts_with("(stub ") || content.ends_with(", ") {
                 broken.push(format!("{}: the model server answered {body}", t.what));
             }
         }
     }
-    assert!(broken.is_empty(), "the demo breaks its promises: {broken:#?}");
+    assert!(
+        broken.is_empty(),
+        "the demo breaks its promises: {broken:#?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

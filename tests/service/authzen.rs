@@ -148,6 +148,58 @@ async fn authzen_refuses_unauthenticated_peps_and_serves_batches_by_their_semant
         assert_eq!(status, 200, "{semantic}: {body}");
         assert_eq!(decisions(&body), expected, "{semantic}");
     }
+    // One subject for every entry: answered as the governor's batch question, entry
+    // for entry the same answers as one evaluation each, context included.
+    let (_, body) = post(
+        &service,
+        "/access/v1/evaluations",
+        Some(PEP_SECRET),
+        &batch("execute_all"),
+    )
+    .await;
+    let batched: Value = serde_json::from_str(&body).unwrap();
+    for (i, (action, kind, id)) in [
+        ("inference.invoke", "models", "exp-1"),
+        ("inference.invoke", "models", "staging-1"),
+        ("inference.invoke", "models", "exp-2"),
+        ("datasets.read", "datasets", "public/wiki"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let (_, one) = post(
+            &service,
+            "/access/v1/evaluation",
+            Some(PEP_SECRET),
+            &evaluation(&token, action, kind, id),
+        )
+        .await;
+        let one: Value = serde_json::from_str(&one).unwrap();
+        assert_eq!(batched["evaluations"][i], one, "entry {i}");
+    }
+    // A shared subject whose token is refused, or whose id is not the token's caller:
+    // every entry gets that refusal.
+    let shared = |token: &str, id: &str| {
+        let mut b = batch("execute_all");
+        b["subject"] = json!({ "type": "user", "id": id, "properties": { "token": token } });
+        b
+    };
+    for (body, reason) in [
+        (shared("not-a-token", ""), "invalid_token"),
+        (shared(&token, "someone-else"), "subject_mismatch"),
+    ] {
+        let (status, text) =
+            post(&service, "/access/v1/evaluations", Some(PEP_SECRET), &body).await;
+        assert_eq!(status, 200, "{text}");
+        let v: Value = serde_json::from_str(&text).unwrap();
+        let reasons: Vec<(&Value, &Value)> = v["evaluations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| (&e["decision"], &e["context"]["reason"]))
+            .collect();
+        assert_eq!(reasons, vec![(&json!(false), &json!(reason)); 4], "{text}");
+    }
     let (status, _) = post(
         &service,
         "/access/v1/evaluations",

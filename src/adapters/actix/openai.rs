@@ -48,9 +48,7 @@ use actix_web::dev::{Payload, Service, ServiceRequest, ServiceResponse, Transfor
 use actix_web::http::StatusCode;
 use actix_web::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use actix_web::web::{self, Bytes};
-use actix_web::{
-    Error, FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseError, Scope,
-};
+use actix_web::{Error, FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseError, Scope};
 
 use super::{LocalBoxFuture, authorization, context};
 use crate::adapters::{Verified, not_installed};
@@ -220,9 +218,7 @@ impl FromRequest for ModelRequest {
             request
                 .extensions_mut()
                 .remove::<ModelRequest>()
-                .ok_or_else(|| {
-                    not_installed("ModelRequest extractor without RequireModel").into()
-                }),
+                .ok_or_else(|| not_installed("ModelRequest extractor without RequireModel").into()),
         )
     }
 }

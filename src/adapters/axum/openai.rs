@@ -134,7 +134,11 @@ where
             inner: Box::pin(async move {
                 let (mut parts, body) = request.into_parts();
                 match require_model(&route, &mut parts, body).await {
-                    Ok(bytes) => inner.call(Request::from_parts(parts, Body::from(bytes))).await,
+                    Ok(bytes) => {
+                        inner
+                            .call(Request::from_parts(parts, Body::from(bytes)))
+                            .await
+                    }
                     Err(error) => Ok(error.into_response()),
                 }
             }),
@@ -203,9 +207,10 @@ impl<S: Send + Sync> FromRequestParts<S> for ModelRequest {
     /// The parsed body [`RequireModelLayer`] authorized, moved out of the extensions (a
     /// handler takes it once).
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, OpenAiError> {
-        parts.extensions.remove::<ModelRequest>().ok_or_else(|| {
-            not_installed("ModelRequest extractor without RequireModelLayer").into()
-        })
+        parts
+            .extensions
+            .remove::<ModelRequest>()
+            .ok_or_else(|| not_installed("ModelRequest extractor without RequireModelLayer").into())
     }
 }
 

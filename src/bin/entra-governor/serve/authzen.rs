@@ -310,6 +310,16 @@ fn context_of(headers: &HeaderMap) -> RequestContext {
 /// semantic says.
 async fn evaluate_batch(service: &Service, batch: Batch, context: &RequestContext) -> Value {
     let semantic = batch.options.evaluations_semantic;
+    if semantic == Semantic::ExecuteAll {
+        let entries: Vec<Parts> = batch
+            .evaluations
+            .iter()
+            .map(|entry| entry.or_defaults(&batch.defaults))
+            .collect();
+        if let Some(shared) = SharedSubject::of(&entries) {
+            return json!({ "evaluations": evaluate_shared(service, &shared, &entries, context).await });
+        }
+    }
     let mut results = Vec::with_capacity(batch.evaluations.len());
     for entry in &batch.evaluations {
         let parts = entry.or_defaults(&batch.defaults);
@@ -326,6 +336,129 @@ async fn evaluate_batch(service: &Service, batch: Batch, context: &RequestContex
         }
     }
     json!({ "evaluations": results })
+}
+
+/// The subject every entry of a batch names, when they all name the same one (the same
+/// token and `id`) and every entry is complete: the batch is then the governor's batch
+/// question, asked once per action (the token verified once, the policy read once per
+/// action, group membership resolved at most once per action).
+struct SharedSubject<'a> {
+    token: &'a str,
+    id: Option<&'a str>,
+}
+
+impl<'a> SharedSubject<'a> {
+    fn of(entries: &'a [Parts]) -> Option<Self> {
+        let mut shared: Option<SharedSubject<'a>> = None;
+        for parts in entries {
+            if parts.incomplete().is_some() || parts.action.is_none() || parts.resource.is_none() {
+                return None;
+            }
+            let subject = parts.subject.as_ref()?;
+            let token = subject.properties.get("token").and_then(Value::as_str)?;
+            let id = subject.id.as_deref().filter(|id| !id.is_empty());
+            match &shared {
+                None => shared = Some(Self { token, id }),
+                Some(s) if s.token == token && s.id == id => {}
+                Some(_) => return None,
+            }
+        }
+        shared
+    }
+}
+
+/// A batch whose entries share one subject, answered through
+/// [`Governor::authorize_each`](entra_governor::Governor::authorize_each): the same
+/// answers, in order, as one evaluation per entry.
+async fn evaluate_shared(
+    service: &Service,
+    shared: &SharedSubject<'_>,
+    entries: &[Parts],
+    context: &RequestContext,
+) -> Vec<Value> {
+    let governor = service.governor();
+    let paths: Vec<String> = entries
+        .iter()
+        .filter_map(|p| p.resource.as_ref())
+        .map(|r| format!("{}/{}", r.kind, r.id))
+        .collect();
+    let actions: Vec<&str> = entries
+        .iter()
+        .filter_map(|p| p.action.as_ref())
+        .map(|a| a.name.as_str())
+        .collect();
+    let authorization = format!("Bearer {}", shared.token);
+    let first = paths.first().map_or("", String::as_str);
+    let principal = match http::authenticate(
+        governor,
+        std::iter::once(authorization.as_bytes()),
+        first,
+        context,
+    )
+    .await
+    {
+        Ok(principal) => principal,
+        Err(refusal) => return vec![refused(&refusal); entries.len()],
+    };
+    if let Some(id) = shared.id {
+        if id != principal.id().to_string() && id != principal.object_id().as_str() {
+            let why = "subject.id does not name the caller the token identifies";
+            for (action, path) in actions.iter().zip(&paths) {
+                http::record_refusal(
+                    governor,
+                    &principal,
+                    action,
+                    path,
+                    "subject_mismatch",
+                    why,
+                    context,
+                )
+                .await;
+            }
+            return vec![deny_because("subject_mismatch", 403, why); entries.len()];
+        }
+    }
+    let mut results = vec![Value::Null; entries.len()];
+    let mut distinct: Vec<&str> = actions.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    for action in distinct {
+        let indices: Vec<usize> = (0..entries.len())
+            .filter(|&i| actions[i] == action)
+            .collect();
+        let resources: Vec<&str> = indices.iter().map(|&i| paths[i].as_str()).collect();
+        let answers = match governor
+            .authorize_each(&principal, action, &resources, context)
+            .await
+        {
+            Ok(decisions) => decisions.iter().map(|d| decided(d, governor)).collect(),
+            Err(e) => {
+                vec![refused(&Refusal::from_authorize_error(&e, governor.cloud())); indices.len()]
+            }
+        };
+        for (i, answer) in indices.into_iter().zip(answers) {
+            results[i] = answer;
+        }
+    }
+    results
+}
+
+/// A decision as an AuthZEN answer, exactly as [`evaluate`] answers it.
+fn decided(decision: &entra_governor::Decision, governor: &entra_governor::Governor) -> Value {
+    match Refusal::from_decision(decision, governor.cloud()) {
+        None => allowed(decision),
+        Some(refusal) => refused(&refusal),
+    }
+}
+
+fn allowed(decision: &entra_governor::Decision) -> Value {
+    json!({
+        "decision": true,
+        "context": {
+            "reason": decision.reason.code(),
+            "grant": decision.matched.first().map(|m| m.grant.as_str()),
+        },
+    })
 }
 
 /// One evaluation: `{"decision": bool, "context": {...}}`.
@@ -382,13 +515,7 @@ async fn evaluate(service: &Service, parts: &Parts, context: &RequestContext) ->
         }
     }
     match http::authorize(governor, &principal, &action.name, &path, context).await {
-        Ok(decision) => json!({
-            "decision": true,
-            "context": {
-                "reason": decision.reason.code(),
-                "grant": decision.matched.first().map(|m| m.grant.as_str()),
-            },
-        }),
+        Ok(decision) => allowed(&decision),
         Err(refusal) => refused(&refusal),
     }
 }
