@@ -139,6 +139,16 @@ async fn replay_review_lint_and_test_close_the_loop_over_the_services_trail() {
     ] {
         assert_eq!(totals[field], value, "{field}: {totals}");
     }
+    // Piped standard error: no progress bar, one summary line counting what was read.
+    let read = totals["decisions"].as_u64().unwrap() + totals["skipped"].as_u64().unwrap();
+    let summary = String::from_utf8(replay.stderr.clone()).unwrap();
+    assert!(
+        summary.starts_with(&format!("replay: {read} events of decisions.jsonl in "))
+            && summary.ends_with(" events/s)\n")
+            && summary.lines().count() == 1
+            && !summary.contains('\r'),
+        "{summary:?}"
+    );
     assert_eq!(report["changes"][0]["cause"], "grant:external-researcher#1");
     assert_eq!(report["changes"][0]["count"], 2);
     assert_eq!(report["changes"][0]["callers"], 1);
@@ -187,8 +197,17 @@ async fn replay_review_lint_and_test_close_the_loop_over_the_services_trail() {
         "{}",
         String::from_utf8_lossy(&review.stderr)
     );
+    let summary = String::from_utf8(review.stderr.clone()).unwrap();
     let review = json_of(&review);
     assert_eq!(review["format"], "entra-governor.review/1");
+    let read = review["totals"]["decisions"].as_u64().unwrap()
+        + review["totals"]["skipped"].as_u64().unwrap();
+    assert!(
+        summary.starts_with(&format!("review: {read} events of decisions.jsonl in "))
+            && summary.lines().count() == 1
+            && !summary.contains('\r'),
+        "{summary:?}"
+    );
     let unused: Vec<&str> = review["unused"]["grants"]
         .as_array()
         .unwrap()

@@ -19,6 +19,7 @@
 
 mod explain;
 mod lint;
+mod progress;
 mod replay;
 mod review;
 mod serve;

@@ -23,8 +23,8 @@ use std::process::ExitCode;
 use entra_governor::Policy;
 use entra_governor::governance::replay::{Replay, ReplayReport};
 use entra_governor::governance::review::render::terminal_safe as safe;
-use entra_governor::governance::trail;
 
+use crate::progress;
 use crate::review::window;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -81,9 +81,12 @@ pub fn run(args: &Args) -> Result<ExitCode, BoxError> {
     for path in &args.baseline {
         replay = replay.baseline(&load(path)?);
     }
-    replay.learn_trail(trail::open(&args.trail)?)?;
-    replay.read_trail(trail::open(&args.trail)?)?;
+    let clock = progress::Stopwatch::start();
+    replay.learn_trail(progress::open(&args.trail, "reading (1/2)")?)?;
+    replay.read_trail(progress::open(&args.trail, "replaying (2/2)")?)?;
     let report = replay.finish();
+    let t = &report.totals;
+    clock.summary("replay", t.decisions + t.skipped, &args.trail);
     match args.format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
         Format::Text => print!("{}", text(&report, args)),

@@ -15,9 +15,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::SystemTime;
 
-use entra_governor::governance::review::{ReviewOptions, render, review_file};
+use entra_governor::governance::review::{ReviewOptions, ReviewPass, render, review_trail};
 use entra_governor::governance::trail::{self, TrailWindow};
 
+use crate::progress;
 use crate::replay::load;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -63,7 +64,16 @@ pub fn run(args: &Args) -> Result<ExitCode, BoxError> {
     let policy = load(&args.policy)?;
     let options =
         ReviewOptions::default().window(window(args.since.as_deref(), args.from.as_deref())?);
-    let report = review_file(&policy, &args.trail, options)?;
+    let clock = progress::Stopwatch::start();
+    let report = review_trail(&policy, options, |pass| {
+        let label = match pass {
+            ReviewPass::Review => "reviewing (1/2)",
+            ReviewPass::ReplaySuggestion => "replaying the suggestion (2/2)",
+        };
+        progress::open(&args.trail, label)
+    })?;
+    let t = &report.totals;
+    clock.summary("review", t.decisions + t.skipped, &args.trail);
     if let Some(path) = &args.suggested {
         std::fs::write(path, &report.suggestion.policy_toml)
             .map_err(|e| format!("cannot write {}: {e}", path.display()))?;

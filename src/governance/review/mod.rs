@@ -143,13 +143,36 @@ pub fn review_file(
     options: ReviewOptions,
 ) -> Result<ReviewReport, TrailError> {
     let path = path.as_ref();
+    review_trail(policy, options, |_| trail::open(path))
+}
+
+/// The two passes a review reads a trail in: [`review_trail`] opens the trail once for
+/// each, so that a caller can say which one is running (a progress bar).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReviewPass {
+    /// Reading the trail to review the policy.
+    Review,
+    /// Reading it again to replay the suggested policy.
+    ReplaySuggestion,
+}
+
+/// [`review_file`] over a trail that `open` opens afresh for each [`ReviewPass`] (the
+/// second pass is skipped when the suggestion does not load).
+///
+/// # Errors
+/// When `open` fails or the trail cannot be read.
+pub fn review_trail<R: BufRead>(
+    policy: &Policy,
+    options: ReviewOptions,
+    mut open: impl FnMut(ReviewPass) -> Result<R, TrailError>,
+) -> Result<ReviewReport, TrailError> {
     let window = options.window;
     let mut review = Review::new(policy, options);
-    review.read_trail(trail::open(path)?)?;
+    review.read_trail(open(ReviewPass::Review)?)?;
     let mut report = review.finish();
     if let Ok(suggested) = Policy::from_toml_str(&report.suggestion.policy_toml) {
         let mut replay = Replay::new(&suggested).baseline(policy).window(window);
-        replay.read_trail(trail::open(path)?)?;
+        replay.read_trail(open(ReviewPass::ReplaySuggestion)?)?;
         report.suggestion.replay = Some(replay.finish().totals);
     }
     Ok(report)
