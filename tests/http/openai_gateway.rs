@@ -4,9 +4,9 @@
 
 #[allow(dead_code)] // `main` and the printing are the binary's
 #[path = "../../examples/openai_gateway.rs"]
-mod openai_gateway;
+mod example;
 
-use openai_gateway::{TRIES, persona_tokens};
+use example::{TRIES, persona_tokens};
 use serde_json::Value;
 
 use crate::example_servers::Served;
@@ -20,9 +20,9 @@ async fn serve(router: axum::Router) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_printed_command_gets_the_printed_answer() {
-    let (idp, governor) = openai_gateway::demo().await.unwrap();
-    let upstream = serve(openai_gateway::model_server()).await;
-    let base = serve(openai_gateway::app(governor, upstream).unwrap()).await;
+    let (idp, governor) = example::demo().await.unwrap();
+    let upstream = serve(example::model_server()).await;
+    let base = serve(example::app(governor, upstream).unwrap()).await;
     let tokens = persona_tokens(&idp);
     let client = reqwest::Client::new();
     let mut broken = Vec::new();

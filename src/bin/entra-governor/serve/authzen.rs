@@ -400,23 +400,24 @@ async fn evaluate_shared(
         Ok(principal) => principal,
         Err(refusal) => return vec![refused(&refusal); entries.len()],
     };
-    if let Some(id) = shared.id {
-        if id != principal.id().to_string() && id != principal.object_id().as_str() {
-            let why = "subject.id does not name the caller the token identifies";
-            for (action, path) in actions.iter().zip(&paths) {
-                http::record_refusal(
-                    governor,
-                    &principal,
-                    action,
-                    path,
-                    "subject_mismatch",
-                    why,
-                    context,
-                )
-                .await;
-            }
-            return vec![deny_because("subject_mismatch", 403, why); entries.len()];
+    if let Some(id) = shared.id
+        && id != principal.id().to_string()
+        && id != principal.object_id().as_str()
+    {
+        let why = "subject.id does not name the caller the token identifies";
+        for (action, path) in actions.iter().zip(&paths) {
+            http::record_refusal(
+                governor,
+                &principal,
+                action,
+                path,
+                "subject_mismatch",
+                why,
+                context,
+            )
+            .await;
         }
+        return vec![deny_because("subject_mismatch", 403, why); entries.len()];
     }
     let mut results = vec![Value::Null; entries.len()];
     let mut distinct: Vec<&str> = actions.clone();
