@@ -44,7 +44,7 @@ pub mod http;
 
 pub mod ai;
 
-#[cfg(any(feature = "axum", feature = "actix"))]
+#[cfg(any(feature = "axum", feature = "actix", feature = "tonic"))]
 mod adapters;
 
 // The local Entra and Graph look-alike for tests.
@@ -58,6 +58,9 @@ pub use adapters::actix;
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub use adapters::axum;
+#[cfg(feature = "tonic")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tonic")))]
+pub use adapters::tonic;
 pub use audit::{
     AuditError, AuditEvent, AuditLog, AuditLogBuilder, AuditOutcome, AuditSink, AuditSinkError,
     JsonLinesSink, MemorySink, OnFull, TracingSink,

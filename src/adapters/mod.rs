@@ -1,10 +1,13 @@
 //! Web-framework adapters, one module and one cargo feature each; re-exported at the
-//! crate root as `entra_governor::axum` and `entra_governor::actix`.
+//! crate root as `entra_governor::axum`, `entra_governor::actix` and
+//! `entra_governor::tonic` (gRPC).
 
 #[cfg(feature = "actix")]
 pub mod actix;
 #[cfg(feature = "axum")]
 pub mod axum;
+#[cfg(feature = "tonic")]
+pub mod tonic;
 
 #[cfg(any(feature = "axum", feature = "actix"))]
 mod extractors {
