@@ -100,6 +100,7 @@
 //! that must answer unauthenticated requests (CORS preflights, health checks) go outside
 //! `AuthenticateLayer`, or on routes it does not cover.
 
+pub mod mcp;
 pub mod openai;
 
 use std::fmt;

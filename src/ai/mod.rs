@@ -7,7 +7,9 @@
 //! | module | holds |
 //! |---|---|
 //! | [`body`] | a bounded JSON body parsed once, keys unique at every depth ([`body::BodyError`]) |
+//! | [`mcp`] | MCP servers (Streamable HTTP): `tools/call` authorized on `tools/{name}`, the filtered `tools/list`, the protected resource metadata (RFC 9728) |
 //! | [`openai`] | OpenAI-compatible routes: the `model` of the body authorized on `models/{model}`, the filtered `GET /v1/models`, errors in OpenAI's shape |
 
 pub mod body;
+pub mod mcp;
 pub mod openai;

@@ -199,6 +199,28 @@ impl Refusal {
         }
     }
 
+    /// This refusal with `resource_metadata="<url>"` (RFC 9728 §5.1: where the protected
+    /// resource's metadata document is) appended to every `Bearer` challenge of its
+    /// `WWW-Authenticate` value, whatever the status (401, 403, 400): MCP clients find the
+    /// authorization server through it. A refusal without a challenge (503, 500) is
+    /// returned unchanged.
+    ///
+    /// The URL is written as a quoted string: `"` and `\` are escaped (RFC 9110 §5.6.4),
+    /// and control, space and non-ASCII characters, which no URL holds unencoded and no
+    /// header value may carry, are percent-encoded, so the header is always valid.
+    pub fn with_resource_metadata(self, url: &str) -> Self {
+        self.with_challenge_param("resource_metadata", url)
+    }
+
+    /// This refusal with `name="<value>"` appended to every `Bearer` challenge (quoted as
+    /// by [`with_resource_metadata`](Self::with_resource_metadata)).
+    pub(crate) fn with_challenge_param(mut self, name: &str, value: &str) -> Self {
+        if let Some(challenge) = self.www_authenticate.take() {
+            self.www_authenticate = Some(append_bearer_param(&challenge, name, value));
+        }
+        self
+    }
+
     /// 503 with `Retry-After`.
     pub fn unavailable(description: &'static str) -> Self {
         Self {
@@ -225,6 +247,72 @@ impl fmt::Display for Refusal {
 }
 
 impl std::error::Error for Refusal {}
+
+/// `challenges` (a `WWW-Authenticate` value: one or more challenges) with `name="value"`
+/// appended to each `Bearer` challenge. Commas inside quoted strings are not separators;
+/// an element that is not `token=…` starts a new challenge (RFC 9110 §11.6.1).
+fn append_bearer_param(challenges: &str, name: &str, value: &str) -> String {
+    let mut quoted = String::with_capacity(value.len() + 2);
+    quoted.push('"');
+    for c in value.chars() {
+        match c {
+            '"' | '\\' => {
+                quoted.push('\\');
+                quoted.push(c);
+            }
+            ' '..='~' => quoted.push(c),
+            _ => {
+                let mut utf8 = [0; 4];
+                for b in c.encode_utf8(&mut utf8).bytes() {
+                    quoted.push_str(&format!("%{b:02X}"));
+                }
+            }
+        }
+    }
+    quoted.push('"');
+    // Split at the commas outside quoted strings.
+    let mut elements = Vec::new();
+    let (mut start, mut in_quotes, mut escaped) = (0, false, false);
+    for (i, b) in challenges.bytes().enumerate() {
+        match b {
+            _ if escaped => escaped = false,
+            b'\\' if in_quotes => escaped = true,
+            b'"' => in_quotes = !in_quotes,
+            b',' if !in_quotes => {
+                elements.push(&challenges[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    elements.push(&challenges[start..]);
+    let mut out = String::with_capacity(challenges.len() + name.len() + quoted.len() + 4);
+    let mut bearer = false;
+    for (i, element) in elements.iter().map(|e| e.trim()).enumerate() {
+        // `scheme` or `scheme param=…` starts a challenge; `param=…` continues one.
+        let first = element.split([' ', '\t', '=']).next().unwrap_or("");
+        let starts_challenge = !element[first.len()..].trim_start().starts_with('=');
+        if starts_challenge {
+            if bearer {
+                out.push_str(&format!(", {name}={quoted}"));
+            }
+            bearer = first.eq_ignore_ascii_case("bearer");
+        }
+        if i > 0 {
+            out.push_str(", ");
+        }
+        out.push_str(element);
+        if starts_challenge && bearer && element.len() == first.len() {
+            // A bare `Bearer`: its first parameter follows a space, not a comma.
+            out.push_str(&format!(" {name}={quoted}"));
+            bearer = false;
+        }
+    }
+    if bearer {
+        out.push_str(&format!(", {name}={quoted}"));
+    }
+    out
+}
 
 /// Seconds a client should wait after a 503.
 pub const RETRY_AFTER_SECS: u64 = 5;
@@ -347,6 +435,62 @@ mod tests {
         let r = Refusal::misconfigured("x");
         assert_eq!((r.status, r.body.error), (500, "server_error"));
         assert_eq!(r.headers().len(), 1);
+    }
+
+    #[test]
+    fn resource_metadata_is_appended_to_every_bearer_challenge() {
+        const URL: &str = "https://mcp.example.com/.well-known/oauth-protected-resource/mcp";
+        let r = Refusal::forbidden().with_resource_metadata(URL);
+        assert_eq!(
+            r.www_authenticate.as_deref(),
+            Some(
+                "Bearer error=\"insufficient_scope\", resource_metadata=\"https://mcp.example.com/.well-known/oauth-protected-resource/mcp\""
+            )
+        );
+        assert_eq!(r.status, 403);
+        let r = Refusal::from_bearer_error(BearerError::Missing).with_resource_metadata(URL);
+        assert_eq!(
+            r.www_authenticate.as_deref(),
+            Some(
+                "Bearer resource_metadata=\"https://mcp.example.com/.well-known/oauth-protected-resource/mcp\""
+            )
+        );
+        let cae = Refusal::from_token_error(
+            &TokenError::Revoked {
+                revoked_before: crate::clock::from_unix_secs(1_700_000_000),
+                can_handle_claims_challenge: true,
+            },
+            &Cloud::global(),
+        )
+        .with_resource_metadata(URL);
+        assert_eq!(
+            cae.www_authenticate.unwrap(),
+            format!("{CAE_1700000000}, resource_metadata=\"{URL}\"")
+        );
+        // No challenge, nothing to append to.
+        assert_eq!(
+            Refusal::unavailable("x").with_resource_metadata(URL),
+            Refusal::unavailable("x")
+        );
+        // `"` and `\\` are escaped, what no header value may hold is percent-encoded.
+        let r = Refusal::forbidden().with_resource_metadata("https://a/\"x\\y\r\n\u{e9}");
+        assert_eq!(
+            r.www_authenticate.as_deref(),
+            Some(
+                "Bearer error=\"insufficient_scope\", resource_metadata=\"https://a/\\\"x\\\\y%0D%0A%C3%A9\""
+            )
+        );
+        // Only the Bearer challenges of several, commas inside quoted strings kept.
+        let mut r = Refusal::forbidden();
+        r.www_authenticate = Some("Basic realm=\"a, b=c\", Bearer error=\"x\", Negotiate".into());
+        assert_eq!(
+            r.with_resource_metadata("https://m")
+                .www_authenticate
+                .as_deref(),
+            Some(
+                "Basic realm=\"a, b=c\", Bearer error=\"x\", resource_metadata=\"https://m\", Negotiate"
+            )
+        );
     }
 
     #[test]

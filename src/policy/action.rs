@@ -20,7 +20,7 @@ use crate::fast_hash::FastBuildHasher;
 /// | `datasets` | `read`, `write` | data access |
 /// | `evaluations` | `run` | evaluation jobs |
 /// | `audit` | `read` | the audit trail |
-/// | `tools` | `call` | MCP servers: `tools/call` on `tools/{name}`, and `tools/list` filtered to it |
+/// | `tools` | `call` | MCP servers: `tools/call` on `tools/{name}`, and `tools/list` filtered to it ([`crate::ai::mcp`]) |
 pub const BUILTIN_ACTIONS: &[&str] = &[
     "training.submit",
     "training.read",

@@ -18,5 +18,6 @@ mod demo_actix;
 mod demo_axum;
 mod example_demo;
 mod example_servers;
+mod mcp;
 mod openai;
 mod openai_gateway;
