@@ -272,7 +272,13 @@ impl Config {
         }
         #[cfg(not(feature = "redis"))]
         let _: Option<&Fleet> = fleet;
-        Ok(builder.build()?)
+        builder.build().map_err(|e| match e {
+            // A workload identity's tenant or cloud, a managed identity's endpoint.
+            crate::error::ConfigError::InvalidCredential { .. } if graph.credential.is_some() => {
+                ConfigFileError::invalid("graph.credential", e.to_string())
+            }
+            e => e.into(),
+        })
     }
 
     /// The `[fleet]` handle, if configured (no network access yet).
@@ -311,12 +317,61 @@ impl Config {
     }
 }
 
-/// The `[graph]` credential: a secret from the named environment variable, or a
-/// certificate and its key from files (PEM or DER).
+/// The `[graph]` credential: a secret from the named environment variable, a
+/// certificate and its key from files (PEM or DER), or (`credential`) a workload or
+/// managed identity, which keep no secret.
 #[cfg(feature = "graph")]
-fn graph_credential(
+pub(super) fn graph_credential(
     graph: &super::GraphConfig,
 ) -> Result<crate::ClientCredential, ConfigFileError> {
+    use super::GraphCredentialKind;
+    use crate::graph::ManagedIdentityId;
+    if let Some(kind) = graph.credential {
+        if graph.client_secret_env.is_some()
+            || graph.certificate_path.is_some()
+            || graph.private_key_path.is_some()
+        {
+            return Err(ConfigFileError::invalid(
+                "graph.credential",
+                "a workload or managed identity takes no client_secret_env, certificate_path \
+                 or private_key_path",
+            ));
+        }
+        let from_env = |e: crate::error::ConfigError| {
+            ConfigFileError::invalid("graph.credential", e.to_string())
+        };
+        return match kind {
+            GraphCredentialKind::WorkloadIdentity => {
+                if graph.client_id.is_some() {
+                    return Err(ConfigFileError::invalid(
+                        "graph.client_id",
+                        "only with credential = \"managed_identity\": a workload identity's \
+                         client id is AZURE_CLIENT_ID",
+                    ));
+                }
+                crate::ClientCredential::workload_identity_from_env().map_err(from_env)
+            }
+            GraphCredentialKind::ManagedIdentity => {
+                let id = match &graph.client_id {
+                    Some(id) if crate::ids::is_guid(id) => ManagedIdentityId::ClientId(id.clone()),
+                    Some(_) => {
+                        return Err(ConfigFileError::invalid(
+                            "graph.client_id",
+                            "not a GUID: the client id of a user-assigned managed identity",
+                        ));
+                    }
+                    None => ManagedIdentityId::SystemAssigned,
+                };
+                crate::ClientCredential::managed_identity_from_env(id).map_err(from_env)
+            }
+        };
+    }
+    if graph.client_id.is_some() {
+        return Err(ConfigFileError::invalid(
+            "graph.client_id",
+            "only with credential = \"managed_identity\"",
+        ));
+    }
     match (
         &graph.client_secret_env,
         &graph.certificate_path,
@@ -338,7 +393,8 @@ fn graph_credential(
         }
         _ => Err(ConfigFileError::invalid(
             "graph",
-            "set either client_secret_env, or certificate_path and private_key_path",
+            "set either client_secret_env, or certificate_path and private_key_path, or \
+             credential = \"workload_identity\" or \"managed_identity\"",
         )),
     }
 }

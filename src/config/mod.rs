@@ -35,8 +35,8 @@ use std::path::{Path, PathBuf};
 
 pub use sections::{
     AuditConfig, AuditMode, AuditSinkKind, AuthzenConfig, Config, EntraConfig, FleetConfig,
-    ForwardAuthConfig, ForwardAuthHeaders, GraphConfig, ListenConfig, PolicyConfig,
-    RevocationsConfig, RouteConfig, UpstreamConfig, UpstreamValue,
+    ForwardAuthConfig, ForwardAuthHeaders, GraphConfig, GraphCredentialKind, ListenConfig,
+    PolicyConfig, RevocationsConfig, RouteConfig, UpstreamConfig, UpstreamValue,
 };
 
 /// Why a configuration file cannot be used. Every message names the file or the key.

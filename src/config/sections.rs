@@ -202,6 +202,17 @@ pub struct GraphConfig {
     /// The certificate's RSA private key (PKCS#8, PEM or DER).
     #[serde(default)]
     pub private_key_path: Option<PathBuf>,
+    /// A credential without any secret in the configuration or the process:
+    /// `"workload_identity"` (AKS: the webhook's `AZURE_FEDERATED_TOKEN_FILE`,
+    /// `AZURE_CLIENT_ID`, `AZURE_TENANT_ID`, `AZURE_AUTHORITY_HOST`) or
+    /// `"managed_identity"` (IMDS, or App Service's `IDENTITY_ENDPOINT` and
+    /// `IDENTITY_HEADER` when set). Instead of a secret or a certificate.
+    #[serde(default)]
+    pub credential: Option<GraphCredentialKind>,
+    /// With `credential = "managed_identity"`: the client id of the user-assigned identity
+    /// to use (default: the system-assigned identity).
+    #[serde(default)]
+    pub client_id: Option<String>,
     /// How long a membership answer is cached, in seconds (never past the token's expiry).
     #[serde(default)]
     pub cache_ttl_secs: Option<u64>,
@@ -211,6 +222,16 @@ pub struct GraphConfig {
     /// The time budget of one lookup, retries included, in seconds.
     #[serde(default)]
     pub timeout_secs: Option<u64>,
+}
+
+/// `graph.credential`: a credential that keeps no secret.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GraphCredentialKind {
+    /// Workload identity federation (AKS), from the Azure SDKs' environment variables.
+    WorkloadIdentity,
+    /// A managed identity (IMDS, or the App Service identity endpoint).
+    ManagedIdentity,
 }
 
 /// `[fleet]`: share revocations, Graph memberships and the policy version with every

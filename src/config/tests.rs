@@ -140,6 +140,7 @@ fn every_key_is_documented_in_the_annotated_example() {
         "client_secret_env =",
         "certificate_path =",
         "private_key_path =",
+        "credential =",
         "cache_ttl_secs =",
         "cache_capacity =",
         "timeout_secs =",
@@ -219,4 +220,64 @@ fn a_shadow_file_that_does_not_load_is_named_by_its_key() {
     assert!(error.starts_with("policy.shadow ("), "{error}");
     assert!(error.contains("candidate.toml"), "{error}");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `[graph] credential`: the secretless kinds, and every mistake named by its key.
+#[cfg(feature = "graph")]
+#[test]
+fn a_secretless_graph_credential_is_chosen_and_checked_by_key() {
+    let graph = |body: &str| {
+        let config = parse(&format!("{MINIMAL}\n[graph]\n{body}\n"))?;
+        Ok::<_, (String, String)>(config.graph.unwrap())
+    };
+    let (key, message) = graph("credential = \"kubernetes\"").unwrap_err();
+    assert_eq!(key, "graph.credential");
+    assert!(
+        message.contains("unknown variant `kubernetes`"),
+        "{message}"
+    );
+
+    let refused = |body: &str| match build::graph_credential(&graph(body).unwrap()) {
+        Err(ConfigFileError::Invalid { key, message }) => (key, message),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        refused("credential = \"managed_identity\"\nclient_id = \"my-identity\""),
+        (
+            "graph.client_id".into(),
+            "not a GUID: the client id of a user-assigned managed identity".into()
+        )
+    );
+    assert_eq!(
+        refused("credential = \"workload_identity\"\nclient_id = \"3f2a1b0c-0000-4000-8000-000000000001\"").0,
+        "graph.client_id"
+    );
+    assert_eq!(
+        refused("credential = \"managed_identity\"\nclient_secret_env = \"S\"").0,
+        "graph.credential"
+    );
+    assert_eq!(
+        refused("client_id = \"3f2a1b0c-0000-4000-8000-000000000001\"\nclient_secret_env = \"S\""),
+        (
+            "graph.client_id".into(),
+            "only with credential = \"managed_identity\"".into()
+        )
+    );
+
+    let user_assigned = graph(
+        "credential = \"managed_identity\"\nclient_id = \"3f2a1b0c-0000-4000-8000-000000000001\"",
+    )
+    .unwrap();
+    assert_eq!(
+        user_assigned.credential,
+        Some(GraphCredentialKind::ManagedIdentity)
+    );
+    if std::env::var_os("IDENTITY_ENDPOINT").is_none() {
+        let credential = build::graph_credential(&user_assigned).unwrap();
+        let shown = format!("{credential:?}");
+        assert!(
+            shown.contains("imds") && shown.contains("3f2a1b0c-0000-4000-8000-000000000001"),
+            "{shown}"
+        );
+    }
 }

@@ -12,8 +12,10 @@
 //! [`GroupResolutionError`]. With the `graph` feature (on by default),
 //! [`GraphGroupResolver`] implements it with Microsoft Graph:
 //!
-//! - it signs in as the API's own application with client credentials (a client secret or
-//!   a certificate) at the cloud's token endpoint of the **principal's** tenant, and caches
+//! - it signs in as the API's own application with client credentials (a client secret, a
+//!   certificate, or a workload identity's federated token) at the cloud's token endpoint
+//!   of the **principal's** tenant, or as a managed identity at the local identity
+//!   endpoint (IMDS or App Service; its own tenant only), and caches
 //!   the Graph token per tenant until shortly before it expires (an `expires_in` above 24 h
 //!   counts as 24 h);
 //! - it asks the least it needs: `checkMemberGroups` with only the candidate group ids,
@@ -121,7 +123,7 @@ use crate::ids::{GroupId, ObjectId, TenantId};
 use crate::principal::Principal;
 
 #[cfg(feature = "graph")]
-pub use credentials::ClientCredential;
+pub use credentials::{ClientCredential, ManagedIdentityId};
 #[cfg(feature = "graph")]
 pub use resolver::{
     DEFAULT_GRAPH_CACHE_CAPACITY, DEFAULT_GRAPH_CACHE_TTL, DEFAULT_GRAPH_FAILURE_TTL,
@@ -184,7 +186,8 @@ pub enum GroupResolutionError {
     /// application permissions were not granted).
     #[error("{service} refused the application (HTTP {status}, {code})")]
     Unauthorized {
-        /// `"the token endpoint"` or `"Microsoft Graph"`.
+        /// `"the token endpoint"`, `"the managed identity endpoint"` or
+        /// `"Microsoft Graph"`.
         service: &'static str,
         /// The HTTP status.
         status: u16,
@@ -201,6 +204,16 @@ pub enum GroupResolutionError {
         tenant: TenantId,
         /// The principal's object id.
         object: ObjectId,
+    },
+    /// The resolver signs in as a managed identity, which gets tokens only in its own
+    /// tenant, and the principal belongs to another: use workload identity federation or a
+    /// multi-tenant application credential to resolve other tenants.
+    #[error("a managed identity gets tokens only in its own tenant {home}, not in tenant {tenant}")]
+    ForeignTenant {
+        /// The managed identity's (the resolver's) tenant.
+        home: TenantId,
+        /// The principal's tenant.
+        tenant: TenantId,
     },
 }
 

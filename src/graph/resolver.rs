@@ -83,6 +83,7 @@ const BACKOFF_CAP: Duration = Duration::from_secs(2);
 const CACHE_ROUNDS: usize = 3;
 
 const TOKEN_ENDPOINT: &str = "the token endpoint";
+const MANAGED_IDENTITY: &str = "the managed identity endpoint";
 const GRAPH: &str = "Microsoft Graph";
 
 /// A [`GroupResolver`] backed by Microsoft Graph. See the [module docs](super).
@@ -103,6 +104,8 @@ struct Inner {
     client_id: String,
     credential: ClientCredential,
     fetcher: Fetcher,
+    /// The managed identity endpoint's own client (no proxy), for managed identities.
+    identity_client: Option<reqwest::Client>,
     memberships: Cache<PrincipalId, Arc<Membership>>,
     tokens: Cache<TenantId, Arc<GraphToken>>,
     /// Recent failures per principal (bounded like `memberships`).
@@ -230,7 +233,8 @@ impl GraphGroupResolver {
         self.inner.graph_calls.load(Ordering::SeqCst)
     }
 
-    /// HTTP requests sent to the token endpoint (every attempt).
+    /// HTTP requests sent to the token endpoint, or to the managed identity endpoint
+    /// (every attempt).
     pub fn token_requests(&self) -> u64 {
         self.inner.token_requests.load(Ordering::SeqCst)
     }

@@ -7,10 +7,12 @@
 //!
 //! - `POST /{tenant}/oauth2/v2.0/token`: `grant_type=client_credentials`, `client_id` =
 //!   [`TestIdp::client_id`], `scope` = `{authority}/.default`, and either `client_secret` =
-//!   [`TestIdp::graph_client_secret`] or a `client_assertion` signed by the key of
-//!   [`TestIdp::graph_client_certificate`]. Answers `{"token_type":"Bearer","expires_in":3599,
-//!   "access_token":"…"}` or Entra's errors (`invalid_client` 401, `unauthorized_client`,
-//!   `invalid_scope`, `unsupported_grant_type`, `invalid_tenant` 400).
+//!   [`TestIdp::graph_client_secret`], a `client_assertion` signed by the key of
+//!   [`TestIdp::graph_client_certificate`], or a registered federated token
+//!   ([`TestIdp::mint_federated_token`]; see `identity`). Answers
+//!   `{"token_type":"Bearer","expires_in":3599,"access_token":"…"}` or Entra's errors
+//!   (`invalid_client` 401, `unauthorized_client`, `invalid_scope`, `unsupported_grant_type`,
+//!   `invalid_tenant` 400).
 //! - `POST /v1.0/{users|servicePrincipals}/{oid}/checkMemberGroups` `{"groupIds":[≤ 20]}`:
 //!   `{"value":[the ones the object is in]}`.
 //! - `POST /v1.0/{users|servicePrincipals}/{oid}/getMemberObjects`
@@ -156,6 +158,17 @@ impl GraphState {
     /// SHA-256 thumbprint is ever compared.
     fn certificate_der(&self) -> Vec<u8> {
         self.certificate().public_key_der().to_vec()
+    }
+
+    /// Issues a Graph token of `tenant` with the configured lifetime (for the managed
+    /// identity look-alikes): the token and its `expires_in`.
+    pub(crate) fn issue(&self, tenant: TenantId) -> (String, u64) {
+        let access_token = random_b64::<32>();
+        lock(&self.issued).insert(access_token.clone(), tenant);
+        (
+            access_token,
+            self.token_lifetime_secs.load(Ordering::SeqCst),
+        )
     }
 
     pub(crate) fn reset_counters(&self) {
@@ -459,7 +472,11 @@ fn token(state: &State, tenant: &str, body: &[u8], lifetime: u64) -> Response<Fu
             if field("client_assertion_type")
                 == Some("urn:ietf:params:oauth:client-assertion-type:jwt-bearer") =>
         {
-            check_assertion(state, assertion, &endpoint)
+            if super::identity::is_certificate_assertion(assertion) {
+                check_assertion(state, assertion, &endpoint)
+            } else {
+                super::identity::check_federated(state, assertion)
+            }
         }
         _ => Err((
             7000218,

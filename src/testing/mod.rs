@@ -10,7 +10,10 @@
 //! ([`TestIdp::rotate`], [`TestIdp::remove_key`]), odd JWKS entries
 //! ([`TestIdp::publish_raw_jwk`]), outages and hostile answers ([`Mode`]), held JWKS answers
 //! ([`TestIdp::hold_jwks_request`]), request counters to prove caching, and a
-//! [`TokenBuilder`] for every claim Entra sends.
+//! [`TokenBuilder`] for every claim Entra sends. For Microsoft Graph it also serves the
+//! client credentials token endpoint (secrets, certificates and federated workload
+//! identity tokens, [`TestIdp::mint_federated_token`]) and look-alikes of the managed
+//! identity endpoints ([`TestIdp::imds_endpoint`], [`TestIdp::app_service_identity_endpoint`]).
 //!
 //! The authority is plain `http://`: a verifier must be told explicitly that it may talk to
 //! it. The server runs on the current tokio runtime (which needs its IO and time drivers, as
@@ -51,6 +54,7 @@
 
 mod graph;
 mod hold;
+mod identity;
 mod keys;
 mod mint;
 mod respond;
@@ -146,6 +150,8 @@ pub(crate) struct State {
     pub(crate) appid_requests: AtomicUsize,
     /// The token endpoint and Microsoft Graph look-alike.
     pub(crate) graph: graph::GraphState,
+    /// Federated tokens and the managed identity endpoints' look-alikes.
+    pub(crate) identity: identity::IdentityState,
 }
 
 /// Keys held (can sign) and published (in the JWKS); held keys are never forgotten so that
@@ -296,6 +302,7 @@ impl TestIdp {
             jwks_holds: hold::Holds::default(),
             appid_requests: AtomicUsize::new(0),
             graph: graph::GraphState::new(),
+            identity: identity::IdentityState::new(),
         });
         let (stop, stopped) = watch::channel(false);
         let server = tokio::spawn(server::serve(listener, state.clone(), stopped));
@@ -482,12 +489,14 @@ impl TestIdp {
         self.state().jwks_requests.load(Ordering::SeqCst)
     }
 
-    /// Sets every request counter back to zero (discovery, JWKS and the Graph counters) and
-    /// clears [`graph_paths`](Self::graph_paths).
+    /// Sets every request counter back to zero (discovery, JWKS, the Graph and the managed
+    /// identity counters) and clears [`graph_paths`](Self::graph_paths) and
+    /// [`managed_identity_queries`](Self::managed_identity_queries).
     pub fn reset_counters(&self) {
         self.state().discovery_requests.store(0, Ordering::SeqCst);
         self.state().jwks_requests.store(0, Ordering::SeqCst);
         self.state().graph.reset_counters();
+        self.state().identity.reset_counters();
     }
 
     /// Stops the server for every clone and waits until the port is closed: later requests

@@ -1,6 +1,7 @@
 //! The HTTP side of [`TestIdp`](super::TestIdp): Entra's discovery and JWKS endpoints on a
 //! hyper 1 HTTP/1.1 server, one task per connection, with the fault [`Mode`]s. The token
-//! endpoint and Microsoft Graph are routed to [`super::graph`].
+//! endpoint and Microsoft Graph are routed to [`super::graph`], the managed identity
+//! endpoints to [`super::identity`].
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -159,6 +160,9 @@ async fn answer(
     req: Request<Incoming>,
     state: Arc<State>,
 ) -> Result<Response<Full<Bytes>>, Hangup> {
+    if let Some(route) = super::identity::route(req.method(), req.uri().path()) {
+        return Ok(super::identity::answer(route, &req, &state));
+    }
     if let Some(route) = super::graph::route(req.method(), req.uri().path()) {
         return Ok(super::graph::answer(route, req, &state).await);
     }

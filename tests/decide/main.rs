@@ -13,4 +13,5 @@ mod graph;
 mod overage;
 mod policy;
 mod properties;
+mod secretless;
 mod step_up;

@@ -67,6 +67,11 @@ impl Inner {
         tenant: &TenantId,
         deadline: Instant,
     ) -> Result<Arc<GraphToken>, GroupResolutionError> {
+        if let Some(identity) = self.credential.as_managed_identity() {
+            return self
+                .request_identity_token(identity, tenant, deadline)
+                .await;
+        }
         let endpoint = format!("{}/{tenant}/oauth2/v2.0/token", self.authority);
         let url = Url::parse(&endpoint).map_err(|_| GroupResolutionError::Unavailable {
             reason: "the token endpoint URL is not valid".into(),
@@ -82,9 +87,7 @@ impl Inner {
                     let form = self
                         .credential
                         .token_request_form(&self.client_id, &endpoint, &scope)
-                        .map_err(|reason| GroupResolutionError::Unavailable {
-                            reason: reason.into(),
-                        })?;
+                        .map_err(|reason| GroupResolutionError::Unavailable { reason })?;
                     Ok(self
                         .fetcher
                         .client
@@ -104,14 +107,10 @@ impl Inner {
                 if token.access_token.is_empty() {
                     return Err(unusable(&url));
                 }
-                // A hostile `expires_in` (up to u64::MAX) must neither overflow nor pin a
-                // token for ever.
-                let life = Duration::from_secs(token.expires_in).min(MAX_GRAPH_TOKEN_LIFETIME);
-                let keep = life.saturating_sub(TOKEN_REFRESH_MARGIN.min(life / 2));
-                Ok(Arc::new(GraphToken {
-                    access_token: token.access_token,
-                    valid_until: valid_for(keep),
-                }))
+                Ok(graph_token(
+                    token.access_token,
+                    Duration::from_secs(token.expires_in),
+                ))
             }
             400 | 401 | 403 => Err(GroupResolutionError::Unauthorized {
                 service: TOKEN_ENDPOINT,
@@ -126,6 +125,76 @@ impl Inner {
             }),
         }
     }
+}
+
+impl Inner {
+    /// A managed identity's Graph token from its local endpoint (IMDS or App Service),
+    /// for `resource` = the Graph base. Only for the identity's own tenant: a managed
+    /// identity is a service principal of one tenant.
+    async fn request_identity_token(
+        &self,
+        identity: &crate::graph::credentials::ManagedIdentity,
+        tenant: &TenantId,
+        deadline: Instant,
+    ) -> Result<Arc<GraphToken>, GroupResolutionError> {
+        if *tenant != self.home_tenant {
+            return Err(GroupResolutionError::ForeignTenant {
+                home: self.home_tenant.clone(),
+                tenant: tenant.clone(),
+            });
+        }
+        let url = identity.token_url(&self.graph_base).map_err(|reason| {
+            GroupResolutionError::Unavailable {
+                reason: reason.into(),
+            }
+        })?;
+        let client = self
+            .identity_client
+            .as_ref()
+            .unwrap_or(&self.fetcher.client);
+        let answer = self
+            .send(
+                tenant,
+                MANAGED_IDENTITY,
+                &self.token_requests,
+                || Ok(identity.request(client, &url)),
+                &url,
+                deadline,
+            )
+            .await?;
+        match answer.status {
+            200 => {
+                let (access_token, life) =
+                    crate::graph::credentials::parse_identity_answer(&answer.body, unix_now())
+                        .ok_or_else(|| unusable(&url))?;
+                Ok(graph_token(access_token, life))
+            }
+            // IMDS: 400 missing `Metadata` header or unknown identity, 404 no identity
+            // assigned; App Service: 400 or 401 for a wrong `X-IDENTITY-HEADER`.
+            400 | 401 | 403 | 404 => Err(GroupResolutionError::Unauthorized {
+                service: MANAGED_IDENTITY,
+                status: answer.status,
+                code: entra_error_code(&answer.body),
+            }),
+            status => Err(GroupResolutionError::Unavailable {
+                reason: format!(
+                    "the managed identity endpoint answered HTTP {status} ({})",
+                    entra_error_code(&answer.body)
+                ),
+            }),
+        }
+    }
+}
+
+/// A Graph token that lives `life`, kept until shortly before it expires. A hostile
+/// lifetime (up to u64::MAX seconds) must neither overflow nor pin a token for ever.
+fn graph_token(access_token: String, life: Duration) -> Arc<GraphToken> {
+    let life = life.min(MAX_GRAPH_TOKEN_LIFETIME);
+    let keep = life.saturating_sub(TOKEN_REFRESH_MARGIN.min(life / 2));
+    Arc::new(GraphToken {
+        access_token,
+        valid_until: valid_for(keep),
+    })
 }
 
 /// Entra's OAuth error: `error` plus the first AADSTS code, e.g.

@@ -26,7 +26,8 @@ pub struct GraphGroupResolverBuilder {
 
 impl GraphGroupResolverBuilder {
     /// Use this HTTP client (share one across your service). Redirects are refused
-    /// whatever the client's policy.
+    /// whatever the client's policy. A managed identity's endpoint is asked through a
+    /// client of its own, without proxies.
     pub fn http_client(mut self, client: reqwest::Client) -> Self {
         self.http_client = Some(client);
         self
@@ -122,9 +123,8 @@ impl GraphGroupResolverBuilder {
                 reason,
             }
         })?;
-        if let Some(reason) = self.credential.problem() {
-            return Err(ConfigError::InvalidCredential { reason });
-        }
+        self.credential
+            .check(authority, &self.tenant, self.allow_http_loopback)?;
         if self.cache_ttl.is_zero() || self.cache_ttl > Duration::from_secs(24 * 3600) {
             return Err(ConfigError::OutOfRange {
                 setting: "cache_ttl",
@@ -154,7 +154,23 @@ impl GraphGroupResolverBuilder {
             None => Fetcher::default_client(DEFAULT_HTTP_TIMEOUT)
                 .map_err(|e| ConfigError::HttpClient(crate::error::Cause::new(e)))?,
         };
+        // The managed identity endpoint is on the host: never through a proxy (which would
+        // see the token; IMDS refuses proxied requests anyway), whatever the injected
+        // client's settings.
+        let identity_client = match self.credential.as_managed_identity() {
+            Some(_) => Some(
+                reqwest::Client::builder()
+                    .no_proxy()
+                    .redirect(reqwest::redirect::Policy::none())
+                    .connect_timeout(Duration::from_secs(5))
+                    .timeout(DEFAULT_HTTP_TIMEOUT)
+                    .build()
+                    .map_err(|e| ConfigError::HttpClient(crate::error::Cause::new(e)))?,
+            ),
+            None => None,
+        };
         let inner = Inner {
+            identity_client,
             authority: authority.trim_end_matches('/').to_owned(),
             graph_base: graph_base.trim_end_matches('/').to_owned(),
             home_tenant: self.tenant,
