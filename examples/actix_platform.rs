@@ -88,6 +88,13 @@ async fn fleet_status(
     HttpResponse::Ok().json(platform::fleet_status(&governor))
 }
 
+/// `GET /readyz`: 200 when the governor is ready, 503 when not, with its health report.
+async fn readyz(governor: web::Data<Governor>) -> HttpResponse {
+    let (status, body) = platform::readiness(&governor);
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+    HttpResponse::build(status).json(body)
+}
+
 /// The routes; `Require` wraps each resource, where the path parameters are known.
 fn api(config: &mut web::ServiceConfig, governor: &Governor) {
     let require = |action: &str, template: &str| Require::new(governor.clone(), action, template);
@@ -142,6 +149,7 @@ pub(crate) fn server(
             .app_data(web::Data::new(governor.clone()))
             .app_data(web::Data::new(audit.clone()))
             .route("/healthz", web::get().to(|| async { "ok" }))
+            .route("/readyz", web::get().to(readyz))
             .configure(|config| api(config, &governor))
     })
     .listen(listener)?

@@ -104,6 +104,13 @@ async fn fleet_status(
     Json(platform::fleet_status(&app.governor))
 }
 
+/// `GET /readyz`: 200 when the governor is ready, 503 when not, with its health report.
+async fn readyz(State(app): State<AppState>) -> Response {
+    let (status, body) = platform::readiness(&app.governor);
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+    (status, Json(body)).into_response()
+}
+
 /// The API behind the governor's layers; `benches/http.rs` load-tests this very router.
 pub(crate) fn app(governor: Governor, audit: AuditFile) -> Router {
     let require =
@@ -139,6 +146,7 @@ pub(crate) fn app(governor: Governor, audit: AuditFile) -> Router {
         .layer(AuthenticateLayer::new(governor.clone()));
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
         .merge(api)
         .with_state(AppState { governor, audit })
 }

@@ -69,6 +69,7 @@ pub use cloud::Cloud;
 pub use decision::{Decision, Effect, Match, Reason};
 pub use error::{AuthorizeError, ConfigError, ReloadError, TokenError};
 pub use governor::{Governor, GovernorBuilder, RequestContext};
+pub use governor::health;
 #[cfg(feature = "graph")]
 #[cfg_attr(docsrs, doc(cfg(feature = "graph")))]
 pub use graph::{ClientCredential, GraphGroupResolver, GraphGroupResolverBuilder};

@@ -15,6 +15,7 @@
 //! | `POST /v1/admin/revocations` | `admin.revoke` on `admin/revocations` (platform admins): revokes the caller named in the body |
 //! | `GET /v1/admin/fleet` | `admin.read` on `admin/fleet` (platform admins): `Governor::fleet_status()` |
 //! | `GET /healthz` | nothing |
+//! | `GET /readyz` | nothing: `Governor::health()` as JSON, 200 when ready, 503 when not |
 //!
 //! `POST /v1/admin/revocations` takes `{"tenant_id": "<guid>", "object_id": "<guid>"}` and
 //! refuses, from now on, every token of that caller issued before now (in fleet mode on
@@ -138,7 +139,10 @@ pub async fn start() -> Result<Platform, BoxError> {
         None => {
             let listener = bind(([127, 0, 0, 1], 8080).into())
                 .or_else(|_| bind(([127, 0, 0, 1], 0).into()))?;
-            demo(listener).await?
+            let platform = demo(listener).await?;
+            // Ready from the start (`GET /readyz`), not from the first request.
+            platform.governor.prefetch_keys().await?;
+            platform
         }
     };
     let addr = platform.listener.local_addr()?;
@@ -648,6 +652,14 @@ pub fn me(governor: &Governor, caller: &Principal) -> Value {
         "roles": caller.roles(),
         "permissions": governor.permissions(caller),
     })
+}
+
+/// `GET /readyz`: the HTTP status (200 when the governor is ready, 503 when not) and
+/// [`Governor::health`] as JSON. Never calls Entra or Graph; holds no token or caller.
+pub fn readiness(governor: &Governor) -> (u16, Value) {
+    let health = governor.health();
+    let status = if health.ready { 200 } else { 503 };
+    (status, json!(health))
 }
 
 pub use entra_governor::http::admin::{fleet_status, revoke};

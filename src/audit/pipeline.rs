@@ -323,6 +323,16 @@ impl AuditLog {
             && self.shared.consecutive_failures.load(Ordering::SeqCst) == 0
     }
 
+    /// True once the log has stopped taking events (shut down, or its worker ended).
+    pub(crate) fn is_closed(&self) -> bool {
+        self.shared.closed.load(Ordering::SeqCst)
+    }
+
+    /// Failed sink calls since the last success: 0 while the sink works.
+    pub(crate) fn consecutive_failures(&self) -> u64 {
+        self.shared.consecutive_failures.load(Ordering::SeqCst)
+    }
+
     /// True when this log refuses (returns errors) while the sink is failing.
     pub fn is_strict(&self) -> bool {
         self.shared.strict

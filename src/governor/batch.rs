@@ -49,7 +49,7 @@ impl Governor {
         let policy = self.inner.policy.load_full();
         let resolved = match &self.inner.groups {
             Some(resolver) if policy.needs_group_resolution(principal) => {
-                Some(resolve_groups(&**resolver, &policy, principal).await)
+                Some(resolve_groups(&**resolver, &self.inner.graph_calls, &policy, principal).await)
             }
             _ => None,
         };

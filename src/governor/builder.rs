@@ -352,6 +352,7 @@ impl GovernorBuilder {
                 shadow,
                 shadow_attached: std::sync::atomic::AtomicBool::new(self.shadow.is_some()),
                 groups: self.groups,
+                graph_calls: super::health::GraphCalls::default(),
                 verifier,
                 policy,
                 #[cfg(feature = "redis")]

@@ -2,6 +2,7 @@
 
 mod batch;
 pub(crate) mod builder;
+pub mod health;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -53,6 +54,8 @@ pub(crate) struct Inner {
     /// The shadow slot is the audit log's hook.
     pub(crate) shadow_attached: std::sync::atomic::AtomicBool,
     pub(crate) groups: Option<Arc<dyn GroupResolver>>,
+    /// How the last group lookup ended, for [`Governor::health`].
+    pub(crate) graph_calls: health::GraphCalls,
     /// Fleet mode: the shared state's tasks run while this is held.
     #[cfg(feature = "redis")]
     pub(crate) fleet: Option<crate::fleet::Attached>,
@@ -327,7 +330,8 @@ impl Governor {
         let (decision, event) = match self.decide_now(principal, action, resource) {
             Ok(done) => done,
             Err((policy, resolver)) => {
-                let lookup = resolve_groups(&*resolver, &policy, principal);
+                let calls = &self.inner.graph_calls;
+                let lookup = resolve_groups(&*resolver, calls, &policy, principal);
                 let resolved = Box::pin(lookup).await;
                 let membership = match &resolved {
                     Some(groups) => MembershipSource::Resolved(groups),
@@ -672,10 +676,13 @@ type NeedsGroups = (Arc<CompiledPolicy>, Arc<dyn GroupResolver>);
 /// nothing".
 async fn resolve_groups(
     resolver: &dyn GroupResolver,
+    calls: &health::GraphCalls,
     policy: &CompiledPolicy,
     principal: &Principal,
 ) -> Option<Vec<crate::ids::GroupId>> {
-    match resolver.resolve(principal, policy.bound_group_ids()).await {
+    let result = resolver.resolve(principal, policy.bound_group_ids()).await;
+    calls.note(&result);
+    match result {
         Ok(groups) => Some(groups),
         Err(error) => {
             tracing::warn!(%error, principal = %principal.id(), "group membership unavailable");

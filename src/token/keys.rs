@@ -237,6 +237,15 @@ pub(crate) struct KeySourceConfig {
     pub(crate) refresh_interval: Option<Duration>,
 }
 
+/// When the key source was last refreshed successfully, and last failed to be.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct RefreshTimes {
+    /// The last refresh that fetched a usable key set (it confirmed the held keys).
+    pub(crate) last_success: Option<Instant>,
+    /// The last refresh that failed (the held keys were kept).
+    pub(crate) last_failure: Option<Instant>,
+}
+
 struct RefreshState {
     last_unknown_kid_refresh: Option<Instant>,
     last_failure: Option<Instant>,
@@ -259,6 +268,9 @@ pub(crate) struct KeyStore {
     jwks_requests_sent: AtomicU64,
     /// The number of the JWKS request whose key set is stored; held while storing.
     stored_request: Mutex<u64>,
+    /// When refreshes (on demand and periodic) last succeeded and failed: for health
+    /// reports, never for decisions.
+    refreshes: Mutex<RefreshTimes>,
     /// Dropped with the store: tells the periodic refresher to stop.
     _stop: tokio::sync::watch::Sender<()>,
     stop_rx: tokio::sync::watch::Receiver<()>,
@@ -281,6 +293,7 @@ impl KeyStore {
             }),
             jwks_requests_sent: AtomicU64::new(0),
             stored_request: Mutex::new(0),
+            refreshes: Mutex::new(RefreshTimes::default()),
             _stop: stop,
             stop_rx,
         })
@@ -379,10 +392,35 @@ impl KeyStore {
         }
     }
 
+    /// When refreshes last succeeded and failed (a copy; no network).
+    pub(crate) fn refresh_times(&self) -> RefreshTimes {
+        *self
+            .refreshes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// [`fetch_once`](Self::fetch_once), its outcome noted in [`refresh_times`](Self::refresh_times).
+    async fn fetch(&self, rediscover: bool) -> Result<(), String> {
+        let result = self.fetch_once(rediscover).await;
+        let now = Instant::now();
+        let mut times = self
+            .refreshes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if result.is_ok() {
+            times.last_success = Some(now);
+        } else {
+            times.last_failure = Some(now);
+        }
+        drop(times);
+        result
+    }
+
     /// Discovery (when not yet known, or when `rediscover`) and the JWKS. Replaces the key
     /// set only with a non-empty parsed one, and only when no JWKS request sent later has
     /// stored its key set already.
-    async fn fetch(&self, rediscover: bool) -> Result<(), String> {
+    async fn fetch_once(&self, rediscover: bool) -> Result<(), String> {
         let discovered = match self.discovered.load_full() {
             Some(d) if !rediscover => d,
             _ => {

@@ -91,6 +91,11 @@ impl Verifier {
         kids
     }
 
+    /// When the signing keys were last refreshed successfully, and last failed to be.
+    pub(crate) fn key_refresh_times(&self) -> keys::RefreshTimes {
+        self.keys.refresh_times()
+    }
+
     /// How many verified tokens are cached (0 without a cache).
     pub(crate) fn cached_tokens(&self) -> u64 {
         self.verified

@@ -417,3 +417,66 @@ async fn the_admin_routes_revoke_a_caller_for_every_transport_and_report_the_fle
         .unwrap();
     assert_eq!(anonymous.status(), 401);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_is_503_until_the_keys_load_then_200_without_any_request() {
+    let idp = crate::example_idp().await;
+    idp.set_mode(entra_governor::testing::Mode::Down);
+    let dir = harness::temp_dir("ready-after-keys");
+    let service = Service::start(&harness::write_config(&dir, &idp, ""));
+    let answer = reqwest::get(format!("{}/readyz", service.http))
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 503);
+    let down: Value = serde_json::from_str(&answer.text().await.unwrap()).unwrap();
+    assert_eq!(
+        (&down["ready"], &down["keys"], &down["fleet_current"]),
+        (&Value::Bool(false), &Value::from(0), &Value::Bool(true)),
+        "{down}"
+    );
+    let health = &down["health"];
+    assert_eq!(health["ready"], false, "{down}");
+    assert_eq!(health["not_ready"], serde_json::json!(["no_signing_keys"]));
+    assert_eq!(health["keys"]["loaded"], 0);
+    assert_eq!(health["keys"]["refresh_failing"], true);
+    assert_eq!(health["keys"]["last_refresh_age_ms"], Value::Null);
+    assert_eq!(health["policy"]["loaded"], true);
+    assert_eq!(health["policy"]["version"], down["policy_version"]);
+    assert_eq!(health["audit"]["strict"], false);
+    assert_eq!(health["fleet"], Value::Null);
+
+    // Entra comes back: the service fetches the keys on its own (no request carries a
+    // token), and becomes ready.
+    idp.set_mode(entra_governor::testing::Mode::Normal);
+    let mut ready = None;
+    for _ in 0..400 {
+        let answer = reqwest::get(format!("{}/readyz", service.http))
+            .await
+            .unwrap();
+        if answer.status() == 200 {
+            ready = Some(answer.text().await.unwrap());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let ready: Value = serde_json::from_str(
+        &ready.unwrap_or_else(|| panic!("never ready: {}", service.log_text())),
+    )
+    .unwrap();
+    assert_eq!(
+        (&ready["ready"], &ready["keys"]),
+        (&Value::Bool(true), &Value::from(1))
+    );
+    let health = &ready["health"];
+    assert_eq!(health["not_ready"], serde_json::json!([]));
+    assert_eq!(health["keys"]["loaded"], 1);
+    assert_eq!(health["keys"]["refresh_failing"], false);
+    assert!(health["keys"]["last_refresh_age_ms"].is_u64(), "{ready}");
+    assert_eq!(health["audit"]["healthy"], true);
+    assert!(
+        service.log_text().contains("signing keys loaded"),
+        "{}",
+        service.log_text()
+    );
+    assert_eq!(service.terminate().code(), Some(0));
+}

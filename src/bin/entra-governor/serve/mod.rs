@@ -17,6 +17,7 @@ mod reload;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use entra_governor::Governor;
 use entra_governor::config::Config;
@@ -85,12 +86,7 @@ async fn serve(config_path: &Path) -> Result<(), BoxError> {
         gate,
         stopping,
     };
-    match governor.prefetch_keys().await {
-        Ok(n) => tracing::info!(keys = n, "signing keys loaded"),
-        Err(e) => {
-            tracing::warn!(error = %e, "signing keys not loaded yet; requests get 503 until they are")
-        }
-    }
+    load_keys(&governor, stop.subscribe()).await;
     if let Some(every) = config.policy_reload_interval() {
         reload::spawn(
             service.clone(),
@@ -118,6 +114,34 @@ async fn serve(config_path: &Path) -> Result<(), BoxError> {
     governor.shutdown().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// How often a replica that started without signing keys tries again (the key store's
+/// own backoff, 1 s doubling to 60 s, decides whether a try reaches Entra).
+const KEY_RETRY_EVERY: Duration = Duration::from_secs(1);
+
+/// Fetches the signing keys; when that fails, keeps trying in the background until they
+/// load or the service stops. An unready replica gets no traffic behind a load
+/// balancer, so it must not wait for a request to fetch them.
+async fn load_keys(governor: &Governor, mut stopping: watch::Receiver<bool>) {
+    match governor.prefetch_keys().await {
+        Ok(n) => return tracing::info!(keys = n, "signing keys loaded"),
+        Err(e) => {
+            tracing::warn!(error = %e, "signing keys not loaded yet; requests get 503 until they are")
+        }
+    }
+    let governor = governor.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(KEY_RETRY_EVERY) => {}
+                _ = stopping.changed() => return,
+            }
+            if let Ok(n) = governor.prefetch_keys().await {
+                return tracing::info!(keys = n, "signing keys loaded");
+            }
+        }
+    });
 }
 
 async fn bind(addr: Option<SocketAddr>) -> Result<Option<TcpListener>, BoxError> {

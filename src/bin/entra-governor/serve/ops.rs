@@ -10,7 +10,6 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use entra_governor::axum::{AuthenticateLayer, Authenticated, Authorized, RequireLayer};
-use entra_governor::fleet::FleetMode;
 use entra_governor::http::admin;
 use serde_json::{Value, json};
 
@@ -42,27 +41,26 @@ pub fn routes(service: &Service) -> Router<Service> {
         .merge(admin_routes)
 }
 
-/// 200 when this replica can decide: signing keys loaded, a policy live, the fleet's
-/// revocation view current where strict mode requires it, not shutting down; else 503.
-/// The body says which, with the policy version and reload counters.
+/// 200 when this replica can decide: [`Governor::health`](entra_governor::Governor::health)
+/// is ready (signing keys loaded, the audit trail writable where strict mode requires it,
+/// the fleet's revocation view current where strict mode requires it) and the service is
+/// not shutting down; else 503. The body says which, with the policy version, the reload
+/// counters and the whole health report under `health`.
 async fn readyz(State(service): State<Service>) -> Response {
     let governor = service.governor();
-    let keys = governor.key_ids().len();
-    let fleet = governor.fleet_status();
-    let fleet_current = match (fleet.mode, fleet.strict_bound) {
-        (FleetMode::Redis, Some(bound)) => fleet.view_age.is_some_and(|age| age <= bound),
-        _ => true,
-    };
+    let health = governor.health();
+    let fleet_current = health.fleet.as_ref().is_none_or(|fleet| fleet.current);
     let stopping = *service.stopping.borrow();
-    let ready = keys > 0 && fleet_current && !stopping;
+    let ready = health.ready && !stopping;
     let body = json!({
         "ready": ready,
-        "keys": keys,
-        "policy_version": governor.policy_version(),
-        "shadow_policy_version": governor.shadow_report().policy_version,
+        "keys": health.keys.loaded,
+        "policy_version": health.policy.version,
+        "shadow_policy_version": health.policy.shadow_version,
         "policy_reloads": { "ok": service.reloads.ok(), "failed": service.reloads.failed() },
         "fleet_current": fleet_current,
         "stopping": stopping,
+        "health": health,
     });
     let status = if ready {
         StatusCode::OK
