@@ -68,8 +68,8 @@ pub use audit::{
 pub use cloud::Cloud;
 pub use decision::{Decision, Effect, Match, Reason};
 pub use error::{AuthorizeError, ConfigError, ReloadError, TokenError};
-pub use governor::{Governor, GovernorBuilder, RequestContext};
 pub use governor::health;
+pub use governor::{Governor, GovernorBuilder, RequestContext};
 #[cfg(feature = "graph")]
 #[cfg_attr(docsrs, doc(cfg(feature = "graph")))]
 pub use graph::{ClientCredential, GraphGroupResolver, GraphGroupResolverBuilder};
