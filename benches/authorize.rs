@@ -11,6 +11,9 @@
 //!   as a never-seen token does;
 //! - `authorize_known`: `authorize()` of tokens seen before, 10,000 distinct live tokens in
 //!   play, cache on;
+//! - `authorize_known/10k-tokens+recorder` (feature `metrics`): the same with a recorder
+//!   installed (the Prometheus recorder of the service, never rendered: every key built,
+//!   looked up and updated), against `authorize_known` whose metric calls find none;
 //! - `sha256_moka`: SHA-256 of the token plus a moka lookup, the common way to cache;
 //! - `authorize_known+audit` and `authorize_known+audit+shadow`: the same with an audit
 //!   log (a sink that discards, `OnFull::Drop` so the measured thread never waits), without
@@ -147,6 +150,57 @@ fn benches(c: &mut Criterion) {
                 .unwrap()
         })
     });
+    #[cfg(feature = "metrics")]
+    {
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new()
+            .set_buckets_for_metric(
+                metrics_exporter_prometheus::Matcher::Full(
+                    entra_governor::observe::DECISION_DURATION_SECONDS.to_owned(),
+                ),
+                entra_governor::observe::DECISION_DURATION_BUCKETS,
+            )
+            .unwrap()
+            .build_recorder();
+        let handle = recorder.handle();
+        // Built and warmed under the recorder: its request-path handles are the recorder's.
+        let recorded = metrics::with_local_recorder(&recorder, || {
+            let recorded = governor(&idp, true);
+            for t in &tokens {
+                assert!(allowed(&recorded, t).expect("valid").is_allowed());
+            }
+            recorded
+        });
+        // The recorder's upkeep, as the service runs it (there every 5 s and at each
+        // scrape; here every 100 ms, the same work in smaller drains): histogram samples
+        // drained into buckets, so memory stays bounded as it does in production.
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let upkeep = {
+            let (handle, stop) = (handle.clone(), stop.clone());
+            std::thread::spawn(move || {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                    handle.run_upkeep();
+                }
+            })
+        };
+        g.bench_function("authorize_known/10k-tokens+recorder", |b| {
+            let _local = metrics::set_default_local_recorder(&recorder);
+            b.iter(|| {
+                i = (i + 1) % KNOWN_TOKENS;
+                let token = black_box(&tokens[i]);
+                ready(recorded.authorize(token, "training.submit", "models/exp-1")).unwrap()
+            })
+        });
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        upkeep.join().unwrap();
+        let allows = r#"entra_governor_decisions_total{outcome="allow",reason="allow"}"#;
+        let text = handle.render();
+        let line = text.lines().find(|l| l.starts_with(allows));
+        eprintln!(
+            "authorize_known/10k-tokens+recorder: {}",
+            line.expect("recorded")
+        );
+    }
     let moka: moka::sync::Cache<[u8; 32], u64> = moka::sync::Cache::new(100_000);
     for t in &tokens {
         let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, t.as_bytes());

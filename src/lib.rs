@@ -42,6 +42,8 @@ mod governor;
 
 pub mod http;
 
+pub mod observe;
+
 pub mod ai;
 
 #[cfg(any(feature = "axum", feature = "actix", feature = "tonic"))]

@@ -130,12 +130,14 @@ fn authorization(headers: &HeaderMap) -> impl Iterator<Item = &[u8]> {
     headers.get_all(AUTHORIZATION).map(|value| value.as_bytes())
 }
 
-/// The audit context of a request: its `x-request-id` or `x-correlation-id` header.
+/// The audit context of a request: its `x-request-id` or `x-correlation-id` header, and
+/// its W3C `traceparent` (so OTLP audit records join the caller's trace).
 fn context(headers: &HeaderMap) -> RequestContext {
     let id = headers
         .get("x-request-id")
         .or_else(|| headers.get("x-correlation-id"));
-    http::request_context(id.map(|v| v.as_bytes()))
+    let traceparent = headers.get("traceparent").map(|v| v.as_bytes());
+    http::request_context_with_trace(id.map(|v| v.as_bytes()), traceparent)
 }
 
 /// The future of [`AuthenticateMiddleware`] and [`RequireMiddleware`].

@@ -627,12 +627,14 @@ struct Call {
     context: RequestContext,
 }
 
-/// The audit context of a call: its `x-request-id` or `x-correlation-id` metadata.
+/// The audit context of a call: its `x-request-id` or `x-correlation-id` metadata, and
+/// its W3C `traceparent`.
 fn context(headers: &HeaderMap) -> RequestContext {
     let id = headers
         .get("x-request-id")
         .or_else(|| headers.get("x-correlation-id"));
-    http::request_context(id.map(HeaderValue::as_bytes))
+    let traceparent = headers.get("traceparent").map(HeaderValue::as_bytes);
+    http::request_context_with_trace(id.map(HeaderValue::as_bytes), traceparent)
 }
 
 /// Authenticates the call and finds its method's rule.

@@ -172,6 +172,10 @@ pub struct AuditEvent {
     /// again (a governor sharing the audit log without a shadow leaves it `None`).
     #[serde(skip)]
     pub(crate) shadow_of: Option<u64>,
+    /// Not written to JSON Lines: the caller's W3C trace context, when the request
+    /// carried a valid `traceparent`; the OTLP sink (feature `otel`) links records to it.
+    #[serde(skip)]
+    pub(crate) trace_parent: Option<super::TraceParent>,
 }
 
 /// What a shadow (candidate) policy decided for an event, when it differs from the
@@ -238,6 +242,7 @@ impl AuditEvent {
             inputs: None,
             shadow: None,
             shadow_of: None,
+            trace_parent: None,
         }
     }
 
@@ -398,6 +403,18 @@ impl AuditEvent {
     /// revoked caller or a summary: the events replay and reviews read.
     pub fn is_decision(&self) -> bool {
         self.inputs.is_some() && self.reason != super::AUDIT_UNAVAILABLE_REASON
+    }
+
+    /// Sets the caller's W3C trace context (not part of the JSON Lines schema): exported
+    /// records join that trace.
+    pub fn with_trace_parent(mut self, trace_parent: super::TraceParent) -> Self {
+        self.trace_parent = Some(trace_parent);
+        self
+    }
+
+    /// The caller's W3C trace context, when the request carried one.
+    pub fn trace_parent(&self) -> Option<&super::TraceParent> {
+        self.trace_parent.as_ref()
     }
 
     /// Sets the decision latency (stored in whole microseconds, saturating).

@@ -166,6 +166,14 @@
 //!   Agent JSON-file data source feeds the stream `Custom-EntraGovernorAudit_CL`, with the
 //!   transformation `source | extend TimeGenerated = todatetime(time)`.
 //!
+//! # Exporting to OpenTelemetry
+//!
+//! With the `otel` feature, `OtlpLogSink` (module `audit::otlp`) sends the trail to an
+//! OpenTelemetry Collector (or any OTLP backend) as OTLP log records over OTLP/HTTP
+//! protobuf, with the same delivery guarantees as the other sinks; a request's W3C
+//! `traceparent` ([`TraceParent`], in [`RequestContext`](crate::RequestContext)) puts
+//! its record in the caller's trace. The field mapping, versioned, is documented in that module.
+//!
 //! # Joining to Entra sign-in logs
 //!
 //! `token_id` is the token's `uti` claim, which Entra also records for the sign-in that
@@ -186,12 +194,20 @@
 
 mod event;
 pub mod inputs;
+#[cfg(feature = "otel")]
+#[cfg_attr(docsrs, doc(cfg(feature = "otel")))]
+pub mod otlp;
 mod pipeline;
 mod sink;
+mod span;
+mod trace_parent;
 
 pub use event::{AUTHENTICATE_ACTION, AuditEvent, AuditOutcome, ShadowOutcome};
 pub(crate) use event::{parse_rfc3339_millis, rfc3339_millis as rfc3339};
 pub use inputs::{AuditGroups, DecisionInputs};
+#[cfg(feature = "otel")]
+#[cfg_attr(docsrs, doc(cfg(feature = "otel")))]
+pub use otlp::OtlpLogSink;
 pub(crate) use pipeline::EventHook;
 pub use pipeline::{
     AUDIT_HEALTH_TARGET, AUDIT_UNAVAILABLE_REASON, AuditError, AuditLog, AuditLogBuilder,
@@ -199,3 +215,6 @@ pub use pipeline::{
     DEFAULT_MAX_BATCH, DEFAULT_UNAUTHENTICATED_CAPACITY, DROPPED_UNAUTHENTICATED_REASON, OnFull,
 };
 pub use sink::{AUDIT_TARGET, AuditSink, AuditSinkError, JsonLinesSink, MemorySink, TracingSink};
+pub use span::{DECIDE_SPAN, DECIDE_SPAN_TARGET};
+pub(crate) use span::{decide_span, record_decided};
+pub use trace_parent::{TraceParent, TraceParentError};

@@ -131,7 +131,8 @@ impl Config {
     ///
     /// # Errors
     /// [`ConfigFileError::Invalid`] for a `file` sink without a `path`, or a file that
-    /// cannot be opened for appending.
+    /// cannot be opened for appending; for an `otlp` sink without the `otel` feature, an
+    /// `endpoint`, or a `header_env` variable, or with an endpoint the sink refuses.
     pub fn audit_log(&self) -> Result<AuditLog, ConfigFileError> {
         let a = &self.audit;
         let builder = match a.sink {
@@ -148,6 +149,7 @@ impl Config {
                 })?;
                 AuditLog::builder(sink)
             }
+            AuditSinkKind::Otlp => AuditLog::builder(otlp_sink(a)?),
         };
         let on_full = match a.mode {
             AuditMode::Wait => crate::audit::OnFull::Wait,
@@ -430,4 +432,42 @@ fn load_policy(key: &'static str, path: &std::path::Path) -> Result<Policy, Conf
         path: path.to_owned(),
         source: Box::new(source),
     })
+}
+
+/// The `otlp` sink `[audit]` describes: endpoint, `service.name`, headers from the
+/// environment (a missing variable is named, a value never shown).
+#[cfg(feature = "otel")]
+fn otlp_sink(a: &super::AuditConfig) -> Result<crate::audit::OtlpLogSink, ConfigFileError> {
+    let endpoint = a.endpoint.as_deref().ok_or_else(|| {
+        ConfigFileError::invalid("audit.endpoint", "the `otlp` sink needs an endpoint")
+    })?;
+    let mut builder = crate::audit::OtlpLogSink::builder(endpoint);
+    if let Some(name) = &a.service_name {
+        builder = builder.service_name(name.clone());
+    }
+    for (header, variable) in &a.header_env {
+        let value = std::env::var(variable).map_err(|_| {
+            ConfigFileError::invalid(
+                format!("audit.header_env.{header}"),
+                format!("environment variable {variable} is not set (or not UTF-8)"),
+            )
+        })?;
+        builder = builder.header(header.clone(), value);
+    }
+    builder.build().map_err(|e| {
+        let key = match e {
+            crate::audit::otlp::OtlpConfigError::InvalidHeader { .. } => "audit.header_env",
+            _ => "audit.endpoint",
+        };
+        ConfigFileError::invalid(key, e.to_string())
+    })
+}
+
+/// Without the `otel` feature an `otlp` sink cannot be built.
+#[cfg(not(feature = "otel"))]
+fn otlp_sink(_: &super::AuditConfig) -> Result<crate::MemorySink, ConfigFileError> {
+    Err(ConfigFileError::invalid(
+        "audit.sink",
+        "the `otlp` sink needs entra-governor's `otel` feature",
+    ))
 }

@@ -128,10 +128,22 @@ pub struct PolicyConfig {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuditConfig {
-    /// Where events go: `tracing` (default), `file` (JSON Lines at `path`) or `stdout`
-    /// (JSON Lines).
+    /// Where events go: `tracing` (default), `file` (JSON Lines at `path`), `stdout`
+    /// (JSON Lines) or `otlp` (OTLP log records to `endpoint`, feature `otel`).
     #[serde(default)]
     pub sink: AuditSinkKind,
+    /// The `otlp` sink's OTLP/HTTP endpoint: `https://collector:4318` (`/v1/logs` is
+    /// appended when there is no path), or `http://` on a loopback host.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// The `otlp` sink's `service.name` resource attribute (default `entra-governor`).
+    #[serde(default)]
+    pub service_name: Option<String>,
+    /// The `otlp` sink's headers, each read from the environment variable named here at
+    /// start-up (`header_env = { "x-api-key" = "OTLP_API_KEY" }`), so that the file never
+    /// holds the secret.
+    #[serde(default)]
+    pub header_env: std::collections::BTreeMap<String, String>,
     /// The JSON Lines file of the `file` sink; relative to the configuration file.
     #[serde(default)]
     pub path: Option<PathBuf>,
@@ -161,6 +173,8 @@ pub enum AuditSinkKind {
     File,
     /// JSON Lines on standard output.
     Stdout,
+    /// OTLP log records over OTLP/HTTP (needs the crate's `otel` feature).
+    Otlp,
 }
 
 /// `[audit] mode`.

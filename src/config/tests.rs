@@ -281,3 +281,38 @@ fn a_secretless_graph_credential_is_chosen_and_checked_by_key() {
         );
     }
 }
+
+#[cfg(feature = "otel")]
+#[tokio::test]
+async fn an_otlp_sink_is_configured_in_the_audit_section() {
+    let otlp = |extra: &str| {
+        let text = format!("{MINIMAL}\n[audit]\nsink = \"otlp\"\n{extra}");
+        parse(&text).unwrap().audit_log().map(|_| ())
+    };
+    let config = parse(&format!(
+        "{MINIMAL}\n[audit]\nsink = \"otlp\"\nendpoint = \"http://127.0.0.1:4318\"\nservice_name = \"gw\"\n"
+    ))
+    .unwrap();
+    assert_eq!(config.audit.sink, AuditSinkKind::Otlp);
+    assert_eq!(config.audit.service_name.as_deref(), Some("gw"));
+    config.audit_log().unwrap().shutdown().await;
+    let err = |r: Result<(), ConfigFileError>| r.unwrap_err().to_string();
+    let e = err(otlp(""));
+    assert!(
+        e.contains("audit.endpoint") && e.contains("needs an endpoint"),
+        "{e}"
+    );
+    let e = err(otlp("endpoint = \"http://collector:4318\"\n"));
+    assert!(
+        e.contains("audit.endpoint") && e.contains("plain http"),
+        "{e}"
+    );
+    let e = err(otlp(
+        "endpoint = \"https://collector\"\nheader_env = { \"x-api-key\" = \"ENTRA_GOVERNOR_TEST_UNSET_OTLP_KEY\" }\n",
+    ));
+    assert!(
+        e.contains("audit.header_env.x-api-key")
+            && e.contains("ENTRA_GOVERNOR_TEST_UNSET_OTLP_KEY"),
+        "{e}"
+    );
+}

@@ -65,6 +65,7 @@ impl Governor {
             if let Some(event) = event {
                 self.record_event(*event, context, started).await?;
             }
+            crate::observe::decided(&self.inner.verifier.hot, &decision);
             decisions.push(decision);
         }
         Ok(decisions)

@@ -258,6 +258,7 @@ impl GraphCalls {
     /// Notes how a lookup ended.
     pub(crate) fn note(&self, result: &Result<Vec<crate::ids::GroupId>, GroupResolutionError>) {
         let kind = GraphResult::of(result);
+        crate::observe::graph_call(kind);
         let mut state = self
             .last
             .lock()
@@ -340,6 +341,15 @@ impl Governor {
             audit,
             fleet,
         }
+    }
+
+    /// Sets the scrape-time metrics (feature `metrics`: the gauges, and the audit log's
+    /// counters) from [`health`](Self::health), for the installed recorder: call it just
+    /// before rendering a scrape. See [`observe`](crate::observe).
+    #[cfg(feature = "metrics")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+    pub fn record_gauges(&self) {
+        crate::observe::gauges(&self.health());
     }
 }
 

@@ -66,6 +66,9 @@ pub(crate) struct Inner {
 pub struct RequestContext {
     /// The request or correlation id (for example the `x-request-id` header).
     pub correlation_id: Option<String>,
+    /// The caller's W3C trace context (the `traceparent` header), which the audit event
+    /// carries so that exported records join the caller's trace.
+    pub trace_parent: Option<crate::audit::TraceParent>,
 }
 
 impl RequestContext {
@@ -73,7 +76,14 @@ impl RequestContext {
     pub fn with_correlation_id(id: impl Into<String>) -> Self {
         Self {
             correlation_id: Some(id.into()),
+            ..Self::default()
         }
+    }
+
+    /// This context with the caller's W3C trace context.
+    pub fn with_trace_parent(mut self, trace_parent: crate::audit::TraceParent) -> Self {
+        self.trace_parent = Some(trace_parent);
+        self
     }
 }
 
@@ -242,11 +252,17 @@ impl Governor {
         context: &RequestContext,
     ) -> Result<Decision, AuthorizeError> {
         let started = Instant::now();
-        let principal = self
-            .verify_recorded_since(token, action, resource, context, started)
-            .await?;
-        self.decide_and_record(&principal, action, resource, context, started)
-            .await
+        let run = async {
+            let principal = self
+                .verify_recorded_since(token, action, resource, context, started)
+                .await?;
+            self.decide_and_record(&principal, action, resource, context, started)
+                .await
+        };
+        let span = crate::audit::decide_span(action, resource, context);
+        let result = tracing::Instrument::instrument(run, span).await;
+        crate::observe::authorized(&self.inner.verifier.hot, &result, started);
+        result
     }
 
     async fn verify_recorded_since(
@@ -286,14 +302,20 @@ impl Governor {
         context: &RequestContext,
     ) -> Result<Decision, AuthorizeError> {
         let started = Instant::now();
-        if let Err(error) = self.check_still_valid(principal) {
-            let event =
-                AuditEvent::for_token_error(&error, action, resource).with_principal(principal);
-            Box::pin(self.record_event(event, context, started)).await?;
-            return Err(AuthorizeError::InvalidToken(error));
-        }
-        self.decide_and_record(principal, action, resource, context, started)
-            .await
+        let run = async {
+            if let Err(error) = self.check_still_valid(principal) {
+                let event =
+                    AuditEvent::for_token_error(&error, action, resource).with_principal(principal);
+                Box::pin(self.record_event(event, context, started)).await?;
+                return Err(AuthorizeError::InvalidToken(error));
+            }
+            self.decide_and_record(principal, action, resource, context, started)
+                .await
+        };
+        let span = crate::audit::decide_span(action, resource, context);
+        let result = tracing::Instrument::instrument(run, span).await;
+        crate::observe::authorized(&self.inner.verifier.hot, &result, started);
+        result
     }
 
     /// The checks of [`verify`](Self::verify) that time can change: expiry (with the
@@ -440,6 +462,7 @@ impl Governor {
         };
         let authenticated = event.object_id.is_some();
         let event = with_request(event, context, started);
+        crate::audit::record_decided(&event);
         let recorded = if authenticated {
             audit.record(event).await
         } else {
@@ -532,9 +555,12 @@ impl Governor {
         &self,
         path: impl AsRef<std::path::Path>,
     ) -> Result<(), ReloadError> {
-        let policy = Policy::from_path(path)?;
-        self.reload_policy(policy)?;
-        Ok(())
+        let reloaded = Policy::from_path(path)
+            .map_err(ReloadError::from)
+            .and_then(|policy| Ok(self.reload_policy(policy)?));
+        #[cfg(feature = "metrics")]
+        crate::observe::policy_reloaded(reloaded.is_ok());
+        reloaded
     }
 
     /// Whether this governor accepts one tenant or several: what an unqualified
@@ -628,9 +654,10 @@ pub(crate) fn check_tenant_trust(
     Ok(())
 }
 
-/// `event` with the request's latency so far and correlation id.
+/// `event` with the request's latency so far, trace context and correlation id.
 fn with_request(event: AuditEvent, context: &RequestContext, started: Instant) -> AuditEvent {
-    let event = event.with_latency(started.elapsed());
+    let mut event = event.with_latency(started.elapsed());
+    event.trace_parent = context.trace_parent;
     match &context.correlation_id {
         Some(id) => event.with_correlation_id(id.clone()),
         None => event,

@@ -79,6 +79,7 @@ where
     let token = match bearer_token(authorization) {
         Ok(token) => token,
         Err(e) => {
+            crate::observe::token_refused(e.code());
             let event = AuditEvent::new(AuditOutcome::InvalidToken, AUTHENTICATE_ACTION, path)
                 .with_reason(e.code())
                 .with_explanation(e.to_string());
@@ -90,6 +91,7 @@ where
     match governor.verify_shared(token).await {
         Ok(principal) => Ok(principal),
         Err(error) => {
+            crate::observe::token_refused(error.code());
             let event = AuditEvent::for_token_error(&error, AUTHENTICATE_ACTION, path);
             if let Err(e) = governor.record_event(event, context, started).await {
                 return Err(Refusal::from_authorize_error(&e, governor.cloud()));
@@ -279,5 +281,19 @@ pub fn request_context(request_id: Option<&[u8]>) -> RequestContext {
     match id {
         Some(id) => RequestContext::with_correlation_id(id),
         None => RequestContext::default(),
+    }
+}
+
+/// [`request_context`] plus the request's W3C `traceparent` header, parsed strictly
+/// ([`TraceParent::parse`](crate::audit::TraceParent::parse)): an invalid one is ignored,
+/// as the W3C recommendation says, and the request is neither refused nor logged for it.
+pub fn request_context_with_trace(
+    request_id: Option<&[u8]>,
+    traceparent: Option<&[u8]>,
+) -> RequestContext {
+    let context = request_context(request_id);
+    match traceparent.map(crate::audit::TraceParent::parse) {
+        Some(Ok(trace_parent)) => context.with_trace_parent(trace_parent),
+        _ => context,
     }
 }

@@ -183,6 +183,7 @@ impl VerifierSettings {
             max_token_bytes: self.max_token_bytes,
             keys,
             verified: self.token_cache_bytes.map(VerifiedTokens::new),
+            hot: crate::observe::Hot::register(),
         })
     }
 

@@ -403,6 +403,7 @@ impl KeyStore {
     /// [`fetch_once`](Self::fetch_once), its outcome noted in [`refresh_times`](Self::refresh_times).
     async fn fetch(&self, rediscover: bool) -> Result<(), String> {
         let result = self.fetch_once(rediscover).await;
+        crate::observe::jwks_fetched(result.is_ok());
         let now = Instant::now();
         let mut times = self
             .refreshes

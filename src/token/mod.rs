@@ -37,16 +37,20 @@ pub(crate) struct Verifier {
     pub(crate) keys: Arc<KeyStore>,
     /// Verified tokens, when the cache is enabled.
     pub(crate) verified: Option<cache::VerifiedTokens>,
+    /// The request path's metric handles (shared with the governor).
+    pub(crate) hot: crate::observe::Hot,
 }
 
 impl Verifier {
     /// Verifies a token, answering a repeat of a still-valid token from the cache.
     pub(crate) async fn verify(&self, token: &str) -> Result<Arc<Principal>, TokenError> {
         let now = unix_now();
-        if let Some(cache) = &self.verified
-            && let Some(principal) = cache.get(token, &self.keys.snapshot(), now)
-        {
-            return Ok(principal);
+        if let Some(cache) = &self.verified {
+            let hit = cache.get(token, &self.keys.snapshot(), now);
+            crate::observe::token_cache_lookup(&self.hot, hit.is_some());
+            if let Some(principal) = hit {
+                return Ok(principal);
+            }
         }
         // Boxed: the cache hit above stays a small future for callers to move around.
         let (principal, key) = Box::pin(self.verify_fully(token, now)).await?;

@@ -421,6 +421,38 @@ async fn check_openai_contract(base: &str, s: &Setup) {
         );
     }
 
+    // A W3C traceparent on the request reaches the decision's audit event (for OTLP
+    // records that join the caller's trace); a malformed one is ignored.
+    for (traceparent, expected) in [
+        (
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            Some("4bf92f3577b34da6a3ce929d0e0e4736"),
+        ),
+        (
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            None,
+        ),
+    ] {
+        let before = s.sink.events().len();
+        let a = reqwest::Client::new()
+            .post(format!("{base}/v1/embeddings"))
+            .header("authorization", format!("Bearer {team}"))
+            .header("content-type", "application/json")
+            .header("traceparent", traceparent)
+            .body(chat("mistral-large"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(a.status().as_u16(), 403);
+        let event = wait_for_event(&s.sink, before).await;
+        assert_eq!(event.resource, "models/mistral-large");
+        assert_eq!(
+            event.trace_parent().map(|t| t.trace_id_hex()).as_deref(),
+            expected,
+            "{traceparent}"
+        );
+    }
+
     // The trail: the refused duplicate body is there with its reason, and no allow of gpt-4o.
     let events = s.sink.events();
     assert!(
@@ -437,6 +469,18 @@ async fn check_openai_contract(base: &str, s: &Setup) {
         team_gpt, 2,
         "one invocation and one listing by the stepped-up user"
     );
+}
+
+/// The first event recorded after the first `before` ones (the audit worker writes
+/// shortly after the answer).
+async fn wait_for_event(sink: &MemorySink, before: usize) -> entra_governor::AuditEvent {
+    for _ in 0..200 {
+        if let Some(event) = sink.events().get(before) {
+            return event.clone();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("no audit event after {before}");
 }
 
 /// POSTs `body` to the chat route in 4 KiB chunks (`Transfer-Encoding: chunked`, no

@@ -6,6 +6,7 @@
 //! | `contract` | the adapters' contract through forward-auth, Envoy HTTP and gRPC, AuthZEN |
 //! | `authzen` | PEP authentication, batches and their semantics, the well-known metadata |
 //! | `operations` | the configuration's errors, hot reload under load, readiness, shutdown, admin routes |
+//! | `metrics_endpoint` | `/metrics`: counters moved exactly by scripted requests, no request value in a label |
 //! | `nginx` | a real nginx with `deploy/nginx.conf` (auth_request) in front of an upstream |
 //! | `governance` | the service's v2 trail through `replay`, `review`, `lint` and `test` |
 
@@ -13,6 +14,7 @@ mod authzen;
 mod contract;
 mod governance;
 mod harness;
+mod metrics_endpoint;
 mod nginx;
 mod operations;
 

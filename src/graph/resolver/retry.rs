@@ -110,6 +110,7 @@ impl Inner {
                         |secs| Duration::from_secs(secs).min(MAX_GRAPH_RETRY_AFTER),
                     );
                     let failure = if answer.status == 429 {
+                        crate::observe::graph_throttled();
                         // Every lookup of the tenant waits for it, not only this one, on
                         // every replica of the fleet.
                         self.hold_tenant(tenant, None, wait).await;

@@ -5,7 +5,7 @@
 //! | `gateway` | `/forward-auth` (nginx, Traefik) and `/envoy/…` (Envoy's HTTP ext_authz mode) |
 //! | `envoy` | `envoy.service.auth.v3.Authorization/Check` over gRPC |
 //! | `authzen` | the AuthZEN Authorization API 1.0 and its well-known metadata |
-//! | `ops` | `/healthz`, `/readyz`, the admin routes |
+//! | `ops` | `/healthz`, `/readyz`, `/metrics`, the admin routes |
 //! | `reload` | the policy file watched and reloaded atomically |
 
 mod authzen;
@@ -43,6 +43,8 @@ pub struct Service {
     pub reloads: Arc<reload::ReloadStats>,
     /// True once the service is shutting down: `/readyz` answers 503.
     pub stopping: watch::Receiver<bool>,
+    /// Renders `/metrics` from the process's Prometheus recorder.
+    pub metrics: metrics_exporter_prometheus::PrometheusHandle,
 }
 
 impl Service {
@@ -63,6 +65,8 @@ pub fn run(config_path: &Path) -> Result<(), BoxError> {
 
 async fn serve(config_path: &Path) -> Result<(), BoxError> {
     let config = Config::load(config_path)?;
+    // Before the governor: its request-path metric handles bind to this recorder.
+    let metrics = install_metrics()?;
     let governor = config.governor(config.audit_log()?)?;
     let gate = Gate::new(
         governor.clone(),
@@ -85,8 +89,10 @@ async fn serve(config_path: &Path) -> Result<(), BoxError> {
         forward_auth: config.forward_auth.headers,
         gate,
         stopping,
+        metrics,
     };
     load_keys(&governor, stop.subscribe()).await;
+    spawn_metrics_upkeep(service.metrics.clone(), stop.subscribe());
     if let Some(every) = config.policy_reload_interval() {
         reload::spawn(
             service.clone(),
@@ -139,6 +145,40 @@ async fn load_keys(governor: &Governor, mut stopping: watch::Receiver<bool>) {
             }
             if let Ok(n) = governor.prefetch_keys().await {
                 return tracing::info!(keys = n, "signing keys loaded");
+            }
+        }
+    });
+}
+
+/// Installs the process's Prometheus recorder (the decision latency as a histogram) and
+/// describes every metric.
+fn install_metrics() -> Result<metrics_exporter_prometheus::PrometheusHandle, BoxError> {
+    use entra_governor::observe;
+    use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+    let handle = PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            Matcher::Full(observe::DECISION_DURATION_SECONDS.to_owned()),
+            observe::DECISION_DURATION_BUCKETS,
+        )?
+        .install_recorder()?;
+    observe::describe();
+    Ok(handle)
+}
+
+/// How often the recorder drains its histogram samples into buckets (the exporter's own
+/// default): without it an unscraped replica's samples would grow without bound.
+const METRICS_UPKEEP_EVERY: Duration = Duration::from_secs(5);
+
+/// Runs the recorder's upkeep until the service stops (`install_recorder` starts none).
+fn spawn_metrics_upkeep(
+    handle: metrics_exporter_prometheus::PrometheusHandle,
+    mut stopping: watch::Receiver<bool>,
+) {
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(METRICS_UPKEEP_EVERY) => handle.run_upkeep(),
+                _ = stopping.changed() => return,
             }
         }
     });

@@ -1,4 +1,5 @@
-//! Operations: `/healthz` (the process answers), `/readyz` (it can decide), and the
+//! Operations: `/healthz` (the process answers), `/readyz` (it can decide), `/metrics`
+//! (Prometheus text format), and the
 //! admin routes (revocations, fleet mode, the shadow policy's counters), each behind the
 //! policy like any other request.
 
@@ -38,6 +39,7 @@ pub fn routes(service: &Service) -> Router<Service> {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .merge(admin_routes)
 }
 
@@ -68,6 +70,17 @@ async fn readyz(State(service): State<Service>) -> Response {
         StatusCode::SERVICE_UNAVAILABLE
     };
     (status, Json(body)).into_response()
+}
+
+/// The Prometheus text exposition format; the gauges are set from
+/// [`Governor::health`](entra_governor::Governor::health) first.
+async fn metrics(State(service): State<Service>) -> Response {
+    service.governor().record_gauges();
+    let content_type = [(
+        axum::http::header::CONTENT_TYPE,
+        "text/plain; version=0.0.4",
+    )];
+    (content_type, service.metrics.render()).into_response()
 }
 
 async fn revoke(

@@ -106,6 +106,7 @@ fn try_reload(service: &Service, slot: Slot, path: &std::path::Path, content: &[
     match swapped {
         Ok(()) => {
             service.reloads.ok.fetch_add(1, Ordering::Relaxed);
+            entra_governor::observe::policy_reloaded(true);
             tracing::info!(
                 path = %path.display(),
                 policy_version = %slot.version(service).unwrap_or_default(),
@@ -118,6 +119,7 @@ fn try_reload(service: &Service, slot: Slot, path: &std::path::Path, content: &[
 
 fn refused(service: &Service, slot: Slot, path: &std::path::Path, error: &str) {
     service.reloads.failed.fetch_add(1, Ordering::Relaxed);
+    entra_governor::observe::policy_reloaded(false);
     tracing::error!(
         path = %path.display(),
         error = %error,
