@@ -55,7 +55,8 @@ const MODELS: &[&str] = &["llama-3-70b", "llama-3-8b", "gpt-4o", "mistral-large"
 
 /// Stub models. Every method is reached only through the layer: `ModelInfer` by
 /// callers allowed `inference.invoke` on the model, the metadata calls by callers
-/// allowed `models.read`, the server-level calls by any valid token.
+/// allowed `models.read` (which `examples/ai_gateway_policy.toml` grants nobody: with it
+/// they are refused `PERMISSION_DENIED`), the server-level calls by any valid token.
 struct Models;
 
 #[tonic::async_trait]

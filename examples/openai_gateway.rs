@@ -39,7 +39,10 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub const MODELS: &[&str] = &["llama-3-70b", "llama-3-8b", "gpt-4o", "mistral-large"];
 
 /// The policy of the demo.
-pub const POLICY: &str = "examples/ai_gateway_policy.toml";
+pub const POLICY: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/examples/ai_gateway_policy.toml"
+);
 
 /// The home tenant whose app-role assignments the policy trusts.
 const HOME_TENANT: &str = "8e6b3a1d-4f2c-4b7a-9d5e-0c1f2a3b4c5d";
@@ -245,7 +248,7 @@ const fn list(what: &'static str, persona: &'static str, lists: &'static [&'stat
     }
 }
 
-/// What the demo prints, in order; `tests/http/openai.rs` sends every one.
+/// What the demo prints, in order; `tests/http/openai_gateway.rs` sends every one.
 pub const TRIES: &[Try] = &[
     list(
         "the LLM team lists the models: exactly the two it may invoke",
@@ -323,7 +326,7 @@ pub const TRIES: &[Try] = &[
 impl Try {
     /// The `curl` command for this request against `base`.
     pub fn curl(&self, base: &str) -> String {
-        let mut command = format!("curl -s {base}{}", self.path);
+        let mut command = format!("curl -si {base}{}", self.path);
         if let Some(var) = self.persona {
             command.push_str(&format!(" -H \"authorization: Bearer ${var}\""));
         }

@@ -193,14 +193,11 @@ pub(crate) fn authorized(hot: &Hot, result: &Result<Decision, AuthorizeError>, s
 pub(crate) fn decided(hot: &Hot, decision: &Decision) {
     #[cfg(feature = "metrics")]
     {
-        let reason = decision.reason.code();
-        if decision.is_allowed() && reason == "allow" {
+        // An allow is always `Reason::Allow` (`Decision::allow`): its series is registered.
+        if decision.is_allowed() {
             hot.allowed.increment(1);
-        } else if decision.is_allowed() {
-            metrics::counter!(DECISIONS_TOTAL, "outcome" => "allow", "reason" => reason)
-                .increment(1);
         } else {
-            deny(reason);
+            deny(decision.reason.code());
         }
     }
     #[cfg(not(feature = "metrics"))]

@@ -118,12 +118,21 @@ impl ResponseError for Refusal {
     }
 
     fn error_response(&self) -> HttpResponse {
-        let mut response = HttpResponse::build(self.status_code());
-        for (name, value) in self.headers() {
-            response.insert_header((name, value));
-        }
-        response.body(self.body_json())
+        json_response(self.status_code(), self.headers(), self.body_json())
     }
+}
+
+/// A refusal's response, whatever shape its body takes.
+fn json_response(
+    status: StatusCode,
+    headers: Vec<(&'static str, String)>,
+    body: String,
+) -> HttpResponse {
+    let mut response = HttpResponse::build(status);
+    for (name, value) in headers {
+        response.insert_header((name, value));
+    }
+    response.body(body)
 }
 
 fn authorization(headers: &HeaderMap) -> impl Iterator<Item = &[u8]> {

@@ -109,6 +109,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use ::axum::body::{Body, Bytes, HttpBody};
 use ::axum::extract::rejection::RawPathParamsRejection;
 use ::axum::extract::{FromRequestParts, RawPathParams};
 use ::axum::http::header::AUTHORIZATION;
@@ -124,17 +125,61 @@ pub use crate::http::Refusal;
 
 impl IntoResponse for Refusal {
     fn into_response(self) -> Response {
-        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let mut response = (status, self.body_json()).into_response();
-        let headers = response.headers_mut();
-        for (name, value) in self.headers() {
-            // Every value is built by `crate::http` from fixed text and digits.
-            if let Ok(value) = HeaderValue::from_str(&value) {
-                headers.insert(HeaderName::from_static(name), value);
-            }
-        }
-        response
+        json_response(self.status, self.headers(), self.body_json())
     }
+}
+
+/// A refusal's response, whatever shape its body takes: `status`, `headers` (built by
+/// `crate::http` from fixed text and digits) and `body`.
+fn json_response(status: u16, headers: Vec<(&'static str, String)>, body: String) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = (status, body).into_response();
+    let map = response.headers_mut();
+    for (name, value) in headers {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            map.insert(HeaderName::from_static(name), value);
+        }
+    }
+    response
+}
+
+/// Why a body was not read.
+enum Read {
+    /// Longer than the limit.
+    TooLarge,
+    /// The transport failed while reading.
+    Failed,
+}
+
+/// The next data chunk of `body` (trailers skipped); `Err` when the transport failed.
+async fn next_chunk(body: &mut Body) -> Option<Result<Bytes, ()>> {
+    loop {
+        let frame = std::future::poll_fn(|cx| Pin::new(&mut *body).poll_frame(cx)).await?;
+        match frame {
+            Ok(frame) => {
+                if let Ok(data) = frame.into_data() {
+                    return Some(Ok(data));
+                }
+            }
+            Err(_) => return Some(Err(())),
+        }
+    }
+}
+
+/// The whole body, refused past `limit` bytes without reading further.
+async fn read_bounded(mut body: Body, limit: usize) -> Result<Bytes, Read> {
+    if body.size_hint().lower() > limit as u64 {
+        return Err(Read::TooLarge);
+    }
+    let mut bytes = Vec::new();
+    while let Some(chunk) = next_chunk(&mut body).await {
+        let chunk = chunk.map_err(|()| Read::Failed)?;
+        if bytes.len() + chunk.len() > limit {
+            return Err(Read::TooLarge);
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(Bytes::from(bytes))
 }
 
 fn authorization(headers: &HeaderMap) -> impl Iterator<Item = &[u8]> {

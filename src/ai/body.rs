@@ -30,6 +30,9 @@ pub enum BodyError {
         /// The limit, in bytes.
         limit: usize,
     },
+    /// The connection failed while the body was read (HTTP 400): nothing to decide on.
+    #[error("the request body could not be read")]
+    Unreadable,
     /// The `Content-Type` is neither absent nor JSON (HTTP 415).
     #[error("the request body must be application/json")]
     UnsupportedMediaType,
@@ -67,6 +70,7 @@ impl BodyError {
         match self {
             Self::TooLarge { .. } => "body_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::Unreadable => "body_unreadable",
             Self::NotJson { .. } => "invalid_json",
             Self::NotAnObject => "body_not_an_object",
             Self::DuplicateKey { .. } => "duplicate_key",
@@ -78,6 +82,7 @@ impl BodyError {
         match self {
             Self::TooLarge { .. } => "the request body is too large",
             Self::UnsupportedMediaType => "the request body must be application/json",
+            Self::Unreadable => "the request body could not be read",
             Self::NotJson { .. } => "the request body is not valid JSON",
             Self::NotAnObject => "the request body must be a JSON object",
             Self::DuplicateKey { .. } => "a key appears more than once in a JSON object",
@@ -315,5 +320,9 @@ mod tests {
         assert_eq!(BodyError::UnsupportedMediaType.status(), 415);
         assert_eq!(BodyError::NotAnObject.status(), 400);
         assert_eq!(BodyError::NotAnObject.code(), "body_not_an_object");
+        assert_eq!(
+            (BodyError::Unreadable.status(), BodyError::Unreadable.code()),
+            (400, "body_unreadable")
+        );
     }
 }

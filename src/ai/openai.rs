@@ -58,7 +58,7 @@
 //!
 //! [`ModelCatalog`] holds the models the server serves; [`ModelCatalog::visible_to`]
 //! answers `GET /v1/models` with exactly those the caller may invoke, asked as one batch
-//! ([`Governor::filter_allowed`]: one policy version for the whole answer, one audit
+//! ([`Governor::authorize_each`]: one policy version for the whole answer, one audit
 //! event per model), so the listing and enforcement cannot disagree: both are the same
 //! decision on the same resource.
 //!
@@ -199,14 +199,7 @@ impl OpenAiError {
     /// The response headers, names in lower case: `content-type: application/json`, then
     /// `www-authenticate` and `retry-after` when this error carries them.
     pub fn headers(&self) -> Vec<(&'static str, String)> {
-        let mut headers = vec![("content-type", "application/json".to_owned())];
-        if let Some(challenge) = &self.www_authenticate {
-            headers.push(("www-authenticate", challenge.clone()));
-        }
-        if let Some(secs) = self.retry_after {
-            headers.push(("retry-after", secs.to_string()));
-        }
-        headers
+        crate::http::json_headers(self.www_authenticate.as_deref(), self.retry_after)
     }
 }
 
@@ -465,7 +458,7 @@ impl ModelRoute {
 
     /// The body step, once the caller is authenticated and the body read (the adapter
     /// refuses a body over [`max_body_bytes`](Self::max_body_bytes) itself, with
-    /// [`body_too_large`](Self::body_too_large)): checks the content type, parses the
+    /// [`refuse_body`](Self::refuse_body)): checks the content type, parses the
     /// body once, fills the template with `model`, then authorizes. On allow: the parsed
     /// body and the allowing decision.
     ///
@@ -507,18 +500,18 @@ impl ModelRoute {
         }
     }
 
-    /// The refusal of a body longer than the limit (413), recorded in the audit trail
-    /// for a verified caller.
-    pub async fn body_too_large(
+    /// The refusal of a body the adapter could not read whole ([`BodyError::TooLarge`]
+    /// past [`max_body_bytes`](Self::max_body_bytes), 413; [`BodyError::Unreadable`],
+    /// 400), recorded in the audit trail for a verified caller.
+    pub async fn refuse_body(
         &self,
         principal: &Principal,
+        error: BodyError,
         path: &str,
         context: &RequestContext,
     ) -> OpenAiError {
-        let e = ModelRequestError::Body(BodyError::TooLarge {
-            limit: self.max_body_bytes,
-        });
-        self.refuse(principal, &e, path, context).await
+        self.refuse(principal, &ModelRequestError::Body(error), path, context)
+            .await
     }
 
     /// Parses and reads the model, without deciding.

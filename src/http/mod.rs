@@ -47,6 +47,7 @@ pub use gate::{
     Allowed, Gate, NO_ROUTE_ACTION, NO_ROUTE_REASON, NONCANONICAL_PATH_REASON, is_canonical,
     kind_name,
 };
+pub(crate) use refusal::json_headers;
 pub use refusal::{RETRY_AFTER_SECS, Refusal, RefusalBody};
 pub use routes::{Route, RouteError, RouteMatch, RouteTable};
 pub use template::{RenderError, ResourceTemplate, TemplateError};

@@ -41,14 +41,7 @@ impl Refusal {
     /// The response headers, names in lower case: `content-type: application/json`, then
     /// `www-authenticate` and `retry-after` when this refusal carries them.
     pub fn headers(&self) -> Vec<(&'static str, String)> {
-        let mut headers = vec![("content-type", "application/json".to_owned())];
-        if let Some(challenge) = &self.www_authenticate {
-            headers.push(("www-authenticate", challenge.clone()));
-        }
-        if let Some(secs) = self.retry_after {
-            headers.push(("retry-after", secs.to_string()));
-        }
-        headers
+        json_headers(self.www_authenticate.as_deref(), self.retry_after)
     }
 
     /// 400 or 401 for an unusable `Authorization` header.
@@ -312,6 +305,22 @@ fn append_bearer_param(challenges: &str, name: &str, value: &str) -> String {
         out.push_str(&format!(", {name}={quoted}"));
     }
     out
+}
+
+/// `content-type: application/json`, then `www-authenticate` and `retry-after` when given:
+/// the headers of every refusal, whatever shape its body takes.
+pub(crate) fn json_headers(
+    www_authenticate: Option<&str>,
+    retry_after: Option<u64>,
+) -> Vec<(&'static str, String)> {
+    let mut headers = vec![("content-type", "application/json".to_owned())];
+    if let Some(challenge) = www_authenticate {
+        headers.push(("www-authenticate", challenge.to_owned()));
+    }
+    if let Some(secs) = retry_after {
+        headers.push(("retry-after", secs.to_string()));
+    }
+    headers
 }
 
 /// Seconds a client should wait after a 503.

@@ -1,8 +1,7 @@
 //! OpenAI-compatible routes over real sockets, the same contract against axum and
 //! actix-web: the body's `model` authorized, `/v1/models` filtered to what the caller may
 //! invoke, every malformed body refused before the handler, errors in OpenAI's shape.
-//! Then the `openai_gateway` example: its printed commands, and its binary with
-//! `--config`.
+//! The `openai_gateway` example is run in `openai_gateway.rs`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

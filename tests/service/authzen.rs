@@ -200,6 +200,36 @@ async fn authzen_refuses_unauthenticated_peps_and_serves_batches_by_their_semant
             .collect();
         assert_eq!(reasons, vec![(&json!(false), &json!(reason)); 4], "{text}");
     }
+    // The shared subject's token was verified once for the whole batch: one refusal in
+    // the trail, where one evaluation per entry would have written four. (A marker
+    // decision before and after shows the trail has caught up: it is written in order.)
+    let refused = |events: &[Value]| {
+        events
+            .iter()
+            .filter(|e| e["action"] == "authenticate" && e["outcome"] == "invalid_token")
+            .count()
+    };
+    let settled = |marker: &'static str| {
+        let (service, dir, token) = (&service, &dir, &token);
+        async move {
+            let ask = evaluation(token, "inference.invoke", "models", marker);
+            post(service, "/access/v1/evaluation", Some(PEP_SECRET), &ask).await;
+            let resource = format!("models/{marker}");
+            for _ in 0..100 {
+                let events = harness::audit_events(dir);
+                if events.iter().any(|e| e["resource"] == resource.as_str()) {
+                    return events;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            panic!("{resource} never reached the trail");
+        }
+    };
+    let before = refused(&settled("exp-marker-1").await);
+    let body = shared("not-a-token", "");
+    post(&service, "/access/v1/evaluations", Some(PEP_SECRET), &body).await;
+    let events = settled("exp-marker-2").await;
+    assert_eq!(refused(&events), before + 1, "{events:#?}");
     let (status, _) = post(
         &service,
         "/access/v1/evaluations",

@@ -50,8 +50,9 @@ use actix_web::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use actix_web::web::{self, Bytes};
 use actix_web::{Error, FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseError, Scope};
 
-use super::{LocalBoxFuture, authorization, context};
+use super::{LocalBoxFuture, authorization, context, json_response};
 use crate::adapters::{Verified, not_installed};
+use crate::ai::body::BodyError;
 use crate::ai::openai::{ModelCatalog, ModelRoute, OpenAiError};
 use crate::{Governor, Principal, RequestContext};
 
@@ -63,11 +64,7 @@ impl ResponseError for OpenAiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        let mut response = HttpResponse::build(self.status_code());
-        for (name, value) in self.headers() {
-            response.insert_header((name, value));
-        }
-        response.body(self.body_json())
+        json_response(self.status_code(), self.headers(), self.body_json())
     }
 }
 
@@ -113,10 +110,13 @@ impl RequireModel {
                 &context,
             )
             .await?;
-        let Some(bytes) = read_bounded(request, route.max_body_bytes()).await else {
-            return Err(route
-                .body_too_large(&principal, request.path(), &context)
-                .await);
+        let bytes = match read_bounded(request, route.max_body_bytes()).await {
+            Ok(bytes) => bytes,
+            Err(error) => {
+                return Err(route
+                    .refuse_body(&principal, error, request.path(), &context)
+                    .await);
+            }
         };
         let content_type = request.headers().get(CONTENT_TYPE).map(|v| v.as_bytes());
         let (model, decision) = route
@@ -131,19 +131,26 @@ impl RequireModel {
     }
 }
 
-/// The payload, or `None` when its declared or actual length is over `limit` bytes (or
-/// the connection failed while reading it: nothing to decide on either way).
-async fn read_bounded(request: &mut ServiceRequest, limit: usize) -> Option<Bytes> {
+/// The payload; [`BodyError::TooLarge`] when its declared or actual length is over
+/// `limit` bytes, [`BodyError::Unreadable`] when the connection failed while reading it.
+async fn read_bounded(request: &mut ServiceRequest, limit: usize) -> Result<Bytes, BodyError> {
     let declared = request
         .headers()
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit as u64) {
-        return None;
+        return Err(BodyError::TooLarge { limit });
     }
-    let payload = request.extract::<web::Payload>().await.ok()?;
-    payload.to_bytes_limited(limit).await.ok()?.ok()
+    let payload = request
+        .extract::<web::Payload>()
+        .await
+        .map_err(|_| BodyError::Unreadable)?;
+    match payload.to_bytes_limited(limit).await {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(_)) => Err(BodyError::Unreadable),
+        Err(_) => Err(BodyError::TooLarge { limit }),
+    }
 }
 
 impl<S, B> Transform<S, ServiceRequest> for RequireModel

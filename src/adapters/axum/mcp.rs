@@ -71,20 +71,22 @@
 //! -32001,"message":"the caller may not perform this action on this resource","data":
 //! {"error":"insufficient_scope"}}}`.
 
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use ::axum::Router;
-use ::axum::body::{Body, Bytes, HttpBody};
+use ::axum::body::{Body, Bytes};
 use ::axum::http::header::{self, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
-use ::axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode};
+use ::axum::http::{HeaderMap, HeaderValue, Method, Request};
 use ::axum::response::{IntoResponse, Response};
 use ::axum::routing::get;
 use serde_json::Value;
 use tower::{Layer, Service};
 
-use super::{ResponseFuture, authorization, context, take_ready};
+use super::{
+    Read, ResponseFuture, authorization, context, json_response, next_chunk, read_bounded,
+    take_ready,
+};
 use crate::adapters::Verified;
 use crate::ai::body::{BodyError, DEFAULT_MAX_BODY_BYTES};
 use crate::ai::mcp::{
@@ -410,12 +412,6 @@ impl Caller<'_> {
     }
 }
 
-/// Why a body was not read.
-enum Read {
-    TooLarge,
-    Failed,
-}
-
 impl Read {
     fn response(self, limit: usize) -> FilterError {
         match self {
@@ -426,37 +422,6 @@ impl Read {
             .into(),
         }
     }
-}
-
-/// The next data chunk of `body` (trailers skipped); `Err` when the transport failed.
-async fn next_chunk(body: &mut Body) -> Option<Result<Bytes, ()>> {
-    loop {
-        let frame = std::future::poll_fn(|cx| Pin::new(&mut *body).poll_frame(cx)).await?;
-        match frame {
-            Ok(frame) => {
-                if let Ok(data) = frame.into_data() {
-                    return Some(Ok(data));
-                }
-            }
-            Err(_) => return Some(Err(())),
-        }
-    }
-}
-
-/// The whole body, refused past `limit` bytes without reading further.
-async fn read_bounded(mut body: Body, limit: usize) -> Result<Bytes, Read> {
-    if body.size_hint().lower() > limit as u64 {
-        return Err(Read::TooLarge);
-    }
-    let mut bytes = Vec::new();
-    while let Some(chunk) = next_chunk(&mut body).await {
-        let chunk = chunk.map_err(|()| Read::Failed)?;
-        if bytes.len() + chunk.len() > limit {
-            return Err(Read::TooLarge);
-        }
-        bytes.extend_from_slice(&chunk);
-    }
-    Ok(Bytes::from(bytes))
 }
 
 /// The JSON-RPC error code of a refusal by its status.
@@ -470,17 +435,9 @@ fn code_of(refusal: &Refusal) -> i64 {
 
 /// `refusal`'s status and headers, with a JSON-RPC error body for the request `id`.
 fn jsonrpc_response(refusal: &Refusal, id: Option<&Value>, code: i64) -> Response {
-    let status = StatusCode::from_u16(refusal.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let data = serde_json::json!({ "error": refusal.body.error });
     let body = jsonrpc_error(id, code, refusal.body.error_description, Some(data));
-    let mut response = (status, body.to_string()).into_response();
-    let headers = response.headers_mut();
-    for (name, value) in refusal.headers() {
-        if let Ok(value) = HeaderValue::from_str(&value) {
-            headers.insert(HeaderName::from_static(name), value);
-        }
-    }
-    response
+    json_response(refusal.status, refusal.headers(), body.to_string())
 }
 
 /// A router serving `metadata` at its well-known path

@@ -42,15 +42,18 @@ use std::task::{Context, Poll};
 use ::axum::Router;
 use ::axum::body::{Body, Bytes};
 use ::axum::extract::{FromRequestParts, Path};
-use ::axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use ::axum::http::header::CONTENT_TYPE;
 use ::axum::http::request::Parts;
-use ::axum::http::{HeaderMap, HeaderName, HeaderValue, Request, StatusCode};
+use ::axum::http::{HeaderValue, Request};
 use ::axum::response::{IntoResponse, Response};
 use ::axum::routing::get;
 use tower::{Layer, Service};
 
-use super::{ResponseFuture, authorization, context, take_ready};
+use super::{
+    Read, ResponseFuture, authorization, context, json_response, read_bounded, take_ready,
+};
 use crate::adapters::{Verified, not_installed};
+use crate::ai::body::BodyError;
 use crate::ai::openai::{ModelCatalog, ModelRoute, OpenAiError};
 use crate::{Governor, Principal, RequestContext};
 
@@ -58,16 +61,7 @@ pub use crate::ai::openai::ModelRequest;
 
 impl IntoResponse for OpenAiError {
     fn into_response(self) -> Response {
-        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let mut response = (status, self.body_json()).into_response();
-        let headers = response.headers_mut();
-        for (name, value) in self.headers() {
-            // Every value is built by `crate::http` from fixed text and digits.
-            if let Ok(value) = HeaderValue::from_str(&value) {
-                headers.insert(HeaderName::from_static(name), value);
-            }
-        }
-        response
+        json_response(self.status, self.headers(), self.body_json())
     }
 }
 
@@ -158,9 +152,16 @@ async fn require_model(
     let context = context(&parts.headers);
     let principal = caller(route, parts, &context).await?;
     let path = parts.uri.path();
-    let bytes = match read_bounded(&parts.headers, body, route.max_body_bytes()).await {
-        Some(bytes) => bytes,
-        None => return Err(route.body_too_large(&principal, path, &context).await),
+    let limit = route.max_body_bytes();
+    let bytes = match read_bounded(body, limit).await {
+        Ok(bytes) => bytes,
+        Err(unread) => {
+            let error = match unread {
+                Read::TooLarge => BodyError::TooLarge { limit },
+                Read::Failed => BodyError::Unreadable,
+            };
+            return Err(route.refuse_body(&principal, error, path, &context).await);
+        }
     };
     let content_type = parts.headers.get(CONTENT_TYPE).map(HeaderValue::as_bytes);
     let (request, decision) = route
@@ -185,18 +186,6 @@ async fn caller(
         .and_then(|v| v.for_governor(route.governor()));
     let (headers, path) = (authorization(&parts.headers), parts.uri.path());
     route.authenticate(verified, headers, path, context).await
-}
-
-/// The body, or `None` when its declared or actual length is over `limit` bytes.
-async fn read_bounded(headers: &HeaderMap, body: Body, limit: usize) -> Option<Bytes> {
-    let declared = headers
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
-        return None;
-    }
-    ::axum::body::to_bytes(body, limit).await.ok()
 }
 
 // ------------------------------------------------------------------------- extractors
