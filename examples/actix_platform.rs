@@ -95,6 +95,15 @@ async fn readyz(governor: web::Data<Governor>) -> HttpResponse {
     HttpResponse::build(status).json(body)
 }
 
+/// `GET /metrics`: the Prometheus text format (feature `metrics`).
+async fn metrics(governor: web::Data<Governor>) -> HttpResponse {
+    let (status, text) = platform::metrics_text(&governor);
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::NOT_FOUND);
+    HttpResponse::build(status)
+        .content_type(platform::METRICS_CONTENT_TYPE)
+        .body(text)
+}
+
 /// The routes; `Require` wraps each resource, where the path parameters are known.
 fn api(config: &mut web::ServiceConfig, governor: &Governor) {
     let require = |action: &str, template: &str| Require::new(governor.clone(), action, template);
@@ -150,6 +159,7 @@ pub(crate) fn server(
             .app_data(web::Data::new(audit.clone()))
             .route("/healthz", web::get().to(|| async { "ok" }))
             .route("/readyz", web::get().to(readyz))
+            .route("/metrics", web::get().to(metrics))
             .configure(|config| api(config, &governor))
     })
     .listen(listener)?

@@ -111,6 +111,14 @@ async fn readyz(State(app): State<AppState>) -> Response {
     (status, Json(body)).into_response()
 }
 
+/// `GET /metrics`: the Prometheus text format (feature `metrics`).
+async fn metrics(State(app): State<AppState>) -> Response {
+    let (status, text) = platform::metrics_text(&app.governor);
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::NOT_FOUND);
+    let content_type = [(axum::http::header::CONTENT_TYPE, platform::METRICS_CONTENT_TYPE)];
+    (status, content_type, text).into_response()
+}
+
 /// The API behind the governor's layers; `benches/http.rs` load-tests this very router.
 pub(crate) fn app(governor: Governor, audit: AuditFile) -> Router {
     let require =
@@ -147,6 +155,7 @@ pub(crate) fn app(governor: Governor, audit: AuditFile) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .merge(api)
         .with_state(AppState { governor, audit })
 }

@@ -16,6 +16,7 @@
 //! | `GET /v1/admin/fleet` | `admin.read` on `admin/fleet` (platform admins): `Governor::fleet_status()` |
 //! | `GET /healthz` | nothing |
 //! | `GET /readyz` | nothing: `Governor::health()` as JSON, 200 when ready, 503 when not |
+//! | `GET /metrics` | nothing: the Prometheus text format (built with the `metrics` feature: `--features axum,metrics`) |
 //!
 //! `POST /v1/admin/revocations` takes `{"tenant_id": "<guid>", "object_id": "<guid>"}` and
 //! refuses, from now on, every token of that caller issued before now (in fleet mode on
@@ -99,7 +100,10 @@ pub struct Platform {
 
 /// Reads `--config`, or starts the demo: a local Entra look-alike and the example policy.
 pub async fn start() -> Result<Platform, BoxError> {
-    let platform = match config_path()? {
+    let config = config_path()?;
+    // Before any governor is built: its request-path metrics bind to the recorder then.
+    install_metrics()?;
+    let platform = match config {
         Some(path) => {
             let config = Config::load(&path)?;
             if !config.routes.is_empty() {
@@ -663,3 +667,63 @@ pub fn readiness(governor: &Governor) -> (u16, Value) {
 }
 
 pub use entra_governor::http::admin::{fleet_status, revoke};
+
+// ----------------------------------------------------------------------------- metrics
+
+/// The process's Prometheus recorder, installed by [`start`].
+#[cfg(feature = "metrics")]
+static METRICS: std::sync::OnceLock<metrics_exporter_prometheus::PrometheusHandle> =
+    std::sync::OnceLock::new();
+
+/// Installs the Prometheus recorder `GET /metrics` renders (the decision latency as a
+/// histogram, every metric described) and its upkeep thread, once per process. Without the
+/// `metrics` feature the governor reports no metric, and this does nothing.
+fn install_metrics() -> Result<(), BoxError> {
+    #[cfg(feature = "metrics")]
+    {
+        use entra_governor::observe;
+        use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+        if METRICS.get().is_some() {
+            return Ok(());
+        }
+        let handle = PrometheusBuilder::new()
+            .set_buckets_for_metric(
+                Matcher::Full(observe::DECISION_DURATION_SECONDS.to_owned()),
+                observe::DECISION_DURATION_BUCKETS,
+            )?
+            .install_recorder()?;
+        observe::describe();
+        // `install_recorder` starts no upkeep: drain histogram samples every 5 s, as the
+        // decision service does, so an unscraped server's memory stays bounded.
+        let upkeep = handle.clone();
+        std::thread::spawn(move || {
+            loop {
+                std::thread::sleep(std::time::Duration::from_secs(5));
+                upkeep.run_upkeep();
+            }
+        });
+        let _ = METRICS.set(handle);
+    }
+    Ok(())
+}
+
+/// The content type of the Prometheus text exposition format.
+pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4";
+
+/// `GET /metrics`: the HTTP status and the Prometheus text, the gauges set from
+/// [`Governor::health`] first; 404 with a sentence when this build has no recorder.
+pub fn metrics_text(governor: &Governor) -> (u16, String) {
+    #[cfg(feature = "metrics")]
+    if let Some(handle) = METRICS.get() {
+        governor.record_gauges();
+        handle.run_upkeep();
+        return (200, handle.render());
+    }
+    let _ = governor;
+    (
+        404,
+        "no metrics in this build: run the example with the `metrics` feature \
+         (`--features axum,metrics` or `--features actix,metrics`)\n"
+            .to_owned(),
+    )
+}

@@ -40,6 +40,36 @@ client_id = "{}"
     config
 }
 
+/// A configuration for `idp`'s tenant on the example policy, with a decision file beside
+/// it and `extra` sections.
+fn example_config(dir: &Path, idp: &TestIdp, extra: &str) -> PathBuf {
+    let config = dir.join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"[listen]
+http = "127.0.0.1:0"
+[policy]
+path = "{}/examples/policy.toml"
+[audit]
+sink = "file"
+path = "decisions.jsonl"
+{extra}[entra]
+authority = "{}"
+dangerous_allow_http_loopback = true
+tenant = "{}"
+client_id = "{}"
+"#,
+            env!("CARGO_MANIFEST_DIR"),
+            idp.authority(),
+            idp.tenant_id(),
+            idp.client_id()
+        ),
+    )
+    .unwrap();
+    config
+}
+
 fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("eg-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -161,32 +191,7 @@ impl Drop for Served {
 async fn a_revocation_through_the_admin_route_survives_a_restart_with_a_revocations_file() {
     let idp = crate::common::example_idp().await;
     let dir = temp_dir("revocations-file");
-    let config = dir.join("config.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"[listen]
-http = "127.0.0.1:0"
-[policy]
-path = "{}/examples/policy.toml"
-[audit]
-sink = "file"
-path = "decisions.jsonl"
-[revocations]
-file = "revoked/revocations.json"
-[entra]
-authority = "{}"
-dangerous_allow_http_loopback = true
-tenant = "{}"
-client_id = "{}"
-"#,
-            env!("CARGO_MANIFEST_DIR"),
-            idp.authority(),
-            idp.tenant_id(),
-            idp.client_id()
-        ),
-    )
-    .unwrap();
+    let config = example_config(&dir, &idp, "[revocations]\nfile = \"revoked/revocations.json\"\n");
     std::fs::create_dir_all(dir.join("revoked")).unwrap();
     let admin = crate::admin::admin_token(&idp);
     for example in ["ai_platform", "actix_platform"] {
@@ -215,6 +220,121 @@ client_id = "{}"
             401,
             "{example}: the revocation did not survive the restart"
         );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `GET /metrics` of a running server, as `series → value` (comments left out).
+async fn scrape(base: &str) -> std::collections::BTreeMap<String, f64> {
+    let response = reqwest::get(format!("{base}/metrics")).await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["content-type"],
+        "text/plain; version=0.0.4"
+    );
+    let text = response.text().await.unwrap();
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(|l| {
+            let (series, value) = l.rsplit_once(' ').expect("`series value`");
+            (series.to_owned(), value.parse().expect("a number"))
+        })
+        .collect()
+}
+
+/// How much each series moved between two scrapes (series absent before count from 0).
+fn moved(
+    before: &std::collections::BTreeMap<String, f64>,
+    after: &std::collections::BTreeMap<String, f64>,
+) -> std::collections::BTreeMap<String, f64> {
+    after
+        .iter()
+        .map(|(series, v)| (series.clone(), v - before.get(series).copied().unwrap_or(0.0)))
+        .filter(|(_, delta)| *delta != 0.0)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_counter_of_an_example_servers_metrics_moves_by_exactly_its_requests() {
+    let idp = crate::common::example_idp().await;
+    let dir = temp_dir("metrics");
+    let config = example_config(&dir, &idp, "");
+    let client = reqwest::Client::new();
+    for example in ["ai_platform", "actix_platform"] {
+        let served = Served::start(example, &config);
+        let base = served.base.as_str();
+        let (scientist, _) = crate::admin::scientist(&idp);
+        let expired = idp
+            .token()
+            .scopes("Inference.Invoke")
+            .expires_in(-3600)
+            .sign();
+        let before = scrape(base).await;
+        // The script: 3 allowed inferences, 2 refused deployments (same token: 1 cache
+        // miss, then 4 hits), 1 expired token (a miss, refused before any decision) and
+        // 1 request without a token (no lookup at all).
+        let send = |path: &str, token: Option<&str>| {
+            let mut request = client
+                .post(format!("{base}{path}"))
+                .header("content-type", "application/json")
+                .body(r#"{"input": "hello"}"#);
+            if let Some(token) = token {
+                request = request.bearer_auth(token);
+            }
+            async move { request.send().await.unwrap().status().as_u16() }
+        };
+        for _ in 0..3 {
+            assert_eq!(send("/v1/models/exp-1/infer", Some(&scientist)).await, 200);
+        }
+        for _ in 0..2 {
+            assert_eq!(send("/v1/models/prod-1/deploy", Some(&scientist)).await, 403);
+        }
+        assert_eq!(send("/v1/models/exp-1/infer", Some(&expired)).await, 401);
+        assert_eq!(send("/v1/models/exp-1/infer", None).await, 401);
+        let after = scrape(base).await;
+        let moved = moved(&before, &after);
+        let expected: std::collections::BTreeMap<String, f64> = [
+            (r#"entra_governor_decisions_total{outcome="allow",reason="allow"}"#, 3.0),
+            (r#"entra_governor_decisions_total{outcome="deny",reason="outside_scopes"}"#, 2.0),
+            (r#"entra_governor_decisions_total{outcome="deny",reason="expired"}"#, 1.0),
+            (r#"entra_governor_decisions_total{outcome="deny",reason="missing_bearer_token"}"#, 1.0),
+            (r#"entra_governor_token_cache_lookups_total{result="hit"}"#, 4.0),
+            (r#"entra_governor_token_cache_lookups_total{result="miss"}"#, 2.0),
+            ("entra_governor_decision_duration_seconds_count", 5.0),
+            ("entra_governor_token_cache_entries", 1.0),
+        ]
+        .into_iter()
+        .map(|(series, n)| (series.to_owned(), n))
+        .collect();
+        let counted: std::collections::BTreeMap<String, f64> = moved
+            .iter()
+            .filter(|(series, _)| {
+                !series.starts_with("entra_governor_decision_duration_seconds_bucket")
+                    && series.as_str() != "entra_governor_decision_duration_seconds_sum"
+                    && series.as_str() != "entra_governor_jwks_age_seconds"
+            })
+            .map(|(s, v)| (s.clone(), *v))
+            .collect();
+        assert_eq!(counted, expected, "{example}: every series that moved");
+        // The five decisions' latencies landed in the histogram's buckets.
+        let inf = r#"entra_governor_decision_duration_seconds_bucket{le="+Inf"}"#;
+        assert_eq!(moved.get(inf), Some(&5.0), "{example}");
+        // No label holds a token, a caller or a resource.
+        let text = reqwest::get(format!("{base}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let oid = idp.token().claims()["oid"].clone();
+        for needle in [
+            scientist.rsplit('.').next().unwrap(),
+            "exp-1",
+            "prod-1",
+            oid.as_str().unwrap(),
+        ] {
+            assert!(!text.contains(needle), "{example}: {needle} in /metrics");
+        }
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
