@@ -115,7 +115,10 @@ async fn readyz(State(app): State<AppState>) -> Response {
 async fn metrics(State(app): State<AppState>) -> Response {
     let (status, text) = platform::metrics_text(&app.governor);
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::NOT_FOUND);
-    let content_type = [(axum::http::header::CONTENT_TYPE, platform::METRICS_CONTENT_TYPE)];
+    let content_type = [(
+        axum::http::header::CONTENT_TYPE,
+        platform::METRICS_CONTENT_TYPE,
+    )];
     (status, content_type, text).into_response()
 }
 

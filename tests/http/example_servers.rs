@@ -191,7 +191,11 @@ impl Drop for Served {
 async fn a_revocation_through_the_admin_route_survives_a_restart_with_a_revocations_file() {
     let idp = crate::common::example_idp().await;
     let dir = temp_dir("revocations-file");
-    let config = example_config(&dir, &idp, "[revocations]\nfile = \"revoked/revocations.json\"\n");
+    let config = example_config(
+        &dir,
+        &idp,
+        "[revocations]\nfile = \"revoked/revocations.json\"\n",
+    );
     std::fs::create_dir_all(dir.join("revoked")).unwrap();
     let admin = crate::admin::admin_token(&idp);
     for example in ["ai_platform", "actix_platform"] {
@@ -249,7 +253,12 @@ fn moved(
 ) -> std::collections::BTreeMap<String, f64> {
     after
         .iter()
-        .map(|(series, v)| (series.clone(), v - before.get(series).copied().unwrap_or(0.0)))
+        .map(|(series, v)| {
+            (
+                series.clone(),
+                v - before.get(series).copied().unwrap_or(0.0),
+            )
+        })
         .filter(|(_, delta)| *delta != 0.0)
         .collect()
 }
@@ -287,19 +296,40 @@ async fn each_counter_of_an_example_servers_metrics_moves_by_exactly_its_request
             assert_eq!(send("/v1/models/exp-1/infer", Some(&scientist)).await, 200);
         }
         for _ in 0..2 {
-            assert_eq!(send("/v1/models/prod-1/deploy", Some(&scientist)).await, 403);
+            assert_eq!(
+                send("/v1/models/prod-1/deploy", Some(&scientist)).await,
+                403
+            );
         }
         assert_eq!(send("/v1/models/exp-1/infer", Some(&expired)).await, 401);
         assert_eq!(send("/v1/models/exp-1/infer", None).await, 401);
         let after = scrape(base).await;
         let moved = moved(&before, &after);
         let expected: std::collections::BTreeMap<String, f64> = [
-            (r#"entra_governor_decisions_total{outcome="allow",reason="allow"}"#, 3.0),
-            (r#"entra_governor_decisions_total{outcome="deny",reason="outside_scopes"}"#, 2.0),
-            (r#"entra_governor_decisions_total{outcome="deny",reason="expired"}"#, 1.0),
-            (r#"entra_governor_decisions_total{outcome="deny",reason="missing_bearer_token"}"#, 1.0),
-            (r#"entra_governor_token_cache_lookups_total{result="hit"}"#, 4.0),
-            (r#"entra_governor_token_cache_lookups_total{result="miss"}"#, 2.0),
+            (
+                r#"entra_governor_decisions_total{outcome="allow",reason="allow"}"#,
+                3.0,
+            ),
+            (
+                r#"entra_governor_decisions_total{outcome="deny",reason="outside_scopes"}"#,
+                2.0,
+            ),
+            (
+                r#"entra_governor_decisions_total{outcome="deny",reason="expired"}"#,
+                1.0,
+            ),
+            (
+                r#"entra_governor_decisions_total{outcome="deny",reason="missing_bearer_token"}"#,
+                1.0,
+            ),
+            (
+                r#"entra_governor_token_cache_lookups_total{result="hit"}"#,
+                4.0,
+            ),
+            (
+                r#"entra_governor_token_cache_lookups_total{result="miss"}"#,
+                2.0,
+            ),
             ("entra_governor_decision_duration_seconds_count", 5.0),
             ("entra_governor_token_cache_entries", 1.0),
         ]
