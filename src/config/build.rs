@@ -132,9 +132,17 @@ impl Config {
     /// # Errors
     /// [`ConfigFileError::Invalid`] for a `file` sink without a `path`, or a file that
     /// cannot be opened for appending; for an `otlp` sink without the `otel` feature, an
-    /// `endpoint`, or a `header_env` variable, or with an endpoint the sink refuses.
+    /// `endpoint`, or a `header_env` variable, or with an endpoint the sink refuses;
+    /// for `spans` or `traces_endpoint` with another sink.
     pub fn audit_log(&self) -> Result<AuditLog, ConfigFileError> {
         let a = &self.audit;
+        let otlp_only = a.spans != super::AuditSpans::Off || a.traces_endpoint.is_some();
+        if otlp_only && a.sink != AuditSinkKind::Otlp {
+            return Err(ConfigFileError::invalid(
+                "audit.spans",
+                "decision spans are exported by the `otlp` sink only",
+            ));
+        }
         let builder = match a.sink {
             AuditSinkKind::Tracing => AuditLog::builder(crate::TracingSink::new()),
             AuditSinkKind::Stdout => {
@@ -441,7 +449,15 @@ fn otlp_sink(a: &super::AuditConfig) -> Result<crate::audit::OtlpLogSink, Config
     let endpoint = a.endpoint.as_deref().ok_or_else(|| {
         ConfigFileError::invalid("audit.endpoint", "the `otlp` sink needs an endpoint")
     })?;
-    let mut builder = crate::audit::OtlpLogSink::builder(endpoint);
+    use crate::audit::otlp::DecisionSpans;
+    let mut builder = crate::audit::OtlpLogSink::builder(endpoint).decision_spans(match a.spans {
+        super::AuditSpans::Off => DecisionSpans::Off,
+        super::AuditSpans::SampledParents => DecisionSpans::SampledParents,
+        super::AuditSpans::ParentBased => DecisionSpans::ParentBased,
+    });
+    if let Some(url) = &a.traces_endpoint {
+        builder = builder.traces_endpoint(url.clone());
+    }
     if let Some(name) = &a.service_name {
         builder = builder.service_name(name.clone());
     }

@@ -34,9 +34,9 @@ mod sections;
 use std::path::{Path, PathBuf};
 
 pub use sections::{
-    AuditConfig, AuditMode, AuditSinkKind, AuthzenConfig, Config, EntraConfig, FleetConfig,
-    ForwardAuthConfig, ForwardAuthHeaders, GraphConfig, GraphCredentialKind, ListenConfig,
-    PolicyConfig, RevocationsConfig, RouteConfig, UpstreamConfig, UpstreamValue,
+    AuditConfig, AuditMode, AuditSinkKind, AuditSpans, AuthzenConfig, Config, EntraConfig,
+    FleetConfig, ForwardAuthConfig, ForwardAuthHeaders, GraphConfig, GraphCredentialKind,
+    ListenConfig, PolicyConfig, RevocationsConfig, RouteConfig, UpstreamConfig, UpstreamValue,
 };
 
 /// Why a configuration file cannot be used. Every message names the file or the key.

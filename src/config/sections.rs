@@ -144,6 +144,15 @@ pub struct AuditConfig {
     /// holds the secret.
     #[serde(default)]
     pub header_env: std::collections::BTreeMap<String, String>,
+    /// The `otlp` sink's decision spans: `off` (default), `sampled_parents` (a span for
+    /// each decision whose request carried a sampled `traceparent`) or `parent_based`
+    /// (also a root span for each untraced request).
+    #[serde(default)]
+    pub spans: AuditSpans,
+    /// Where the `otlp` sink's decision spans go; by default `endpoint`'s base with
+    /// `/v1/traces`.
+    #[serde(default)]
+    pub traces_endpoint: Option<String>,
     /// The JSON Lines file of the `file` sink; relative to the configuration file.
     #[serde(default)]
     pub path: Option<PathBuf>,
@@ -175,6 +184,20 @@ pub enum AuditSinkKind {
     Stdout,
     /// OTLP log records over OTLP/HTTP (needs the crate's `otel` feature).
     Otlp,
+}
+
+/// `[audit] spans`: which decisions the `otlp` sink also exports as spans
+/// (`audit::otlp::DecisionSpans`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditSpans {
+    /// Log records only.
+    #[default]
+    Off,
+    /// Spans for requests with a sampled `traceparent`, as children of the caller's span.
+    SampledParents,
+    /// Those, and root spans for requests without a `traceparent`.
+    ParentBased,
 }
 
 /// `[audit] mode`.

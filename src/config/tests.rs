@@ -315,4 +315,35 @@ async fn an_otlp_sink_is_configured_in_the_audit_section() {
             && e.contains("ENTRA_GOVERNOR_TEST_UNSET_OTLP_KEY"),
         "{e}"
     );
+    // Decision spans: beside the logs endpoint, or where `traces_endpoint` says.
+    otlp("endpoint = \"http://127.0.0.1:4318\"\nspans = \"parent_based\"\n").unwrap();
+    otlp(
+        "endpoint = \"http://127.0.0.1:4318/custom\"\nspans = \"sampled_parents\"\n\
+         traces_endpoint = \"http://127.0.0.1:4318/t\"\n",
+    )
+    .unwrap();
+    let e = err(otlp(
+        "endpoint = \"http://127.0.0.1:4318/custom\"\nspans = \"sampled_parents\"\n",
+    ));
+    assert!(e.contains("traces_endpoint"), "{e}");
+    let e = err(otlp(
+        "endpoint = \"http://127.0.0.1:4318\"\nspans = \"parent_based\"\n\
+         traces_endpoint = \"http://tempo:4318\"\n",
+    ));
+    assert!(e.contains("plain http"), "{e}");
+    let (key, e) = parse(&format!(
+        "{MINIMAL}\n[audit]\nsink = \"otlp\"\nspans = \"always\"\n"
+    ))
+    .unwrap_err();
+    assert_eq!(key, "audit.spans", "{e}");
+    let e = parse(&format!("{MINIMAL}\n[audit]\nspans = \"parent_based\"\n"))
+        .unwrap()
+        .audit_log()
+        .map(|_| ())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("audit.spans") && e.contains("`otlp` sink only"),
+        "{e}"
+    );
 }

@@ -16,7 +16,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
-use entra_governor::audit::otlp::{OTLP_MAPPING_VERSION, OtlpLogSink};
+use entra_governor::audit::otlp::{DecisionSpans, OTLP_MAPPING_VERSION, OtlpLogSink, SPAN_NAME};
 use entra_governor::testing::TestIdp;
 use entra_governor::{
     AuditEvent, AuditLog, AuditOutcome, AuthorizeError, Governor, Policy, RequestContext,
@@ -24,8 +24,10 @@ use entra_governor::{
 use opentelemetry_proto::tonic::collector::logs::v1::{
     ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
 };
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::logs::v1::LogRecord;
+use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message;
 
 const DATA_SCIENTISTS: &str = "5d3c9a1e-2f47-4b8a-9c61-0e7f3a2b4c5d";
@@ -38,6 +40,7 @@ static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 /// One POST the receiver saw.
 #[derive(Clone)]
 struct Received {
+    path: String,
     status: StatusCode,
     content_type: Option<String>,
     api_key: Option<String>,
@@ -50,6 +53,8 @@ struct Receiver {
     fail_first: usize,
     /// How many records each 200 answer says were rejected (OTLP partial success).
     reject: i64,
+    /// Whether `/v1/traces` answers 503.
+    fail_traces: bool,
     seen: AtomicUsize,
     requests: Mutex<Vec<Received>>,
 }
@@ -65,7 +70,7 @@ impl Receiver {
         for r in self
             .requests()
             .iter()
-            .filter(|r| r.status == StatusCode::OK)
+            .filter(|r| r.status == StatusCode::OK && r.path == "/v1/logs")
         {
             let request = ExportLogsServiceRequest::decode(r.body.as_ref()).expect("OTLP protobuf");
             for rl in &request.resource_logs {
@@ -78,6 +83,53 @@ impl Receiver {
         }
         out
     }
+
+    /// The spans of the `/v1/traces` requests answered 200, decoded, in arrival order.
+    fn accepted_spans(&self) -> Vec<Span> {
+        let mut out = Vec::new();
+        for r in self
+            .requests()
+            .iter()
+            .filter(|r| r.status == StatusCode::OK && r.path == "/v1/traces")
+        {
+            let request =
+                ExportTraceServiceRequest::decode(r.body.as_ref()).expect("OTLP protobuf");
+            for rs in &request.resource_spans {
+                for ss in &rs.scope_spans {
+                    assert_eq!(ss.scope.as_ref().unwrap().name, "entra_governor.audit");
+                    out.extend(ss.spans.iter().cloned());
+                }
+            }
+        }
+        out
+    }
+}
+
+async fn export_traces(
+    State(receiver): State<Arc<Receiver>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> (StatusCode, [(&'static str, &'static str); 1], Vec<u8>) {
+    let status = if receiver.fail_traces {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    receiver.requests.lock().unwrap().push(Received {
+        path: "/v1/traces".into(),
+        status,
+        content_type: headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+        api_key: None,
+        body,
+    });
+    (
+        status,
+        [("content-type", "application/x-protobuf")],
+        Vec::new(),
+    )
 }
 
 async fn export(
@@ -98,6 +150,7 @@ async fn export(
             .map(str::to_owned)
     };
     receiver.requests.lock().unwrap().push(Received {
+        path: "/v1/logs".into(),
         status,
         content_type: header("content-type"),
         api_key: header("x-api-key"),
@@ -124,6 +177,7 @@ async fn start_receiver_with(receiver: Receiver) -> (Arc<Receiver>, String) {
     let receiver = Arc::new(receiver);
     let app = Router::new()
         .route("/v1/logs", post(export))
+        .route("/v1/traces", post(export_traces))
         .with_state(Arc::clone(&receiver));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -574,4 +628,187 @@ async fn a_partial_success_is_counted_and_not_retried() {
     assert_eq!(sink.rejected_records(), posts, "one rejected per export");
     assert_eq!(sink.exported_records(), 2 - posts);
     assert_eq!((log.written(), log.sink_failures()), (2, 0), "not retried");
+}
+
+/// The W3C `traceparent` of a caller that sampled (`-01`) or did not (`-00`) its trace.
+const SAMPLED: &[u8] = b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+const UNSAMPLED: &[u8] = b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00";
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A sink exporting decision spans under `mode` to the receiver at `base`, and the
+/// governor writing to it.
+async fn spans_setup(
+    idp: &TestIdp,
+    base: &str,
+    mode: DecisionSpans,
+) -> (Governor, AuditLog, Arc<OtlpLogSink>) {
+    let sink = Arc::new(
+        OtlpLogSink::builder(base)
+            .decision_spans(mode)
+            .build()
+            .unwrap(),
+    );
+    let log = AuditLog::builder(Arc::clone(&sink)).build();
+    (governor(idp, log.clone()), log, sink)
+}
+
+#[tokio::test]
+async fn decisions_become_spans_in_the_callers_trace_beside_their_records() {
+    let _serial = SERIAL.lock().await;
+    let idp = TestIdp::start().await;
+    let (receiver, base) = start_receiver(0).await;
+    let (g, log, sink) = spans_setup(&idp, &base, DecisionSpans::SampledParents).await;
+    let token = idp
+        .token()
+        .scopes("Training.Manage")
+        .groups([DATA_SCIENTISTS])
+        .sign();
+    let ctx =
+        |tp: Option<&[u8]>| entra_governor::http::request_context_with_trace(Some(b"req-9"), tp);
+    g.authorize_with(
+        &token,
+        "training.submit",
+        "models/exp-1",
+        &ctx(Some(SAMPLED)),
+    )
+    .await
+    .unwrap();
+    g.authorize_with(
+        &token,
+        "models.deploy",
+        "models/prod-1",
+        &ctx(Some(UNSAMPLED)),
+    )
+    .await
+    .unwrap();
+    g.authorize_with(&token, "models.deploy", "models/prod-2", &ctx(None))
+        .await
+        .unwrap();
+    g.shutdown().await;
+    assert_eq!((log.written(), log.sink_failures()), (3, 0));
+
+    // Only the sampled caller's decision is a span: in its trace, under its span.
+    let spans = receiver.accepted_spans();
+    assert_eq!(spans.len(), 1, "one sampled decision");
+    assert_eq!((sink.exported_spans(), sink.failed_spans()), (1, 0));
+    let span = &spans[0];
+    assert_eq!(hex(&span.trace_id), "4bf92f3577b34da6a3ce929d0e0e4736");
+    assert_eq!(hex(&span.parent_span_id), "00f067aa0ba902b7");
+    assert_eq!(span.span_id.len(), 8);
+    assert_ne!(hex(&span.span_id), "00f067aa0ba902b7");
+    assert_eq!(span.flags, 1);
+    assert_eq!(span.name, SPAN_NAME);
+    assert_eq!(span.kind, 1, "SPAN_KIND_INTERNAL");
+    assert_eq!(span.status.as_ref().unwrap().code, 0, "unset for an allow");
+    let records = receiver.accepted_records();
+    let record = |resource: &str| {
+        records
+            .iter()
+            .map(|(_, r)| r)
+            .find(|r| attrs(r)["entra_governor.resource"] == s(resource))
+            .unwrap_or_else(|| panic!("a record for {resource}"))
+    };
+    let allow = record("models/exp-1");
+    let a = attrs(allow);
+    let span_attrs: HashMap<String, Value> = span
+        .attributes
+        .iter()
+        .filter_map(|kv| Some((kv.key.clone(), kv.value.clone()?.value?)))
+        .collect();
+    assert_eq!(span_attrs, a, "the span carries the record's attributes");
+    let Value::IntValue(latency_us) = a["entra_governor.latency_us"] else {
+        panic!("latency")
+    };
+    assert_eq!(span.end_time_unix_nano, allow.time_unix_nano);
+    assert_eq!(
+        span.end_time_unix_nano - span.start_time_unix_nano,
+        latency_us as u64 * 1_000
+    );
+    // The record sits inside the decision span; the unsampled one under its caller's.
+    assert_eq!(
+        (&allow.trace_id, &allow.span_id),
+        (&span.trace_id, &span.span_id)
+    );
+    let unsampled = record("models/prod-1");
+    assert_eq!(hex(&unsampled.trace_id), "0af7651916cd43dd8448eb211c80319c");
+    assert_eq!(hex(&unsampled.span_id), "b7ad6b7169203331");
+    assert!(record("models/prod-2").span_id.is_empty());
+
+    // No token, and no part of one, on either path.
+    let signature = token.rsplit('.').next().unwrap();
+    for r in receiver.requests() {
+        assert!(
+            !r.body
+                .windows(signature.len())
+                .any(|w| w == signature.as_bytes())
+        );
+    }
+}
+
+#[tokio::test]
+async fn parent_based_spans_make_untraced_decisions_roots() {
+    let _serial = SERIAL.lock().await;
+    let idp = TestIdp::start().await;
+    let (receiver, base) = start_receiver(0).await;
+    let (g, _log, _sink) = spans_setup(&idp, &base, DecisionSpans::ParentBased).await;
+    let token = idp.token().scopes("Training.Manage").sign();
+    let untraced = RequestContext::with_correlation_id("req-10");
+    g.authorize_with(&token, "models.deploy", "models/prod-2", &untraced)
+        .await
+        .unwrap();
+    g.shutdown().await;
+    let spans = receiver.accepted_spans();
+    assert_eq!(spans.len(), 1);
+    let root = &spans[0];
+    assert!(root.parent_span_id.is_empty(), "a root span");
+    assert_eq!((root.trace_id.len(), root.span_id.len()), (16, 8));
+    assert!(root.trace_id.iter().any(|&b| b != 0));
+    let records = receiver.accepted_records();
+    let (_, record) = &records[0];
+    assert_eq!(
+        (&record.trace_id, &record.span_id),
+        (&root.trace_id, &root.span_id)
+    );
+    assert_eq!(attrs(record)["entra_governor.outcome"], s("deny"));
+}
+
+#[tokio::test]
+async fn a_failing_traces_endpoint_never_holds_back_the_trail() {
+    let _serial = SERIAL.lock().await;
+    let idp = TestIdp::start().await;
+    let (receiver, base) = start_receiver_with(Receiver {
+        fail_traces: true,
+        ..Receiver::default()
+    })
+    .await;
+    let (g, log, sink) = spans_setup(&idp, &base, DecisionSpans::ParentBased).await;
+    let token = idp.token().scopes("Training.Manage").sign();
+    for i in 0..3 {
+        let ctx = RequestContext::with_correlation_id(format!("req-{i}"));
+        g.authorize_with(&token, "models.deploy", "models/prod-1", &ctx)
+            .await
+            .unwrap();
+    }
+    log.flush().await;
+    assert!(
+        log.is_healthy() && g.health().audit.is_some_and(|a| a.healthy),
+        "spans do not make the trail unhealthy"
+    );
+    g.shutdown().await;
+    // Every record written once, no sink failure; the spans counted as failed.
+    assert_eq!(
+        (log.recorded(), log.written(), log.sink_failures()),
+        (3, 3, 0)
+    );
+    assert_eq!(receiver.accepted_records().len(), 3);
+    assert_eq!((sink.exported_spans(), sink.failed_spans()), (0, 3));
+    let traces = receiver
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/v1/traces")
+        .count() as u64;
+    assert!(traces >= 1, "the spans were tried");
 }

@@ -57,7 +57,7 @@
 //! | `observed_time_unix_nano` | fixed64 | when the sink exported the record |
 //! | `severity_number` / `severity_text` | enum / string | `allow` → 9 `INFO`; `deny`, `step_up`, `invalid_token` → 13 `WARN`; `unavailable`, `dropped` → 17 `ERROR` |
 //! | `body` | string | `explanation`, else `action` |
-//! | `trace_id` / `span_id` / `flags` | bytes / bytes / fixed32 | the request's W3C `traceparent` (trace id, the caller's span id, trace flags), when it carried a valid one ([`RequestContext::trace_parent`](crate::RequestContext::trace_parent)); empty otherwise |
+//! | `trace_id` / `span_id` / `flags` | bytes / bytes / fixed32 | the request's W3C `traceparent` (trace id, the caller's span id, trace flags), when it carried a valid one ([`RequestContext::trace_parent`](crate::RequestContext::trace_parent)); empty otherwise. When the event's decision span is exported ([decision spans](#decision-spans)), that span's trace id, span id and flags instead |
 //! | `event_name` | string | `entra_governor.audit.decision` |
 //! | `entra_governor.otlp.mapping_version` | int | [`OTLP_MAPPING_VERSION`] |
 //! | `entra_governor.audit.schema_version` | int | `schema_version` |
@@ -91,27 +91,63 @@
 //! [`service_name`](OtlpLogSinkBuilder::service_name)) and any
 //! [`resource_attribute`](OtlpLogSinkBuilder::resource_attribute); the instrumentation
 //! scope is [`SCOPE_NAME`] with the crate's version.
+//!
+//! # Decision spans
+//!
+//! With [`decision_spans`](OtlpLogSinkBuilder::decision_spans), each decision is also
+//! exported as an OpenTelemetry span (`POST /v1/traces` beside `/v1/logs`, or
+//! [`traces_endpoint`](OtlpLogSinkBuilder::traces_endpoint)), in the caller's trace:
+//!
+//! | span field | from the event |
+//! |---|---|
+//! | `trace_id` | the request's `traceparent` trace id; for a root span ([`DecisionSpans::ParentBased`], a request without one) derived from the event |
+//! | `parent_span_id` | the caller's span id from `traceparent`; empty for a root span |
+//! | `span_id` | derived from the event and its place in the batch (stable across retries of the batch) |
+//! | `flags` | the `traceparent` flags (`01`, sampled); `01` for a root span |
+//! | `name` / `kind` | [`SPAN_NAME`] (`entra_governor.decide`) / `SPAN_KIND_INTERNAL` |
+//! | `end_time_unix_nano` / `start_time_unix_nano` | `time` (millisecond precision) / `time` − `latency_us` |
+//! | `status` | `STATUS_CODE_ERROR` with the reason code for `unavailable`; unset otherwise (a refusal is a correct answer, not an error) |
+//! | `attributes` | exactly the log record's attributes (table above) |
+//!
+//! Sampling is parent-based: a `traceparent` whose sampled flag is off gets no span;
+//! [`DecisionSpans::SampledParents`] exports spans only for requests that carried a
+//! sampled `traceparent`, [`DecisionSpans::ParentBased`] also for those without one (as
+//! roots). Records of dropped events get no span. The log record of an event with a span
+//! carries that span's ids, so a backend shows the record inside the decision span,
+//! itself inside the caller's request span.
+//!
+//! Spans are telemetry, the log records are the trail: spans are POSTed once, after the
+//! batch's log records were accepted; a failed span export is counted
+//! ([`OtlpLogSink::failed_spans`]) and reported with `tracing::warn!` on
+//! [`AUDIT_HEALTH_TARGET`](super::AUDIT_HEALTH_TARGET), never retried and never held
+//! against the audit trail's health. Spans carry no token, signature or header, like the
+//! records.
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use opentelemetry_proto::tonic::collector::logs::v1::{
     ExportLogsServiceRequest, ExportLogsServiceResponse,
 };
-use opentelemetry_proto::tonic::common::v1::{
-    AnyValue, ArrayValue, InstrumentationScope, KeyValue, any_value,
-};
-use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs, SeverityNumber};
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
+use opentelemetry_proto::tonic::logs::v1::{ResourceLogs, ScopeLogs};
 use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans};
 use prost::Message;
 use reqwest::Url;
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 
-use super::event::{AuditEvent, AuditOutcome, parse_rfc3339_millis};
+use super::event::AuditEvent;
 use super::sink::{AuditSink, AuditSinkError};
-use crate::principal::PrincipalKind;
+use mapping::{log_record, string_kv, unix_nanos};
+use spans::SpanIdentity;
+pub use spans::{DecisionSpans, SPAN_NAME};
+
+mod mapping;
+mod spans;
 
 /// The version of the field mapping documented in [the module docs](self); written on
 /// every record as `entra_governor.otlp.mapping_version`.
@@ -131,6 +167,9 @@ pub const DEFAULT_EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The path appended to an endpoint given without one (`https://collector:4318`).
 const LOGS_PATH: &str = "/v1/logs";
+
+/// The traces path beside [`LOGS_PATH`], where decision spans go.
+const TRACES_PATH: &str = "/v1/traces";
 
 /// The largest response body read for a partial-success answer; larger ones are ignored.
 const MAX_RESPONSE_BYTES: usize = 64 * 1024;
@@ -194,6 +233,15 @@ pub struct OtlpLogSink {
     scope: InstrumentationScope,
     rejected: AtomicU64,
     exported: AtomicU64,
+    spans: Option<SpanExport>,
+}
+
+/// Where and which decision spans go.
+struct SpanExport {
+    endpoint: Url,
+    mode: DecisionSpans,
+    exported: AtomicU64,
+    failed: AtomicU64,
 }
 
 /// Configures an [`OtlpLogSink`]; see [`OtlpLogSink::builder`].
@@ -205,6 +253,8 @@ pub struct OtlpLogSinkBuilder {
     headers: Vec<(String, String)>,
     timeout: Duration,
     allow_plain_http: bool,
+    spans: DecisionSpans,
+    traces_endpoint: Option<String>,
 }
 
 impl OtlpLogSink {
@@ -219,6 +269,8 @@ impl OtlpLogSink {
             headers: Vec::new(),
             timeout: DEFAULT_EXPORT_TIMEOUT,
             allow_plain_http: false,
+            spans: DecisionSpans::Off,
+            traces_endpoint: None,
         }
     }
 
@@ -237,17 +289,62 @@ impl OtlpLogSink {
         self.rejected.load(Ordering::Relaxed)
     }
 
-    /// The export request of `batch`, as POSTed: one resource, one scope, one record per
-    /// event, in order. (Not public: it would tie this crate's API to one
+    /// The URL decision spans are POSTed to, when they are exported
+    /// ([`decision_spans`](OtlpLogSinkBuilder::decision_spans)).
+    pub fn traces_endpoint(&self) -> Option<&Url> {
+        self.spans.as_ref().map(|s| &s.endpoint)
+    }
+
+    /// Decision spans the traces endpoint answered `2xx` for.
+    pub fn exported_spans(&self) -> u64 {
+        self.spans
+            .as_ref()
+            .map_or(0, |s| s.exported.load(Ordering::Relaxed))
+    }
+
+    /// Decision spans whose export failed (not retried: spans are telemetry, the log
+    /// records are the trail).
+    pub fn failed_spans(&self) -> u64 {
+        self.spans
+            .as_ref()
+            .map_or(0, |s| s.failed.load(Ordering::Relaxed))
+    }
+
+    /// The span identity of each event of `batch` (none when spans are off).
+    fn span_identities(&self, batch: &[AuditEvent]) -> Vec<Option<SpanIdentity>> {
+        let mode = self.spans.as_ref().map_or(DecisionSpans::Off, |s| s.mode);
+        batch
+            .iter()
+            .enumerate()
+            .map(|(i, e)| spans::identity(e, i, mode))
+            .collect()
+    }
+
+    /// The logs export request of `batch`, as POSTed: one resource, one scope, one record
+    /// per event, in order. (Not public: it would tie this crate's API to one
     /// `opentelemetry-proto` release.)
+    #[cfg(test)]
     pub(crate) fn export_request(&self, batch: &[AuditEvent]) -> ExportLogsServiceRequest {
+        self.logs_request(batch, &self.span_identities(batch))
+    }
+
+    fn logs_request(
+        &self,
+        batch: &[AuditEvent],
+        ids: &[Option<SpanIdentity>],
+    ) -> ExportLogsServiceRequest {
         let observed = unix_nanos(SystemTime::now());
+        let log_records = batch
+            .iter()
+            .zip(ids)
+            .map(|(e, id)| log_record(e, observed, id.as_ref()))
+            .collect();
         ExportLogsServiceRequest {
             resource_logs: vec![ResourceLogs {
                 resource: Some(self.resource.clone()),
                 scope_logs: vec![ScopeLogs {
                     scope: Some(self.scope.clone()),
-                    log_records: batch.iter().map(|e| log_record(e, observed)).collect(),
+                    log_records,
                     ..Default::default()
                 }],
                 ..Default::default()
@@ -255,10 +352,57 @@ impl OtlpLogSink {
         }
     }
 
-    async fn post(&self, body: Vec<u8>) -> Result<reqwest::Response, OtlpExportError> {
+    /// The traces export request of the events of `batch` that have a span, or `None`.
+    fn traces_request(
+        &self,
+        batch: &[AuditEvent],
+        ids: &[Option<SpanIdentity>],
+    ) -> Option<ExportTraceServiceRequest> {
+        let spans: Vec<_> = batch
+            .iter()
+            .zip(ids)
+            .filter_map(|(e, id)| Some(spans::span(e, id.as_ref()?)))
+            .collect();
+        (!spans.is_empty()).then(|| ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                resource: Some(self.resource.clone()),
+                scope_spans: vec![ScopeSpans {
+                    scope: Some(self.scope.clone()),
+                    spans,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        })
+    }
+
+    /// Exports the decision spans of a batch whose log records were accepted: once, and
+    /// a failure is counted and reported, not retried (it must not hold back the trail).
+    async fn export_spans(&self, batch: &[AuditEvent], ids: &[Option<SpanIdentity>]) {
+        let (Some(export), Some(request)) = (&self.spans, self.traces_request(batch, ids)) else {
+            return;
+        };
+        let count = request.resource_spans[0].scope_spans[0].spans.len() as u64;
+        match self.post(&export.endpoint, request.encode_to_vec()).await {
+            Ok(_) => {
+                export.exported.fetch_add(count, Ordering::Relaxed);
+            }
+            Err(error) => {
+                export.failed.fetch_add(count, Ordering::Relaxed);
+                tracing::warn!(
+                    target: super::AUDIT_HEALTH_TARGET,
+                    spans = count,
+                    %error,
+                    "decision spans were not exported (not retried; the log records were)"
+                );
+            }
+        }
+    }
+
+    async fn post(&self, url: &Url, body: Vec<u8>) -> Result<reqwest::Response, OtlpExportError> {
         let response = self
             .client
-            .post(self.endpoint.clone())
+            .post(url.clone())
             .headers(self.headers.clone())
             .header(CONTENT_TYPE, "application/x-protobuf")
             .body(body)
@@ -306,8 +450,12 @@ impl AuditSink for OtlpLogSink {
         if batch.is_empty() {
             return Ok(());
         }
-        let body = self.export_request(batch).encode_to_vec();
-        let response = self.post(body).await.map_err(AuditSinkError::other)?;
+        let ids = self.span_identities(batch);
+        let body = self.logs_request(batch, &ids).encode_to_vec();
+        let response = self
+            .post(&self.endpoint, body)
+            .await
+            .map_err(AuditSinkError::other)?;
         let mut accepted = batch.len() as u64;
         if let Some((rejected, message_len)) = Self::rejected_in(response).await {
             let rejected = rejected.min(accepted);
@@ -322,6 +470,7 @@ impl AuditSink for OtlpLogSink {
             );
         }
         self.exported.fetch_add(accepted, Ordering::Relaxed);
+        self.export_spans(batch, &ids).await;
         Ok(())
     }
 }
@@ -333,6 +482,9 @@ impl fmt::Debug for OtlpLogSink {
             .field("headers", &self.headers.keys().collect::<Vec<_>>())
             .field("exported_records", &self.exported_records())
             .field("rejected_records", &self.rejected_records())
+            .field("traces_endpoint", &self.traces_endpoint().map(Url::as_str))
+            .field("exported_spans", &self.exported_spans())
+            .field("failed_spans", &self.failed_spans())
             .finish_non_exhaustive()
     }
 }
@@ -371,14 +523,31 @@ impl OtlpLogSinkBuilder {
         self
     }
 
+    /// Also exports decisions as OpenTelemetry spans (default [`DecisionSpans::Off`]); see
+    /// [the module docs](self#decision-spans).
+    pub fn decision_spans(mut self, spans: DecisionSpans) -> Self {
+        self.spans = spans;
+        self
+    }
+
+    /// Where decision spans go (the full traces URL); by default the logs endpoint's
+    /// base with `/v1/traces`, which needs a logs endpoint given without a path or
+    /// ending in `/v1/logs`.
+    pub fn traces_endpoint(mut self, url: impl Into<String>) -> Self {
+        self.traces_endpoint = Some(url.into());
+        self
+    }
+
     /// Checks the endpoint and headers and builds the sink; never touches the network.
     ///
     /// # Errors
     /// [`OtlpConfigError`] for an endpoint that is not an `https` URL (or a loopback or
     /// allowed `http` one), or carries credentials, a query or a fragment; for an invalid
-    /// header; or when the HTTP client cannot be built.
+    /// header; for decision spans whose traces endpoint is not given and cannot be
+    /// derived; or when the HTTP client cannot be built.
     pub fn build(self) -> Result<OtlpLogSink, OtlpConfigError> {
-        let endpoint = self.check_endpoint()?;
+        let endpoint = self.check_endpoint(&self.endpoint, LOGS_PATH)?;
+        let spans = self.span_export(&endpoint)?;
         let mut headers = HeaderMap::new();
         for (name, value) in &self.headers {
             let invalid = || OtlpConfigError::InvalidHeader {
@@ -412,12 +581,41 @@ impl OtlpLogSinkBuilder {
             },
             rejected: AtomicU64::new(0),
             exported: AtomicU64::new(0),
+            spans,
         })
     }
 
-    fn check_endpoint(&self) -> Result<Url, OtlpConfigError> {
+    /// The traces endpoint and mode, when decision spans are on.
+    fn span_export(&self, logs: &Url) -> Result<Option<SpanExport>, OtlpConfigError> {
+        if self.spans == DecisionSpans::Off {
+            return Ok(None);
+        }
+        let endpoint = match &self.traces_endpoint {
+            Some(url) => self.check_endpoint(url, TRACES_PATH)?,
+            None => {
+                let Some(base) = logs.path().strip_suffix(LOGS_PATH) else {
+                    return Err(OtlpConfigError::InvalidEndpoint {
+                        reason: "decision spans need traces_endpoint() beside a logs endpoint \
+                                 with a custom path",
+                    });
+                };
+                let mut url = logs.clone();
+                url.set_path(&format!("{base}{TRACES_PATH}"));
+                url
+            }
+        };
+        Ok(Some(SpanExport {
+            endpoint,
+            mode: self.spans,
+            exported: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+        }))
+    }
+
+    /// Checks an endpoint URL; `default_path` is appended when it has none.
+    fn check_endpoint(&self, endpoint: &str, default_path: &str) -> Result<Url, OtlpConfigError> {
         let invalid = |reason| OtlpConfigError::InvalidEndpoint { reason };
-        let mut url = Url::parse(&self.endpoint).map_err(|_| invalid("not a URL"))?;
+        let mut url = Url::parse(endpoint).map_err(|_| invalid("not a URL"))?;
         if !url.username().is_empty() || url.password().is_some() {
             return Err(invalid(
                 "must not carry credentials (use header() for an API key)",
@@ -440,7 +638,7 @@ impl OtlpLogSinkBuilder {
             return Err(invalid("has no host"));
         }
         if matches!(url.path(), "" | "/") {
-            url.set_path(LOGS_PATH);
+            url.set_path(default_path);
         }
         Ok(url)
     }
@@ -456,6 +654,8 @@ impl fmt::Debug for OtlpLogSinkBuilder {
             .field("headers", &names)
             .field("timeout", &self.timeout)
             .field("allow_plain_http", &self.allow_plain_http)
+            .field("decision_spans", &self.spans)
+            .field("traces_endpoint", &self.traces_endpoint)
             .finish()
     }
 }
@@ -472,187 +672,15 @@ fn transport_kind(e: &reqwest::Error) -> &'static str {
     }
 }
 
-fn unix_nanos(time: SystemTime) -> u64 {
-    time.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
-}
-
-/// The severity of an outcome: allows are routine, refusals worth a look, and
-/// unavailability (or lost refusals) an operational problem.
-fn severity(outcome: AuditOutcome) -> (SeverityNumber, &'static str) {
-    match outcome {
-        AuditOutcome::Allow => (SeverityNumber::Info, "INFO"),
-        AuditOutcome::Deny | AuditOutcome::StepUp | AuditOutcome::InvalidToken => {
-            (SeverityNumber::Warn, "WARN")
-        }
-        AuditOutcome::Unavailable | AuditOutcome::Dropped => (SeverityNumber::Error, "ERROR"),
-    }
-}
-
-fn kv(key: impl Into<String>, value: any_value::Value) -> KeyValue {
-    KeyValue {
-        key: key.into(),
-        value: Some(AnyValue { value: Some(value) }),
-        ..Default::default()
-    }
-}
-
-fn string_kv(key: impl Into<String>, value: impl Into<String>) -> KeyValue {
-    kv(key, any_value::Value::StringValue(value.into()))
-}
-
-fn int_kv(key: &str, value: u64) -> KeyValue {
-    kv(
-        key,
-        any_value::Value::IntValue(i64::try_from(value).unwrap_or(i64::MAX)),
-    )
-}
-
-fn strings_kv(key: &str, values: &[String]) -> KeyValue {
-    let values = values
-        .iter()
-        .map(|v| AnyValue {
-            value: Some(any_value::Value::StringValue(v.clone())),
-        })
-        .collect();
-    kv(key, any_value::Value::ArrayValue(ArrayValue { values }))
-}
-
-/// One record of `event`, per the mapping in the module docs.
-fn log_record(e: &AuditEvent, observed: u64) -> LogRecord {
-    let mut attrs = Vec::with_capacity(24);
-    attrs.push(kv(
-        "entra_governor.otlp.mapping_version",
-        any_value::Value::IntValue(OTLP_MAPPING_VERSION),
-    ));
-    attrs.push(int_kv(
-        "entra_governor.audit.schema_version",
-        u64::from(e.schema_version),
-    ));
-    attrs.push(string_kv("entra_governor.outcome", e.outcome.as_str()));
-    attrs.push(string_kv("entra_governor.reason", e.reason.as_str()));
-    attrs.push(string_kv("entra_governor.action", e.action.as_str()));
-    attrs.push(string_kv("entra_governor.resource", e.resource.as_str()));
-    attrs.push(strings_kv("entra_governor.roles", &e.roles));
-    let mut opt = |key: &str, value: Option<&str>| {
-        if let Some(v) = value {
-            attrs.push(string_kv(key, v));
-        }
-    };
-    opt("entra.tenant_id", e.tenant_id.as_ref().map(|t| t.as_str()));
-    opt("enduser.id", e.object_id.as_ref().map(|o| o.as_str()));
-    opt(
-        "entra_governor.principal_kind",
-        e.principal_kind.map(|k| match k {
-            PrincipalKind::User => "user",
-            PrincipalKind::Application => "application",
-        }),
-    );
-    opt("entra.client_app_id", e.client_app_id.as_deref());
-    opt("entra_governor.display_name", e.display_name.as_deref());
-    opt("entra_governor.grant", e.grant.as_deref());
-    opt("entra_governor.denied_by", e.denied_by.as_deref());
-    opt(
-        "entra_governor.trusted_tenant",
-        e.trusted_tenant.as_ref().map(|t| t.as_str()),
-    );
-    opt("entra_governor.claims_request", e.claims_request.as_deref());
-    opt("entra.token_id", e.token_id.as_deref());
-    opt("correlation_id", e.correlation_id.as_deref());
-    opt("entra_governor.policy_version", e.policy_version.as_deref());
-    if let Some(guest) = e.guest {
-        attrs.push(kv(
-            "entra_governor.guest",
-            any_value::Value::BoolValue(guest),
-        ));
-    }
-    attrs.push(int_kv("entra_governor.latency_us", e.latency_us));
-    if let Some(n) = e.dropped_events {
-        attrs.push(int_kv("entra_governor.dropped_events", n));
-    }
-    if !e.bindings.is_empty() {
-        attrs.push(strings_kv("entra_governor.bindings", &e.bindings));
-    }
-    if let Some(inputs) = &e.inputs
-        && let Ok(value) = serde_json::to_value(inputs)
-    {
-        flatten("entra_governor.inputs", &value, &mut attrs);
-    }
-    if let Some(shadow) = &e.shadow
-        && let Ok(value) = serde_json::to_value(shadow)
-    {
-        flatten("entra_governor.shadow", &value, &mut attrs);
-    }
-    let (number, text) = severity(e.outcome);
-    let body = e.explanation.as_deref().unwrap_or(&e.action);
-    let (trace_id, span_id, flags) = match &e.trace_parent {
-        Some(tp) => (
-            tp.trace_id().to_vec(),
-            tp.parent_id().to_vec(),
-            u32::from(tp.flags()),
-        ),
-        None => (Vec::new(), Vec::new(), 0),
-    };
-    LogRecord {
-        time_unix_nano: parse_rfc3339_millis(&e.time).map_or(0, unix_nanos),
-        observed_time_unix_nano: observed,
-        severity_number: number as i32,
-        severity_text: text.to_owned(),
-        body: Some(AnyValue {
-            value: Some(any_value::Value::StringValue(body.to_owned())),
-        }),
-        attributes: attrs,
-        event_name: EVENT_NAME.to_owned(),
-        trace_id,
-        span_id,
-        flags,
-        ..Default::default()
-    }
-}
-
-/// Adds `value` as attributes under `prefix`: objects flattened with `.`, scalars and
-/// arrays as values, nulls left out.
-fn flatten(prefix: &str, value: &serde_json::Value, out: &mut Vec<KeyValue>) {
-    if let serde_json::Value::Object(members) = value {
-        for (name, member) in members {
-            flatten(&format!("{prefix}.{name}"), member, out);
-        }
-    } else if let Some(v) = any_value(value) {
-        out.push(kv(prefix, v));
-    }
-}
-
-fn any_value(value: &serde_json::Value) -> Option<any_value::Value> {
-    use serde_json::Value as J;
-    Some(match value {
-        J::Null => return None,
-        J::Bool(b) => any_value::Value::BoolValue(*b),
-        J::Number(n) => match n.as_i64() {
-            Some(i) => any_value::Value::IntValue(i),
-            None => any_value::Value::DoubleValue(n.as_f64()?),
-        },
-        J::String(s) => any_value::Value::StringValue(s.clone()),
-        J::Array(items) => any_value::Value::ArrayValue(ArrayValue {
-            values: items
-                .iter()
-                .filter_map(any_value)
-                .map(|v| AnyValue { value: Some(v) })
-                .collect(),
-        }),
-        J::Object(members) => {
-            any_value::Value::KvlistValue(opentelemetry_proto::tonic::common::v1::KeyValueList {
-                values: members
-                    .iter()
-                    .filter_map(|(k, v)| Some(kv(k.as_str(), any_value(v)?)))
-                    .collect(),
-            })
-        }
-    })
-}
-
 #[cfg(test)]
 mod tests {
+    use std::time::UNIX_EPOCH;
+
+    use super::mapping::severity;
     use super::*;
+    use crate::audit::AuditOutcome;
+    use opentelemetry_proto::tonic::common::v1::any_value;
+    use opentelemetry_proto::tonic::logs::v1::{LogRecord, SeverityNumber};
 
     fn attr<'a>(record: &'a LogRecord, key: &str) -> Option<&'a any_value::Value> {
         record
@@ -712,6 +740,46 @@ mod tests {
             .build()
             .unwrap();
         assert_eq!(plain.endpoint().as_str(), "http://collector:4318/v1/logs");
+    }
+
+    #[test]
+    fn the_traces_endpoint_sits_beside_the_logs_endpoint() {
+        let traces = |logs: &str| {
+            OtlpLogSink::builder(logs)
+                .decision_spans(DecisionSpans::SampledParents)
+                .build()
+                .map(|s| s.traces_endpoint().unwrap().to_string())
+        };
+        assert_eq!(
+            traces("https://collector:4318").unwrap(),
+            "https://collector:4318/v1/traces"
+        );
+        assert_eq!(
+            traces("https://gw/otlp/v1/logs").unwrap(),
+            "https://gw/otlp/v1/traces"
+        );
+        assert_eq!(
+            traces("https://gw/custom").unwrap_err().to_string(),
+            "invalid OTLP endpoint: decision spans need traces_endpoint() beside a logs \
+             endpoint with a custom path"
+        );
+        let sink = OtlpLogSink::builder("https://gw/custom")
+            .decision_spans(DecisionSpans::ParentBased)
+            .traces_endpoint("https://tempo:4318")
+            .build()
+            .unwrap();
+        assert_eq!(
+            sink.traces_endpoint().unwrap().as_str(),
+            "https://tempo:4318/v1/traces"
+        );
+        let err = OtlpLogSink::builder("https://gw")
+            .decision_spans(DecisionSpans::ParentBased)
+            .traces_endpoint("http://tempo:4318")
+            .build()
+            .unwrap_err();
+        assert!(matches!(err, OtlpConfigError::PlainHttp { .. }), "{err}");
+        let off = OtlpLogSink::builder("https://gw/custom").build().unwrap();
+        assert_eq!(off.traces_endpoint(), None);
     }
 
     #[test]
@@ -788,7 +856,7 @@ mod tests {
     fn unparsable_times_are_zero_not_a_panic() {
         let mut event = AuditEvent::new(AuditOutcome::Allow, "a", "r");
         event.time = "yesterday".into();
-        assert_eq!(log_record(&event, 7).time_unix_nano, 0);
-        assert_eq!(log_record(&event, 7).observed_time_unix_nano, 7);
+        assert_eq!(log_record(&event, 7, None).time_unix_nano, 0);
+        assert_eq!(log_record(&event, 7, None).observed_time_unix_nano, 7);
     }
 }
