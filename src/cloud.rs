@@ -99,12 +99,51 @@ impl Cloud {
 
     /// The v2 issuer of a tenant: `{base}/{tid}/v2.0`.
     pub fn v2_issuer(&self, tenant: &str) -> String {
-        format!("{}/{}/v2.0", self.v2_issuer_base, tenant)
+        self.v2_issuer_parts(tenant).concat()
     }
 
     /// The v1 issuer of a tenant: `{base}/{tid}/` (with the trailing slash).
     pub fn v1_issuer(&self, tenant: &str) -> String {
-        format!("{}/{}/", self.v1_issuer_base, tenant)
+        self.v1_issuer_parts(tenant).concat()
+    }
+
+    /// [`v2_issuer`](Self::v2_issuer) in pieces, for comparing without building it.
+    pub(crate) fn v2_issuer_parts<'a>(&'a self, tenant: &'a str) -> [&'a str; 4] {
+        [&self.v2_issuer_base, "/", tenant, "/v2.0"]
+    }
+
+    /// [`v1_issuer`](Self::v1_issuer) in pieces, for comparing without building it.
+    pub(crate) fn v1_issuer_parts<'a>(&'a self, tenant: &'a str) -> [&'a str; 4] {
+        [&self.v1_issuer_base, "/", tenant, "/"]
+    }
+}
+
+/// Whether the concatenation of `a` equals that of `b`, byte for byte, without building
+/// either (the token path compares issuers this way, allocation-free).
+pub(crate) fn concat_eq(a: &[&str], b: &[&str]) -> bool {
+    let (mut a, mut b) = (
+        a.iter().map(|s| s.as_bytes()),
+        b.iter().map(|s| s.as_bytes()),
+    );
+    let (mut x, mut y): (&[u8], &[u8]) = (&[], &[]);
+    loop {
+        // The next non-empty piece of each side; both exhausted together means equal.
+        while x.is_empty() {
+            let Some(next) = a.next() else { break };
+            x = next;
+        }
+        while y.is_empty() {
+            let Some(next) = b.next() else { break };
+            y = next;
+        }
+        if x.is_empty() || y.is_empty() {
+            return x.is_empty() && y.is_empty();
+        }
+        let n = x.len().min(y.len());
+        if x[..n] != y[..n] {
+            return false;
+        }
+        (x, y) = (&x[n..], &y[n..]);
     }
 }
 
@@ -147,6 +186,40 @@ impl Default for Cloud {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn concatenations_compare_whatever_their_split() {
+        let words = [
+            "",
+            "https://login",
+            ".microsoftonline.com/",
+            "t",
+            "/v2.0",
+            "/v2.1",
+        ];
+        // Every split of every pair of short concatenations, against `concat()`.
+        for i in 0..words.len() {
+            for j in 0..words.len() {
+                for k in 0..words.len() {
+                    let a = [words[i], words[j], words[k]];
+                    let joined = a.concat();
+                    for cut in 0..=joined.len() {
+                        let b = [&joined[..cut], &joined[cut..]];
+                        assert!(concat_eq(&a, &b), "{a:?} vs {b:?}");
+                        let longer = [b[0], b[1], "x"];
+                        assert!(!concat_eq(&a, &longer), "{a:?} vs {longer:?}");
+                        assert!(!concat_eq(&longer, &a));
+                    }
+                    for other in 0..words.len() {
+                        let c = [words[i], words[other], words[k]];
+                        assert_eq!(concat_eq(&a, &c), joined == c.concat(), "{a:?} {c:?}");
+                    }
+                }
+            }
+        }
+        assert!(concat_eq(&[], &[""]));
+        assert!(!concat_eq(&["a"], &[]));
+    }
 
     #[test]
     fn issuer_forms_per_cloud() {

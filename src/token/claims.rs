@@ -14,6 +14,41 @@ use serde::{Deserialize, Deserializer};
 use crate::error::TokenError;
 use crate::ids::GroupId;
 
+/// A claim string read straight from the decoded payload when it holds no escape (no
+/// allocation), owned otherwise. For claims only the rules read; those the principal
+/// keeps are `String`s.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Str<'de>(pub(crate) Cow<'de, str>);
+
+impl std::ops::Deref for Str<'_> {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for Str<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Str<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: serde::de::Error>(self, v: &'de str) -> Result<Str<'de>, E> {
+                Ok(Str(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Str<'de>, E> {
+                Ok(Str(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Str<'de>, E> {
+                Ok(Str(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
 /// `aud` is a string or an array of strings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Audiences(pub(crate) Vec<String>);
@@ -48,18 +83,21 @@ struct ClaimNames {
 }
 
 /// The claims of an Entra access token, typed, before any rule is applied.
+///
+/// Claims only the rules read are borrowed from the payload ([`Str`]); those the principal
+/// keeps are owned.
 #[derive(Debug, Default)]
-pub(crate) struct RawClaims {
-    pub(crate) iss: Option<String>,
+pub(crate) struct RawClaims<'de> {
+    pub(crate) iss: Option<Str<'de>>,
     pub(crate) aud: Option<Audiences>,
-    pub(crate) tid: Option<String>,
-    pub(crate) oid: Option<String>,
+    pub(crate) tid: Option<Str<'de>>,
+    pub(crate) oid: Option<Str<'de>>,
     pub(crate) sub: Option<String>,
-    pub(crate) azp: Option<String>,
-    pub(crate) appid: Option<String>,
-    pub(crate) azpacr: Option<String>,
-    pub(crate) appidacr: Option<String>,
-    pub(crate) scp: Option<String>,
+    pub(crate) azp: Option<Str<'de>>,
+    pub(crate) appid: Option<Str<'de>>,
+    pub(crate) azpacr: Option<Str<'de>>,
+    pub(crate) appidacr: Option<Str<'de>>,
+    pub(crate) scp: Option<Str<'de>>,
     pub(crate) roles: Option<Vec<String>>,
     pub(crate) groups: Option<Vec<GroupEntry>>,
     pub(crate) groups_overage: bool,
@@ -68,15 +106,15 @@ pub(crate) struct RawClaims {
     pub(crate) acrs: Option<Vec<String>>,
     pub(crate) amr: Option<Vec<String>>,
     pub(crate) xms_cc: Option<Vec<String>>,
-    pub(crate) idtyp: Option<String>,
-    pub(crate) ver: Option<String>,
+    pub(crate) idtyp: Option<Str<'de>>,
+    pub(crate) ver: Option<Str<'de>>,
     pub(crate) exp: Option<u64>,
     pub(crate) nbf: Option<u64>,
     pub(crate) iat: Option<u64>,
     pub(crate) auth_time: Option<u64>,
     pub(crate) acct: Option<u64>,
     pub(crate) uti: Option<String>,
-    pub(crate) idp: Option<String>,
+    pub(crate) idp: Option<Str<'de>>,
     pub(crate) name: Option<String>,
     pub(crate) preferred_username: Option<String>,
     pub(crate) upn: Option<String>,
@@ -121,7 +159,7 @@ const KNOWN: &[(&str, &str)] = &[
 ];
 
 /// Parses a decoded payload.
-pub(crate) fn parse(payload: &[u8]) -> Result<RawClaims, TokenError> {
+pub(crate) fn parse(payload: &[u8]) -> Result<RawClaims<'_>, TokenError> {
     // serde_json skips ignored values without validating their UTF-8 or bounding their
     // depth: check both first, so that every consumer of the payload reads the same JSON.
     if std::str::from_utf8(payload).is_err() {
@@ -152,8 +190,8 @@ struct ClaimsSeed<'f> {
 }
 
 impl<'de> DeserializeSeed<'de> for ClaimsSeed<'_> {
-    type Value = RawClaims;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<RawClaims, D::Error> {
+    type Value = RawClaims<'de>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<RawClaims<'de>, D::Error> {
         d.deserialize_map(self)
     }
 }
@@ -202,19 +240,21 @@ where
 }
 
 impl<'de> Visitor<'de> for ClaimsSeed<'_> {
-    type Value = RawClaims;
+    type Value = RawClaims<'de>;
 
     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("a JSON object of claims")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawClaims, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawClaims<'de>, A::Error> {
         let mut c = RawClaims::default();
         let mut seen = 0u64;
         let f = self.fault;
-        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
-            let Some(i) = KNOWN.iter().position(|(k, _)| *k == key.as_ref()) else {
-                if let Some((claim, _)) = KNOWN.iter().find(|(k, _)| k.eq_ignore_ascii_case(&key)) {
+        // Keys borrowed from the payload: `Cow<str>`'s own `Deserialize` always copies.
+        while let Some(key) = map.next_key::<Str<'de>>()? {
+            let key: &str = &key;
+            let Some(i) = KNOWN.iter().position(|(k, _)| *k == key) else {
+                if let Some((claim, _)) = KNOWN.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)) {
                     f.set(Some(TokenError::DuplicateClaim { claim }));
                     return Err(A::Error::custom("claim in another letter case"));
                 }

@@ -110,8 +110,9 @@ impl<'de> Visitor<'de> for HeaderVisitor {
             forbidden: None,
             duplicate: false,
         };
-        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-            match key.as_ref() {
+        // Keys borrowed from the header (`Cow<str>`'s own `Deserialize` always copies).
+        while let Some(key) = map.next_key::<crate::token::claims::Str<'de>>()? {
+            match &*key {
                 "alg" => {
                     let v = map.next_value::<serde_json::Value>()?;
                     h.duplicate |= h.alg.is_some();

@@ -65,15 +65,16 @@ impl SigningKey {
     }
 
     /// True when this key vouches for the issuer `expected` of tenant `tid`.
+    #[cfg(test)]
     pub(crate) fn binds(&self, tid: &str, expected: &str) -> bool {
+        self.binds_parts(tid, &[expected])
+    }
+
+    /// [`binds`](Self::binds) with the expected issuer given in pieces (concatenated).
+    pub(crate) fn binds_parts(&self, tid: &str, expected: &[&str]) -> bool {
         match self.issuer.split_once("{tenantid}") {
-            Some((pre, post)) => {
-                expected.len() == pre.len() + tid.len() + post.len()
-                    && expected.starts_with(pre)
-                    && expected[pre.len()..].starts_with(tid)
-                    && expected.ends_with(post)
-            }
-            None => self.issuer == expected,
+            Some((pre, post)) => crate::cloud::concat_eq(&[pre, tid, post], expected),
+            None => crate::cloud::concat_eq(&[&self.issuer], expected),
         }
     }
 }

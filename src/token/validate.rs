@@ -255,12 +255,12 @@ fn check_issuer_and_tenant(
         .ok_or(TokenError::MissingClaim { claim: "iss" })?;
     let issuer_tenant = single_tenant.map_or(tid, TenantId::as_str);
     let expected = match version {
-        TokenVersion::V1 => rules.cloud.v1_issuer(issuer_tenant),
-        TokenVersion::V2 => rules.cloud.v2_issuer(issuer_tenant),
+        TokenVersion::V1 => rules.cloud.v1_issuer_parts(issuer_tenant),
+        TokenVersion::V2 => rules.cloud.v2_issuer_parts(issuer_tenant),
     };
-    if iss != expected {
+    if !crate::cloud::concat_eq(&[iss], &expected) {
         return Err(TokenError::IssuerMismatch {
-            expected,
+            expected: expected.concat(),
             found: excerpt(iss),
         });
     }
@@ -281,8 +281,7 @@ fn check_issuer_and_tenant(
             tenant: tenant.to_string(),
         });
     }
-    let key_issuer = rules.cloud.v2_issuer(tid);
-    if !key.binds(tid, &key_issuer) {
+    if !key.binds_parts(tid, &rules.cloud.v2_issuer_parts(tid)) {
         return Err(TokenError::KeyIssuerMismatch {
             kid: excerpt(&key.kid),
             key_issuer: key.issuer.clone(),
