@@ -38,7 +38,7 @@
 //! | message | requires | then |
 //! |---|---|---|
 //! | `tools/call` | the tool action (default `tools.call`) on the template filled with `params.name` (default `tools/{name}`) | forwarded on allow |
-//! | `tools/list` (a request: it has an `id`) | an authenticated caller | forwarded; the answer filtered to the tools the caller may call (one [`Governor::filter_allowed`] call) |
+//! | `tools/list` (a request: it has an `id`) | an authenticated caller | forwarded; the answer filtered to the tools the caller may call (one [`Governor::authorize_each`] call; 503 when group membership is unavailable for any tool, rather than a list short of tools the caller has) |
 //! | any other method (`initialize`, `ping`, `server/discover`, `notifications/*`, `resources/*`, `prompts/*`, …), and JSON-RPC responses | an authenticated caller | forwarded unchanged |
 //!
 //! This module decides tools only: methods that need more than a verified caller are the
@@ -596,14 +596,28 @@ impl McpAuthorizer {
             })
             .collect();
         let named: Vec<&str> = resources.iter().flatten().map(String::as_str).collect();
-        let allowed = self
+        let decisions = self
             .governor
-            .filter_allowed(principal, &self.action, &named, context)
+            .authorize_each(principal, &self.action, &named, context)
             .await
             .map_err(|e| {
                 FilterError::Refused(Refusal::from_authorize_error(&e, self.governor.cloud()))
             })?;
-        let allowed: HashSet<&str> = allowed.into_iter().copied().collect();
+        if decisions
+            .iter()
+            .any(|d| d.reason == crate::Reason::GroupMembershipUnavailable)
+        {
+            // A listing short of the caller's tools would look like a revocation.
+            return Err(FilterError::Refused(Refusal::unavailable(
+                "group membership unavailable",
+            )));
+        }
+        let allowed: HashSet<&str> = named
+            .iter()
+            .zip(&decisions)
+            .filter(|(_, d)| d.is_allowed())
+            .map(|(name, _)| *name)
+            .collect();
         let mut keep = resources
             .iter()
             .map(|r| r.as_deref().is_some_and(|r| allowed.contains(r)));

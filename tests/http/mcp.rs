@@ -16,8 +16,10 @@ use axum::routing::any;
 use entra_governor::ai::mcp::ProtectedResourceMetadata;
 use entra_governor::audit::AuditOutcome;
 use entra_governor::axum::mcp::{McpLayer, metadata_router};
+use entra_governor::graph::{ClientCredential, GraphGroupResolver};
+use entra_governor::testing::GraphMode;
 use entra_governor::testing::TestIdp;
-use entra_governor::{AuditLog, Cloud, MemorySink, Policy};
+use entra_governor::{AuditLog, Cloud, GroupId, MemorySink, ObjectId, Policy};
 use serde_json::{Value, json};
 
 use crate::common;
@@ -119,13 +121,32 @@ struct Server {
 }
 
 async fn serve() -> Server {
+    serve_with(false).await
+}
+
+/// The test server; with `graph`, group overage is resolved through the look-alike's
+/// Graph (a failure remembered for 50 ms only, so that a test sees Graph come back).
+async fn serve_with(graph: bool) -> Server {
     let idp = common::example_idp().await;
     let sink = MemorySink::new();
-    let governor = common::builder(&idp)
+    let mut governor = common::builder(&idp)
         .audit(AuditLog::builder(sink.clone()).build())
-        .policy(Policy::from_path(POLICY).unwrap())
+        .policy(Policy::from_path(POLICY).unwrap());
+    if graph {
+        let resolver = GraphGroupResolver::builder(
+            &Cloud::custom(idp.authority()),
+            idp.tenant_id(),
+            idp.client_id(),
+            ClientCredential::secret(idp.graph_client_secret()),
+        )
+        .dangerous_allow_http_loopback()
+        .max_retries(0)
+        .failure_ttl(Duration::from_millis(50))
         .build()
         .unwrap();
+        governor = governor.group_resolver(resolver);
+    }
+    let governor = governor.build().unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     // Tokens come from the look-alike; the document names Entra's global cloud, as a
@@ -599,6 +620,36 @@ async fn bodies_that_cannot_be_decided_with_certainty_never_reach_the_server() {
         .await;
     assert_eq!(answer.status, 200);
     assert_eq!(server.received.take().len(), 1);
+}
+
+#[tokio::test]
+async fn a_listing_is_refused_503_not_shortened_while_group_membership_is_unavailable() {
+    let server = serve_with(true).await;
+    // An LLM-team member in 300 groups: the token names none (overage).
+    let oid = ObjectId::parse("0b6f0000-0000-4000-8000-000000000300").unwrap();
+    let mut groups: Vec<GroupId> = (0..299)
+        .map(|i| GroupId::parse(&format!("0b6f0000-0000-4000-8000-{i:012x}")).unwrap())
+        .collect();
+    groups.push(LLM_TEAM.parse().unwrap());
+    server.idp.set_memberships(&oid, groups);
+    let token = server
+        .idp
+        .token()
+        .oid(oid)
+        .scopes("Tools.Call")
+        .overage()
+        .sign();
+    server.idp.set_graph_mode(GraphMode::Status(500));
+    let answer = server.post(Some(&token), JSON_FIRST, list(4, None)).await;
+    assert_eq!(answer.status, 503, "{}", answer.text);
+    assert_eq!(answer.header("retry-after"), "5");
+    assert!(!answer.text.contains("search_docs"), "{}", answer.text);
+    // Graph back (and the failure forgotten): the same caller sees its tool.
+    server.idp.set_graph_mode(GraphMode::Normal);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let answer = server.post(Some(&token), JSON_FIRST, list(5, None)).await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    assert_eq!(names(&answer.json()["result"]), ["search_docs"]);
 }
 
 #[tokio::test]
