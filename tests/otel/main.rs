@@ -463,14 +463,31 @@ async fn a_failing_receiver_loses_no_event() {
         assert_eq!(body(r), s(&format!("refused {i}")));
         assert_eq!((r.severity_number, r.severity_text.as_str()), (13, "WARN"));
     }
-    // The retried exports carried the same events as the failed ones.
-    let first_failed = ExportLogsServiceRequest::decode(receiver.requests()[0].body.as_ref())
-        .unwrap()
-        .resource_logs[0]
-        .scope_logs[0]
-        .log_records
-        .len();
-    assert!(first_failed >= 1);
+    // The retries carried the same events as the failed exports: each failed export's
+    // records are those of the next export (the same batch, retried).
+    let requests = receiver.requests();
+    let resources_of = |r: &Received| -> Vec<Value> {
+        ExportLogsServiceRequest::decode(r.body.as_ref())
+            .unwrap()
+            .resource_logs[0]
+            .scope_logs[0]
+            .log_records
+            .iter()
+            .map(|record| attrs(record)["entra_governor.resource"].clone())
+            .collect()
+    };
+    let failed = resources_of(&requests[0]);
+    assert!(!failed.is_empty());
+    assert_eq!(
+        resources_of(&requests[1]),
+        failed,
+        "the same batch, retried"
+    );
+    assert_eq!(
+        resources_of(&requests[2]),
+        failed,
+        "the same batch, retried"
+    );
 }
 
 /// A `tracing` subscriber that keeps every span's fields (as text), with a span stack for
