@@ -189,7 +189,9 @@ mod with_idp {
     }
 
     /// Refuses every lookup as the token endpoint refusing the credential.
-    struct Refusing;
+    /// A resolver whose credential is refused; counts its calls.
+    #[derive(Clone, Default)]
+    struct Refusing(std::sync::Arc<std::sync::atomic::AtomicUsize>);
 
     #[async_trait::async_trait]
     impl GroupResolver for Refusing {
@@ -198,6 +200,7 @@ mod with_idp {
             _principal: &Principal,
             _candidates: &[GroupId],
         ) -> Result<Vec<GroupId>, GroupResolutionError> {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             Err(GroupResolutionError::Unauthorized {
                 service: "the token endpoint",
                 status: 401,
@@ -295,9 +298,15 @@ mod with_idp {
     #[tokio::test]
     async fn the_last_group_lookup_is_reported_without_a_new_one() {
         let idp = TestIdp::start().await;
-        let governor = builder(&idp).group_resolver(Refusing).build().unwrap();
+        let resolver = Refusing::default();
+        let calls = || resolver.0.load(std::sync::atomic::Ordering::SeqCst);
+        let governor = builder(&idp)
+            .group_resolver(resolver.clone())
+            .build()
+            .unwrap();
         governor.prefetch_keys().await.unwrap();
         let before = governor.health().graph.unwrap();
+        assert_eq!(calls(), 0, "health() asks no resolver");
         assert_eq!(
             (before.last_result, before.credential),
             (None, CredentialState::Unknown)
@@ -308,7 +317,13 @@ mod with_idp {
             .await
             .unwrap();
         assert!(!decision.is_allowed());
+        assert_eq!(calls(), 1);
         let after = governor.health();
+        assert_eq!(
+            calls(),
+            1,
+            "the report is the last lookup's, not a new lookup"
+        );
         let graph = after.graph.unwrap();
         assert_eq!(
             (graph.last_result, graph.credential),
