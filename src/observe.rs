@@ -56,6 +56,14 @@ pub const DECISION_DURATION_SECONDS: &str = "entra_governor_decision_duration_se
 pub const TOKEN_CACHE_LOOKUPS_TOTAL: &str = "entra_governor_token_cache_lookups_total";
 /// Gauge: verified tokens cached.
 pub const TOKEN_CACHE_ENTRIES: &str = "entra_governor_token_cache_entries";
+/// Gauge: bytes the verified-token cache's entries are charged (token, principal, entry).
+pub const TOKEN_CACHE_BYTES: &str = "entra_governor_token_cache_bytes";
+/// Counter: entries the verified-token cache evicted to make room.
+pub const TOKEN_CACHE_EVICTIONS_TOTAL: &str = "entra_governor_token_cache_evictions_total";
+/// Histogram: the full verification of a token the cache did not hold (envelope, key,
+/// signature, claims, Entra rules), seconds.
+pub const TOKEN_VERIFICATION_DURATION_SECONDS: &str =
+    "entra_governor_token_verification_duration_seconds";
 /// Counter: signing-key (discovery and JWKS) fetches, by `result` (`ok`, `error`).
 pub const JWKS_FETCHES_TOTAL: &str = "entra_governor_jwks_fetches_total";
 /// Gauge: seconds since the signing keys were last fetched successfully.
@@ -64,8 +72,23 @@ pub const JWKS_AGE_SECONDS: &str = "entra_governor_jwks_age_seconds";
 pub const GRAPH_CALLS_TOTAL: &str = "entra_governor_graph_calls_total";
 /// Counter: HTTP 429 answers from Microsoft Graph or its token endpoint.
 pub const GRAPH_THROTTLED_TOTAL: &str = "entra_governor_graph_throttled_total";
+/// Histogram: one group lookup as a decision waited for it (the resolver's cache, Graph,
+/// its retries and `Retry-After` waits), seconds.
+pub const GRAPH_LOOKUP_DURATION_SECONDS: &str = "entra_governor_graph_lookup_duration_seconds";
+/// Counter: waits for a `Retry-After` Microsoft Graph (or its token endpoint) asked for.
+pub const GRAPH_RETRY_AFTER_WAITS_TOTAL: &str = "entra_governor_graph_retry_after_waits_total";
+/// Counter: seconds spent waiting for `Retry-After`s.
+pub const GRAPH_RETRY_AFTER_SECONDS_TOTAL: &str = "entra_governor_graph_retry_after_seconds_total";
+/// Counter: membership cache lookups of the Graph resolver, by `result` (`hit`, `miss`);
+/// the hit ratio is `hit / (hit + miss)`.
+pub const GRAPH_CACHE_LOOKUPS_TOTAL: &str = "entra_governor_graph_cache_lookups_total";
 /// Gauge: revocation entries held.
 pub const REVOCATIONS: &str = "entra_governor_revocations";
+/// Gauge (fleet mode): seconds since this replica's view of the fleet was last confirmed
+/// current (the fleet's lag as this replica sees it).
+pub const FLEET_VIEW_AGE_SECONDS: &str = "entra_governor_fleet_view_age_seconds";
+/// Gauge (fleet mode): 1 while connected to the fleet's Redis, 0 otherwise.
+pub const FLEET_CONNECTED: &str = "entra_governor_fleet_connected";
 /// Gauge: audit events recorded but neither written nor dropped yet.
 pub const AUDIT_QUEUE_DEPTH: &str = "entra_governor_audit_queue_depth";
 /// Counter: audit events lost since the audit log started.
@@ -85,6 +108,18 @@ pub const DECISION_DURATION_BUCKETS: &[f64] = &[
     0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
 ];
 
+/// Bucket bounds for [`TOKEN_VERIFICATION_DURATION_SECONDS`], in seconds: an RSA check
+/// takes tens of microseconds.
+pub const TOKEN_VERIFICATION_BUCKETS: &[f64] = &[
+    0.000_01, 0.000_02, 0.000_05, 0.000_1, 0.000_2, 0.000_5, 0.001, 0.002, 0.005, 0.01,
+];
+
+/// Bucket bounds for [`GRAPH_LOOKUP_DURATION_SECONDS`], in seconds: from a cached answer
+/// to a throttled lookup's wait.
+pub const GRAPH_LOOKUP_BUCKETS: &[f64] = &[
+    0.000_01, 0.000_1, 0.001, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
 /// Describes every metric (type, unit and help text) to the installed recorder: call it
 /// once, after installing the recorder.
 #[cfg(feature = "metrics")]
@@ -102,6 +137,20 @@ pub fn describe() {
         "Verified-token cache lookups, by result (hit, miss)."
     );
     describe_gauge!(TOKEN_CACHE_ENTRIES, "Verified tokens cached.");
+    describe_gauge!(
+        TOKEN_CACHE_BYTES,
+        Unit::Bytes,
+        "Bytes the verified-token cache's entries are charged."
+    );
+    describe_counter!(
+        TOKEN_CACHE_EVICTIONS_TOTAL,
+        "Verified-token cache entries evicted to make room."
+    );
+    describe_histogram!(
+        TOKEN_VERIFICATION_DURATION_SECONDS,
+        Unit::Seconds,
+        "The full verification of a token the cache did not hold."
+    );
     describe_counter!(
         JWKS_FETCHES_TOTAL,
         "Signing-key fetches, by result (ok, error)."
@@ -116,7 +165,34 @@ pub fn describe() {
         GRAPH_THROTTLED_TOTAL,
         "HTTP 429 answers from Microsoft Graph or its token endpoint."
     );
+    describe_histogram!(
+        GRAPH_LOOKUP_DURATION_SECONDS,
+        Unit::Seconds,
+        "One group lookup as a decision waited for it."
+    );
+    describe_counter!(
+        GRAPH_RETRY_AFTER_WAITS_TOTAL,
+        "Waits for a Retry-After from Microsoft Graph or its token endpoint."
+    );
+    describe_counter!(
+        GRAPH_RETRY_AFTER_SECONDS_TOTAL,
+        Unit::Seconds,
+        "Seconds spent waiting for Retry-After."
+    );
+    describe_counter!(
+        GRAPH_CACHE_LOOKUPS_TOTAL,
+        "Graph resolver membership cache lookups, by result (hit, miss); hit ratio = hit / (hit + miss)."
+    );
     describe_gauge!(REVOCATIONS, "Revocation entries held.");
+    describe_gauge!(
+        FLEET_VIEW_AGE_SECONDS,
+        Unit::Seconds,
+        "Fleet mode: seconds since this replica's view of the fleet was confirmed current."
+    );
+    describe_gauge!(
+        FLEET_CONNECTED,
+        "Fleet mode: 1 while connected to the fleet's Redis."
+    );
     describe_gauge!(
         AUDIT_QUEUE_DEPTH,
         "Audit events recorded but neither written nor dropped yet."
@@ -148,6 +224,8 @@ pub(crate) struct Hot {
     cache_miss: metrics::Counter,
     #[cfg(feature = "metrics")]
     duration: metrics::Histogram,
+    #[cfg(feature = "metrics")]
+    verification: metrics::Histogram,
 }
 
 impl Hot {
@@ -162,6 +240,8 @@ impl Hot {
             cache_miss: metrics::counter!(TOKEN_CACHE_LOOKUPS_TOTAL, "result" => "miss"),
             #[cfg(feature = "metrics")]
             duration: metrics::histogram!(DECISION_DURATION_SECONDS),
+            #[cfg(feature = "metrics")]
+            verification: metrics::histogram!(TOKEN_VERIFICATION_DURATION_SECONDS),
         }
     }
 }
@@ -232,6 +312,55 @@ pub(crate) fn token_cache_lookup(hot: &Hot, hit: bool) {
     let _ = (hot, hit);
 }
 
+/// A token the cache did not hold was verified in full (or refused), from `started`.
+#[inline]
+pub(crate) fn token_verified(hot: &Hot, started: Instant) {
+    #[cfg(feature = "metrics")]
+    hot.verification.record(started.elapsed().as_secs_f64());
+    #[cfg(not(feature = "metrics"))]
+    let _ = (hot, started);
+}
+
+/// The verified-token cache evicted `n` entries to make room.
+pub(crate) fn token_cache_evicted(n: u64) {
+    #[cfg(feature = "metrics")]
+    metrics::counter!(TOKEN_CACHE_EVICTIONS_TOTAL).increment(n);
+    #[cfg(not(feature = "metrics"))]
+    let _ = n;
+}
+
+/// A group lookup a decision waited for ended, from `started`.
+pub(crate) fn graph_lookup_took(started: Instant) {
+    #[cfg(feature = "metrics")]
+    metrics::histogram!(GRAPH_LOOKUP_DURATION_SECONDS).record(started.elapsed().as_secs_f64());
+    #[cfg(not(feature = "metrics"))]
+    let _ = started;
+}
+
+/// The Graph resolver answered from its membership cache (`hit`) or had to ask.
+#[cfg(feature = "graph")]
+pub(crate) fn graph_cache_lookup(hit: bool) {
+    #[cfg(feature = "metrics")]
+    {
+        let result = if hit { "hit" } else { "miss" };
+        metrics::counter!(GRAPH_CACHE_LOOKUPS_TOTAL, "result" => result).increment(1);
+    }
+    #[cfg(not(feature = "metrics"))]
+    let _ = hit;
+}
+
+/// The Graph resolver is about to wait `wait` because a `Retry-After` asked for it.
+#[cfg(feature = "graph")]
+pub(crate) fn graph_retry_after_wait(wait: std::time::Duration) {
+    #[cfg(feature = "metrics")]
+    {
+        metrics::counter!(GRAPH_RETRY_AFTER_WAITS_TOTAL).increment(1);
+        metrics::counter!(GRAPH_RETRY_AFTER_SECONDS_TOTAL).increment(wait.as_secs());
+    }
+    #[cfg(not(feature = "metrics"))]
+    let _ = wait;
+}
+
 /// A signing-key fetch ended; a success makes the held keys' age 0.
 pub(crate) fn jwks_fetched(ok: bool) {
     #[cfg(feature = "metrics")]
@@ -292,11 +421,19 @@ pub(crate) fn gauges(health: &crate::health::Health) {
     use metrics::{counter, gauge};
     #[allow(clippy::cast_precision_loss)]
     gauge!(TOKEN_CACHE_ENTRIES).set(health.token_cache.entries as f64);
+    #[allow(clippy::cast_precision_loss)]
+    gauge!(TOKEN_CACHE_BYTES).set(health.token_cache.bytes as f64);
     if let Some(age) = health.keys.last_refresh_age {
         gauge!(JWKS_AGE_SECONDS).set(age.as_secs_f64());
     }
     #[allow(clippy::cast_precision_loss)]
     gauge!(REVOCATIONS).set(health.revocations as f64);
+    if let Some(fleet) = &health.fleet {
+        if let Some(age) = fleet.view_age {
+            gauge!(FLEET_VIEW_AGE_SECONDS).set(age.as_secs_f64());
+        }
+        gauge!(FLEET_CONNECTED).set(if fleet.connected { 1.0 } else { 0.0 });
+    }
     if let Some(audit) = &health.audit {
         #[allow(clippy::cast_precision_loss)]
         gauge!(AUDIT_QUEUE_DEPTH).set(audit.queue_depth as f64);

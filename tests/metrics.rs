@@ -130,3 +130,179 @@ async fn the_number_of_series_does_not_grow_with_callers_or_resources() {
         assert!(!text.contains(forbidden), "{forbidden} in {text}");
     }
 }
+
+/// Running totals over the debugging recorder's snapshots, which hand out what changed
+/// since the last one (counters and histogram samples) and reset it.
+struct Tally {
+    snapshotter: metrics_util::debugging::Snapshotter,
+    totals: BTreeMap<String, f64>,
+}
+
+impl Tally {
+    fn new(snapshotter: metrics_util::debugging::Snapshotter) -> Self {
+        Self {
+            snapshotter,
+            totals: BTreeMap::new(),
+        }
+    }
+
+    /// A counter's total, a histogram's sample count, or a gauge's value, by series
+    /// (`name` or `name{label="value"}`).
+    fn get(&mut self, wanted: &str) -> f64 {
+        for (key, _, _, value) in self.snapshotter.snapshot().into_vec() {
+            let (_, key) = key.into_parts();
+            let labels: Vec<String> = key
+                .labels()
+                .map(|l| format!("{}=\"{}\"", l.key(), l.value()))
+                .collect();
+            let name = if labels.is_empty() {
+                key.name().to_owned()
+            } else {
+                format!("{}{{{}}}", key.name(), labels.join(","))
+            };
+            let total = self.totals.entry(name).or_default();
+            match value {
+                DebugValue::Counter(n) => *total += n as f64,
+                DebugValue::Gauge(g) => *total = g.into_inner(),
+                DebugValue::Histogram(samples) => *total += samples.len() as f64,
+            }
+        }
+        self.totals.get(wanted).copied().unwrap_or(0.0)
+    }
+}
+
+#[tokio::test]
+async fn verifications_evictions_and_cache_bytes_are_counted_exactly() {
+    let recorder = DebuggingRecorder::new();
+    let mut tally = Tally::new(recorder.snapshotter());
+    let _local = metrics::set_default_local_recorder(&recorder);
+    let idp = common::example_idp().await;
+    let policy =
+        Policy::from_path(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/policy.toml")).unwrap();
+    // About three entries' worth of budget (an entry weighs about 4 KiB).
+    let governor = common::builder(&idp)
+        .policy(policy)
+        .verified_token_cache(Some(12 * 1024))
+        .build()
+        .unwrap();
+    const VERIFIED: &str = "entra_governor_token_verification_duration_seconds";
+    let tokens: Vec<String> = (0..10)
+        .map(|_| {
+            idp.token()
+                .scopes("Inference.Invoke")
+                .groups([DATA_SCIENTISTS])
+                .sign()
+        })
+        .collect();
+    for t in &tokens {
+        let d = governor
+            .authorize(t, "inference.invoke", "models/exp-1")
+            .await;
+        assert!(d.unwrap().is_allowed());
+    }
+    assert_eq!(
+        tally.get(VERIFIED),
+        10.0,
+        "one full verification per new token"
+    );
+    // The last token is held: a hit, no verification.
+    let d = governor
+        .authorize(&tokens[9], "inference.invoke", "models/exp-1")
+        .await;
+    assert!(d.unwrap().is_allowed());
+    assert_eq!(tally.get(VERIFIED), 10.0);
+    // A refused token is verified (and refused) in full too.
+    let tampered = format!("{}A", tokens[0]);
+    assert!(
+        governor
+            .authorize(&tampered, "inference.invoke", "models/exp-1")
+            .await
+            .is_err()
+    );
+    assert_eq!(tally.get(VERIFIED), 11.0);
+    // Every token went in; the ones no longer held were evicted, and counted.
+    let held = governor.cached_tokens();
+    assert!((1..10).contains(&held), "{held} held");
+    assert_eq!(
+        tally.get("entra_governor_token_cache_evictions_total") + held as f64,
+        10.0
+    );
+    governor.record_gauges();
+    let bytes = governor.health().token_cache.bytes;
+    assert!(bytes > 0 && bytes <= 12 * 1024, "{bytes}");
+    assert_eq!(tally.get("entra_governor_token_cache_bytes"), bytes as f64);
+}
+
+#[tokio::test]
+async fn graph_lookups_cache_hits_and_retry_after_waits_are_counted_exactly() {
+    use entra_governor::graph::{ClientCredential, GraphGroupResolver};
+    use entra_governor::testing::GraphMode;
+    use entra_governor::{Cloud, GroupId};
+
+    let recorder = DebuggingRecorder::new();
+    let mut tally = Tally::new(recorder.snapshotter());
+    let _local = metrics::set_default_local_recorder(&recorder);
+    let idp = common::example_idp().await;
+    let resolver = GraphGroupResolver::builder(
+        &Cloud::custom(idp.authority()),
+        idp.tenant_id(),
+        idp.client_id(),
+        ClientCredential::secret(idp.graph_client_secret()),
+    )
+    .dangerous_allow_http_loopback()
+    .max_retries(1)
+    .build()
+    .unwrap();
+    let policy =
+        Policy::from_path(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/policy.toml")).unwrap();
+    let governor = common::builder(&idp)
+        .policy(policy)
+        .group_resolver(resolver)
+        .build()
+        .unwrap();
+    let member = |n: u32| {
+        let oid = ObjectId::parse(&format!("0ae00000-0000-4000-8000-{n:012x}")).unwrap();
+        let mut groups: Vec<GroupId> = (0..299)
+            .map(|i| GroupId::parse(&format!("0ae1{n:04x}-0000-4000-8000-{i:012x}")).unwrap())
+            .collect();
+        groups.push(DATA_SCIENTISTS.parse().unwrap());
+        idp.set_memberships(&oid, groups);
+        idp.token()
+            .oid(oid)
+            .scopes("Inference.Invoke")
+            .overage()
+            .sign()
+    };
+    const LOOKUPS: &str = "entra_governor_graph_lookup_duration_seconds";
+    const HITS: &str = r#"entra_governor_graph_cache_lookups_total{result="hit"}"#;
+    const MISSES: &str = r#"entra_governor_graph_cache_lookups_total{result="miss"}"#;
+    const WAITS: &str = "entra_governor_graph_retry_after_waits_total";
+    let first = member(1);
+    for round in 1..=2 {
+        let d = governor
+            .authorize(&first, "inference.invoke", "models/exp-1")
+            .await;
+        assert!(d.unwrap().is_allowed(), "round {round}");
+    }
+    // Two decisions waited for a lookup; the second was answered from the cache.
+    assert_eq!(tally.get(LOOKUPS), 2.0);
+    assert_eq!((tally.get(MISSES), tally.get(HITS)), (1.0, 1.0));
+    assert_eq!(tally.get(WAITS), 0.0);
+    // Graph throttles the next call for 1 s: the resolver waits once, as asked.
+    idp.set_graph_mode(GraphMode::TooManyRequests {
+        retry_after_secs: 1,
+        times: 1,
+    });
+    let second = member(2);
+    let d = governor
+        .authorize(&second, "inference.invoke", "models/exp-1")
+        .await;
+    assert!(d.unwrap().is_allowed());
+    assert_eq!(tally.get(WAITS), 1.0);
+    assert_eq!(
+        tally.get("entra_governor_graph_retry_after_seconds_total"),
+        1.0
+    );
+    assert_eq!(tally.get(LOOKUPS), 3.0);
+    assert_eq!((tally.get(MISSES), tally.get(HITS)), (2.0, 1.0));
+}

@@ -707,7 +707,9 @@ async fn resolve_groups(
     policy: &CompiledPolicy,
     principal: &Principal,
 ) -> Option<Vec<crate::ids::GroupId>> {
+    let started = std::time::Instant::now();
     let result = resolver.resolve(principal, policy.bound_group_ids()).await;
+    crate::observe::graph_lookup_took(started);
     calls.note(&result);
     match result {
         Ok(groups) => Some(groups),

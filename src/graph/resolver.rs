@@ -291,11 +291,16 @@ impl Inner {
                         .map(Arc::new)
                 })
                 .await
-                .map_err(|e| (*e).clone())?;
+                .map_err(|e| {
+                    crate::observe::graph_cache_lookup(false);
+                    (*e).clone()
+                })?;
             if membership.knows(wanted) {
-                if !fetched_here.load(Ordering::SeqCst) {
+                let hit = !fetched_here.load(Ordering::SeqCst);
+                if hit {
                     self.cache_hits.fetch_add(1, Ordering::SeqCst);
                 }
+                crate::observe::graph_cache_lookup(hit);
                 return Ok(membership.members_among(wanted));
             }
             // The cached answer is about other groups (the policy changed, or callers want
@@ -316,6 +321,7 @@ impl Inner {
                 .await;
         }
         // Still racing with callers that want other groups: answer this call uncached.
+        crate::observe::graph_cache_lookup(false);
         let membership = self.fetch_guarded(principal, wanted, deadline).await?;
         Ok(membership.members_among(wanted))
     }

@@ -279,7 +279,9 @@ impl VerifiedTokens {
             if entry.referenced.swap(false, Ordering::Relaxed) {
                 continue; // read lately: a second chance
             }
-            self.remove(i, entry);
+            if self.remove(i, entry) {
+                crate::observe::token_cache_evicted(1);
+            }
             if self.bytes.load(Ordering::Acquire) <= self.max_bytes {
                 return true;
             }
@@ -288,8 +290,8 @@ impl VerifiedTokens {
         false
     }
 
-    /// Empties slot `i` if it still holds `entry`.
-    fn remove(&self, i: usize, entry: &Arc<Entry>) {
+    /// Empties slot `i` if it still holds `entry`; true when it did.
+    fn remove(&self, i: usize, entry: &Arc<Entry>) -> bool {
         let slot = self.slot(i);
         let previous = slot.entry.compare_and_swap(entry, None);
         if let Some(old) = &*previous
@@ -298,7 +300,9 @@ impl VerifiedTokens {
             // The tag stays: it is only a hint, and clearing it here could hide an entry
             // a concurrent insert has just put in this slot.
             self.release(old);
+            return true;
         }
+        false
     }
 
     fn release(&self, old: &Entry) {

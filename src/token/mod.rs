@@ -53,7 +53,10 @@ impl Verifier {
             }
         }
         // Boxed: the cache hit above stays a small future for callers to move around.
-        let (principal, key) = Box::pin(self.verify_fully(token, now)).await?;
+        let started = std::time::Instant::now();
+        let verified = Box::pin(self.verify_fully(token, now)).await;
+        crate::observe::token_verified(&self.hot, started);
+        let (principal, key) = verified?;
         let principal = Arc::new(principal);
         if let Some(cache) = &self.verified {
             cache.insert(token, principal.clone(), key, now);

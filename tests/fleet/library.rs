@@ -597,3 +597,55 @@ async fn replicas_reconnect_once_a_restarted_redis_knows_their_user_again() {
     );
     assert!(eventually(Duration::from_secs(3), async || a.fleet_status().connected).await);
 }
+
+/// The fleet gauges `Governor::record_gauges` sets, read through a debugging recorder.
+#[cfg(feature = "metrics")]
+fn fleet_gauges(g: &Governor) -> (f64, f64) {
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    metrics::with_local_recorder(&recorder, || g.record_gauges());
+    let gauge = |name: &str| {
+        snapshotter
+            .snapshot()
+            .into_vec()
+            .into_iter()
+            .find_map(|(key, _, _, value)| match value {
+                DebugValue::Gauge(v) if key.key().name() == name => Some(v.into_inner()),
+                _ => None,
+            })
+            .unwrap_or(f64::NAN)
+    };
+    let connected = gauge(entra_governor::observe::FLEET_CONNECTED);
+    metrics::with_local_recorder(&recorder, || g.record_gauges());
+    (
+        connected,
+        gauge(entra_governor::observe::FLEET_VIEW_AGE_SECONDS),
+    )
+}
+
+#[cfg(feature = "metrics")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fleet_gauges_show_the_connection_and_the_views_age() {
+    let mut redis = RedisServer::start();
+    let idp = TestIdp::start().await;
+    let a = replica(&idp, fleet(&redis, "a"));
+    caught_up(&[&a]).await;
+    let (connected, age) = fleet_gauges(&a);
+    assert_eq!(connected, 1.0);
+    let status_age = a.fleet_status().view_age.unwrap().as_secs_f64();
+    assert!(
+        (0.0..=status_age + 1.0).contains(&age),
+        "{age} vs {status_age}"
+    );
+    redis.kill();
+    assert!(
+        eventually(Duration::from_secs(10), async || fleet_gauges(&a).0 == 0.0).await,
+        "still connected after Redis went away"
+    );
+    // With Redis gone nothing confirms the view: it only grows older.
+    let (_, gone) = fleet_gauges(&a);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (_, later) = fleet_gauges(&a);
+    assert!(later >= gone + 0.25, "{later} vs {gone}");
+}

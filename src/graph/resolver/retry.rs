@@ -101,10 +101,11 @@ impl Inner {
                 0 => "1 attempt".to_owned(),
                 n => format!("{} attempts", n + 1),
             };
-            let (wait, failure) = match self.fetcher.exchange(request, url, timeout).await {
+            let (wait, failure, asked) = match self.fetcher.exchange(request, url, timeout).await {
                 Ok(answer)
                     if answer.status == 429 || matches!(answer.status, 500 | 502 | 503 | 504) =>
                 {
+                    let asked = answer.retry_after.is_some();
                     let wait = answer.retry_after.map_or_else(
                         || backoff(retries),
                         |secs| Duration::from_secs(secs).min(MAX_GRAPH_RETRY_AFTER),
@@ -130,7 +131,7 @@ impl Inner {
                             ),
                         }
                     };
-                    (wait, failure)
+                    (wait, failure, asked)
                 }
                 Ok(answer) => return Ok(answer),
                 Err(FetchError::Transport { .. }) if Instant::now() >= deadline => {
@@ -143,7 +144,7 @@ impl Inner {
                     let failure = GroupResolutionError::Unavailable {
                         reason: format!("{error} ({})", attempts()),
                     };
-                    (backoff(retries), failure)
+                    (backoff(retries), failure, false)
                 }
                 Err(error) => {
                     return Err(GroupResolutionError::Unavailable {
@@ -168,6 +169,9 @@ impl Inner {
                 "group resolution: retrying"
             );
             retries += 1;
+            if asked {
+                crate::observe::graph_retry_after_wait(wait);
+            }
             tokio::time::sleep(wait).await;
         }
     }

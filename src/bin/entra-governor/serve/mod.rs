@@ -160,6 +160,14 @@ fn install_metrics() -> Result<metrics_exporter_prometheus::PrometheusHandle, Bo
             Matcher::Full(observe::DECISION_DURATION_SECONDS.to_owned()),
             observe::DECISION_DURATION_BUCKETS,
         )?
+        .set_buckets_for_metric(
+            Matcher::Full(observe::TOKEN_VERIFICATION_DURATION_SECONDS.to_owned()),
+            observe::TOKEN_VERIFICATION_BUCKETS,
+        )?
+        .set_buckets_for_metric(
+            Matcher::Full(observe::GRAPH_LOOKUP_DURATION_SECONDS.to_owned()),
+            observe::GRAPH_LOOKUP_BUCKETS,
+        )?
         .install_recorder()?;
     observe::describe();
     Ok(handle)
