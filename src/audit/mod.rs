@@ -172,7 +172,9 @@
 //! OpenTelemetry Collector (or any OTLP backend) as OTLP log records over OTLP/HTTP
 //! protobuf, with the same delivery guarantees as the other sinks; a request's W3C
 //! `traceparent` ([`TraceParent`], in [`RequestContext`](crate::RequestContext)) puts
-//! its record in the caller's trace. The field mapping, versioned, is documented in that module.
+//! its record in the caller's trace, and `decision_spans` on its builder also exports each
+//! decision as a span in that trace. The field mapping, versioned, is documented in that
+//! module.
 //!
 //! # Joining to Entra sign-in logs
 //!
