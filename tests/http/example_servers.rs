@@ -331,6 +331,11 @@ async fn each_counter_of_an_example_servers_metrics_moves_by_exactly_its_request
                 2.0,
             ),
             ("entra_governor_decision_duration_seconds_count", 5.0),
+            // Two tokens the cache did not hold: the scientist's and the expired one.
+            (
+                "entra_governor_token_verification_duration_seconds_count",
+                2.0,
+            ),
             ("entra_governor_token_cache_entries", 1.0),
         ]
         .into_iter()
@@ -338,10 +343,12 @@ async fn each_counter_of_an_example_servers_metrics_moves_by_exactly_its_request
         .collect();
         let counted: std::collections::BTreeMap<String, f64> = moved
             .iter()
+            // Timings (buckets, sums, the keys' age) and the cache's bytes are checked below.
             .filter(|(series, _)| {
-                !series.starts_with("entra_governor_decision_duration_seconds_bucket")
-                    && series.as_str() != "entra_governor_decision_duration_seconds_sum"
+                !series.contains("_duration_seconds_bucket")
+                    && !series.ends_with("_duration_seconds_sum")
                     && series.as_str() != "entra_governor_jwks_age_seconds"
+                    && series.as_str() != "entra_governor_token_cache_bytes"
             })
             .map(|(s, v)| (s.clone(), *v))
             .collect();
@@ -349,6 +356,14 @@ async fn each_counter_of_an_example_servers_metrics_moves_by_exactly_its_request
         // The five decisions' latencies landed in the histogram's buckets.
         let inf = r#"entra_governor_decision_duration_seconds_bucket{le="+Inf"}"#;
         assert_eq!(moved.get(inf), Some(&5.0), "{example}");
+        let inf = r#"entra_governor_token_verification_duration_seconds_bucket{le="+Inf"}"#;
+        assert_eq!(moved.get(inf), Some(&2.0), "{example}");
+        // The one cached entry's charge: at least its token's bytes.
+        let bytes = after["entra_governor_token_cache_bytes"];
+        assert!(
+            bytes > scientist.len() as f64,
+            "{example}: {bytes} bytes cached"
+        );
         // No label holds a token, a caller or a resource.
         let text = reqwest::get(format!("{base}/metrics"))
             .await
