@@ -707,7 +707,7 @@ async fn resolve_groups(
     policy: &CompiledPolicy,
     principal: &Principal,
 ) -> Option<Vec<crate::ids::GroupId>> {
-    let started = std::time::Instant::now();
+    let started = crate::observe::Stopwatch::start();
     let result = resolver.resolve(principal, policy.bound_group_ids()).await;
     crate::observe::graph_lookup_took(started);
     calls.note(&result);

@@ -198,24 +198,27 @@ impl VerifiedTokens {
         None
     }
 
-    /// Remembers a token verified under `key`, until its `exp`.
+    /// Remembers a token verified under `key`, until its `exp`. Returns how many entries
+    /// were evicted to make room for it (by the byte budget, or from its slot).
     pub(crate) fn insert(
         &self,
         token: &str,
         principal: Arc<Principal>,
         key: Arc<SigningKey>,
         now: u64,
-    ) {
+    ) -> u64 {
         if principal.expires_at <= now {
-            return; // accepted only thanks to the skew: never cached
+            return 0; // accepted only thanks to the skew: never cached
         }
         let (tag, sets) = self.locate(token);
         if self.holds(token, tag, sets) {
-            return; // verified twice by concurrent requests: one entry is enough
+            return 0; // verified twice by concurrent requests: one entry is enough
         }
         let weight = (token.len() + ENTRY_OVERHEAD + principal.heap_bytes()) as u64;
-        if !self.reserve(weight) {
-            return; // no room could be made: the token is simply verified again next time
+        let mut evicted = 0;
+        if !self.reserve(weight, &mut evicted) {
+            // No room could be made: the token is simply verified again next time.
+            return evicted;
         }
         let entry = Arc::new(Entry {
             token: token.into(),
@@ -228,9 +231,12 @@ impl VerifiedTokens {
         self.entries.fetch_add(1, Ordering::Relaxed);
         let slot = self.slot(slot);
         if let Some(old) = slot.entry.swap(Some(entry)) {
+            // Both of the token's sets were full: the victim makes room for it.
             self.release(&old);
+            evicted += 1;
         }
         slot.tag.store(tag, Ordering::Relaxed);
+        evicted
     }
 
     /// Whether one of the token's slots already holds it.
@@ -261,8 +267,9 @@ impl VerifiedTokens {
             .unwrap_or(sets[0])
     }
 
-    /// Counts `weight` against the budget, evicting (CLOCK, second chance) until it fits.
-    fn reserve(&self, weight: u64) -> bool {
+    /// Counts `weight` against the budget, evicting (CLOCK, second chance) until it fits;
+    /// adds the entries it evicted to `evicted`.
+    fn reserve(&self, weight: u64, evicted: &mut u64) -> bool {
         if weight > self.max_bytes {
             return false;
         }
@@ -280,7 +287,7 @@ impl VerifiedTokens {
                 continue; // read lately: a second chance
             }
             if self.remove(i, entry) {
-                crate::observe::token_cache_evicted(1);
+                *evicted += 1;
             }
             if self.bytes.load(Ordering::Acquire) <= self.max_bytes {
                 return true;
@@ -352,7 +359,10 @@ mod tests {
         let cache = VerifiedTokens::colliding(1 << 20);
         let now = 1_000;
         let id = |p: Option<Arc<Principal>>| p.map(|p| p.object_id().clone());
-        cache.insert("token-a", principal(1, now + 60), key.clone(), now);
+        assert_eq!(
+            cache.insert("token-a", principal(1, now + 60), key.clone(), now),
+            0
+        );
         assert!(cache.get("token-b", &set, now).is_none());
         assert_eq!(
             id(cache.get("token-a", &set, now)),
@@ -361,10 +371,17 @@ mod tests {
         // Every token lands in the same two sets: each is still found only by itself,
         // and once they are full a newcomer replaces one of them.
         let tokens: Vec<String> = (2..=11).map(|n| format!("token-{n}")).collect();
+        let mut evicted = 0;
         for (n, token) in (2..).zip(&tokens) {
-            cache.insert(token, principal(n, now + 60), key.clone(), now);
+            let held = cache.entry_count();
+            let out = cache.insert(token, principal(n, now + 60), key.clone(), now);
+            // A slot is given up only once all eight are taken (the budget is ample).
+            assert_eq!(out, u64::from(held == 2 * WAYS as u64), "{token}");
+            evicted += out;
             assert_eq!(id(cache.get(token, &set, now)), id(Some(principal(n, 0))));
         }
+        // Eleven tokens went in, eight are held: three made room by replacing one.
+        assert_eq!((evicted, cache.entry_count()), (3, 8));
         for (n, token) in (1..).zip(std::iter::once(&"token-a".to_owned()).chain(&tokens)) {
             let got = id(cache.get(token, &set, now));
             assert!(got.is_none() || got == id(Some(principal(n, 0))), "{token}");
@@ -394,8 +411,11 @@ mod tests {
         let budget = 20 * weight;
         let cache = VerifiedTokens::new(budget);
         let now = 1_000;
+        let mut evicted = 0;
         for n in 0..500 {
-            cache.insert(&token(n), principal(1, now + 60), key.clone(), now);
+            evicted += cache.insert(&token(n), principal(1, now + 60), key.clone(), now);
+            // Every entry that left was evicted to make room, and counted.
+            assert_eq!(evicted + cache.entry_count(), u64::from(n) + 1, "after {n}");
             assert!(cache.weighed_bytes() <= budget, "after {n}");
             // The newest token is always kept (room is made for it).
             assert!(cache.get(&token(n), &set, now).is_some(), "token {n}");

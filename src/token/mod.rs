@@ -53,13 +53,14 @@ impl Verifier {
             }
         }
         // Boxed: the cache hit above stays a small future for callers to move around.
-        let started = std::time::Instant::now();
+        let started = crate::observe::Stopwatch::start();
         let verified = Box::pin(self.verify_fully(token, now)).await;
         crate::observe::token_verified(&self.hot, started);
         let (principal, key) = verified?;
         let principal = Arc::new(principal);
         if let Some(cache) = &self.verified {
-            cache.insert(token, principal.clone(), key, now);
+            let evicted = cache.insert(token, principal.clone(), key, now);
+            crate::observe::token_cache_evicted(&self.hot, evicted);
         }
         Ok(principal)
     }
