@@ -118,6 +118,17 @@ pub const TOKEN_VERIFICATION_BUCKETS: &[f64] = &[
     0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
 ];
 
+/// Every histogram with its bucket bounds, for exporters that take buckets per metric
+/// (`PrometheusBuilder::set_buckets_for_metric` for each pair).
+pub const HISTOGRAM_BUCKETS: &[(&str, &[f64])] = &[
+    (DECISION_DURATION_SECONDS, DECISION_DURATION_BUCKETS),
+    (
+        TOKEN_VERIFICATION_DURATION_SECONDS,
+        TOKEN_VERIFICATION_BUCKETS,
+    ),
+    (GRAPH_LOOKUP_DURATION_SECONDS, GRAPH_LOOKUP_BUCKETS),
+];
+
 /// Bucket bounds for [`GRAPH_LOOKUP_DURATION_SECONDS`], in seconds: from a cached answer
 /// to a throttled lookup's wait.
 pub const GRAPH_LOOKUP_BUCKETS: &[f64] = &[

@@ -686,19 +686,11 @@ fn install_metrics() -> Result<(), BoxError> {
         if METRICS.get().is_some() {
             return Ok(());
         }
-        let handle = PrometheusBuilder::new()
-            .set_buckets_for_metric(
-                Matcher::Full(observe::DECISION_DURATION_SECONDS.to_owned()),
-                observe::DECISION_DURATION_BUCKETS,
-            )?
-            .set_buckets_for_metric(
-                Matcher::Full(observe::TOKEN_VERIFICATION_DURATION_SECONDS.to_owned()),
-                observe::TOKEN_VERIFICATION_BUCKETS,
-            )?
-            .set_buckets_for_metric(
-                Matcher::Full(observe::GRAPH_LOOKUP_DURATION_SECONDS.to_owned()),
-                observe::GRAPH_LOOKUP_BUCKETS,
-            )?
+        let handle = observe::HISTOGRAM_BUCKETS
+            .iter()
+            .try_fold(PrometheusBuilder::new(), |builder, (name, buckets)| {
+                builder.set_buckets_for_metric(Matcher::Full((*name).to_owned()), buckets)
+            })?
             .install_recorder()?;
         observe::describe();
         // `install_recorder` starts no upkeep: drain histogram samples every 5 s, as the

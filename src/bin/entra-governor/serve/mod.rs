@@ -155,19 +155,11 @@ async fn load_keys(governor: &Governor, mut stopping: watch::Receiver<bool>) {
 fn install_metrics() -> Result<metrics_exporter_prometheus::PrometheusHandle, BoxError> {
     use entra_governor::observe;
     use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
-    let handle = PrometheusBuilder::new()
-        .set_buckets_for_metric(
-            Matcher::Full(observe::DECISION_DURATION_SECONDS.to_owned()),
-            observe::DECISION_DURATION_BUCKETS,
-        )?
-        .set_buckets_for_metric(
-            Matcher::Full(observe::TOKEN_VERIFICATION_DURATION_SECONDS.to_owned()),
-            observe::TOKEN_VERIFICATION_BUCKETS,
-        )?
-        .set_buckets_for_metric(
-            Matcher::Full(observe::GRAPH_LOOKUP_DURATION_SECONDS.to_owned()),
-            observe::GRAPH_LOOKUP_BUCKETS,
-        )?
+    let handle = observe::HISTOGRAM_BUCKETS
+        .iter()
+        .try_fold(PrometheusBuilder::new(), |builder, (name, buckets)| {
+            builder.set_buckets_for_metric(Matcher::Full((*name).to_owned()), buckets)
+        })?
         .install_recorder()?;
     observe::describe();
     Ok(handle)
