@@ -602,7 +602,7 @@ pub fn infer(
 /// queues the job.
 pub async fn submit_training_job(
     governor: &Governor,
-    caller: &Principal,
+    caller: &Arc<Principal>,
     job: &TrainingJob,
 ) -> Result<Value, Refusal> {
     for (action, resource) in [

@@ -500,7 +500,7 @@ impl McpAuthorizer {
     /// The [`Refusal`] to send (403, 503, a 401 step-up challenge).
     pub async fn authorize(
         &self,
-        principal: &Principal,
+        principal: &Arc<Principal>,
         message: &McpMessage,
         path: &str,
         context: &RequestContext,

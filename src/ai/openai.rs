@@ -467,7 +467,7 @@ impl ModelRoute {
     /// code as the reason) or of the decision (403, 401 step-up, 503).
     pub async fn check(
         &self,
-        principal: &Principal,
+        principal: &Arc<Principal>,
         content_type: Option<&[u8]>,
         body: &[u8],
         path: &str,
@@ -479,7 +479,7 @@ impl ModelRoute {
         };
         let decision = self
             .governor
-            .authorize_principal(principal, &self.action, request.resource(), context)
+            .authorize_shared(principal, &self.action, request.resource(), context)
             .await
             .map_err(|e| Refusal::from_authorize_error(&e, self.governor.cloud()))?;
         if let Reason::InvalidResource { .. } = decision.reason {
@@ -742,7 +742,7 @@ impl ModelCatalog {
     /// 404 as above; 401 or 503 as [`visible_to`](Self::visible_to).
     pub async fn retrieve(
         &self,
-        principal: &Principal,
+        principal: &Arc<Principal>,
         model: &str,
         context: &RequestContext,
     ) -> Result<ModelCard, OpenAiError> {
@@ -751,7 +751,7 @@ impl ModelCatalog {
         };
         let decision = self
             .governor
-            .authorize_principal(principal, &self.action, &self.resources[index], context)
+            .authorize_shared(principal, &self.action, &self.resources[index], context)
             .await
             .map_err(|e| Refusal::from_authorize_error(&e, self.governor.cloud()))?;
         match decision.reason {

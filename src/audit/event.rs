@@ -214,9 +214,19 @@ impl AuditEvent {
         action: impl Into<String>,
         resource: impl Into<String>,
     ) -> Self {
+        Self::at(SystemTime::now(), outcome, action.into(), resource.into())
+    }
+
+    /// [`new`](Self::new), timestamped `time`.
+    pub(crate) fn at(
+        time: SystemTime,
+        outcome: AuditOutcome,
+        action: String,
+        resource: String,
+    ) -> Self {
         Self {
             schema_version: Self::SCHEMA_VERSION,
-            time: rfc3339_millis(SystemTime::now()),
+            time: rfc3339_millis(time),
             outcome,
             reason: outcome.as_str().to_owned(),
             explanation: None,
@@ -226,8 +236,8 @@ impl AuditEvent {
             guest: None,
             client_app_id: None,
             display_name: None,
-            action: action.into(),
-            resource: resource.into(),
+            action,
+            resource,
             roles: Vec::new(),
             grant: None,
             denied_by: None,
@@ -386,12 +396,6 @@ impl AuditEvent {
         self
     }
 
-    /// Marks the event for the shadow policy of governor `instance`.
-    pub(crate) fn for_shadow_of(mut self, instance: Option<u64>) -> Self {
-        self.shadow_of = instance;
-        self
-    }
-
     /// Sets what the decision read (schema v2).
     pub fn with_inputs(mut self, inputs: DecisionInputs) -> Self {
         self.inputs = Some(inputs);
@@ -419,9 +423,14 @@ impl AuditEvent {
 
     /// Sets the decision latency (stored in whole microseconds, saturating).
     pub fn with_latency(mut self, latency: Duration) -> Self {
-        self.latency_us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+        self.latency_us = whole_micros(latency);
         self
     }
+}
+
+/// `duration` in whole microseconds, saturating.
+pub(crate) fn whole_micros(duration: Duration) -> u64 {
+    u64::try_from(duration.as_micros()).unwrap_or(u64::MAX)
 }
 
 /// Formats `time` as RFC 3339 UTC with millisecond precision (`1970-01-01T00:00:00.000Z`).

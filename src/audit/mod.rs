@@ -194,6 +194,7 @@
 //!   ) on $left.token_id == $right.UniqueTokenIdentifier
 //! ```
 
+mod decided;
 mod event;
 pub mod inputs;
 #[cfg(feature = "otel")]
@@ -204,6 +205,7 @@ mod sink;
 mod span;
 mod trace_parent;
 
+pub(crate) use decided::{DecidedEvent, DecisionFacts, Membership, decision_event};
 pub use event::{AUTHENTICATE_ACTION, AuditEvent, AuditOutcome, ShadowOutcome};
 pub(crate) use event::{parse_rfc3339_millis, rfc3339_millis as rfc3339};
 pub use inputs::{AuditGroups, DecisionInputs};
@@ -218,5 +220,5 @@ pub use pipeline::{
 };
 pub use sink::{AUDIT_TARGET, AuditSink, AuditSinkError, JsonLinesSink, MemorySink, TracingSink};
 pub use span::{DECIDE_SPAN, DECIDE_SPAN_TARGET};
-pub(crate) use span::{decide_span, record_decided};
+pub(crate) use span::{DecidedFields, decide_span, record_decided};
 pub use trace_parent::{TraceParent, TraceParentError};

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot, watch};
 
+use super::decided::{DecidedEvent, refuse_allow};
 use super::event::{AUTHENTICATE_ACTION, AuditEvent, AuditOutcome};
 use super::sink::AuditSink;
 
@@ -81,7 +82,10 @@ pub enum AuditError {
     reason = "nearly every message is an event; boxing would add an allocation per event"
 )]
 enum Msg {
-    Event(AuditEvent),
+    /// An event built by its caller (boxed: decisions are the common message).
+    Event(Box<AuditEvent>),
+    /// A decision whose event the worker builds.
+    Decided(DecidedEvent),
     Flush(oneshot::Sender<()>),
     Shutdown,
 }
@@ -203,28 +207,37 @@ impl AuditLog {
     /// An error here never turns a refusal into an allow: the only thing a caller may do
     /// with it is refuse.
     pub async fn record(&self, mut event: AuditEvent) -> Result<(), AuditError> {
+        self.enqueue(|refuse| {
+            if refuse && event.outcome == AuditOutcome::Allow {
+                refuse_allow(&mut event);
+            }
+            Msg::Event(Box::new(event))
+        })
+        .await
+    }
+
+    /// [`record`](Self::record) for a decision whose event the worker builds.
+    pub(crate) async fn record_decided(&self, mut event: DecidedEvent) -> Result<(), AuditError> {
+        self.enqueue(|refuse| {
+            event.refused = refuse && AuditOutcome::of(&event.decision) == AuditOutcome::Allow;
+            Msg::Decided(event)
+        })
+        .await
+    }
+
+    /// Queues the message `message(refuse)` makes, where `refuse` says that strict mode
+    /// refuses the request (the sink is failing): see [`record`](Self::record).
+    async fn enqueue(&self, message: impl FnOnce(bool) -> Msg) -> Result<(), AuditError> {
         let shared = &*self.shared;
         shared.recorded.fetch_add(1, Ordering::Relaxed);
         let failures = shared.consecutive_failures.load(Ordering::SeqCst);
         let refuse = shared.strict && failures > 0;
-        if refuse && event.outcome == AuditOutcome::Allow {
-            // The caller is about to refuse: the trail must not say "allowed".
-            event.explanation = Some(format!(
-                "would have been allowed ({}); refused because the audit trail is unavailable (strict mode)",
-                event.reason
-            ));
-            event.outcome = AuditOutcome::Unavailable;
-            event.reason = AUDIT_UNAVAILABLE_REASON.to_owned();
-        }
+        let message = message(refuse);
         // If this future is dropped while waiting for room, the event is lost: count it.
         let mut unsent = Unsent(Some(&shared.dropped));
         let sent = match shared.on_full {
-            OnFull::Wait => self
-                .tx
-                .send(Msg::Event(event))
-                .await
-                .map_err(|_| AuditError::Closed),
-            OnFull::Drop => self.tx.try_send(Msg::Event(event)).map_err(|e| match e {
+            OnFull::Wait => self.tx.send(message).await.map_err(|_| AuditError::Closed),
+            OnFull::Drop => self.tx.try_send(message).map_err(|e| match e {
                 mpsc::error::TrySendError::Full(_) => AuditError::QueueFull {
                     capacity: shared.capacity,
                 },
@@ -550,13 +563,8 @@ impl Worker {
                 }
             };
             match msg {
-                Some(Msg::Event(event)) => {
-                    batch.push(event);
-                    if batch.len() >= self.max_batch {
-                        self.write(&mut batch).await;
-                        self.report_drops(false).await;
-                    }
-                }
+                Some(Msg::Event(event)) => self.add(&mut batch, *event).await,
+                Some(Msg::Decided(decided)) => self.add(&mut batch, decided.into_event()).await,
                 Some(Msg::Flush(done)) => {
                     self.write_side_queue(&mut batch).await;
                     self.report_drops(true).await;
@@ -582,6 +590,15 @@ impl Worker {
         }
     }
 
+    /// Adds `event` to `batch`, writing the batch once it is full.
+    async fn add(&mut self, batch: &mut Vec<AuditEvent>, event: AuditEvent) {
+        batch.push(event);
+        if batch.len() >= self.max_batch {
+            self.write(batch).await;
+            self.report_drops(false).await;
+        }
+    }
+
     /// The next message, waiting for one; decisions come before refusals before
     /// authentication. `None` once the main queue is closed and drained.
     async fn next(&mut self) -> Option<Msg> {
@@ -593,7 +610,7 @@ impl Worker {
                 event = self.side_rx.recv(), if side_open => event,
             };
             match side {
-                Some(event) => return Some(Msg::Event(event)),
+                Some(event) => return Some(Msg::Event(Box::new(event))),
                 None => self.side_open = false,
             }
         }
@@ -604,7 +621,10 @@ impl Worker {
         if let Ok(msg) = self.rx.try_recv() {
             return Some(msg);
         }
-        self.side_rx.try_recv().ok().map(Msg::Event)
+        self.side_rx
+            .try_recv()
+            .ok()
+            .map(|event| Msg::Event(Box::new(event)))
     }
 
     /// Writes `batch` and everything on the side queue now.

@@ -2,7 +2,8 @@
 //! its audit event (never the token), so that a `tracing` subscriber (an OpenTelemetry
 //! bridge among them) sees each decision as a span in the request's trace.
 
-use super::AuditEvent;
+use super::decided::DecidedEvent;
+use super::{AuditEvent, AuditOutcome};
 use crate::RequestContext;
 
 /// The `tracing` target of the `decide` span.
@@ -46,8 +47,55 @@ pub(crate) fn decide_span(action: &str, resource: &str, context: &RequestContext
     span
 }
 
-/// Records `event`'s fields on the current span when it is a `decide` span.
-pub(crate) fn record_decided(event: &AuditEvent) {
+/// The fields of a decision's audit event that the `decide` span carries.
+pub(crate) struct DecidedFields<'a> {
+    outcome: &'static str,
+    reason: &'a str,
+    latency_us: u64,
+    policy_version: Option<&'a str>,
+    tenant_id: Option<&'a str>,
+    object_id: Option<&'a str>,
+    token_id: Option<&'a str>,
+}
+
+impl<'a> DecidedFields<'a> {
+    /// The fields of a built event.
+    pub(crate) fn of_event(event: &'a AuditEvent) -> Self {
+        Self {
+            outcome: event.outcome.as_str(),
+            reason: &event.reason,
+            latency_us: event.latency_us,
+            policy_version: event.policy_version.as_deref(),
+            tenant_id: event.tenant_id.as_ref().map(|t| t.as_str()),
+            object_id: event.object_id.as_ref().map(|o| o.as_str()),
+            token_id: event.token_id.as_deref(),
+        }
+    }
+
+    /// The fields the event of a queued decision will have.
+    pub(crate) fn of_decided(decided: &'a DecidedEvent) -> Self {
+        let principal = &decided.principal;
+        let (outcome, reason) = if decided.refused {
+            (AuditOutcome::Unavailable, super::AUDIT_UNAVAILABLE_REASON)
+        } else {
+            let decision = &decided.decision;
+            (AuditOutcome::of(decision), decision.reason.code())
+        };
+        Self {
+            outcome: outcome.as_str(),
+            reason,
+            latency_us: super::event::whole_micros(decided.latency),
+            policy_version: Some(decided.policy.version_hash()),
+            tenant_id: Some(principal.tenant().as_str()),
+            object_id: Some(principal.object_id().as_str()),
+            token_id: principal.token_id(),
+        }
+    }
+}
+
+/// Records a decision's fields (made by `fields`, only when needed) on the current span
+/// when it is a `decide` span.
+pub(crate) fn record_decided<'a>(fields: impl FnOnce() -> DecidedFields<'a>) {
     let span = tracing::Span::current();
     let ours = span
         .metadata()
@@ -55,19 +103,19 @@ pub(crate) fn record_decided(event: &AuditEvent) {
     if !ours {
         return;
     }
-    span.record("outcome", event.outcome.as_str());
-    span.record("reason", event.reason.as_str());
-    span.record("latency_us", event.latency_us);
-    if let Some(v) = &event.policy_version {
-        span.record("policy_version", v.as_str());
-    }
-    if let Some(t) = &event.tenant_id {
-        span.record("entra.tenant_id", t.as_str());
-    }
-    if let Some(o) = &event.object_id {
-        span.record("enduser.id", o.as_str());
-    }
-    if let Some(u) = &event.token_id {
-        span.record("entra.token_id", u.as_str());
+    let fields = fields();
+    span.record("outcome", fields.outcome);
+    span.record("reason", fields.reason);
+    span.record("latency_us", fields.latency_us);
+    let optional = [
+        ("policy_version", fields.policy_version),
+        ("entra.tenant_id", fields.tenant_id),
+        ("enduser.id", fields.object_id),
+        ("entra.token_id", fields.token_id),
+    ];
+    for (name, value) in optional {
+        if let Some(value) = value {
+            span.record(name, value);
+        }
     }
 }

@@ -71,6 +71,11 @@ impl Shadow {
         f(guard.as_deref())
     }
 
+    /// The shadow policy, if one is set, shared.
+    pub(crate) fn policy(&self) -> Option<Arc<CompiledPolicy>> {
+        self.policy.load_full()
+    }
+
     /// Decides only the events of governor `instance`.
     pub(crate) fn set_owner(&self, instance: u64) {
         self.owner

@@ -15,12 +15,11 @@
 
 use std::time::Instant;
 
-use super::{Governor, resolve_groups};
+use super::{Caller, Governor, resolve_groups};
 use crate::RequestContext;
-use crate::audit::AuditEvent;
+use crate::audit::{AuditEvent, Membership};
 use crate::decision::Decision;
 use crate::error::AuthorizeError;
-use crate::policy::MembershipSource;
 use crate::principal::Principal;
 
 impl Governor {
@@ -47,23 +46,23 @@ impl Governor {
             return Err(AuthorizeError::InvalidToken(error));
         }
         let policy = self.inner.policy.load_full();
-        let resolved = match &self.inner.groups {
+        let membership = match &self.inner.groups {
             Some(resolver) if policy.needs_group_resolution(principal) => {
-                Some(resolve_groups(&**resolver, &self.inner.graph_calls, &policy, principal).await)
+                let calls = &self.inner.graph_calls;
+                match resolve_groups(&**resolver, calls, &policy, principal).await {
+                    Some(groups) => Membership::Resolved(groups),
+                    None => Membership::Unavailable,
+                }
             }
-            _ => None,
+            _ => Membership::FromToken,
         };
-        let membership = match &resolved {
-            None => MembershipSource::FromToken,
-            Some(Some(groups)) => MembershipSource::Resolved(groups),
-            Some(None) => MembershipSource::Unavailable,
-        };
+        let caller = Caller::Borrowed(principal);
         let mut decisions = Vec::with_capacity(resources.len());
         for resource in resources {
-            let (decision, event) =
-                self.decide_recorded(&policy, principal, membership, action, resource.as_ref());
-            if let Some(event) = event {
-                self.record_event(*event, context, started).await?;
+            let (decision, record) =
+                self.decide_recorded(&policy, caller, &membership, action, resource.as_ref());
+            if let Some(record) = record {
+                self.record(record, context, started).await?;
             }
             crate::observe::decided(&self.inner.verifier.hot, &decision);
             decisions.push(decision);

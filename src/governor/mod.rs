@@ -10,16 +10,18 @@ use std::time::Instant;
 
 use arc_swap::ArcSwap;
 
-use crate::audit::inputs::GroupFilter;
-use crate::audit::{AuditEvent, AuditGroups, AuditLog, AuditOutcome, DecisionInputs};
+use crate::audit::{
+    AuditEvent, AuditGroups, AuditLog, DecidedEvent, DecidedFields, DecisionFacts, Membership,
+    decision_event,
+};
 use crate::clock::{from_unix_secs, unix_now, unix_secs_ceil};
 use crate::cloud::Cloud;
-use crate::decision::{Decision, Reason};
+use crate::decision::Decision;
 use crate::error::{AuthorizeError, ConfigError, ReloadError, TokenError};
 use crate::governance::shadow::{Shadow, ShadowReport};
 use crate::graph::GroupResolver;
 use crate::ids::{PrincipalId, TenantId};
-use crate::policy::{CompiledPolicy, MembershipSource, Permissions, Policy, TenantScope};
+use crate::policy::{CompiledPolicy, Permissions, Policy, TenantScope};
 use crate::principal::Principal;
 use crate::revocation::{RevocationError, Revocations, Subject};
 use crate::token::Verifier;
@@ -256,7 +258,8 @@ impl Governor {
             let principal = self
                 .verify_recorded_since(token, action, resource, context, started)
                 .await?;
-            self.decide_and_record(&principal, action, resource, context, started)
+            let caller = Caller::Shared(&principal);
+            self.decide_and_record(caller, action, resource, context, started)
                 .await
         };
         let span = crate::audit::decide_span(action, resource, context);
@@ -277,7 +280,7 @@ impl Governor {
             Ok(principal) => Ok(principal),
             Err(error) => {
                 let event = AuditEvent::for_token_error(&error, action, resource);
-                self.record_event(event, context, started).await?;
+                Box::pin(self.record_event(event, context, started)).await?;
                 Err(AuthorizeError::InvalidToken(error))
             }
         }
@@ -301,15 +304,49 @@ impl Governor {
         resource: &str,
         context: &RequestContext,
     ) -> Result<Decision, AuthorizeError> {
+        let caller = Caller::Borrowed(principal);
+        self.authorize_caller(caller, action, resource, context)
+            .await
+    }
+
+    /// [`authorize_principal`](Self::authorize_principal) for a caller held in an `Arc`,
+    /// as the adapters hand verified callers over (`Authenticated` in axum and
+    /// actix-web, the tonic layer's extension): the same checks, decision and audit
+    /// event, but with an audit trail the event is built by the trail's worker from the
+    /// shared caller, off the request path, where `authorize_principal` builds it before
+    /// returning.
+    ///
+    /// # Errors
+    /// As [`authorize_principal`](Self::authorize_principal).
+    pub async fn authorize_shared(
+        &self,
+        principal: &Arc<Principal>,
+        action: &str,
+        resource: &str,
+        context: &RequestContext,
+    ) -> Result<Decision, AuthorizeError> {
+        let caller = Caller::Shared(principal);
+        self.authorize_caller(caller, action, resource, context)
+            .await
+    }
+
+    async fn authorize_caller(
+        &self,
+        caller: Caller<'_>,
+        action: &str,
+        resource: &str,
+        context: &RequestContext,
+    ) -> Result<Decision, AuthorizeError> {
         let started = Instant::now();
         let run = async {
+            let principal = caller.principal();
             if let Err(error) = self.check_still_valid(principal) {
                 let event =
                     AuditEvent::for_token_error(&error, action, resource).with_principal(principal);
                 Box::pin(self.record_event(event, context, started)).await?;
                 return Err(AuthorizeError::InvalidToken(error));
             }
-            self.decide_and_record(principal, action, resource, context, started)
+            self.decide_and_record(caller, action, resource, context, started)
                 .await
         };
         let span = crate::audit::decide_span(action, resource, context);
@@ -341,7 +378,7 @@ impl Governor {
 
     async fn decide_and_record(
         &self,
-        principal: &Principal,
+        caller: Caller<'_>,
         action: &str,
         resource: &str,
         context: &RequestContext,
@@ -349,97 +386,126 @@ impl Governor {
     ) -> Result<Decision, AuthorizeError> {
         // The slow paths (a Graph lookup, writing the trail) are boxed so that the common
         // path stays a small future that callers move cheaply.
-        let (decision, event) = match self.decide_now(principal, action, resource) {
+        let (decision, record) = match self.decide_now(caller, action, resource) {
             Ok(done) => done,
             Err((policy, resolver)) => {
                 let calls = &self.inner.graph_calls;
-                let lookup = resolve_groups(&*resolver, calls, &policy, principal);
-                let resolved = Box::pin(lookup).await;
-                let membership = match &resolved {
-                    Some(groups) => MembershipSource::Resolved(groups),
-                    None => MembershipSource::Unavailable,
+                let lookup = resolve_groups(&*resolver, calls, &policy, caller.principal());
+                let membership = match Box::pin(lookup).await {
+                    Some(groups) => Membership::Resolved(groups),
+                    None => Membership::Unavailable,
                 };
-                self.decide_recorded(&policy, principal, membership, action, resource)
+                self.decide_recorded(&policy, caller, &membership, action, resource)
             }
         };
-        if let Some(event) = event {
-            Box::pin(self.record_event(*event, context, started)).await?;
+        if let Some(record) = record {
+            Box::pin(self.record(record, context, started)).await?;
         }
         Ok(decision)
     }
 
     /// Decides without waiting when no group lookup is needed (the usual case), reading
-    /// the policy through a borrowed guard: no reference count is touched, so cores do
-    /// not contend on the policy. Otherwise hands back the policy to decide with, held
-    /// across the lookup, and the resolver to ask.
+    /// the policy through a borrowed guard: without an audit trail no reference count is
+    /// touched, so cores do not contend on the policy. Otherwise hands back the policy to
+    /// decide with, held across the lookup, and the resolver to ask.
     fn decide_now(
         &self,
-        principal: &Principal,
+        caller: Caller<'_>,
         action: &str,
         resource: &str,
-    ) -> Result<(Decision, Option<Box<AuditEvent>>), NeedsGroups> {
+    ) -> Result<(Decision, Option<Record>), NeedsGroups> {
         let policy = self.inner.policy.load();
         if let Some(resolver) = &self.inner.groups
-            && policy.needs_group_resolution(principal)
+            && policy.needs_group_resolution(caller.principal())
         {
             return Err((arc_swap::Guard::into_inner(policy), Arc::clone(resolver)));
         }
-        let membership = MembershipSource::FromToken;
-        Ok(self.decide_recorded(&policy, principal, membership, action, resource))
+        let membership = Membership::FromToken;
+        Ok(self.decide_recorded(&policy, caller, &membership, action, resource))
     }
 
-    /// Decides, and builds the audit event when a trail is configured. With a trail the
-    /// decision is made at the instant the event records, read once, so that a replay
-    /// at the event's time reads `max_auth_age` exactly as the decision did.
+    /// Decides, and makes the decision's audit record when a trail is configured. With
+    /// a trail the decision is made at the instant the event records, read once, so
+    /// that a replay at the event's time reads `max_auth_age` exactly as the decision
+    /// did. A shared caller's event is built by the audit worker
+    /// ([`DecidedEvent`](crate::audit::DecidedEvent)); a borrowed one's, here.
     fn decide_recorded(
         &self,
-        policy: &CompiledPolicy,
-        principal: &Principal,
-        membership: MembershipSource<'_>,
+        policy: &Arc<CompiledPolicy>,
+        caller: Caller<'_>,
+        membership: &Membership,
         action: &str,
         resource: &str,
-    ) -> (Decision, Option<Box<AuditEvent>>) {
+    ) -> (Decision, Option<Record>) {
+        let principal = caller.principal();
         if self.inner.audit.is_none() {
-            return (
-                policy.decide_with(principal, membership, action, resource),
-                None,
-            );
+            let decision = policy.decide_with(principal, membership.source(), action, resource);
+            return (decision, None);
         }
-        let now = std::time::SystemTime::now();
-        let secs = crate::clock::unix_secs(now);
-        let decision = policy.decide_at(principal, membership, action, resource, secs);
-        let event = self
-            .event(policy, principal, membership, &decision)
-            .with_time(now);
-        (decision, Some(Box::new(event)))
+        let time = std::time::SystemTime::now();
+        let secs = crate::clock::unix_secs(time);
+        let decision = policy.decide_at(principal, membership.source(), action, resource, secs);
+        let attached = self.inner.shadow_attached.load(Ordering::Relaxed);
+        let shadow_of = attached.then_some(self.inner.instance);
+        let (groups, display_names) = (self.inner.audit_groups, self.inner.audit_display_names);
+        let record = match caller {
+            Caller::Shared(principal) => Record::Decided(DecidedEvent {
+                principal: Arc::clone(principal),
+                decision: decision.clone(),
+                membership: membership.clone(),
+                policy: Arc::clone(policy),
+                shadow: self.inner.shadow.policy(),
+                groups,
+                display_names,
+                shadow_of,
+                time,
+                latency: std::time::Duration::ZERO,
+                trace_parent: None,
+                correlation_id: None,
+                refused: false,
+            }),
+            Caller::Borrowed(principal) => {
+                let event = self.inner.shadow.with_policy(|shadow| {
+                    decision_event(&DecisionFacts {
+                        principal,
+                        decision: &decision,
+                        membership: membership.source(),
+                        policy,
+                        shadow,
+                        groups,
+                        display_names,
+                        shadow_of,
+                        time,
+                    })
+                });
+                Record::Event(Box::new(event))
+            }
+        };
+        (decision, Some(record))
     }
 
-    /// The audit event of a decision, which names the policy version and records the
-    /// decision's inputs (schema v2).
-    fn event(
+    /// Records a decision's audit record (see [`record_event`](Self::record_event)).
+    async fn record(
         &self,
-        policy: &CompiledPolicy,
-        principal: &Principal,
-        membership: MembershipSource<'_>,
-        decision: &Decision,
-    ) -> AuditEvent {
-        let inputs = self.inner.shadow.with_policy(|shadow| {
-            let filter = GroupFilter {
-                mode: self.inner.audit_groups,
-                live: policy,
-                shadow,
-            };
-            DecisionInputs::capture(principal, membership, &filter)
-        });
-        let attached = self.inner.shadow_attached.load(Ordering::Relaxed);
-        let event = decision_event(principal, decision, policy.version_hash())
-            .with_inputs(inputs)
-            .for_shadow_of(attached.then_some(self.inner.instance));
-        if self.inner.audit_display_names {
-            event.with_display_name_of(principal)
-        } else {
-            event
-        }
+        record: Record,
+        context: &RequestContext,
+        started: Instant,
+    ) -> Result<(), AuthorizeError> {
+        let mut decided = match record {
+            Record::Event(event) => return self.record_event(*event, context, started).await,
+            Record::Decided(decided) => decided,
+        };
+        let Some(audit) = &self.inner.audit else {
+            return Ok(());
+        };
+        decided.latency = started.elapsed();
+        decided.trace_parent = context.trace_parent;
+        decided.correlation_id.clone_from(&context.correlation_id);
+        crate::audit::record_decided(|| DecidedFields::of_decided(&decided));
+        audit
+            .record_decided(decided)
+            .await
+            .map_err(|_| AuthorizeError::AuditUnavailable)
     }
 
     /// Records an audit event, if an audit log is configured, with the request's latency
@@ -462,7 +528,7 @@ impl Governor {
         };
         let authenticated = event.object_id.is_some();
         let event = with_request(event, context, started);
-        crate::audit::record_decided(&event);
+        crate::audit::record_decided(|| DecidedFields::of_event(&event));
         let recorded = if authenticated {
             audit.record(event).await
         } else {
@@ -664,33 +730,32 @@ fn with_request(event: AuditEvent, context: &RequestContext, started: Instant) -
     }
 }
 
-/// The audit record of a decision: who, what, and the roles and grant that decided.
-fn decision_event(principal: &Principal, decision: &Decision, policy_version: &str) -> AuditEvent {
-    let outcome = AuditOutcome::of(decision);
-    let mut roles: Vec<String> = decision.matched.iter().map(|m| m.role.clone()).collect();
-    roles.dedup();
-    let mut event =
-        AuditEvent::from_principal(principal, outcome, &decision.action, &decision.resource)
-            .with_reason(decision.reason.code())
-            .with_explanation(decision.explain())
-            .with_roles(roles)
-            .with_policy_version(policy_version);
-    if let Some(m) = decision.matched.first() {
-        event = event.with_grant(m.grant.clone());
-        let mut bindings: Vec<&str> = decision.matched.iter().map(|m| &m.binding[..]).collect();
-        bindings.dedup();
-        event = event.with_bindings(bindings);
+/// The caller of a decision: shared with the token cache (its audit event is built by
+/// the audit worker) or borrowed from the application (its event is built at once).
+#[derive(Clone, Copy)]
+pub(crate) enum Caller<'a> {
+    Shared(&'a Arc<Principal>),
+    Borrowed(&'a Principal),
+}
+
+impl Caller<'_> {
+    fn principal(&self) -> &Principal {
+        match self {
+            Self::Shared(principal) => principal,
+            Self::Borrowed(principal) => principal,
+        }
     }
-    if let Some(t) = decision.matched.iter().find_map(|m| m.tenant.clone()) {
-        event = event.with_trusted_tenant(t);
-    }
-    if let Some(rule) = decision.denied_by() {
-        event = event.with_denied_by(rule);
-    }
-    if let Reason::StepUpRequired { claims, .. } = &decision.reason {
-        event = event.with_claims_request(claims.clone());
-    }
-    event
+}
+
+/// A decision's audit record, not yet queued: an event, or what the worker builds one
+/// from.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "the large variant is the common one; boxing it would allocate per decision"
+)]
+pub(crate) enum Record {
+    Event(Box<AuditEvent>),
+    Decided(DecidedEvent),
 }
 
 /// A decision that must first resolve group membership: the policy it started under and

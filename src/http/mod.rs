@@ -112,13 +112,13 @@ where
 /// The [`Refusal`] for a denying decision, from [`Refusal::from_decision`].
 pub async fn authorize(
     governor: &Governor,
-    principal: &Principal,
+    principal: &Arc<Principal>,
     action: &str,
     resource: &str,
     context: &RequestContext,
 ) -> Result<Decision, Refusal> {
     let decision = governor
-        .authorize_principal(principal, action, resource, context)
+        .authorize_shared(principal, action, resource, context)
         .await
         .map_err(|e| Refusal::from_authorize_error(&e, governor.cloud()))?;
     match Refusal::from_decision(&decision, governor.cloud()) {

@@ -448,3 +448,123 @@ async fn a_flood_of_invalid_tokens_against_a_stalled_sink_never_holds_up_decisio
     assert_eq!(log.written(), (1 + SIDE + 2) as u64);
     assert_eq!(log.pending(), 0);
 }
+
+/// An event as JSON without the two fields that differ between two requests for the
+/// same decision: when it was made and how long it took.
+fn without_time(event: &entra_governor::AuditEvent) -> serde_json::Value {
+    let mut value = serde_json::to_value(event).unwrap();
+    let fields = value.as_object_mut().unwrap();
+    assert!(fields.remove("time").is_some() && fields.remove("latency_us").is_some());
+    value
+}
+
+/// The audit worker builds the events of the adapters' decisions (a caller shared in an
+/// `Arc`) from what the request path queued; `authorize_principal` builds them before it
+/// returns. Both must write the same event for the same decision: every field, the v2
+/// inputs (groups filtered by the live and the shadow policy), display names, the
+/// correlation id, and strict mode's rewrite of an allow while the trail is down.
+#[tokio::test]
+async fn the_worker_builds_exactly_the_event_the_request_path_would() {
+    let idp = TestIdp::start().await;
+    let sink = MemorySink::new();
+    let mut shadow = policy().document().clone();
+    shadow.roles.remove("auditor");
+    shadow
+        .bindings
+        .retain(|b| !b.roles.iter().any(|r| r == "auditor"));
+    let g = common::builder(&idp)
+        .policy(policy())
+        .shadow_policy(Policy::from_document(shadow).unwrap())
+        .audit_display_names(true)
+        .audit(AuditLog::builder(sink.clone()).build())
+        .build()
+        .unwrap();
+    let auditors = "e1f2a3b4-c5d6-4e7f-8a9b-0c1d2e3f4a5b";
+    let unbound = "00000000-0000-4000-8000-000000000001";
+    let token = idp
+        .token()
+        .scopes("Training.Manage Inference.Invoke")
+        .groups([DATA_SCIENTISTS, auditors, unbound])
+        .claim("name", serde_json::json!("Ada Lovelace"))
+        .sign();
+    let caller = Arc::new(g.verify(&token).await.unwrap());
+    let context = RequestContext::with_correlation_id("req-7").with_trace_parent(
+        entra_governor::audit::TraceParent::parse(
+            b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        )
+        .unwrap(),
+    );
+    let requests = [
+        ("training.submit", "models/exp-1"),   // allow, data-scientist
+        ("training.read", "models/prod-1"),    // allow, auditor (not in the shadow)
+        ("models.deploy", "models/prod-1"),    // deny: outside the scopes
+        ("datasets.read", "datasets/pii/x"),   // deny: no role grants it
+        ("training.submit", "models/../prod"), // deny: invalid resource
+        ("no.such.action", "models/exp-1"),    // deny: unknown action
+    ];
+    for (action, resource) in requests {
+        let lazy = g
+            .authorize_shared(&caller, action, resource, &context)
+            .await
+            .unwrap();
+        let eager = g
+            .authorize_principal(&caller, action, resource, &context)
+            .await
+            .unwrap();
+        let by_token = g
+            .authorize_with(&token, action, resource, &context)
+            .await
+            .unwrap();
+        assert_eq!((&lazy, &lazy), (&eager, &by_token), "{action} {resource}");
+    }
+    g.shutdown().await;
+
+    let events = sink.events();
+    assert_eq!(events.len(), 3 * requests.len());
+    for (i, triple) in events.chunks(3).enumerate() {
+        let (action, resource) = requests[i];
+        let shared = without_time(&triple[0]);
+        assert_eq!(shared, without_time(&triple[1]), "{action} {resource}");
+        assert_eq!(shared, without_time(&triple[2]), "{action} {resource}");
+        assert_eq!(triple[0].trace_parent(), context.trace_parent.as_ref());
+        assert_eq!(triple[1].trace_parent(), context.trace_parent.as_ref());
+    }
+    // What the events hold, once: the facts a worker-built event must not lose.
+    let allow = &events[0];
+    assert_eq!(
+        (allow.outcome, allow.reason.as_str(), allow.grant.as_deref()),
+        (AuditOutcome::Allow, "allow", Some("data-scientist#0"))
+    );
+    assert_eq!(allow.display_name.as_deref(), Some("Ada Lovelace"));
+    assert_eq!(allow.correlation_id.as_deref(), Some("req-7"));
+    let inputs = allow.inputs.as_ref().unwrap();
+    let recorded: Vec<&str> = inputs.groups.ids.iter().map(|g| g.as_str()).collect();
+    assert_eq!(recorded, [DATA_SCIENTISTS, auditors], "bound groups only");
+    assert_eq!(
+        inputs.groups.shadow_policy.as_deref(),
+        Some(g.shadow_report().policy_version.unwrap().as_str())
+    );
+    let auditor = &events[3];
+    assert_eq!(auditor.grant.as_deref(), Some("auditor#1"));
+    assert_eq!(
+        auditor.shadow.as_ref().map(|s| s.reason.as_str()),
+        Some("no_role_grants"),
+        "the shadow decided the worker-built event again"
+    );
+    let reasons: Vec<&str> = events
+        .iter()
+        .step_by(3)
+        .map(|e| e.reason.as_str())
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            "allow",
+            "allow",
+            "outside_scopes",
+            "no_role_grants",
+            "invalid_resource",
+            "unknown_action"
+        ]
+    );
+}
