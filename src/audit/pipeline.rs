@@ -547,16 +547,26 @@ impl Worker {
     async fn run(mut self) {
         let _stopped = StopGuard(Arc::clone(&self.shared));
         let mut batch = Vec::with_capacity(self.max_batch);
+        let mut yielded = false;
         loop {
             // Gather whatever is queued, up to one batch, without waiting; wait only when
-            // there is nothing to write.
+            // there is nothing to write. Once the queue looks empty, let the runtime run
+            // its other tasks once before writing: under load they queue more events, so
+            // batches grow and the sink is called (a file write, an export) less often;
+            // idle, the write is late by one turn of the scheduler.
             let msg = if batch.is_empty() {
                 self.report_drops(true).await;
                 self.next().await
             } else {
                 match self.try_next() {
                     Some(msg) => Some(msg),
+                    None if !yielded => {
+                        yielded = true;
+                        tokio::task::yield_now().await;
+                        continue;
+                    }
                     None => {
+                        yielded = false;
                         self.write(&mut batch).await;
                         continue;
                     }
