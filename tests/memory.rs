@@ -31,8 +31,8 @@ use std::time::Instant;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use entra_governor::Governor;
 use entra_governor::testing::TestIdp;
-use entra_governor::{Governor, Policy};
 
 /// Counts the bytes currently allocated on the heap, then defers to the system allocator.
 struct Counting;
@@ -160,8 +160,7 @@ fn distinct_tokens_stay_within_the_cache_capacity() {
         .expect("runtime");
     let idp = rt.block_on(TestIdp::start());
     let kid = idp.signing_kid();
-    let policy = Policy::from_path(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/policy.toml"))
-        .expect("example policy");
+    let policy = crate::common::example_policy();
     let governor: Governor = common::builder(&idp)
         .policy(policy)
         .verified_token_cache(Some(CAPACITY))

@@ -8,7 +8,7 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use entra_governor::{Governor, ObjectId, Policy};
+use entra_governor::{Governor, ObjectId};
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 
 const DATA_SCIENTISTS: &str = "5d3c9a1e-2f47-4b8a-9c61-0e7f3a2b4c5d";
@@ -81,8 +81,7 @@ async fn the_number_of_series_does_not_grow_with_callers_or_resources() {
     let _local = metrics::set_default_local_recorder(&recorder);
     entra_governor::observe::describe();
     let idp = common::example_idp().await;
-    let policy =
-        Policy::from_path(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/policy.toml")).unwrap();
+    let policy = crate::common::example_policy();
     let governor = common::builder(&idp).policy(policy).build().unwrap();
 
     for n in 0..100 {
@@ -177,8 +176,7 @@ async fn verifications_evictions_and_cache_bytes_are_counted_exactly() {
     let mut tally = Tally::new(recorder.snapshotter());
     let _local = metrics::set_default_local_recorder(&recorder);
     let idp = common::example_idp().await;
-    let policy =
-        Policy::from_path(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/policy.toml")).unwrap();
+    let policy = crate::common::example_policy();
     // About three entries' worth of budget (an entry weighs about 4 KiB).
     let governor = common::builder(&idp)
         .policy(policy)
@@ -235,26 +233,18 @@ async fn verifications_evictions_and_cache_bytes_are_counted_exactly() {
 
 #[tokio::test]
 async fn graph_lookups_cache_hits_and_retry_after_waits_are_counted_exactly() {
-    use entra_governor::graph::{ClientCredential, GraphGroupResolver};
+    use entra_governor::GroupId;
     use entra_governor::testing::GraphMode;
-    use entra_governor::{Cloud, GroupId};
 
     let recorder = DebuggingRecorder::new();
     let mut tally = Tally::new(recorder.snapshotter());
     let _local = metrics::set_default_local_recorder(&recorder);
     let idp = common::example_idp().await;
-    let resolver = GraphGroupResolver::builder(
-        &Cloud::custom(idp.authority()),
-        idp.tenant_id(),
-        idp.client_id(),
-        ClientCredential::secret(idp.graph_client_secret()),
-    )
-    .dangerous_allow_http_loopback()
-    .max_retries(1)
-    .build()
-    .unwrap();
-    let policy =
-        Policy::from_path(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/policy.toml")).unwrap();
+    let resolver = crate::common::graph_resolver(&idp)
+        .max_retries(1)
+        .build()
+        .unwrap();
+    let policy = crate::common::example_policy();
     let governor = common::builder(&idp)
         .policy(policy)
         .group_resolver(resolver)

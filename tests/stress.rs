@@ -14,7 +14,7 @@ use entra_governor::{AuditLog, AuditOutcome, MemorySink, Policy};
 const DATA_SCIENTISTS: &str = "5d3c9a1e-2f47-4b8a-9c61-0e7f3a2b4c5d";
 
 fn open_policy() -> Policy {
-    Policy::from_path(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/policy.toml")).unwrap()
+    crate::common::example_policy()
 }
 
 fn frozen_policy() -> Policy {

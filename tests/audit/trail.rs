@@ -14,7 +14,7 @@ use entra_governor::{
 const DATA_SCIENTISTS: &str = "5d3c9a1e-2f47-4b8a-9c61-0e7f3a2b4c5d";
 
 fn policy() -> Policy {
-    Policy::from_path(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/policy.toml")).unwrap()
+    crate::common::example_policy()
 }
 
 fn governor(idp: &TestIdp, audit: AuditLog) -> Governor {
@@ -246,25 +246,18 @@ mod capture {
 
 #[tokio::test]
 async fn no_token_or_secret_reaches_a_log_line() {
-    use entra_governor::graph::{ClientCredential, GraphGroupResolver};
+    use entra_governor::TracingSink;
     use entra_governor::testing::{GraphMode, Mode};
-    use entra_governor::{Cloud, TracingSink};
 
     let captured = capture::Capture::default();
     let _guard = tracing::dispatcher::set_default(&tracing::Dispatch::new(captured.clone()));
 
     let idp = TestIdp::start().await;
     let secret = idp.graph_client_secret();
-    let resolver = GraphGroupResolver::builder(
-        &Cloud::custom(idp.authority()),
-        idp.tenant_id(),
-        idp.client_id(),
-        ClientCredential::secret(secret.clone()),
-    )
-    .dangerous_allow_http_loopback()
-    .max_retries(0)
-    .build()
-    .unwrap();
+    let resolver = crate::common::graph_resolver(&idp)
+        .max_retries(0)
+        .build()
+        .unwrap();
     let log = AuditLog::builder(TracingSink::new()).build();
     let g = common::builder(&idp)
         .policy(policy())

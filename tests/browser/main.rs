@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use entra_governor::governance::review::{ReviewOptions, render, review_file};
 use entra_governor::testing::TestIdp;
-use entra_governor::{AuditLog, JsonLinesSink, ObjectId, Policy, TenantId};
+use entra_governor::{AuditLog, JsonLinesSink, ObjectId, TenantId};
 
 const DATA_SCIENTISTS: &str = "5d3c9a1e-2f47-4b8a-9c61-0e7f3a2b4c5d";
 const EXTERNAL_RESEARCHERS: &str = "9f8e7d6c-5b4a-4938-a2b1-c0d9e8f7a6b5";
@@ -191,8 +191,7 @@ fn token(idp: &TestIdp, persona: &str) -> String {
 
 /// Records a trail of three personas under the example policy and renders its review.
 async fn review_page(trail: &Path) -> String {
-    let policy =
-        Policy::from_path(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/policy.toml")).unwrap();
+    let policy = crate::common::example_policy();
     let idp = common::example_idp().await;
     let governor = common::builder(&idp)
         .policy(policy.clone())

@@ -8,7 +8,10 @@ use std::time::Duration;
 
 use entra_governor::TenantId;
 use entra_governor::testing::{Options, TestIdp};
-use entra_governor::{Cloud, Governor, GovernorBuilder};
+use entra_governor::{
+    ClientCredential, Cloud, Governor, GovernorBuilder, GraphGroupResolver,
+    GraphGroupResolverBuilder, Policy,
+};
 
 /// A governor builder for the idp's primary tenant, with no periodic refresh.
 pub fn builder(idp: &TestIdp) -> GovernorBuilder {
@@ -53,4 +56,30 @@ pub fn example_binary(name: &str) -> PathBuf {
         path.display()
     );
     path
+}
+
+/// The example policy, `examples/policy.toml`.
+pub fn example_policy() -> Policy {
+    Policy::from_path(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/policy.toml"))
+        .expect("the example policy loads")
+}
+
+/// A Graph group resolver builder for the idp's primary tenant and client, with the
+/// idp's Graph client secret, allowed to talk plain HTTP to the loopback look-alike.
+pub fn graph_resolver(idp: &TestIdp) -> GraphGroupResolverBuilder {
+    graph_resolver_with(idp, ClientCredential::secret(idp.graph_client_secret()))
+}
+
+/// [`graph_resolver`] with another credential.
+pub fn graph_resolver_with(
+    idp: &TestIdp,
+    credential: ClientCredential,
+) -> GraphGroupResolverBuilder {
+    GraphGroupResolver::builder(
+        &Cloud::custom(idp.authority()),
+        idp.tenant_id(),
+        idp.client_id(),
+        credential,
+    )
+    .dangerous_allow_http_loopback()
 }

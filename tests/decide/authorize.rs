@@ -10,7 +10,7 @@ const DATA_SCIENTISTS: &str = "5d3c9a1e-2f47-4b8a-9c61-0e7f3a2b4c5d";
 const ML_ENGINEERS: &str = "8a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d";
 
 fn example_policy() -> Policy {
-    Policy::from_path(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/policy.toml")).unwrap()
+    crate::common::example_policy()
 }
 
 async fn setup() -> (TestIdp, Governor) {

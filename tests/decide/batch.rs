@@ -17,7 +17,7 @@ const MODELS: [&str; 6] = [
 ];
 
 fn example_policy() -> Policy {
-    Policy::from_path(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/policy.toml")).unwrap()
+    crate::common::example_policy()
 }
 
 async fn setup() -> (entra_governor::testing::TestIdp, Governor, MemorySink) {

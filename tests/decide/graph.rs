@@ -12,16 +12,10 @@ use entra_governor::graph::{
     GroupResolver, MAX_GRAPH_RETRY_AFTER,
 };
 use entra_governor::testing::{GraphMode, GraphTokenMode, TestIdp};
-use entra_governor::{Cloud, GroupId, ObjectId, Principal, PrincipalKind, TenantId, TokenGroups};
+use entra_governor::{GroupId, ObjectId, Principal, PrincipalKind, TenantId, TokenGroups};
 
 fn resolver_for(idp: &TestIdp, credential: ClientCredential) -> GraphGroupResolverBuilder {
-    GraphGroupResolver::builder(
-        &Cloud::custom(idp.authority()),
-        idp.tenant_id(),
-        idp.client_id(),
-        credential,
-    )
-    .dangerous_allow_http_loopback()
+    crate::common::graph_resolver_with(idp, credential)
 }
 
 fn graph_resolver(idp: &TestIdp) -> GraphGroupResolverBuilder {

@@ -5,29 +5,23 @@ use crate::common;
 
 use std::sync::Arc;
 
-use entra_governor::graph::{ClientCredential, GraphGroupResolver};
+use entra_governor::graph::GraphGroupResolver;
 use entra_governor::http::Refusal;
 use entra_governor::testing::{GraphMode, TestIdp};
-use entra_governor::{Cloud, Governor, GroupId, ObjectId, Policy, Reason};
+use entra_governor::{Governor, GroupId, ObjectId, Policy, Reason};
 
 const ML_ENGINEERS: &str = "8a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d";
 const EXTERNAL_RESEARCHERS: &str = "9f8e7d6c-5b4a-4938-a2b1-c0d9e8f7a6b5";
 
 fn policy() -> Policy {
-    Policy::from_path(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/policy.toml")).unwrap()
+    crate::common::example_policy()
 }
 
 fn resolver(idp: &TestIdp) -> GraphGroupResolver {
-    GraphGroupResolver::builder(
-        &Cloud::custom(idp.authority()),
-        idp.tenant_id(),
-        idp.client_id(),
-        ClientCredential::secret(idp.graph_client_secret()),
-    )
-    .dangerous_allow_http_loopback()
-    .max_retries(1)
-    .build()
-    .unwrap()
+    crate::common::graph_resolver(idp)
+        .max_retries(1)
+        .build()
+        .unwrap()
 }
 
 fn governor(idp: &TestIdp) -> Governor {

@@ -29,14 +29,7 @@ fn viewers() -> GroupId {
 }
 
 fn resolver_for(idp: &TestIdp, credential: ClientCredential) -> GraphGroupResolverBuilder {
-    GraphGroupResolver::builder(
-        &Cloud::custom(idp.authority()),
-        idp.tenant_id(),
-        idp.client_id(),
-        credential,
-    )
-    .dangerous_allow_http_loopback()
-    .max_retries(0)
+    crate::common::graph_resolver_with(idp, credential).max_retries(0)
 }
 
 /// An overage user of `tenant`, a member of Trainers (not Viewers) at the look-alike.

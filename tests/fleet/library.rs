@@ -4,11 +4,9 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use entra_governor::fleet::{Fleet, FleetKey, FleetMode};
-use entra_governor::graph::{
-    ClientCredential, GraphGroupResolver, GroupResolutionError, GroupResolver,
-};
+use entra_governor::graph::{GraphGroupResolver, GroupResolutionError, GroupResolver};
 use entra_governor::testing::{GraphMode, TestIdp};
-use entra_governor::{Cloud, Governor, GroupId, Principal, TokenError};
+use entra_governor::{Governor, GroupId, Principal, TokenError};
 
 use crate::common;
 use crate::common::redis::{RedisServer, Reply};
@@ -322,16 +320,10 @@ roles = ["user"]
 }
 
 fn resolver(idp: &TestIdp, fleet: &Fleet) -> GraphGroupResolver {
-    GraphGroupResolver::builder(
-        &Cloud::custom(idp.authority()),
-        idp.tenant_id(),
-        idp.client_id(),
-        ClientCredential::secret(idp.graph_client_secret()),
-    )
-    .dangerous_allow_http_loopback()
-    .fleet(fleet)
-    .build()
-    .unwrap()
+    crate::common::graph_resolver(idp)
+        .fleet(fleet)
+        .build()
+        .unwrap()
 }
 
 fn group(n: u8) -> GroupId {

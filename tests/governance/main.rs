@@ -29,7 +29,7 @@ pub const AUDITOR: &str = "00000000-0000-4000-8000-0000000000a7";
 pub const GUEST: &str = "00000000-0000-4000-8000-000000000096";
 
 pub fn example_policy() -> Policy {
-    Policy::from_path(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/policy.toml")).unwrap()
+    crate::common::example_policy()
 }
 
 /// The example policy without the `auditor` role and the bindings conferring it.

@@ -5,23 +5,17 @@
 use entra_governor::audit::AuditGroups;
 use entra_governor::audit::inputs::{GroupsClaim, GroupsResolution};
 use entra_governor::governance::replay::{Replay, decide_again, replay_file};
-use entra_governor::graph::{ClientCredential, GraphGroupResolver};
+use entra_governor::graph::GraphGroupResolver;
 use entra_governor::testing::{GraphMode, TestIdp};
-use entra_governor::{AuditEvent, AuditOutcome, Cloud, GroupId, ObjectId, Policy, Reason};
+use entra_governor::{AuditEvent, AuditOutcome, GroupId, ObjectId, Policy, Reason};
 
 use crate::*;
 
 fn resolver(idp: &TestIdp) -> GraphGroupResolver {
-    GraphGroupResolver::builder(
-        &Cloud::custom(idp.authority()),
-        idp.tenant_id(),
-        idp.client_id(),
-        ClientCredential::secret(idp.graph_client_secret()),
-    )
-    .dangerous_allow_http_loopback()
-    .max_retries(0)
-    .build()
-    .unwrap()
+    crate::common::graph_resolver(idp)
+        .max_retries(0)
+        .build()
+        .unwrap()
 }
 
 /// A user in 250 groups, ML engineers among them: their tokens carry an overage marker.

@@ -28,8 +28,7 @@ pub const CALLER_OID: &str = "0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0";
 
 /// The example policy (`examples/policy.toml`).
 pub fn example_policy() -> entra_governor::Policy {
-    entra_governor::Policy::from_path(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/policy.toml"))
-        .expect("the example policy loads")
+    crate::common::example_policy()
 }
 
 /// What a response must be, header for header.

@@ -16,7 +16,6 @@ use axum::routing::any;
 use entra_governor::ai::mcp::ProtectedResourceMetadata;
 use entra_governor::audit::AuditOutcome;
 use entra_governor::axum::mcp::{McpLayer, metadata_router};
-use entra_governor::graph::{ClientCredential, GraphGroupResolver};
 use entra_governor::testing::GraphMode;
 use entra_governor::testing::TestIdp;
 use entra_governor::{AuditLog, Cloud, GroupId, MemorySink, ObjectId, Policy};
@@ -133,17 +132,11 @@ async fn serve_with(graph: bool) -> Server {
         .audit(AuditLog::builder(sink.clone()).build())
         .policy(Policy::from_path(POLICY).unwrap());
     if graph {
-        let resolver = GraphGroupResolver::builder(
-            &Cloud::custom(idp.authority()),
-            idp.tenant_id(),
-            idp.client_id(),
-            ClientCredential::secret(idp.graph_client_secret()),
-        )
-        .dangerous_allow_http_loopback()
-        .max_retries(0)
-        .failure_ttl(Duration::from_millis(50))
-        .build()
-        .unwrap();
+        let resolver = crate::common::graph_resolver(&idp)
+            .max_retries(0)
+            .failure_ttl(Duration::from_millis(50))
+            .build()
+            .unwrap();
         governor = governor.group_resolver(resolver);
     }
     let governor = governor.build().unwrap();

@@ -19,7 +19,7 @@ use axum::routing::post;
 use entra_governor::audit::otlp::{DecisionSpans, OTLP_MAPPING_VERSION, OtlpLogSink, SPAN_NAME};
 use entra_governor::testing::TestIdp;
 use entra_governor::{
-    AuditEvent, AuditLog, AuditOutcome, AuthorizeError, Governor, Policy, RequestContext,
+    AuditEvent, AuditLog, AuditOutcome, AuthorizeError, Governor, RequestContext,
 };
 use opentelemetry_proto::tonic::collector::logs::v1::{
     ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
@@ -213,10 +213,7 @@ fn body(record: &LogRecord) -> Value {
 
 fn governor(idp: &TestIdp, audit: AuditLog) -> Governor {
     common::builder(idp)
-        .policy(
-            Policy::from_path(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/policy.toml"))
-                .unwrap(),
-        )
+        .policy(crate::common::example_policy())
         .audit(audit)
         .build()
         .unwrap()

@@ -11,10 +11,9 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use entra_governor::graph::{ClientCredential, GraphGroupResolver};
 use entra_governor::http::Refusal;
 use entra_governor::testing::{GraphMode, Mode, TestIdp};
-use entra_governor::{Cloud, GroupId, ObjectId, Policy, Reason, TokenError};
+use entra_governor::{Cloud, GroupId, ObjectId, Reason, TokenError};
 use serde_json::{Value, json};
 
 use common::{builder, setup};
@@ -334,21 +333,14 @@ async fn a_flood_of_unknown_kids_makes_one_fetch_and_valid_tokens_keep_verifying
 const ML_ENGINEERS: &str = "8a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d";
 
 fn overage_governor(idp: &TestIdp, budget: Duration) -> entra_governor::Governor {
-    let resolver = GraphGroupResolver::builder(
-        &Cloud::custom(idp.authority()),
-        idp.tenant_id(),
-        idp.client_id(),
-        ClientCredential::secret(idp.graph_client_secret()),
-    )
-    .dangerous_allow_http_loopback()
-    .max_retries(1)
-    .time_budget(budget)
-    // Long enough that the whole storm falls inside it on any machine.
-    .failure_ttl(Duration::from_secs(60))
-    .build()
-    .unwrap();
-    let policy =
-        Policy::from_path(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/policy.toml")).unwrap();
+    let resolver = crate::common::graph_resolver(idp)
+        .max_retries(1)
+        .time_budget(budget)
+        // Long enough that the whole storm falls inside it on any machine.
+        .failure_ttl(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let policy = crate::common::example_policy();
     builder(idp)
         .policy(policy)
         .group_resolver(resolver)
