@@ -246,6 +246,25 @@ async fn scrape(base: &str) -> std::collections::BTreeMap<String, f64> {
         .collect()
 }
 
+/// A scrape once the audit worker has written every queued event: the queue-depth gauge
+/// reads what the worker has not written yet, which right after a request depends on
+/// how soon the worker ran. Waits at most ten seconds for it to reach zero.
+async fn scrape_drained(base: &str) -> std::collections::BTreeMap<String, f64> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let metrics = scrape(base).await;
+        let depth = metrics.get("entra_governor_audit_queue_depth").copied();
+        if depth.unwrap_or(0.0) == 0.0 {
+            return metrics;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the audit queue still holds {depth:?} events after ten seconds"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 /// How much each series moved between two scrapes (series absent before count from 0).
 fn moved(
     before: &std::collections::BTreeMap<String, f64>,
@@ -278,7 +297,7 @@ async fn each_counter_of_an_example_servers_metrics_moves_by_exactly_its_request
             .scopes("Inference.Invoke")
             .expires_in(-3600)
             .sign();
-        let before = scrape(base).await;
+        let before = scrape_drained(base).await;
         // The script: 3 allowed inferences, 2 refused deployments (same token: 1 cache
         // miss, then 4 hits), 1 expired token (a miss, refused before any decision) and
         // 1 request without a token (no lookup at all).
@@ -303,7 +322,7 @@ async fn each_counter_of_an_example_servers_metrics_moves_by_exactly_its_request
         }
         assert_eq!(send("/v1/models/exp-1/infer", Some(&expired)).await, 401);
         assert_eq!(send("/v1/models/exp-1/infer", None).await, 401);
-        let after = scrape(base).await;
+        let after = scrape_drained(base).await;
         let moved = moved(&before, &after);
         let expected: std::collections::BTreeMap<String, f64> = [
             (
