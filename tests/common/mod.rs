@@ -83,3 +83,54 @@ pub fn graph_resolver_with(
     )
     .dangerous_allow_http_loopback()
 }
+
+/// A fresh, empty directory under the system's temporary directory, unique to this test
+/// process and to this call, removed with what the test wrote into it when dropped; kept
+/// (and its path printed) when the test is failing, so that what it wrote can be read.
+///
+/// Declare it before anything that writes into it (a child process, a governor with a
+/// file sink): locals are dropped in reverse order, so those stop first.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    /// `<tmp>/entra-governor-<tag>-<pid>-<n>`, created empty.
+    pub fn new(tag: &str) -> Self {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path =
+            std::env::temp_dir().join(format!("entra-governor-{tag}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path)
+            .unwrap_or_else(|e| panic!("cannot create {}: {e}", path.display()));
+        Self(path)
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for TempDir {
+    type Target = Path;
+
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<Path> for TempDir {
+    fn as_ref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("kept {} for the failing test", self.0.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}

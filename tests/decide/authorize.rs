@@ -167,8 +167,7 @@ async fn reload_swaps_the_policy_and_refuses_an_invalid_one() {
             .is_allowed()
     );
 
-    let dir = std::env::temp_dir().join(format!("eg-reload-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = crate::common::TempDir::new("reload");
     let bad = dir.join("bad.toml");
     std::fs::write(&bad, "version = 1\n[roles.x]\ninclude = [\"missing\"]\n").unwrap();
     let err = g.reload_policy_from_path(&bad).unwrap_err();
@@ -200,7 +199,6 @@ async fn reload_swaps_the_policy_and_refuses_an_invalid_one() {
             rule: "training-freeze".into()
         }
     );
-    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[tokio::test]
@@ -309,8 +307,7 @@ async fn reloading_an_unqualified_policy_into_a_multi_tenant_governor_keeps_the_
     );
     assert_eq!(g.policy_version(), before);
     // From a file: the same refusal, as a ReloadError, and the old policy keeps serving.
-    let dir = std::env::temp_dir().join(format!("eg-reload-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = crate::common::TempDir::new("reload");
     let path = dir.join("policy.toml");
     let text =
         serde_json::to_string(policy_with_unqualified_claims(home.as_str()).document()).unwrap();
@@ -329,7 +326,6 @@ async fn reloading_an_unqualified_policy_into_a_multi_tenant_governor_keeps_the_
         entra_governor::ReloadError::Policy(_)
     ));
     assert_eq!(g.policy_version(), before);
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// A qualified policy a multi-tenant governor accepts.

@@ -2,7 +2,7 @@
 //! federated token (AKS) and with a managed identity (IMDS, App Service), over real
 //! loopback HTTP against the TestIdp's token endpoint, IMDS and App Service look-alikes.
 
-use crate::common;
+use crate::common::{self, TempDir};
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -55,19 +55,14 @@ async fn resolve(
 /// A federated token file in a fresh directory, written like the kubelet does (write
 /// elsewhere, then rename).
 struct TokenFile {
-    dir: PathBuf,
+    dir: TempDir,
 }
 
 impl TokenFile {
     fn new(contents: &str) -> TokenFile {
-        static NEXT: AtomicUsize = AtomicUsize::new(1);
-        let n = NEXT.fetch_add(1, Ordering::SeqCst);
-        let dir = std::env::temp_dir().join(format!(
-            "entra-governor-federated-{}-{n}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let file = TokenFile { dir };
+        let file = TokenFile {
+            dir: TempDir::new("federated"),
+        };
         file.write(contents);
         file
     }
@@ -80,12 +75,6 @@ impl TokenFile {
         let next = self.dir.join("..data_tmp");
         std::fs::write(&next, contents).unwrap();
         std::fs::rename(&next, self.path()).unwrap();
-    }
-}
-
-impl Drop for TokenFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 

@@ -234,5 +234,4 @@ async fn a_strict_replica_refuses_with_503_while_its_view_is_stale_and_recovers(
     })
     .await;
     drop((strict, lenient));
-    let _ = std::fs::remove_dir_all(&dir);
 }

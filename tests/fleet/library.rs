@@ -459,8 +459,7 @@ fn tls_redis() -> (RedisServer, String, u16) {
         .unwrap()
         .signed_by(&server_key, &issuer)
         .unwrap();
-    let dir = std::env::temp_dir().join(format!("eg-tls-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::TempDir::new("tls");
     let write = |name: &str, pem: String| {
         let path = dir.join(name);
         std::fs::write(&path, pem).unwrap();
@@ -486,7 +485,7 @@ fn tls_redis() -> (RedisServer, String, u16) {
     ];
     let redis = RedisServer::start_with_args(args.iter().map(|a| a.to_string()).collect());
     // Read when the server started; a restart would need them again, this test does none.
-    std::fs::remove_dir_all(&dir).unwrap();
+    drop(dir);
     (redis, ca.pem(), tls_port)
 }
 

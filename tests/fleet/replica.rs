@@ -5,13 +5,13 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use entra_governor::testing::TestIdp;
 use serde_json::Value;
 
+use crate::common::TempDir;
 use crate::common::redis::RedisServer;
 
 /// The fleet key every replica reads from [`KEY_ENV`] (fixed: the tests are deterministic).
@@ -37,16 +37,8 @@ pub static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 pub use crate::common::example_binary;
 
 /// A fresh directory for one test's configuration files.
-pub fn temp_dir(name: &str) -> PathBuf {
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "eg-fleet-{name}-{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+pub fn temp_dir(name: &str) -> TempDir {
+    TempDir::new(&format!("fleet-{name}"))
 }
 
 /// The replicas' Redis user: exactly the permissions the README lists for the fleet
@@ -219,7 +211,8 @@ pub struct Fleet {
     pub redis: RedisServer,
     /// The replicas, in start order.
     pub replicas: Vec<Replica>,
-    dir: PathBuf,
+    /// The replicas' configurations, removed after the replicas stopped.
+    _dir: TempDir,
 }
 
 impl Fleet {
@@ -241,7 +234,7 @@ impl Fleet {
             idp,
             redis,
             replicas,
-            dir,
+            _dir: dir,
         };
         fleet.wait_until_current().await;
         fleet
@@ -269,7 +262,6 @@ impl Fleet {
 impl Drop for Fleet {
     fn drop(&mut self) {
         self.replicas.clear();
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 

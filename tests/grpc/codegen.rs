@@ -8,19 +8,10 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::common::TempDir;
+
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// A fresh directory under the system's temporary directory.
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "entra-governor-codegen-{}-{name}",
-        std::process::id()
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("create a temporary directory");
-    dir
 }
 
 /// The committed file at `committed` must be `generated`, or be replaced by it when
@@ -46,7 +37,7 @@ fn check(generated: &Path, committed: &str) {
 fn the_committed_kserve_code_is_what_the_proto_generates() {
     let fds = protox::compile(["grpc_predict_v2.proto"], [root().join("proto/kserve")])
         .expect("the vendored proto parses");
-    let out = temp_dir("kserve");
+    let out = TempDir::new("codegen-kserve");
     tonic_prost_build::configure()
         // Tensors as `bytes::Bytes`: the layer's decoding and the service's share the
         // message's buffer instead of copying raw tensor contents.
@@ -60,7 +51,6 @@ fn the_committed_kserve_code_is_what_the_proto_generates() {
         &out.join("inference.rs"),
         "src/adapters/tonic/generated/inference.rs",
     );
-    let _ = std::fs::remove_dir_all(&out);
 }
 
 /// The test-only streaming service over KServe's messages (tests/grpc/proto).
@@ -71,7 +61,7 @@ fn the_committed_streaming_test_code_is_what_its_proto_generates() {
         [root().join("tests/grpc/proto"), root().join("proto/kserve")],
     )
     .expect("the test proto parses");
-    let out = temp_dir("streaming");
+    let out = TempDir::new("codegen-streaming");
     tonic_prost_build::configure()
         .extern_path(".inference", "::entra_governor::tonic::kserve")
         .generate_default_stubs(true)
@@ -82,5 +72,4 @@ fn the_committed_streaming_test_code_is_what_its_proto_generates() {
         &out.join("streaming.rs"),
         "tests/grpc/generated/streaming.rs",
     );
-    let _ = std::fs::remove_dir_all(&out);
 }

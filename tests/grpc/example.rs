@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -131,11 +130,7 @@ async fn the_demo_serves_its_personas_as_it_prints() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_a_configuration_file_it_trusts_that_identity_provider() {
     let idp = crate::common::example_idp().await;
-    let dir: PathBuf = std::env::temp_dir().join(format!(
-        "entra-governor-grpc-example-{}",
-        std::process::id()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = crate::common::TempDir::new("grpc-example");
     let config = dir.join("config.toml");
     std::fs::write(
         &config,
@@ -188,7 +183,6 @@ client_id = "{}"
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     drop(example);
-    let _ = std::fs::remove_dir_all(&dir);
     assert!(trail.contains("models/llama-3-8b"), "{trail}");
     assert!(trail.contains("models/mistral-large"), "{trail}");
 }

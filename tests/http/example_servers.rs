@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use entra_governor::testing::TestIdp;
 
-use crate::common::example_binary;
+use crate::common::{TempDir, example_binary};
 
 /// A configuration for two tenants of `idp`, with the policy in `policy`.
 fn multi_tenant_config(dir: &Path, idp: &TestIdp, partner: &str, policy: &str) -> PathBuf {
@@ -70,17 +70,11 @@ client_id = "{}"
     config
 }
 
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("eg-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 #[tokio::test]
 async fn a_multi_tenant_server_refuses_to_start_with_an_unqualified_claim_binding() {
     let idp = TestIdp::start().await;
     let partner = idp.add_tenant();
-    let dir = temp_dir("refuse");
+    let dir = TempDir::new("example-servers-refuse");
     let policy = r#"version = 1
 [roles.auditor]
 grants = [{ actions = ["audit.read"], resources = ["audit/**"] }]
@@ -105,7 +99,6 @@ roles = ["auditor"]
             "{example}: {stderr}"
         );
     }
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -190,7 +183,7 @@ impl Drop for Served {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revocation_through_the_admin_route_survives_a_restart_with_a_revocations_file() {
     let idp = crate::common::example_idp().await;
-    let dir = temp_dir("revocations-file");
+    let dir = TempDir::new("example-servers-revocations-file");
     let config = example_config(
         &dir,
         &idp,
@@ -225,7 +218,6 @@ async fn a_revocation_through_the_admin_route_survives_a_restart_with_a_revocati
             "{example}: the revocation did not survive the restart"
         );
     }
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// `GET /metrics` of a running server, as `series → value` (comments left out).
@@ -285,7 +277,7 @@ fn moved(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_counter_of_an_example_servers_metrics_moves_by_exactly_its_requests() {
     let idp = crate::common::example_idp().await;
-    let dir = temp_dir("metrics");
+    let dir = TempDir::new("example-servers-metrics");
     let config = example_config(&dir, &idp, "");
     let client = reqwest::Client::new();
     for example in ["ai_platform", "actix_platform"] {
@@ -400,5 +392,4 @@ async fn each_counter_of_an_example_servers_metrics_moves_by_exactly_its_request
             assert!(!text.contains(needle), "{example}: {needle} in /metrics");
         }
     }
-    std::fs::remove_dir_all(&dir).unwrap();
 }

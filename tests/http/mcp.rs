@@ -711,8 +711,7 @@ impl Drop for Example {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_example_server_allows_search_and_refuses_deployment_to_the_llm_team() {
     let idp = common::example_idp().await;
-    let dir = std::env::temp_dir().join(format!("eg-mcp-example-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::TempDir::new("mcp-example");
     let config = dir.join("config.toml");
     std::fs::write(
         &config,
@@ -775,5 +774,4 @@ client_id = "{}"
     let text = std::fs::read_to_string(&trail).unwrap_or_default();
     assert!(recorded(&text), "{text}");
     drop(example);
-    std::fs::remove_dir_all(&dir).unwrap();
 }

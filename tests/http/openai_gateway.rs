@@ -83,8 +83,7 @@ async fn every_printed_command_gets_the_printed_answer() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_gateway_binary_trusts_the_identity_provider_of_its_configuration() {
     let idp = crate::common::example_idp().await;
-    let dir = std::env::temp_dir().join(format!("eg-openai-gateway-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = crate::common::TempDir::new("openai-gateway");
     let config = dir.join("config.toml");
     std::fs::write(
         &config,
@@ -160,5 +159,4 @@ client_id = "{}"
             ("models/gpt-4o".to_owned(), "deny".to_owned())
         ]
     );
-    std::fs::remove_dir_all(&dir).unwrap();
 }
