@@ -102,10 +102,16 @@ pub struct Service {
 impl Service {
     /// Starts `entra-governor serve --config <config>` and waits for its start-up line.
     pub fn start(config: &Path) -> Self {
+        Self::start_with_env(config, &[(PEP_ENV, PEP_SECRET)])
+    }
+
+    /// [`start`](Self::start) with these environment variables instead of the tests' PEP
+    /// secret.
+    pub fn start_with_env(config: &Path, env: &[(&str, &str)]) -> Self {
         let mut child = Command::new(binary())
             .args(["serve", "--config"])
             .arg(config)
-            .env(PEP_ENV, PEP_SECRET)
+            .envs(env.iter().copied())
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

@@ -9,23 +9,18 @@
 //! | `metrics_endpoint` | `/metrics`: counters moved exactly by scripted requests, no request value in a label |
 //! | `nginx` | a real nginx with `deploy/nginx.conf` (auth_request) in front of an upstream |
 //! | `governance` | the service's v2 trail through `replay`, `review`, `lint` and `test` |
+//! | `demo` | `cargo run --example service_demo`: its configuration, tokens and printed commands against the binary |
+
+#[path = "../common/mod.rs"]
+mod common;
 
 mod authzen;
 mod contract;
+mod demo;
 mod governance;
 mod harness;
 mod metrics_endpoint;
 mod nginx;
 mod operations;
 
-use entra_governor::TenantId;
-use entra_governor::testing::{Options, TestIdp};
-
-/// The home tenant of the example policy's claim-value bindings.
-const EXAMPLE_HOME_TENANT: &str = "8e6b3a1d-4f2c-4b7a-9d5e-0c1f2a3b4c5d";
-
-/// A look-alike whose home tenant is the example policy's.
-pub async fn example_idp() -> TestIdp {
-    TestIdp::start_with(Options::default().tenant(TenantId::parse(EXAMPLE_HOME_TENANT).unwrap()))
-        .await
-}
+pub use common::example_idp;
