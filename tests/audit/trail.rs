@@ -285,7 +285,12 @@ async fn no_token_or_secret_reaches_a_log_line() {
         .await
         .unwrap();
     idp.set_mode(Mode::Status(500)); // periodic key refreshes now fail and warn
-    tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    for _ in 0..400 {
+        if captured.0.lock().unwrap().contains("refresh failed") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     g.shutdown().await;
 
     let text = captured.0.lock().unwrap().clone();

@@ -36,6 +36,11 @@ pub static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 pub use crate::common::example_binary;
 
+/// How soon a revocation reaches the other replicas through the fleet's stream: a bound
+/// with room for a loaded CI machine (measured propagation is under 2 ms), and far below
+/// the 30 s resync interval, so that only the stream can meet it.
+pub const STREAMED: Duration = Duration::from_secs(5);
+
 /// A fresh directory for one test's configuration files.
 pub fn temp_dir(name: &str) -> TempDir {
     TempDir::new(&format!("fleet-{name}"))

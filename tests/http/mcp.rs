@@ -18,7 +18,7 @@ use entra_governor::audit::AuditOutcome;
 use entra_governor::axum::mcp::{McpLayer, metadata_router};
 use entra_governor::testing::GraphMode;
 use entra_governor::testing::TestIdp;
-use entra_governor::{AuditLog, Cloud, GroupId, MemorySink, ObjectId, Policy};
+use entra_governor::{AuditEvent, AuditLog, Cloud, GroupId, MemorySink, ObjectId, Policy};
 use serde_json::{Value, json};
 
 use crate::common;
@@ -116,7 +116,17 @@ struct Server {
     metadata_url: String,
     received: Received,
     sink: MemorySink,
+    /// The governor's audit log: flushed before the sink is read.
+    log: AuditLog,
     client: reqwest::Client,
+}
+
+impl Server {
+    /// Every event recorded so far, once the audit worker has written them.
+    async fn events(&self) -> Vec<AuditEvent> {
+        self.log.flush().await;
+        self.sink.events()
+    }
 }
 
 async fn serve() -> Server {
@@ -128,8 +138,9 @@ async fn serve() -> Server {
 async fn serve_with(graph: bool) -> Server {
     let idp = common::example_idp().await;
     let sink = MemorySink::new();
+    let log = AuditLog::builder(sink.clone()).build();
     let mut governor = common::builder(&idp)
-        .audit(AuditLog::builder(sink.clone()).build())
+        .audit(log.clone())
         .policy(Policy::from_path(POLICY).unwrap());
     if graph {
         let resolver = crate::common::graph_resolver(&idp)
@@ -164,6 +175,7 @@ async fn serve_with(graph: bool) -> Server {
         metadata_url: metadata.well_known_url(),
         received,
         sink,
+        log,
         client: reqwest::Client::new(),
     }
 }
@@ -340,8 +352,8 @@ async fn tools_list_shows_each_caller_the_tools_it_may_call_in_json_and_in_sse()
     // Each listing decided each named tool once (the entry without a name and the one
     // whose name is not a resource segment are left out undecided).
     let decisions: Vec<_> = server
-        .sink
         .events()
+        .await
         .into_iter()
         .filter(|e| e.action == "tools.call")
         .map(|e| (e.resource, e.outcome))
@@ -399,8 +411,8 @@ async fn a_forbidden_tool_call_is_refused_before_the_tool_runs() {
     assert_eq!(server.received.take().len(), 1);
 
     let decisions: Vec<_> = server
-        .sink
         .events()
+        .await
         .into_iter()
         .filter(|e| e.action == "tools.call")
         .map(|e| (e.resource, e.outcome))
@@ -587,7 +599,7 @@ async fn bodies_that_cannot_be_decided_with_certainty_never_reach_the_server() {
             server.received.take().is_empty(),
             "{what} reached the MCP server"
         );
-        let last = server.sink.events().pop().unwrap();
+        let last = server.events().await.pop().unwrap();
         assert_eq!(
             (last.outcome, last.reason.as_str()),
             (AuditOutcome::Deny, reason),
@@ -765,7 +777,7 @@ client_id = "{}"
     // The trail is written behind the answers: wait for the refusal's decision.
     let trail = dir.join("decisions.jsonl");
     let recorded = |text: &str| text.contains("\"resource\":\"tools/deploy_model\"");
-    for _ in 0..100 {
+    for _ in 0..400 {
         if std::fs::read_to_string(&trail).is_ok_and(|t| recorded(&t)) {
             break;
         }

@@ -23,6 +23,8 @@ struct Setup {
     idp: TestIdp,
     governor: Governor,
     sink: MemorySink,
+    /// The governor's audit log: flushed before the sink is read.
+    log: AuditLog,
     /// How many requests reached a handler.
     handled: Arc<AtomicUsize>,
 }
@@ -30,15 +32,17 @@ struct Setup {
 async fn setup() -> Setup {
     let idp = common::example_idp().await;
     let sink = MemorySink::new();
+    let log = AuditLog::builder(sink.clone()).build();
     let governor = common::builder(&idp)
         .policy(Policy::from_path("examples/ai_gateway_policy.toml").unwrap())
-        .audit(AuditLog::builder(sink.clone()).build())
+        .audit(log.clone())
         .build()
         .unwrap();
     Setup {
         idp,
         governor,
         sink,
+        log,
         handled: Arc::new(AtomicUsize::new(0)),
     }
 }
@@ -432,6 +436,8 @@ async fn check_openai_contract(base: &str, s: &Setup) {
             None,
         ),
     ] {
+        // Every earlier request's event written first: the next one is this request's.
+        s.log.flush().await;
         let before = s.sink.events().len();
         let a = reqwest::Client::new()
             .post(format!("{base}/v1/embeddings"))
@@ -443,7 +449,8 @@ async fn check_openai_contract(base: &str, s: &Setup) {
             .await
             .unwrap();
         assert_eq!(a.status().as_u16(), 403);
-        let event = wait_for_event(&s.sink, before).await;
+        s.log.flush().await;
+        let event = s.sink.events()[before].clone();
         assert_eq!(event.resource, "models/mistral-large");
         assert_eq!(
             event.trace_parent().map(|t| t.trace_id_hex()).as_deref(),
@@ -453,6 +460,7 @@ async fn check_openai_contract(base: &str, s: &Setup) {
     }
 
     // The trail: the refused duplicate body is there with its reason, and no allow of gpt-4o.
+    s.log.flush().await;
     let events = s.sink.events();
     assert!(
         events.iter().any(|e| e.outcome == AuditOutcome::Deny
@@ -468,18 +476,6 @@ async fn check_openai_contract(base: &str, s: &Setup) {
         team_gpt, 2,
         "one invocation and one listing by the stepped-up user"
     );
-}
-
-/// The first event recorded after the first `before` ones (the audit worker writes
-/// shortly after the answer).
-async fn wait_for_event(sink: &MemorySink, before: usize) -> entra_governor::AuditEvent {
-    for _ in 0..200 {
-        if let Some(event) = sink.events().get(before) {
-            return event.clone();
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    panic!("no audit event after {before}");
 }
 
 /// POSTs `body` to the chat route in 4 KiB chunks (`Transfer-Encoding: chunked`, no

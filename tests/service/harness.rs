@@ -124,10 +124,11 @@ impl Service {
         // Drained for the process's whole life: a full pipe would block it.
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                // Kept before the start-up line is announced: a test that saw it reads it.
+                sink.lock().unwrap().push(line.clone());
                 if line.contains("entra-governor serving") {
-                    let _ = tx.send(line.clone());
+                    let _ = tx.send(line);
                 }
-                sink.lock().unwrap().push(line);
             }
         });
         let line = rx
@@ -150,6 +151,18 @@ impl Service {
     /// The log lines so far, joined.
     pub fn log_text(&self) -> String {
         self.logs.lock().unwrap().join("\n")
+    }
+
+    /// Waits (up to 20 s) until a log line contains `needle`: lines reach the test through
+    /// a pipe and a reader thread, after what they report has happened.
+    pub async fn wait_for_log(&self, needle: &str) {
+        for _ in 0..400 {
+            if self.log_text().contains(needle) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("no log line contains {needle:?}: {}", self.log_text());
     }
 
     /// Sends SIGTERM and waits for the process to exit: its exit status.
