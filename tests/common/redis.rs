@@ -189,6 +189,21 @@ impl RedisServer {
         command_on(self.port, &args, timeout)
     }
 
+    /// Whether the server answering on `self.port` is this one's process (a port that was
+    /// free a moment ago may have gone to another test's server). A server whose default
+    /// user may not run `INFO` is taken at its PONG.
+    fn answers_as_ours(&self) -> bool {
+        let Some(pid) = self.child.as_ref().map(Child::id) else {
+            return false;
+        };
+        match self.command_within(&["INFO", "server"], Duration::from_millis(500)) {
+            Ok(Reply::Bulk(Some(text))) => {
+                String::from_utf8_lossy(&text).contains(&format!("process_id:{pid}\r\n"))
+            }
+            _ => true,
+        }
+    }
+
     /// Starts the process on `self.port` and waits for PONG; on failure, the log.
     fn spawn(&mut self) -> Result<(), String> {
         let log = self.dir.join("redis.log");
@@ -213,7 +228,14 @@ impl RedisServer {
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
             if self.ping(Duration::from_millis(500)) {
-                return Ok(());
+                if self.answers_as_ours() {
+                    return Ok(());
+                }
+                self.kill();
+                return Err(format!(
+                    "port {} is held by another redis-server",
+                    self.port
+                ));
             }
             let exited = self
                 .child
