@@ -19,10 +19,9 @@ use std::hash::{BuildHasher, RandomState};
 use std::net::{Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};
 
-use entra_governor::TenantId;
-use entra_governor::testing::{Options, TestIdp};
+use entra_governor::testing::TestIdp;
 
-use platform::{BoxError, DEMO_HOME_TENANT};
+use platform::BoxError;
 
 /// The environment variable the configuration names for the AuthZEN PEPs' secret.
 pub const PEP_ENV: &str = "ENTRA_GOVERNOR_PEP_TOKEN";
@@ -31,12 +30,6 @@ pub const PEP_FILE: &str = "pep-token";
 
 const EXAMPLE_POLICY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/policy.toml");
 const SERVICE_EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/service.toml");
-
-/// The look-alike, with the home tenant the example policy's claim bindings trust.
-pub async fn look_alike() -> Result<TestIdp, BoxError> {
-    let tenant = TenantId::parse(DEMO_HOME_TENANT)?;
-    Ok(TestIdp::start_with(Options::default().tenant(tenant)).await)
-}
 
 /// Writes `dir/service.toml` for `idp` (listening on `http` and `grpc`, audit trail in
 /// `dir/decisions.jsonl`) with `examples/service.toml`'s routes, and a fresh AuthZEN PEP
@@ -301,11 +294,16 @@ impl Try {
     }
 }
 
-/// A loopback address that was free a moment ago.
-fn free_address() -> Result<String, BoxError> {
-    Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
-        .local_addr()?
-        .to_string())
+/// Two distinct loopback addresses that were free a moment ago (both held while picked).
+fn free_addresses() -> Result<[String; 2], BoxError> {
+    let listeners = [
+        TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?,
+        TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?,
+    ];
+    Ok([
+        listeners[0].local_addr()?.to_string(),
+        listeners[1].local_addr()?.to_string(),
+    ])
 }
 
 #[tokio::main]
@@ -314,14 +312,14 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn run() -> Result<(), BoxError> {
-    let idp = look_alike().await?;
+    let idp = platform::look_alike().await?;
     let dir = std::env::temp_dir().join(format!(
         "entra-governor-service-demo-{}",
         std::process::id()
     ));
     std::fs::create_dir_all(&dir)?;
-    let http = free_address()?;
-    let config = write_config(&dir, &idp, &http, &free_address()?)?;
+    let [http, grpc] = free_addresses()?;
+    let config = write_config(&dir, &idp, &http, &grpc)?;
     let pep_file = dir.join(PEP_FILE);
     println!(
         "Local Entra look-alike at {} (tenant {}, API client id {})",

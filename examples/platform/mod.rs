@@ -160,9 +160,7 @@ pub async fn start() -> Result<Platform, BoxError> {
 /// The demo on `listener`: a local Entra look-alike, the example policy, and an audit
 /// trail in the temporary directory. Sign the personas' tokens with [`persona_tokens`].
 pub async fn demo(listener: std::net::TcpListener) -> Result<Platform, BoxError> {
-    // The example policy's claim-value bindings trust this home tenant.
-    let idp =
-        TestIdp::start_with(Options::default().tenant(TenantId::parse(DEMO_HOME_TENANT)?)).await;
+    let idp = look_alike().await?;
     let audit = AuditFile::new(std::env::temp_dir().join(format!(
         "entra-governor-ai-platform-{}-{}.jsonl",
         std::process::id(),
@@ -182,6 +180,13 @@ pub async fn demo(listener: std::net::TcpListener) -> Result<Platform, BoxError>
         listener,
         idp: Some(idp),
     })
+}
+
+/// The local Entra look-alike, with the home tenant the example policy's claim-value
+/// bindings trust.
+pub async fn look_alike() -> Result<TestIdp, BoxError> {
+    let tenant = TenantId::parse(DEMO_HOME_TENANT)?;
+    Ok(TestIdp::start_with(Options::default().tenant(tenant)).await)
 }
 
 /// Binds a non-blocking listener on `addr`.

@@ -450,7 +450,12 @@ async fn check_openai_contract(base: &str, s: &Setup) {
             .unwrap();
         assert_eq!(a.status().as_u16(), 403);
         s.log.flush().await;
-        let event = s.sink.events()[before].clone();
+        let event = s
+            .sink
+            .events()
+            .get(before)
+            .cloned()
+            .expect("this request's event");
         assert_eq!(event.resource, "models/mistral-large");
         assert_eq!(
             event.trace_parent().map(|t| t.trace_id_hex()).as_deref(),
